@@ -1,0 +1,30 @@
+# The two commands a new user needs:
+#   make quickstart   install everything, then run the whole pipeline on the built-in synthetic sample
+#   make test         install everything (with test tools), then run the full test suite
+# Both are idempotent: a second call reuses the virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: install quickstart test test-fast clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+quickstart: install
+	$(BIN)/edgefiq run recipes/quickstart.yaml
+
+test: install
+	$(BIN)/python -m pytest -m "" tests
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,1 @@
+"""Models: quality students (``students``), face recognition backbones (``fr``), checkpoints."""
