@@ -24,6 +24,10 @@ from edgefiq import __version__
 # verb -> "module:attribute". Keep sorted by pipeline order.
 COMMANDS: dict[str, str] = {
     "data": "edgefiq.cli.data:data",
+    "export": "edgefiq.cli.export:export", "quantize": "edgefiq.cli.export:quantize",
+    "eval": "edgefiq.cli.eval:eval_cmd", "score": "edgefiq.cli.score:score", "bench": "edgefiq.cli.bench:bench",
+    "run": "edgefiq.cli.run:run",
+    "recipe": "edgefiq.cli.recipe:recipe",
 }
 
 

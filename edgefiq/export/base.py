@@ -157,3 +157,99 @@ def load_runner(path: str | Path, threads: int | None = None) -> tuple[Runner, A
 
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+# --- helpers shared by the backends (torch-free) -------------------------------------------
+
+def to_layout(batch: np.ndarray, layout: str) -> np.ndarray:
+    """Bring a float32 batch to the model's native ``layout`` (``NCHW`` or ``NHWC``).
+
+    Runners accept the contract's NCHW batch; a batch already in the native layout (e.g.
+    from ``meta.preprocess.batch`` of a channel-last artifact) passes through unchanged.
+
+    Example:
+        >>> to_layout(np.zeros((2, 3, 8, 8), np.float32), "NHWC").shape
+        (2, 8, 8, 3)
+    """
+    x = np.asarray(batch, dtype=np.float32)
+    if x.ndim != 4:
+        raise UsageError(f"expected a 4-D image batch, got shape {x.shape}")
+    if layout == "NHWC" and x.shape[1] == 3 and x.shape[3] != 3:
+        x = x.transpose(0, 2, 3, 1)
+    elif layout == "NCHW" and x.shape[3] == 3 and x.shape[1] != 3:
+        x = x.transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(x)
+
+
+def quantize_array(x: np.ndarray, scale: float, zero_point: int, dtype: Any) -> np.ndarray:
+    """Affine-quantise float ``x`` to an integer ``dtype`` (``round(x / scale) + zero_point``, clipped)."""
+    info = np.iinfo(dtype)
+    q = np.round(np.asarray(x, np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize_array(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Inverse of :func:`quantize_array`: ``(q - zero_point) * scale`` as float32."""
+    return ((np.asarray(q).astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
+
+
+def package_versions(*names: str) -> dict[str, str]:
+    """Installed versions of ``names`` (distribution names); missing ones are left out."""
+    from importlib import metadata
+
+    out: dict[str, str] = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def read_meta_or_none(artifact: str | Path) -> ArtifactMeta | None:
+    """The sidecar of ``artifact`` if it exists (runners fall back to defaults without one)."""
+    return read_meta(artifact) if meta_path(artifact).is_file() else None
+
+
+def artifact_files(backend: Any, path: str | Path) -> list[Path]:
+    """Every file that makes up ``path`` for ``backend`` (e.g. OpenVINO ``.xml`` + ``.bin``), sidecar excluded."""
+    files = getattr(backend, "files", None)
+    return list(files(Path(path))) if callable(files) else [Path(path)]
+
+
+def silence_native_stderr() -> Any:
+    """Context manager sending file descriptors 1 and 2 to /dev/null (converters' C++ logs, e.g.
+    the legacy ONNX exporter's "Torch IR graph at exception" dump), unless EDGEFIQ_VERBOSE=1.
+
+    Python exceptions are unaffected; the caller turns them into one-line errors.
+    """
+    import contextlib
+    import os
+    import sys
+
+    @contextlib.contextmanager
+    def _cm() -> Any:
+        if os.environ.get("EDGEFIQ_VERBOSE") == "1":
+            yield
+            return
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            saved = [os.dup(1), os.dup(2)]
+        except (OSError, ValueError):  # no real fds (e.g. some embedded consoles)
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in (*saved, devnull):
+                os.close(fd)
+
+    return _cm()

@@ -1,0 +1,252 @@
+"""``benchmark``: load, time and (optionally) check the accuracy of artifacts, one row per setting.
+
+Every backend goes through the same path: ``load`` (timed) -> ``edgefiq.bench.timing.
+time_callable`` on a fixed random batch preprocessed like a real image -> row. Rows
+carry artifact size (all files of the artifact, e.g. OpenVINO ``.bin`` and ONNX external
+data, sidecar excluded), load time, first-inference time, p50/p90/p99 latency,
+throughput (images/s at the median), and the peak resident memory of the benchmark
+process so far (``ru_maxrss``: it only grows, so later rows include earlier loads).
+
+Status per row: ``ok``; ``ok (unverified)`` (exported with ``--no-verify``);
+``failed validation`` (the sidecar's parity check failed: the artifact runs but does not
+score like its source); ``failed`` (with ``reason``: load or inference error);
+``unavailable`` (with ``reason``: e.g. ``--device cuda`` without a GPU: no number is made up).
+
+Torch-free for exported artifacts. Accuracy columns (``srcc`` vs a reference CSV,
+``pauc_x1e3``) need ``images`` and ``reference`` (and embeddings/an FR model for pAUC).
+
+Example:
+    >>> rows = benchmark(["m.onnx", "m.xml"], threads=(1, 2), batches=(1, 8))   # doctest: +SKIP
+    >>> rows[0]["p50_ms"]                                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgefiq.bench.timing import peak_rss_mb, time_callable
+from edgefiq.errors import EdgefiqError, UsageError
+
+log = logging.getLogger("edgefiq.bench")
+
+DEVICES = ("cpu", "cuda")
+
+
+def artifact_size_bytes(path: str | Path, backend_name: str | None = None) -> int:
+    """Bytes of every file the artifact consists of (sidecar excluded)."""
+    from edgefiq.export.base import artifact_files
+    from edgefiq.registry import BACKENDS
+
+    p = Path(path)
+    files: list[Path] = [p]
+    if backend_name and backend_name in BACKENDS.names():
+        files = artifact_files(BACKENDS.get(backend_name)(), p)
+    extra = [p.with_name(p.name + ".data"), p.with_name(p.stem + ".onnx_data"), p.with_suffix(".data")]
+    if p.suffix == ".onnx":
+        files += [e for e in extra if e.is_file()]
+    return int(sum(f.stat().st_size for f in dict.fromkeys(files) if f.is_file()))
+
+
+def parity_status(meta: dict[str, Any] | None) -> tuple[str, str]:
+    """``(status, reason)`` from a sidecar's parity record."""
+    if not meta:
+        return "ok (unverified)", "no sidecar"
+    par = meta.get("parity") or {}
+    if par.get("verified") is False:
+        return "ok (unverified)", str(par.get("reason", "not verified"))
+    if par.get("passed") is False:
+        return "failed validation", "parity vs source failed at export"
+    if par.get("passed") is True:
+        return "ok", ""
+    return "ok (unverified)", "no parity record"
+
+
+def _load(path: Path, device: str, threads: int) -> Any:
+    from edgefiq.runtime.model import load_model
+
+    if device == "cpu":
+        return load_model(path, threads=threads)
+    from edgefiq.bench.devices import load_gpu_model
+
+    return load_gpu_model(path, threads=threads)
+
+
+def _example_batch(preprocess: Any, batch: int, seed: int = 0) -> np.ndarray:
+    h, w = preprocess.size
+    imgs = np.random.default_rng(seed).integers(0, 256, size=(batch, h, w, 3), dtype=np.uint8)
+    from edgefiq.runtime.model import _nchw_preprocess
+
+    return _nchw_preprocess(preprocess).batch(list(imgs))
+
+
+def _base_row(path: Path, device: str, threads: int, batch: int) -> dict[str, Any]:
+    return {"artifact": path.name, "path": str(path), "backend": "", "precision": "", "device": device,
+            "threads": threads, "batch": batch, "status": "", "reason": ""}
+
+
+def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,), batches: Sequence[int] = (1,),
+              device: str = "cpu", warmup: int = 5, min_runs: int = 30, min_time_s: float = 1.0,
+              images: str | Path | None = None, reference: str | Path | None = None,
+              fr_model: str | Path | None = None, embeddings: str | Path | None = None,
+              embeddings_index: str | Path | None = None, fmr: float = 1e-3, limit: float = 0.3,
+              max_images: int | None = None) -> list[dict[str, Any]]:
+    """Benchmark every artifact at every (threads, batch) on one device.
+
+    Args:
+        artifacts: exported artifacts (with sidecars) or edgefiq ``.pt`` checkpoints.
+        threads, batches: settings to sweep.
+        device: ``cpu`` or ``cuda`` (GPU rows are ``unavailable`` where no GPU/provider exists).
+            ``ssh://`` devices go through ``edgefiq.bench.remote.benchmark_remote``.
+        warmup, min_runs, min_time_s: timing protocol (``edgefiq.bench.timing``).
+        images, reference: accuracy: score ``images`` and correlate with the ``path,quality``
+            CSV ``reference`` (SRCC).
+        fr_model, embeddings, embeddings_index: add pAUC x1e3 (identity folders of ``images``).
+        fmr, limit: EDC settings for the pAUC column (fixed-threshold convention).
+        max_images: score at most this many images (sorted) for the accuracy columns.
+
+    Returns:
+        One dict per (artifact, threads, batch).
+
+    Example:
+        >>> benchmark(["student.onnx"], threads=(1,), batches=(1,), min_time_s=0.2)[0]["status"]   # doctest: +SKIP
+        'ok'
+    """
+    if device not in DEVICES:
+        raise UsageError(f"--device must be cpu, cuda or ssh://user@host[:port], got {device!r}")
+    if (images is None) != (reference is None) or (images is None and (fr_model or embeddings)):
+        raise UsageError("accuracy columns need --images DIR and --reference scores.csv (plus --fr-model/--embeddings for pAUC)")
+    accuracy_ctx = _AccuracyContext.build(images, reference, fr_model, embeddings, embeddings_index,
+                                          fmr, limit, max_images) if images is not None else None
+    rows: list[dict[str, Any]] = []
+    for art in artifacts:
+        path = Path(art)
+        meta = _read_meta_dict(path)
+        status, reason = parity_status(meta) if path.suffix not in (".pt", ".pth") else ("ok (unverified)", "checkpoint")
+        acc: dict[str, Any] = {}
+        for th in threads:
+            for bs in batches:
+                row = _base_row(path, device, th, bs)
+                row.update(backend=(meta or {}).get("backend", "checkpoint" if path.suffix in (".pt", ".pth") else ""),
+                           precision=(meta or {}).get("precision", ""))
+                try:
+                    row["size_mb"] = artifact_size_bytes(path, row["backend"]) / 1e6 if path.exists() else None
+                    if device == "cuda":
+                        from edgefiq.bench.devices import gpu_unavailable_reason
+
+                        why = gpu_unavailable_reason(row["backend"] or "onnx")
+                        if why:
+                            row.update(status="unavailable", reason=why)
+                            rows.append(row)
+                            continue
+                    t0 = time.perf_counter_ns()
+                    model = _load(path, device, th)
+                    row["load_ms"] = (time.perf_counter_ns() - t0) / 1e6
+                    row.update(backend=model.backend, precision=model.precision)
+                    x = _example_batch(model.preprocess, bs)
+                    row.update(time_callable(lambda: model.score_batch(x), warmup=warmup, min_runs=min_runs,
+                                             min_time_s=min_time_s, batch=bs))
+                    if accuracy_ctx is not None and not acc:
+                        acc = accuracy_ctx.evaluate(model)
+                    row.update(acc)
+                    row.update(status=status, reason=reason)
+                except EdgefiqError as e:
+                    row.update(status="failed", reason=str(e).splitlines()[0][:200])
+                except Exception as e:  # a runtime crash is a result of the benchmark, not of edgefiq
+                    row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:180] if str(e) else ''}")
+                row["peak_rss_mb"] = peak_rss_mb()
+                rows.append(row)
+                log.info("[bench] %s threads=%d batch=%d: %s", path.name, th, bs, row.get("p50_ms", row["status"]))
+    return rows
+
+
+def _read_meta_dict(path: Path) -> dict[str, Any] | None:
+    from edgefiq.export.base import meta_path, read_meta
+
+    if not meta_path(path).is_file():
+        return None
+    try:
+        return read_meta(path).to_dict()
+    except EdgefiqError:
+        return None
+
+
+class _AccuracyContext:
+    """Images, reference scores and (optionally) comparisons shared by every artifact."""
+
+    def __init__(self, paths: list[Path], rels: list[str], ref: np.ndarray, comps: Any, fmr: float, limit: float):
+        self.paths, self.rels, self.ref, self.comps, self.fmr, self.limit = paths, rels, ref, comps, fmr, limit
+
+    @classmethod
+    def build(cls, images: Any, reference: Any, fr_model: Any, embeddings: Any, embeddings_index: Any,
+              fmr: float, limit: float, max_images: int | None) -> "_AccuracyContext":
+        from edgefiq.data.readers import identity_of, list_images, relpaths
+        from edgefiq.eval.core import _read_quality_csv, read_embeddings
+
+        if reference is None:
+            raise UsageError("accuracy columns need --reference scores.csv (path,quality)")
+        root = Path(images)
+        all_rels = relpaths(list_images(root), root)
+        ref_map = _read_quality_csv(Path(reference))
+        rels = [r for r in all_rels if r in ref_map]
+        emb_map = read_embeddings(embeddings, embeddings_index, all_rels) if embeddings is not None else None
+        if emb_map is not None:
+            rels = [r for r in rels if r in emb_map]
+        if max_images:
+            rels = rels[:max_images]
+        if len(rels) < 2:
+            raise UsageError(f"{reference}: fewer than 2 images of {root} have a reference score")
+        comps = None
+        if emb_map is not None or fr_model is not None:
+            from edgefiq.metrics.edc import comparisons_from_identities
+
+            if emb_map is not None:
+                emb = np.stack([emb_map[r] for r in rels])
+            else:
+                from edgefiq.eval.core import _embed
+
+                emb, _ = _embed(fr_model, [root / r for r in rels], 64)
+            comps = comparisons_from_identities(emb, [identity_of(r) for r in rels])
+        return cls([root / r for r in rels], rels, np.array([ref_map[r] for r in rels]), comps, fmr, limit)
+
+    def evaluate(self, model: Any) -> dict[str, Any]:
+        from edgefiq.metrics import srcc
+        from edgefiq.metrics.edc import edc_pauc
+        from edgefiq.runtime.score import score_paths
+
+        kept, q = score_paths(model, self.paths, relpaths=self.rels, batch_size=32, desc="accuracy")
+        if len(kept) != len(self.paths):
+            raise EdgefiqError("some accuracy images could not be read")
+        out: dict[str, Any] = {"srcc": srcc(q, self.ref), "n_images": len(q)}
+        if self.comps is not None:
+            out["pauc_x1e3"] = edc_pauc(self.comps, q, fmr=self.fmr, limit=self.limit)
+        return out
+
+
+def check_floors(rows: list[dict[str, Any]], floors: dict[str, float]) -> list[str]:
+    """Violations of ``metric >= value`` floors (a row without the metric violates it)."""
+    bad = []
+    for r in rows:
+        for k, v in floors.items():
+            got = r.get(k)
+            if not isinstance(got, (int, float)) or not np.isfinite(got) or got < v:
+                bad.append(f"{r['artifact']} threads={r['threads']} batch={r['batch']}: {k}={got} < {v}"
+                           + (f" ({r['status']}: {r['reason']})" if r.get("status", "").startswith(("failed", "unavail")) else ""))
+    return bad
+
+
+def environment() -> dict[str, Any]:
+    """Host facts recorded with every benchmark."""
+    import os
+
+    from edgefiq import __version__
+    from edgefiq.export.base import package_versions
+
+    return {"host": platform.node(), "machine": platform.machine(), "processor": platform.processor(),
+            "python": platform.python_version(), "cpus": os.cpu_count(), "edgefiq": __version__,
+            "versions": package_versions("onnxruntime", "openvino", "ai-edge-litert", "torch", "numpy")}

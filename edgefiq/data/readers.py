@@ -1,0 +1,197 @@
+"""Readers for the data layouts edgefiq accepts: image folders, identity trees, label CSVs, LFW pairs, insightface .bin.
+
+- Image folder: any folder of ``.jpg/.jpeg/.png/.bmp/.webp`` files, searched
+  recursively; hidden files and folders (names starting with ``.``) are ignored.
+- Identity tree: ``<root>/<identity>/<image>``; the identity is the first path component.
+- Label CSV: columns ``path,quality[,extra...]``; ``path`` relative to an images root
+  (POSIX separators).
+- LFW ``pairs.txt``: header ``folds n`` (or ``n``), then per fold ``n`` same-person
+  lines ``name i j`` and ``n`` different-person lines ``name1 i name2 j``;
+  image ``i`` of ``name`` is ``name/name_%04d.jpg``.
+- insightface ``.bin``: see ``edgefiq.data.insightface`` (restricted unpickler).
+
+Torch-free.
+
+Example:
+    >>> paths = list_images("../shared/data/lfw-dev/aligned112")     # doctest: +SKIP
+    >>> identity_of("Aaron_Guiel/Aaron_Guiel_0001.jpg")
+    'Aaron_Guiel'
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from edgefiq.data.images import is_image_name
+from edgefiq.data.insightface import read_insightface_bin, write_insightface_bin
+from edgefiq.errors import DataError
+
+__all__ = ["list_images", "relpaths", "identity_of", "read_labels_csv", "read_lfw_pairs", "lfw_relpath",
+           "read_insightface_bin", "write_insightface_bin"]
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """All image files under ``root`` (recursive), sorted by their path relative to ``root``.
+
+    Raises:
+        DataError: ``root`` is missing, not a folder, or holds no images.
+
+    Example:
+        >>> list_images("faces/")[:2]          # doctest: +SKIP
+        [PosixPath('faces/Alice/Alice_0001.jpg'), PosixPath('faces/Alice/Alice_0002.jpg')]
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root}: folder not found")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder (expected a folder of images)")
+    rels: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel_dir = os.path.relpath(dirpath, root)
+        for f in filenames:
+            if not f.startswith(".") and is_image_name(f):
+                rels.append(f if rel_dir == "." else PurePosixPath(Path(rel_dir).as_posix(), f).as_posix())
+    if not rels:
+        raise DataError(f"{root}: no images found (looked for .jpg .jpeg .png .bmp .webp, recursively)")
+    rels.sort()
+    return [root / r for r in rels]
+
+
+def relpaths(paths: list[Path], root: str | Path) -> list[str]:
+    """POSIX paths of ``paths`` relative to ``root`` (the form label CSVs use)."""
+    root = Path(root)
+    return [Path(p).relative_to(root).as_posix() for p in paths]
+
+
+def identity_of(relpath: str | Path) -> str:
+    """Identity of an image in an identity tree: the first component of its relative path.
+
+    Returns ``""`` for a file directly in the root (a flat folder has no identities).
+
+    Example:
+        >>> identity_of("George_W_Bush/George_W_Bush_0001.jpg")
+        'George_W_Bush'
+    """
+    parts = PurePosixPath(Path(relpath).as_posix()).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
+def read_labels_csv(csv_path: str | Path, images_root: str | Path) -> tuple[list[Path], np.ndarray]:
+    """Read a label CSV (``path,quality[,extra...]``) and check every row.
+
+    Raises:
+        DataError: the file is missing or empty, a column is missing, or a row has an
+            empty/non-numeric/NaN/inf quality or points to a file that does not exist
+            (the message names the CSV, the row number and the path).
+
+    Returns:
+        ``(paths, quality)``: image paths joined to ``images_root`` and float64 labels.
+
+    Example:
+        >>> paths, q = read_labels_csv("labels.csv", "faces/")   # doctest: +SKIP
+    """
+    csv_path, root = Path(csv_path), Path(images_root)
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: label CSV not found")
+    if not root.is_dir():
+        raise DataError(f"{root}: images root not found (needed by {csv_path.name})")
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        cols = [c.strip() for c in (reader.fieldnames or [])]
+        if not cols:
+            raise DataError(f"{csv_path}: empty file (expected a header 'path,quality')")
+        missing = [c for c in ("path", "quality") if c not in cols]
+        if missing:
+            raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)} (found: {', '.join(cols)}); "
+                            "expected a header 'path,quality'")
+        reader.fieldnames = cols
+        paths: list[Path] = []
+        quality: list[float] = []
+        problems: list[str] = []
+        for row_no, row in enumerate(reader, start=2):  # row 1 is the header
+            rel = (row.get("path") or "").strip()
+            raw = (row.get("quality") or "").strip()
+            where = f"{csv_path} row {row_no} ({rel or 'no path'})"
+            if not rel:
+                problems.append(f"{where}: empty path")
+                continue
+            try:
+                q = float(raw)
+            except ValueError:
+                problems.append(f"{where}: quality {raw!r} is not a number" if raw else f"{where}: quality is missing")
+                continue
+            if not math.isfinite(q):
+                problems.append(f"{where}: quality is {raw} (labels must be finite)")
+                continue
+            p = root / rel
+            if not p.is_file():
+                problems.append(f"{where}: image not found under {root}")
+                continue
+            paths.append(p)
+            quality.append(q)
+    if problems:
+        more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
+        raise DataError(problems[0] + more)
+    if not paths:
+        raise DataError(f"{csv_path}: no rows (expected 'path,quality' lines after the header)")
+    return paths, np.asarray(quality, dtype=np.float64)
+
+
+def lfw_relpath(name: str, index: int | str) -> str:
+    """LFW image ``index`` of ``name`` as a relative path: ``name/name_%04d.jpg``.
+
+    Example:
+        >>> lfw_relpath("Abel_Pacheco", 4)
+        'Abel_Pacheco/Abel_Pacheco_0004.jpg'
+    """
+    return f"{name}/{name}_{int(index):04d}.jpg"
+
+
+def read_lfw_pairs(pairs_txt: str | Path) -> list[tuple[str, str, bool]]:
+    """Read an LFW ``pairs.txt`` into ``(relpath_a, relpath_b, genuine)`` tuples, in file order.
+
+    Raises:
+        DataError: missing file, bad header, a malformed line (named by line number),
+            or a pair count that disagrees with the header.
+
+    Example:
+        >>> pairs = read_lfw_pairs("../shared/data/lfw-dev/pairs.txt")   # doctest: +SKIP
+        >>> pairs[0]                                                      # doctest: +SKIP
+        ('Abel_Pacheco/Abel_Pacheco_0001.jpg', 'Abel_Pacheco/Abel_Pacheco_0004.jpg', True)
+    """
+    p = Path(pairs_txt)
+    if not p.is_file():
+        raise DataError(f"{p}: pairs file not found")
+    lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = [(i, ln.split()) for i, ln in enumerate(lines, start=1) if ln.strip()]
+    if not lines:
+        raise DataError(f"{p}: empty pairs file")
+    header = lines[0][1]
+    try:
+        nums = [int(x) for x in header]
+    except ValueError:
+        raise DataError(f"{p} line 1: expected a header 'folds n' or 'n', got {' '.join(header)!r}") from None
+    if len(nums) not in (1, 2) or any(n <= 0 for n in nums):
+        raise DataError(f"{p} line 1: expected a header 'folds n' or 'n', got {' '.join(header)!r}")
+    expected = 2 * nums[0] * nums[1] if len(nums) == 2 else 2 * nums[0]
+    pairs: list[tuple[str, str, bool]] = []
+    for line_no, f in lines[1:]:
+        try:
+            if len(f) == 3:
+                pairs.append((lfw_relpath(f[0], f[1]), lfw_relpath(f[0], f[2]), True))
+            elif len(f) == 4:
+                pairs.append((lfw_relpath(f[0], f[1]), lfw_relpath(f[2], f[3]), False))
+            else:
+                raise ValueError
+        except ValueError:
+            raise DataError(f"{p} line {line_no}: expected 'name i j' or 'name1 i name2 j', "
+                            f"got {' '.join(f)!r}") from None
+    if len(pairs) != expected:
+        raise DataError(f"{p}: header {' '.join(header)!r} promises {expected} pairs, found {len(pairs)}")
+    return pairs

@@ -1,0 +1,372 @@
+"""``distill``: train a student to score faces like a teacher (the training loop).
+
+One epoch = a seeded ordering of the training images (random or score-stratified), cut
+into batches that are augmented (flip, shift; degradations with an online teacher) and
+scored by the student; the ``HybridLoss`` of the recipe is minimised. After every epoch
+the student is validated against the teacher (SRCC, PLCC, KRCC), ``metrics.jsonl`` gets a
+line, ``best.pt`` is kept for the best SRCC, and ``last.pt`` holds everything needed to
+continue exactly (model, optimizer, EMA, loss RNG, torch RNG, epoch, step, running sums).
+
+Run folder: ``best.pt`` (edgefiq checkpoint), ``last.pt``, ``metrics.jsonl``,
+``recipe.yaml`` (resolved), ``model.json`` (architecture, preprocessing, params, MACs, best metrics).
+
+Example:
+    >>> from edgefiq.recipe import from_mapping
+    >>> cfg = from_mapping(DistillConfig, {"student": "tiny_cnn",
+    ...                    "data": {"images": "faces/", "labels": "labels.csv"}})   # doctest: +SKIP
+    >>> distill(cfg, "runs/d").metrics["val_srcc"]                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgefiq.data.preprocess import Preprocess
+from edgefiq.distill import ddp
+from edgefiq.distill.config import DistillConfig
+from edgefiq.distill.data import augment_batch, clean_index, degrade_batch, to_tensor
+from edgefiq.distill.optim import ModelEma, build_optimizer, lr_at, set_lr
+from edgefiq.distill.prepare import Prepared, prepare_data
+from edgefiq.distill.sampler import epoch_order
+from edgefiq.errors import UsageError
+from edgefiq.losses import HybridLoss
+from edgefiq.registry import STUDENTS
+
+log = logging.getLogger(__name__)
+
+# metrics.jsonl keys that depend on the machine, not on the training (excluded from exact-resume checks)
+TIMING_KEYS = ("time_s", "images_per_s")
+
+
+@dataclass
+class DistillResult:
+    """Paths of the run's checkpoints, the best epoch's metrics and the per-epoch history."""
+
+    best: Path
+    last: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def _seed_everything(seed: int, device: torch.device) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, prepared_source: Any, pp: Preprocess, device: torch.device,
+            batch_size: int = 256) -> np.ndarray:
+    """Scores of every image of an ``ImageSource`` (eval mode, no augmentation)."""
+    was = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(prepared_source), batch_size):
+        idx = list(range(s, min(s + batch_size, len(prepared_source))))
+        x = to_tensor(prepared_source.get(idx), pp).to(device)
+        out.append(model(x).float().cpu().numpy())
+    model.train(was)
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def validate(model: torch.nn.Module, data: Prepared, pp: Preprocess, device: torch.device,
+             batch_size: int) -> dict[str, float]:
+    """SRCC, PLCC, KRCC of the student's validation scores against the teacher's."""
+    from edgefiq.metrics import krcc, plcc, srcc
+
+    pred = predict(model, data.val_src, pp, device, batch_size).astype(np.float64)
+    t = data.val.labels
+    return {"val_srcc": srcc(pred, t), "val_plcc": plcc(pred, t), "val_krcc": krcc(pred, t)}
+
+
+class _Trainer:
+    """Holds the run state; ``run()`` trains from the current state to the end."""
+
+    def __init__(self, cfg: DistillConfig, out: Path, resume: bool) -> None:
+        self.cfg, self.out = cfg, out
+        self.device = _device(cfg.device)
+        self.env = ddp.setup(self.device.type)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        _seed_everything(cfg.seed, self.device)
+        if cfg.optim.batch_size < 2 * self.env.world:
+            raise UsageError(f"optim.batch_size {cfg.optim.batch_size} too small for {self.env.world} process(es)")
+        self.pp = Preprocess(size=tuple(cfg.input_size))  # type: ignore[arg-type]
+        self.data = prepare_data(cfg, self.out if self.env.main else None)
+        self.model = STUDENTS.get(cfg.student)(**cfg.student_options).to(self.device)
+        from edgefiq.models.students import model_profile
+
+        self.profile = model_profile(self.model, tuple(cfg.input_size))
+        self.model.to(self.device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda and cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss = HybridLoss(cfg.losses, cfg.loss_options).to(self.device)
+        self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
+        self.net = ddp.wrap(self.model, self.env, self.device)
+        self.opt = build_optimizer(self.model, cfg.optim)
+        self.scaler = torch.amp.GradScaler("cuda") if (self.cuda and cfg.amp) else None
+        n = len(self.data.train.rel)
+        self.steps = max(1, n // cfg.optim.batch_size)
+        if cfg.max_steps_per_epoch:
+            self.steps = min(self.steps, cfg.max_steps_per_epoch)
+        self.state: dict[str, Any] = {"epoch": 0, "step": 0, "best_srcc": -math.inf, "best_epoch": -1,
+                                      "bad_epochs": 0, "plateau_scale": 1.0, "plateau_best": -math.inf,
+                                      "sums": {}, "seen": 0, "stopped": False}
+        self.best_metrics: dict[str, Any] = {}
+        if resume and (out / "last.pt").is_file():
+            self._load_last()
+        elif (out / "last.pt").is_file() and not resume:
+            raise UsageError(f"{out} already holds a run (last.pt); pass --resume to continue it or pick a new -o folder")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _scores_module(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def _meta(self) -> dict[str, Any]:
+        return {"target_norm": self.data.norm, "teacher": self.data.teacher_desc, "student": self.cfg.student,
+                "profile": self.profile, "seed": self.cfg.seed}
+
+    def _save_last(self) -> None:
+        if not self.env.main:
+            return
+        from edgefiq.models.checkpoint import save_checkpoint
+
+        st = dict(self.state)
+        extra = {"train_state": st, "optimizer": self.opt.state_dict(), "loss_state": self.loss.state_dict(),
+                 "torch_rng": torch.get_rng_state(), "best_metrics": self.best_metrics}
+        if self.ema is not None:
+            extra["ema"] = self.ema.state_dict()
+        if self.scaler is not None:
+            extra["scaler"] = self.scaler.state_dict()
+        save_checkpoint(self.out / "last.pt", self.model, arch=self.cfg.student, arch_kwargs=self.cfg.student_options,
+                        preprocess=self.pp, meta=self._meta(), extra=extra)
+
+    def _load_last(self) -> None:
+        from edgefiq.models.checkpoint import read_checkpoint
+
+        p = read_checkpoint(self.out / "last.pt")
+        self.model.load_state_dict(p["state_dict"])
+        self.opt.load_state_dict(p["optimizer"])
+        self.loss.load_state_dict(p["loss_state"])
+        if self.ema is not None and "ema" in p:
+            self.ema.load_state_dict(p["ema"])
+        if self.scaler is not None and "scaler" in p:
+            self.scaler.load_state_dict(p["scaler"])
+        torch.set_rng_state(p["torch_rng"])
+        self.state.update(p["train_state"])
+        self.best_metrics = dict(p.get("best_metrics", {}))
+        log.info("resuming at epoch %d step %d", self.state["epoch"], self.state["step"])
+        if self.env.main:  # drop metric lines of epochs that will be redone
+            mpath = self.out / "metrics.jsonl"
+            if mpath.is_file():
+                keep = [ln for ln in mpath.read_text().splitlines()
+                        if ln.strip() and json.loads(ln)["epoch"] < self.state["epoch"]]
+                from edgefiq.utils import atomic_write_text
+
+                atomic_write_text(mpath, "".join(k + "\n" for k in keep))
+
+    # ------------------------------------------------------------------ one step
+    def _batch(self, order: np.ndarray, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        cfg, bs = self.cfg, self.cfg.optim.batch_size
+        idx = order[step * bs:(step + 1) * bs][self.env.rank::self.env.world]
+        rng = np.random.default_rng([cfg.seed, epoch, step, self.env.rank, 101])
+        tr = self.data.train
+        imgs = self.data.train_src.get(idx)
+        rel = [tr.rel[i] for i in idx]
+        src = [tr.source[i] for i in idx]
+        sev = tr.severity[idx].astype(np.float32)
+        a = cfg.augment
+        if self.data.teacher is not None:  # online: degrade views, then ask the teacher
+            if a.degrade_pairs:
+                deg, s2 = degrade_batch(imgs, rng, p=1.0, kinds=a.degrade_kinds)
+                imgs = np.concatenate([imgs, deg])
+                rel, src = rel + [f"{r}#deg" for r in rel], src + rel
+                sev = np.concatenate([sev, s2])
+            elif a.degrade_p > 0:
+                imgs, sev = degrade_batch(imgs, rng, p=a.degrade_p, kinds=a.degrade_kinds)
+        imgs = augment_batch(imgs, rng, hflip=a.hflip, shift=a.shift)
+        if self.data.teacher is not None:
+            y = self.data.score_online(imgs)
+        else:
+            y = tr.labels[idx]
+        y = (np.asarray(y, np.float64) - self.data.norm["mean"]) / self.data.norm["std"]
+        x = to_tensor(imgs, self.pp).to(self.device)
+        if self.cuda and cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        extra = {"severity": torch.from_numpy(sev).to(self.device),
+                 "clean_index": torch.from_numpy(clean_index(rel, src)).to(self.device)}
+        return x, torch.as_tensor(y, dtype=torch.float32, device=self.device), extra
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, extra: dict[str, Any], lr: float) -> dict[str, float]:
+        set_lr(self.opt, lr)
+        self.opt.zero_grad(set_to_none=True)
+        ctx = torch.autocast("cuda") if self.scaler is not None else contextlib.nullcontext()
+        with ctx:
+            pred = self.net(x).float()
+        terms = self.loss(pred, y, **extra)
+        if self.scaler is not None:
+            self.scaler.scale(terms["loss"]).backward()
+            self.scaler.unscale_(self.opt)
+        else:
+            terms["loss"].backward()
+        if self.cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    # ------------------------------------------------------------------ epochs
+    def _end_epoch(self, epoch: int, seconds: float, images: int) -> dict[str, Any]:
+        cfg, st = self.cfg, self.state
+        seen = max(1, st["seen"])
+        row: dict[str, Any] = {"epoch": epoch, "lr": lr_at(cfg.optim, step=(epoch + 1) * self.steps - 1,
+                                                            steps_per_epoch=self.steps,
+                                                            plateau_scale=st["plateau_scale"])}
+        row.update({f"train_{k}": ddp.all_mean(v / seen, self.env) for k, v in sorted(st["sums"].items())})
+        row.update(validate(self._scores_module(), self.data, self.pp, self.device, cfg.val_batch_size))
+        row.update({"time_s": round(seconds, 3), "images_per_s": round(images / max(seconds, 1e-9), 1)})
+        srcc = row["val_srcc"] if np.isfinite(row["val_srcc"]) else -math.inf
+        if srcc > st["best_srcc"]:
+            st.update(best_srcc=srcc, best_epoch=epoch, bad_epochs=0)
+            self.best_metrics = {k: v for k, v in row.items() if k not in TIMING_KEYS}
+            if self.env.main:
+                from edgefiq.models.checkpoint import save_checkpoint
+
+                save_checkpoint(self.out / "best.pt", self._scores_module(), arch=cfg.student,
+                                arch_kwargs=cfg.student_options, preprocess=self.pp,
+                                meta={**self._meta(), "epoch": epoch, "metrics": self.best_metrics})
+        else:
+            st["bad_epochs"] += 1
+        if cfg.optim.schedule == "plateau":
+            if srcc > st["plateau_best"]:
+                st["plateau_best"], st["plateau_wait"] = srcc, 0
+            else:
+                st["plateau_wait"] = st.get("plateau_wait", 0) + 1
+                if st["plateau_wait"] >= cfg.optim.patience:
+                    st["plateau_scale"] *= cfg.optim.gamma
+                    st["plateau_wait"] = 0
+        if cfg.early_stop and st["bad_epochs"] >= cfg.early_stop:
+            st["stopped"] = True
+        if self.env.main:
+            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        st.update(epoch=epoch + 1, step=0, sums={}, seen=0)
+        self._save_last()
+        return row
+
+    def run(self) -> DistillResult:
+        from edgefiq.utils import progress
+
+        cfg, st = self.cfg, self.state
+        bs = cfg.optim.batch_size
+        self.net.train()
+        while st["epoch"] < cfg.optim.epochs and not st["stopped"]:
+            epoch = st["epoch"]
+            order = epoch_order(self.data.train.labels, epoch=epoch, seed=cfg.seed, kind=cfg.sampler,
+                                bins=cfg.sampler_bins)
+            t0, images = time.perf_counter(), 0
+            bar = progress(total=(self.steps - st["step"]) * bs, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+                           unit="img")
+            with bar:
+                while st["step"] < self.steps:
+                    step = st["step"]
+                    x, y, extra = self._batch(order, epoch, step)
+                    lr = lr_at(cfg.optim, step=epoch * self.steps + step, steps_per_epoch=self.steps,
+                               plateau_scale=st["plateau_scale"])
+                    terms = self._train_step(x, y, extra, lr)
+                    k = int(y.shape[0])
+                    for name, v in terms.items():
+                        st["sums"][name] = st["sums"].get(name, 0.0) + v * k
+                    st["seen"] += k
+                    st["step"] = step + 1
+                    images += k * self.env.world
+                    bar.update(k * self.env.world)
+                    if cfg.save_every_steps and st["step"] % cfg.save_every_steps == 0 and st["step"] < self.steps:
+                        self._save_last()
+            row = self._end_epoch(epoch, time.perf_counter() - t0, images)
+            eta = (cfg.optim.epochs - epoch - 1) * row["time_s"]
+            log.info("epoch %d/%d loss %.4f val SRCC %.4f PLCC %.4f (%.0f img/s, eta %.0f s)", epoch + 1,
+                     cfg.optim.epochs, row.get("train_loss", float("nan")), row["val_srcc"], row["val_plcc"],
+                     row["images_per_s"], eta)
+        return self._finish()
+
+    def _finish(self) -> DistillResult:
+        history = []
+        mpath = self.out / "metrics.jsonl"
+        if mpath.is_file():
+            history = [json.loads(ln) for ln in mpath.read_text().splitlines() if ln.strip()]
+        if self.env.main:
+            from edgefiq.utils import write_json
+
+            write_json(self.out / "model.json", {
+                "arch": self.cfg.student, "arch_kwargs": self.cfg.student_options,
+                "preprocess": self.pp.to_dict(), "params": self.profile["params"], "macs": self.profile["macs"],
+                "macs_counted": "conv, linear, matmul (torch.utils.flop_counter FLOPs / 2)",
+                "input_size": list(self.cfg.input_size), "best_epoch": self.state["best_epoch"],
+                "best_metrics": self.best_metrics, "epochs_run": self.state["epoch"],
+                "early_stopped": bool(self.state["stopped"]), "target_norm": self.data.norm,
+                "teacher": self.data.teacher_desc, "train_images": len(self.data.train.rel),
+                "val_images": len(self.data.val.rel)})
+        ddp.barrier(self.env)
+        ddp.teardown(self.env)
+        return DistillResult(best=self.out / "best.pt", last=self.out / "last.pt", metrics=self.best_metrics,
+                             history=history)
+
+
+def distill(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False) -> DistillResult:
+    """Train ``cfg.student`` against the teacher's labels; write the run folder ``out_dir``.
+
+    Args:
+        cfg: the run's configuration (see ``DistillConfig``).
+        out_dir: run folder (created).
+        resume: continue from ``out_dir/last.pt`` if present (exactly: same final metrics as an
+            uninterrupted run on CPU with the same seed).
+
+    Returns:
+        ``DistillResult(best, last, metrics, history)``.
+
+    Raises:
+        UsageError: bad configuration, or ``out_dir`` holds a run and ``resume`` is False.
+        DataError: unreadable labels or images.
+
+    Example:
+        >>> res = distill(cfg, "runs/distill")          # doctest: +SKIP
+        >>> res.metrics["val_srcc"]                     # doctest: +SKIP
+        0.91
+    """
+    from edgefiq.recipe import dump_resolved
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = _Trainer(cfg, out, resume)
+    if trainer.env.main:
+        dump_resolved(cfg, out / "recipe.yaml")
+    return trainer.run()

@@ -1,0 +1,135 @@
+"""Turn a ``DistillConfig``'s data section into train/validation sets, image caches and label scaling.
+
+Offline teacher: a label CSV (``path,quality``) under the images root, split by identity
+(degraded copies follow their clean source's identity when ``data.index`` is given) unless
+a validation CSV or identity list is given. Online teacher: the images root is listed and
+the teacher scores validation images once and every training view on the fly.
+
+Example:
+    >>> prepared = prepare_data(cfg, Path("runs/d"))   # doctest: +SKIP
+    >>> len(prepared.train.rel), len(prepared.val.rel)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefiq.distill.config import DistillConfig
+from edgefiq.distill.data import (ImageSource, LabelledSet, decode_cache, identity_split, read_identity_list,
+                                  read_index, read_labelled_set)
+from edgefiq.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    """Everything the loop needs about data."""
+
+    train: LabelledSet
+    val: LabelledSet
+    train_src: ImageSource
+    val_src: ImageSource
+    norm: dict[str, float]
+    teacher: Any = None
+    teacher_desc: dict[str, Any] | None = None
+
+    def score_online(self, imgs: np.ndarray) -> np.ndarray:
+        """Teacher scores of in-memory uint8 views (online self-training)."""
+        return np.asarray(self.teacher.score_images(list(imgs)), np.float64)
+
+
+def _split(cfg: DistillConfig, full: LabelledSet) -> tuple[LabelledSet, LabelledSet]:
+    d = cfg.data
+    if d.val_labels:
+        val = read_labelled_set(d.images, d.val_labels, d.index)
+        overlap = set(val.rel) & set(full.rel)
+        if overlap:
+            raise UsageError(f"{len(overlap)} validation images are also in the training labels "
+                             f"(e.g. {sorted(overlap)[0]}); give disjoint CSVs")
+        return full, val
+    ids = read_identity_list(d.val_identities) if d.val_identities is not None else None
+    tr, va = identity_split(full.source, val_fraction=d.val_fraction, seed=cfg.seed, val_identities=ids)
+    return full.subset(tr), full.subset(va)
+
+
+def _drop_bad(ls: LabelledSet, src: ImageSource, bad: list[int], out: Path | None) -> tuple[LabelledSet, ImageSource]:
+    if not bad:
+        return ls, src
+    if out is not None:
+        with open(out / "skipped.txt", "a", encoding="utf-8") as f:
+            f.writelines(ls.rel[i] + "\n" for i in bad)
+    keep = [i for i in range(len(ls.rel)) if i not in set(bad)]
+    arr = np.asarray(src.array)[keep] if src.array is not None else None
+    return ls.subset(keep), ImageSource(src.root, [ls.rel[i] for i in keep], src.size, arr)
+
+
+def _sources(cfg: DistillConfig, ls: LabelledSet, out: Path | None) -> tuple[LabelledSet, ImageSource]:
+    size = tuple(cfg.input_size)
+    if not cfg.data.cache:
+        return ls, ImageSource(ls.root, ls.rel, size)  # type: ignore[arg-type]
+    arr, bad = decode_cache(ls.root, ls.rel, size, cache_dir=cfg.data.cache_dir,  # type: ignore[arg-type]
+                            on_bad_image=cfg.data.on_bad_image)
+    return _drop_bad(ls, ImageSource(ls.root, ls.rel, size, arr), bad, out)  # type: ignore[arg-type]
+
+
+def prepare_data(cfg: DistillConfig, out: Path | None) -> Prepared:
+    """Build the train/val sets, their uint8 sources and the label normalisation of ``cfg``."""
+    d = cfg.data
+    if not d.images:
+        raise UsageError("no images root: pass --images DIR (or data.images in the recipe)")
+    if bool(d.labels) == bool(d.teacher):
+        raise UsageError("give exactly one label source: --labels CSV (offline teacher) or --teacher NAME (online)")
+    if (cfg.augment.degrade_p > 0 or cfg.augment.degrade_pairs) and not d.teacher:
+        raise UsageError("augment.degrade_p / degrade_pairs change the label, so they need an online teacher "
+                         "(--teacher); with offline labels, degrade the images first (edgefiq data degrade) and label them")
+    teacher = desc = None
+    if d.labels:
+        full = read_labelled_set(d.images, d.labels, d.index)
+        train, val = _split(cfg, full)
+        desc = {"kind": "offline", "labels": str(d.labels)}
+    else:
+        train, val, teacher, desc = _online_sets(cfg)
+        if cfg.sampler == "stratified":
+            raise UsageError("sampler: stratified needs offline labels (scores of the training images)")
+    train, train_src = _sources(cfg, train, out)
+    val, val_src = _sources(cfg, val, out)
+    if len(train.rel) < 2 or len(val.rel) < 2:
+        raise UsageError(f"too few images to train/validate (train {len(train.rel)}, val {len(val.rel)})")
+    labels_for_norm = train.labels if d.labels else val.labels
+    if cfg.target_norm == "zscore":
+        std = float(np.std(labels_for_norm))
+        norm = {"mean": float(np.mean(labels_for_norm)), "std": std if std > 0 else 1.0}
+    else:
+        norm = {"mean": 0.0, "std": 1.0}
+    log.info("distill data: %d train / %d val images", len(train.rel), len(val.rel))
+    return Prepared(train, val, train_src, val_src, norm, teacher, desc)
+
+
+def _online_sets(cfg: DistillConfig) -> tuple[LabelledSet, LabelledSet, Any, dict[str, Any]]:
+    from edgefiq.data.readers import list_images
+    from edgefiq.registry import TEACHERS
+
+    d = cfg.data
+    root = Path(d.images)
+    rel = [p.relative_to(root).as_posix() for p in list_images(root)]
+    full = LabelledSet(root, rel, np.zeros(len(rel)))
+    if d.index:
+        info = read_index(d.index)
+        full.source = [info.get(r, (r, 0.0))[0] for r in rel]
+    teacher = TEACHERS.get(d.teacher)(**d.teacher_options)
+    if not hasattr(teacher, "score_images"):
+        raise UsageError(f"teacher {d.teacher!r} cannot score in-memory views (no score_images); "
+                         f"label offline with `edgefiq label` and pass --labels")
+    ids = read_identity_list(d.val_identities) if d.val_identities is not None else None
+    tr, va = identity_split(full.source, val_fraction=d.val_fraction, seed=cfg.seed, val_identities=ids)
+    train, val = full.subset(tr), full.subset(va)
+    val.labels = np.asarray(teacher.score_paths([root / r for r in val.rel]), np.float64)
+    # training labels exist only per view; the sampler sees zeros (random order)
+    cfg_desc = teacher.config() if hasattr(teacher, "config") else {}
+    return train, val, teacher, {"kind": "online", "name": d.teacher, "config": cfg_desc}

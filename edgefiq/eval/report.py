@@ -1,0 +1,124 @@
+"""Writers for the ``edgefiq eval`` report: report.json, report.md and edc.png.
+
+How to read it: for each target FMR and threshold convention, the table lists every
+quality source's pAUC x1e3 (area under FNMR vs. discarded fraction up to the limit; lower
+is better: discarding that source's lowest scores removes more recognition errors), the
+normalised pAUC (0 = oracle, 1 = no better than random discarding) and the FNMR at 0 and at
+the limit. The correlation table compares the sources' rankings (SRCC/KRCC) and values
+(PLCC); rows involving the reference source are marked.
+
+Example:
+    >>> write_report(report, "report/")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "n/a"
+    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown (tables per FMR and convention, correlations)."""
+    lines = ["# edgefiq eval report", "",
+             f"- images: {report['n_images']} under `{report['images_root']}`"
+             + (f" ({report['n_images_left_out']} left out: not in every source)" if report["n_images_left_out"] else ""),
+             f"- comparisons: {report['n_genuine']} genuine, {report['n_impostor']} impostor; protocol: {report['protocol']}",
+             f"- FR model: {report['fr_model']}",
+             f"- pAUC up to discard fraction {report['limit']}, x1e3 (lower is better); "
+             "pAUC norm: 0 = oracle, 1 = no better than random discarding",
+             "- conventions: `fixed` = threshold set once on all impostors, genuine comparisons discarded "
+             "(ISO/IEC 29794-1, Schlett et al.); `reestimate` = all comparisons discarded, threshold "
+             "re-estimated after each step (CR-FIQA style)", ""]
+    for fmr in report["fmrs"]:
+        for conv in report["conventions"]:
+            rows = [r for r in report["pauc"] if r["fmr"] == fmr and r["convention"] == conv]
+            if not rows:
+                continue
+            best = min(r["pauc_x1e3"] for r in rows)
+            lines += [f"## FMR {fmr:g}, {conv} threshold", "",
+                      "| source | pAUC x1e3 | pAUC norm | FNMR@0 | FNMR@limit | threshold |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            for r in sorted(rows, key=lambda r: r["pauc_x1e3"]):
+                mark = " **(best)**" if r["pauc_x1e3"] == best else ""
+                lines.append(f"| {r['source']}{mark} | {_fmt(r['pauc_x1e3'])} | {_fmt(r['pauc_norm'], 3)} | "
+                             f"{_fmt(r['fnmr_at_0'], 4)} | {_fmt(r['fnmr_at_limit'], 4)} | {_fmt(r['threshold'], 4)} |")
+            if not all(r["fmr_resolvable"] for r in rows):
+                lines.append(f"\nNote: fewer than 1/FMR = {1 / fmr:.0f} impostor comparisons: this FMR is not "
+                             "resolvable, the threshold is the highest impostor score.")
+            lines.append("")
+    if report["correlations"]:
+        lines += [f"## Correlations between sources (reference: {report['reference']})", "",
+                  "| a | b | SRCC | PLCC | KRCC |", "|---|---|---:|---:|---:|"]
+        for c in sorted(report["correlations"], key=lambda c: not c["vs_reference"]):
+            a = f"**{c['a']}**" if c["a"] == report["reference"] else c["a"]
+            b = f"**{c['b']}**" if c["b"] == report["reference"] else c["b"]
+            lines.append(f"| {a} | {b} | {_fmt(c['srcc'], 4)} | {_fmt(c['plcc'], 4)} | {_fmt(c['krcc'], 4)} |")
+        lines.append("")
+    lines += ["## Sources", ""] + [f"- `{s['name']}`: {s['origin']}" for s in report["sources"]] + [""]
+    lines.append("EDC curves: `edc.png`; all numbers and curves: `report.json`.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_edc(report: dict[str, Any], out_png: str | Path) -> Path:
+    """One panel per (FMR, convention): FNMR vs discarded fraction, one line per source, pAUC shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgefiq.utils import atomic_path
+
+    fmrs, convs = report["fmrs"], report["conventions"]
+    limit = report["limit"]
+    fig, axes = plt.subplots(len(fmrs), len(convs), figsize=(5.5 * len(convs), 4 * len(fmrs)), squeeze=False)
+    names = [s["name"] for s in report["sources"]]
+    colors = {n: plt.get_cmap("tab10")(k % 10) for k, n in enumerate(names)}
+    paucs = {(r["source"], r["fmr"], r["convention"]): r["pauc_x1e3"] for r in report["pauc"]}
+    for a, fmr in enumerate(fmrs):
+        for b, conv in enumerate(convs):
+            ax = axes[a][b]
+            for c in report["curves"]:
+                if c["fmr"] != fmr or c["convention"] != conv:
+                    continue
+                x, y = np.asarray(c["discard"]), np.asarray(c["fnmr"])
+                label = f"{c['source']} (pAUC {paucs[(c['source'], fmr, conv)]:.1f})"
+                ax.plot(x, y, color=colors[c["source"]], label=label, lw=1.6,
+                        ls="--" if c["source"] == "random" else "-")
+                m = x <= limit
+                ax.fill_between(x[m], y[m], color=colors[c["source"]], alpha=0.08)
+            ax.axvline(limit, color="gray", lw=0.8, ls=":")
+            ax.set_xlim(0, limit * 1.02)
+            ax.set_xlabel("fraction of comparisons discarded (lowest quality first)")
+            ax.set_ylabel(f"FNMR @ FMR {fmr:g}")
+            ax.set_title(f"EDC, FMR {fmr:g}, {conv} threshold")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(out_png)
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``edc.png`` into ``out_dir``.
+
+    Example:
+        >>> write_report(evaluate(...), "report/")["md"]   # doctest: +SKIP
+        PosixPath('report/report.md')
+    """
+    from edgefiq.utils import atomic_write_text, write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return {"json": write_json(out / "report.json", report),
+            "md": atomic_write_text(out / "report.md", format_markdown(report)),
+            "png": plot_edc(report, out / "edc.png")}

@@ -1,0 +1,283 @@
+"""``export_model`` / ``export_checkpoint``: convert, verify against torch, then publish atomically.
+
+Every export runs in a temporary folder next to the output: the backend writes the
+artifact there, the sidecar is written, the artifact is loaded with its own runner and
+scored on the verification set, and only when the parity gate passes are the files moved
+into place (artifact files first, sidecar last). A failed conversion or gate leaves
+nothing behind. Converter exceptions become one-line ``ExportError``s naming the
+unsupported operator when the message reveals it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefiq.data.preprocess import Preprocess
+from edgefiq.errors import BackendUnavailableError, EdgefiqError, ExportError, ParityError, UsageError
+from edgefiq.export.base import (ArtifactMeta, ExportOptions, artifact_files, meta_path, package_versions,
+                                 write_meta)
+from edgefiq.export.calibration import MIN_INT8_CALIBRATION, load_calibration
+from edgefiq.export.parity import describe_failure, parity_report, runner_scores, torch_scores
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+RANDOM_VERIFY_IMAGES = 32
+
+
+@dataclass
+class ExportResult:
+    """A published artifact: its main file and its metadata (``files`` lists every file written)."""
+
+    path: Path
+    meta: ArtifactMeta
+    files: list[Path] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- error messages
+
+_OP_PATTERNS = (
+    r"[Oo]perator '?((?:aten|prim|onnx)::[\w.]+)'?",
+    r"No (?:translator|conversion rule|lowering) (?:found |registered )?for[: ]+'?([\w:.]+)",
+    r"Could not find an implementation for (\w+\(\d+\))",
+    r"\b((?:aten|prim)::\w+(?:\.\w+)?)",
+    r"\b(aten\.\w+(?:\.\w+)?)",
+    r"torch\.ops\.([\w.]+)",
+)
+_NOISE = re.compile(r"^(Traceback|\s*File \"|\s+\^|During handling|The above exception|\s*$|-{3,}|\[)")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in seen and len(seen) < 8:
+        seen.append(e)
+        e = e.__cause__ or e.__context__
+    return seen
+
+
+def explain_conversion_error(exc: BaseException) -> str:
+    """One line from a converter exception: the unsupported operator if named, else the first meaningful line.
+
+    Example:
+        >>> explain_conversion_error(RuntimeError("Exporting the operator 'aten::fft_rfft2' to ONNX "
+        ...                                       "opset version 17 is not supported."))
+        "unsupported operator aten::fft_rfft2: Exporting the operator 'aten::fft_rfft2' to ONNX opset version 17 is not supported."
+    """
+    texts = [str(e) for e in _chain(exc)]
+    full = "\n".join(texts)
+    op = next((m.group(1) for pat in _OP_PATTERNS for m in [re.search(pat, full)] if m), None)
+    first = ""
+    for text in texts:
+        for line in text.splitlines():
+            if not _NOISE.match(line) and len(line.strip()) > 3:
+                first = line.strip()
+                break
+        if first:
+            break
+    first = first or type(exc).__name__
+    if len(first) > 220:
+        first = first[:217] + "..."
+    return f"unsupported operator {op}: {first}" if op else first
+
+
+# ----------------------------------------------------------------------------- library API
+
+def _state_sha256(model: Any) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _pruning_summary(pruning: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not pruning:
+        return None
+    return {k: v for k, v in pruning.items() if k != "structure" and isinstance(v, (str, int, float, bool, type(None)))}
+
+
+def _as_batch(src: Any, preprocess: Preprocess, *, limit: int | None, min_images: int = 1) -> np.ndarray:
+    return load_calibration(src, preprocess, limit=limit, min_images=min_images)
+
+
+def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str | Path, *,
+                 precision: str = "fp32", calibration: Any = None, verify: Any = None,
+                 accuracy_control: float | None = None, channels_last: bool = False, no_verify: bool = False,
+                 arch: str = "model", name: str | None = None, pruning: dict[str, Any] | None = None,
+                 source_sha256: str = "", calibration_method: str = "minmax", calibration_limit: int | None = 300,
+                 verify_limit: int | None = 500, threads: int | None = None,
+                 advanced: dict[str, Any] | None = None) -> ExportResult:
+    """Export a torch ``model`` to one ``target`` backend, verify it, and publish it atomically.
+
+    Args:
+        preprocess: the model's preprocessing (written to the sidecar).
+        calibration: image folder, calibration ``.npz`` or float32 NCHW array (required for int8).
+        verify: verification images (folder/``.npz``/array); default: the calibration set, else random inputs.
+        accuracy_control: OpenVINO int8 only: maximal SRCC drop vs fp32 (NNCF accuracy-aware quantisation).
+        channels_last: NHWC model input (TFLite only).
+        no_verify: skip the parity gate (parity is then recorded as not verified).
+
+    Raises:
+        UsageError: unknown target/precision, int8 without calibration, unsupported option for the target.
+        ExportError: the converter or quantiser rejected the model (one line naming the operator or reason).
+        ParityError: the artifact does not score like the torch model; nothing is written.
+
+    Example:
+        >>> res = export_model(model, Preprocess(size=(112, 112)), "onnx", "out/", precision="int8",   # doctest: +SKIP
+        ...                    calibration="calibration/lfw300.npz", verify="heldout/")
+        >>> res.meta.parity["srcc_vs_fp32"]                                                            # doctest: +SKIP
+        0.998
+    """
+    import torch
+
+    from edgefiq.registry import BACKENDS
+
+    backend = BACKENDS.get(target)()
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if precision not in backend.precisions:
+        raise UsageError(f"{target} backend does not support {precision} (supports {', '.join(backend.precisions)})")
+    if channels_last and not getattr(backend, "supports_channels_last", False):
+        raise UsageError(f"--channels-last is supported by tflite only, not {target}")
+    if accuracy_control is not None and not (getattr(backend, "supports_accuracy_control", False) and precision == "int8"):
+        raise UsageError(f"--accuracy-control needs --precision int8 and an openvino target, not {target} {precision}")
+    if not backend.available():
+        raise BackendUnavailableError(f"{target} backend is not installed: `pip install {' '.join(backend.packages[1:])}`")
+
+    calib = None
+    if precision == "int8":
+        if calibration is None:
+            raise UsageError("int8 needs calibration images: --calibration DIR|FILE.npz (see calibration/README.md)")
+        calib = _as_batch(calibration, preprocess, limit=calibration_limit, min_images=MIN_INT8_CALIBRATION)
+    if verify is not None:
+        vx, vsource = _as_batch(verify, preprocess, limit=verify_limit), "verify"
+    elif calib is not None or calibration is not None:
+        vx = calib if calib is not None else _as_batch(calibration, preprocess, limit=calibration_limit)
+        vsource = "calibration (not held out)"
+    else:
+        g = np.random.default_rng(0)
+        vx, vsource = g.standard_normal((RANDOM_VERIFY_IMAGES, 3, *preprocess.size)).astype(np.float32), "random"
+    if precision == "int8" and vsource == "random":
+        raise UsageError("int8 verification needs images")
+
+    model = model.eval()
+    example = torch.from_numpy(np.ascontiguousarray(vx[:1]))
+    ref = torch_scores(model, vx)
+    methods = tuple(getattr(backend, "calibration_methods", ()))
+    if precision == "int8" and calibration_method not in methods:
+        if calibration_method != "minmax" or not methods:  # an explicit choice this backend cannot honour
+            raise UsageError(f"{target} int8 calibration method {calibration_method!r} is not supported "
+                             f"(supports {', '.join(methods) or 'none'})")
+        calibration_method = methods[0]
+    adv = {"calibration_method": calibration_method, **(advanced or {})}
+    if accuracy_control is not None:
+        adv.update(accuracy_control=float(accuracy_control), validation=vx, validation_reference=ref)
+    options = ExportOptions(precision=precision, calibration=calib, channels_last=channels_last, advanced=adv)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fname = f"{name or arch}_{precision}{'_nhwc' if channels_last else ''}{backend.suffix}"
+    final = out_dir / fname
+    layout = "NHWC" if channels_last else "NCHW"
+    pp = Preprocess(size=preprocess.size, mean=preprocess.mean, std=preprocess.std,
+                    channel_order=preprocess.channel_order, layout=layout)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".export-{fname}-", dir=out_dir))
+    try:
+        tmp_art = tmp_dir / fname
+        try:
+            backend.export(model, example, tmp_art, options)
+        except EdgefiqError:
+            raise
+        except Exception as e:  # converters raise anything; the user gets one line
+            what = "quantise" if precision == "int8" else "convert"
+            raise ExportError(f"cannot {what} {arch} for {target} {precision}: {explain_conversion_error(e)}") from e
+        quant = {}
+        if hasattr(backend, "quantization_info"):
+            quant = dict(backend.quantization_info(tmp_art))
+        if precision == "int8":
+            quant.update(calibration_images=int(len(calib)), calibration_method=adv.get("calibration_method"))
+            quant.update(adv.get("quantization_report", {}))
+        if accuracy_control is not None:
+            quant["accuracy_control"] = {"metric": "srcc_vs_fp32", "max_drop": float(accuracy_control)}
+        meta = ArtifactMeta(backend=target, precision=precision, preprocess=pp, arch=arch,
+                            pruning=_pruning_summary(pruning), source_sha256=source_sha256 or _state_sha256(model),
+                            quantization=quant, versions={**package_versions(*backend.packages), "numpy": np.__version__})
+        write_meta(tmp_art, meta)
+        if no_verify:
+            meta.parity = {"verified": False, "reason": "--no-verify"}
+        else:
+            runner = backend.load(tmp_art, threads)
+            rep = parity_report(ref, runner_scores(runner, vx), precision)
+            rep.update(verified=True, verify_source=vsource)
+            meta.parity = rep
+            if not rep["passed"]:
+                raise ParityError(f"parity gate failed for {target} {precision}: {describe_failure(rep)}; "
+                                  "artifact not written (use --no-verify to keep it anyway)")
+        files = []
+        for f in artifact_files(backend, tmp_art):
+            os.replace(f, out_dir / f.name)
+            files.append(out_dir / f.name)
+        write_meta(final, meta)
+        files.append(meta_path(final))
+        return ExportResult(path=final, meta=meta, files=files)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def export_checkpoint(ckpt: str | Path, target: str, out_dir: str | Path, *, precision: str = "fp32",
+                      calibration: Any = None, verify: Any = None, accuracy_control: float | None = None,
+                      channels_last: bool = False, no_verify: bool = False, name: str | None = None,
+                      **kwargs: Any) -> ExportResult | list[ExportResult]:
+    """Export an edgefiq checkpoint; ``target="all"`` exports every registered backend.
+
+    With ``"all"``, backends that lack ``precision`` (e.g. torch for int8) are skipped,
+    target-specific options apply where supported, and a list is returned; if some
+    targets fail the others are still published and an ``ExportError`` lists the failures.
+
+    Example:
+        >>> res = export_checkpoint("runs/distill/best.pt", "onnx", "export/", precision="int8",   # doctest: +SKIP
+        ...                         calibration="calibration/lfw300.npz")
+        >>> res.path                                                                             # doctest: +SKIP
+        PosixPath('export/mobilenetv3_small_100_int8.onnx')
+    """
+    from edgefiq.models.checkpoint import load_checkpoint
+    from edgefiq.registry import BACKENDS
+    from edgefiq.utils import sha256_file
+
+    ck = load_checkpoint(ckpt)
+    common = dict(arch=ck.arch, name=name, pruning=ck.pruning, source_sha256=sha256_file(ckpt), **kwargs)
+    if target != "all":
+        return export_model(ck.model, ck.preprocess, target, out_dir, precision=precision, calibration=calibration,
+                            verify=verify, accuracy_control=accuracy_control, channels_last=channels_last,
+                            no_verify=no_verify, **common)
+    results, failures = [], []
+    method = common.pop("calibration_method", "minmax")
+    for t in BACKENDS.names():
+        b = BACKENDS.get(t)()
+        if precision not in b.precisions:
+            log.info("skip %s: no %s", t, precision)
+            continue
+        try:
+            results.append(export_model(
+                ck.model, ck.preprocess, t, out_dir, precision=precision, calibration=calibration, verify=verify,
+                calibration_method=method if method in getattr(b, "calibration_methods", ()) else "minmax",
+                accuracy_control=accuracy_control if getattr(b, "supports_accuracy_control", False) else None,
+                channels_last=channels_last and getattr(b, "supports_channels_last", False),
+                no_verify=no_verify, **common))
+        except EdgefiqError as e:
+            failures.append(f"{t}: {e}")
+    if failures:
+        raise ExportError(f"{len(failures)} target(s) failed ({len(results)} written): " + " | ".join(failures))
+    return results

@@ -1,0 +1,178 @@
+"""ONNX backend: one self-contained opset-17 ``.onnx`` file with a dynamic batch axis.
+
+Export uses the legacy TorchScript-based exporter (``dynamo=False``): the dynamo exporter
+forces opset 18 and external weight files. Precisions:
+
+* ``fp32``: the exported graph, optionally simplified with onnxslim (``advanced["slim"]``,
+  on by default when onnxslim is installed).
+* ``fp16``: weights and activations in float16 with float32 inputs/outputs
+  (``onnxruntime.transformers.float16``, ``keep_io_types=True``).
+* ``int8``: onnxruntime static quantisation in QDQ format, per-channel int8 weights,
+  calibration method ``minmax`` (default), ``entropy`` or ``percentile``
+  (``advanced["calibration_method"]``).
+
+Module-level imports are torch-free: the runner only needs onnxruntime.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefiq.errors import BackendUnavailableError, UsageError
+from edgefiq.export.base import ExportOptions, read_meta_or_none, silence_native_stderr, to_layout
+from edgefiq.registry import BACKENDS
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+_PIP = "pip install onnx onnxruntime"
+
+
+def _require(*modules: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BackendUnavailableError(f"onnx backend needs {', '.join(missing)}: `{_PIP}`")
+
+
+def export_onnx_fp32(model: Any, example: Any, out: Path, *, opset: int = 17, slim: bool = True,
+                     input_name: str = "input", output_name: str = "quality") -> Path:
+    """Export ``model`` to a single-file ONNX graph with a dynamic batch axis.
+
+    Example:
+        >>> export_onnx_fp32(model, torch.zeros(1, 3, 112, 112), Path("m.onnx"))   # doctest: +SKIP
+    """
+    import warnings
+
+    import torch
+
+    _require("onnx")
+    with warnings.catch_warnings(), torch.no_grad(), silence_native_stderr():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (example,), str(out), dynamo=False, opset_version=opset,
+                          input_names=[input_name], output_names=[output_name], do_constant_folding=True,
+                          dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}})
+    if slim and importlib.util.find_spec("onnxslim") is not None:
+        import onnx
+        import onnxslim
+
+        slimmed = onnxslim.slim(onnx.load(str(out)))
+        if slimmed is not None:
+            onnx.save(slimmed, str(out))
+    return out
+
+
+class _CalibrationReader:
+    """Feeds a preprocessed float32 NCHW array to onnxruntime's calibrators in small batches."""
+
+    def __init__(self, data: np.ndarray, input_name: str, batch: int = 16) -> None:
+        self._chunks = [data[i:i + batch] for i in range(0, len(data), batch)]
+        self._name = input_name
+        self._it = iter(self._chunks)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        chunk = next(self._it, None)
+        return None if chunk is None else {self._name: np.ascontiguousarray(chunk, np.float32)}
+
+    def rewind(self) -> None:
+        self._it = iter(self._chunks)
+
+
+def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method: str = "minmax",
+                       input_name: str = "input") -> Path:
+    """Static QDQ int8 quantisation of ``src`` into ``out`` (per-channel weights).
+
+    Example:
+        >>> quantize_onnx_int8(Path("m.onnx"), Path("m_int8.onnx"), calib, method="entropy")   # doctest: +SKIP
+    """
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise UsageError(f"unknown calibration method {method!r}; choose from {', '.join(methods)}")
+
+    class Reader(_CalibrationReader, CalibrationDataReader):
+        pass
+
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".ortq-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), Reader(calibration, input_name), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=methods[method],
+                        extra_options={"CalibTensorRangeSymmetric": False, "CalibMovingAverage": False})
+    return out
+
+
+@BACKENDS.register("onnx")
+class OnnxBackend:
+    """ONNX + onnxruntime: fp32, fp16 (fp32 I/O) and int8 (static QDQ)."""
+
+    name = "onnx"
+    suffix = ".onnx"
+    precisions = ("fp32", "fp16", "int8")
+    packages = ("torch", "onnx", "onnxslim", "onnxruntime")
+    calibration_methods = CALIBRATION_METHODS   # first = default
+
+    def available(self) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Path:
+        """Write ``out`` in ``options.precision`` (int8 needs ``options.calibration``)."""
+        _require("onnx", "onnxruntime")
+        out = Path(out)
+        slim = bool(options.advanced.get("slim", True))
+        if options.precision == "fp32":
+            return export_onnx_fp32(model, example, out, opset=options.opset, slim=slim)
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".onnx-") as tmp:
+            fp32 = export_onnx_fp32(model, example, Path(tmp) / "fp32.onnx", opset=options.opset, slim=slim)
+            if options.precision == "fp16":
+                import onnx
+                from onnxruntime.transformers.float16 import convert_float_to_float16
+
+                m16 = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+                onnx.save(m16, str(out))
+            elif options.precision == "int8":
+                if options.calibration is None:
+                    raise UsageError("onnx int8 needs calibration images (--calibration DIR)")
+                quantize_onnx_int8(fp32, out, options.calibration,
+                                   method=str(options.advanced.get("calibration_method", "minmax")))
+            else:
+                raise UsageError(f"onnx: unsupported precision {options.precision!r}")
+        return out
+
+    def quantization_info(self, path: Path) -> dict[str, Any]:
+        """ONNX keeps float32 I/O at every precision; nothing for the caller to quantise."""
+        return {"io_dtype": "float32"}
+
+    def load(self, path: Path, threads: int | None = None) -> "OnnxRunner":
+        return OnnxRunner(Path(path), threads)
+
+
+class OnnxRunner:
+    """Scores float32 NCHW batches with onnxruntime (CPU)."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendUnavailableError(f"onnx runner needs onnxruntime: `{_PIP}`") from None
+        meta = read_meta_or_none(path)
+        self.layout = meta.preprocess.layout if meta else "NCHW"
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = int(threads)
+            so.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.input_name: to_layout(batch, self.layout)})[0]
+        return np.asarray(out, dtype=np.float32).reshape(len(batch), -1)[:, 0]
+

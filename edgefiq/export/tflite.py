@@ -1,0 +1,172 @@
+"""TFLite backend: litert-torch conversion (no TensorFlow), ai-edge-litert runtime.
+
+Precisions:
+
+* ``fp32``: ``litert_torch.convert(model, (example,))``.
+* ``fp16``: fp16 weights (ai-edge-quantizer's fp16 recipe, ``quant_recipes.full_fp16_recipe``),
+  float32 compute and I/O.
+* ``int8``: PT2E static quantisation (``PT2EQuantizer`` with the symmetric per-channel config),
+  calibrated on the calibration set. The model then takes int8 input and returns int8
+  output; the scales/zero-points are stored in the sidecar and the runner (de)quantises,
+  so callers still pass float32 and get float32 scores.
+
+``channels_last`` wraps the model with ``litert_torch.to_channel_last_io`` (NHWC input,
+the layout most mobile camera pipelines produce). The artifact has a fixed batch of 1;
+the runner loops over a batch. Module-level imports are torch-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefiq.errors import BackendUnavailableError, DataError, UsageError
+from edgefiq.export.base import (ExportOptions, dequantize_array, quantize_array, read_meta_or_none,
+                                 to_layout)
+from edgefiq.registry import BACKENDS
+
+_PIP = "pip install litert-torch ai-edge-litert ai-edge-quantizer"
+
+
+def _require(*modules: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BackendUnavailableError(f"tflite backend needs {', '.join(missing)}: `{_PIP}`")
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """Silence litert-torch's progress log and the quantizer's prints (unless --verbose)."""
+    if os.environ.get("EDGEFIQ_VERBOSE") == "1":
+        yield
+        return
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
+    import logging
+    import warnings
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)   # "Use JAX lowering: ..." and jax backend notices
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last: bool) -> tuple[Any, Any]:
+    """PT2E-quantise ``module`` (already channel-last wrapped if asked); returns (module, quant_config)."""
+    import torch
+    from litert_torch.quantize import pt2e_quantizer as pq
+    from litert_torch.quantize import quant_config as qc
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    quantizer = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
+    prepared = quantize_pt2e.prepare_pt2e(torch.export.export(module, (example,)).module(), quantizer)
+    with torch.no_grad():
+        for i in range(len(calibration)):
+            x = calibration[i:i + 1]
+            prepared(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1) if channels_last else x)))
+    converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+    return converted, qc.QuantConfig(pt2e_quantizer=quantizer)
+
+
+@BACKENDS.register("tflite")
+class TfliteBackend:
+    """TFLite via litert-torch: fp32, fp16 weights, int8 PT2E (int8 I/O), optional NHWC input."""
+
+    name = "tflite"
+    suffix = ".tflite"
+    precisions = ("fp32", "fp16", "int8")
+    packages = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")
+    calibration_methods = ("pt2e-histogram",)   # first = default
+    supports_channels_last = True
+
+    def available(self) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in ("litert_torch", "ai_edge_litert"))
+
+    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Path:
+        """Convert ``model`` to ``out`` in ``options.precision``."""
+        _require("litert_torch", "ai_edge_litert")
+        with _quiet():
+            import litert_torch
+            import torch
+
+            module = model.eval()
+            if options.channels_last:
+                module = litert_torch.to_channel_last_io(module, args=[0]).eval()
+                example = example.permute(0, 2, 3, 1).contiguous()
+            quant = None
+            if options.precision == "fp16":
+                _require("ai_edge_quantizer")
+                from litert_torch.generative.quantize import quant_recipes
+
+                quant = quant_recipes.full_fp16_recipe()
+            elif options.precision == "int8":
+                if options.calibration is None:
+                    raise UsageError("tflite int8 needs calibration images (--calibration DIR)")
+                module, quant = _pt2e_int8(module, example, options.calibration, options.channels_last)
+            elif options.precision != "fp32":
+                raise UsageError(f"tflite: unsupported precision {options.precision!r}")
+            with torch.no_grad():
+                edge = litert_torch.convert(module, (example,), quant_config=quant)
+            edge.export(str(out))
+        return Path(out)
+
+    def quantization_info(self, path: Path) -> dict[str, Any]:
+        """Input/output dtype, scale and zero-point as the interpreter reports them."""
+        from ai_edge_litert.interpreter import Interpreter
+
+        it = Interpreter(model_path=str(path))
+        i, o = it.get_input_details()[0], it.get_output_details()[0]
+        return {"io_dtype": np.dtype(i["dtype"]).name,
+                "input": {"dtype": np.dtype(i["dtype"]).name, "scale": float(i["quantization"][0]),
+                          "zero_point": int(i["quantization"][1]), "shape": [int(s) for s in i["shape"]]},
+                "output": {"dtype": np.dtype(o["dtype"]).name, "scale": float(o["quantization"][0]),
+                           "zero_point": int(o["quantization"][1])}}
+
+    def load(self, path: Path, threads: int | None = None) -> "TfliteRunner":
+        return TfliteRunner(Path(path), threads)
+
+
+class TfliteRunner:
+    """Scores float32 NCHW batches with the LiteRT interpreter, (de)quantising int8 I/O."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise BackendUnavailableError("tflite runner needs ai-edge-litert: `pip install ai-edge-litert`") from None
+        self.interpreter = Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
+        self.interpreter.allocate_tensors()
+        i, o = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
+        self._in, self._out = i["index"], o["index"]
+        self.in_dtype, self.out_dtype = np.dtype(i["dtype"]), np.dtype(o["dtype"])
+        self.in_q = tuple(i["quantization"])
+        self.out_q = tuple(o["quantization"])
+        meta = read_meta_or_none(path)
+        self.layout = "NHWC" if int(i["shape"][-1]) == 3 and int(i["shape"][1]) != 3 else "NCHW"
+        if meta is not None:
+            q = meta.quantization.get("input") or {}
+            if q and (q.get("dtype") != self.in_dtype.name or not np.isclose(q.get("scale", 0.0), self.in_q[0])):
+                raise DataError(f"{path}: sidecar quantisation {q} does not match the model's input {i['quantization']}")
+            if meta.preprocess.layout != self.layout:
+                raise DataError(f"{path}: sidecar layout {meta.preprocess.layout} but the model takes {self.layout}")
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        x = to_layout(batch, self.layout)
+        if self.in_dtype.kind in "iu":
+            x = quantize_array(x, self.in_q[0], self.in_q[1], self.in_dtype)
+        out = np.empty(len(x), np.float32)
+        for k in range(len(x)):   # fixed batch of 1 (XNNPACK cannot reshape the flattened head)
+            self.interpreter.set_tensor(self._in, x[k:k + 1])
+            self.interpreter.invoke()
+            y = self.interpreter.get_tensor(self._out).reshape(-1)[:1]
+            out[k] = dequantize_array(y, *self.out_q)[0] if self.out_dtype.kind in "iu" else y[0]
+        return out

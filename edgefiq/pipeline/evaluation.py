@@ -1,0 +1,182 @@
+"""The eval stage of a run: every artifact, the teacher and a random baseline on the same comparisons.
+
+On the validation identities (never seen in training), one FR model embeds every image
+once; genuine and impostor comparisons come from ``edgefiq.metrics.edc``. Each exported
+artifact scores the images on its own runtime (``edgefiq.export.base.load_runner``), so the
+numbers are those of the file a device would run. Per source: SRCC/PLCC against the
+teacher and the EDC pAUC (x1e3, discard up to ``eval.discard_limit``) at every FMR of the
+recipe. Scores and curves are written to ``eval/`` for the report.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefiq.pipeline.recipe import EvalSection, RunRecipe
+from edgefiq.pipeline.runner import StageContext
+
+log = logging.getLogger("edgefiq.pipeline")
+
+
+def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
+    """Evaluate every exported artifact + teacher + random on the validation identities.
+
+    Returns:
+        ``{"rows": [...], "fr_model": str, "n_images": int, "n_genuine": int, "n_impostor": int,
+        "curves": run-relative path of curves.json}``; a row has ``source, kind, srcc, plcc`` and
+        ``pauc@<fmr>`` per FMR.
+
+    Example:
+        >>> evaluate_artifacts(ctx, recipe)["rows"][0]["source"]   # doctest: +SKIP
+        'teacher'
+    """
+    from edgefiq.data.readers import identity_of
+    from edgefiq.metrics import plcc, srcc
+    from edgefiq.metrics.edc import comparisons_from_identities, edc_curve, pauc_x1e3
+    from edgefiq.utils import write_json
+
+    ev = recipe.eval
+    images = ctx.path(ctx.outputs["data"]["images"])
+    rels, teacher_q = _read_quality(ctx.path(ctx.outputs["label"]["val"]))
+    if ev.max_images and len(rels) > ev.max_images:
+        keep = _identity_subset(rels, ev.max_images, recipe.seed)
+        rels, teacher_q = [rels[k] for k in keep], teacher_q[keep]
+    paths = [images / r for r in rels]
+    ids = [identity_of(r) for r in rels]
+    comps, fr_desc = None, None
+    if ev.edc:
+        from edgefiq.models.fr import embed_paths
+
+        fr, fr_desc = load_eval_fr(ev)
+        emb = embed_paths(fr, paths, batch_size=ev.batch_size)
+        comps = comparisons_from_identities(emb, ids, max_impostors=ev.max_impostors, seed=recipe.seed)
+        log.info("[eval] %d images, %d genuine / %d impostor comparisons (%s)", len(paths), comps.n_genuine,
+                 comps.n_impostor, fr_desc)
+
+    sources: list[tuple[dict[str, Any], np.ndarray]] = [
+        ({"source": "teacher", "kind": "teacher"}, teacher_q),
+        ({"source": "random", "kind": "baseline"}, np.random.default_rng(recipe.seed).random(len(paths))),
+    ]
+    cache = _ImageCache(paths)
+    for art in ctx.outputs["export"]["artifacts"]:
+        if not art.get("path"):
+            continue
+        scores = score_artifact(ctx.path(art["path"]), cache, ev.batch_size)
+        key = f"{art['name']}/{art['target']}-{art['precision']}"
+        _write_scores(ctx.stage_dir / "scores" / (key.replace("/", "__") + ".csv"), rels, scores)
+        sources.append(({"source": key, "kind": "artifact", "path": art["path"]}, scores))
+
+    rows, curves = [], {}
+    for info, q in sources:
+        row = dict(info)
+        finite = np.isfinite(q).all()
+        row["srcc"] = float(srcc(q, teacher_q)) if finite else None
+        row["plcc"] = float(plcc(q, teacher_q)) if finite else None
+        for fmr in ev.fmr if comps is not None else ():
+            if not finite:
+                row[f"pauc@{fmr:g}"] = None
+                continue
+            c = edc_curve(comps, q, fmr=fmr, convention=ev.convention, discard_limit=ev.discard_limit)
+            row[f"pauc@{fmr:g}"] = float(pauc_x1e3(c, ev.discard_limit))
+            row[f"fmr_resolvable@{fmr:g}"] = bool(c.fmr_resolvable)
+            curves.setdefault(f"{fmr:g}", {})[info["source"]] = {"discard": np.asarray(c.discard).tolist(),
+                                                                  "fnmr": np.asarray(c.fnmr).tolist()}
+        rows.append(row)
+    write_json(ctx.stage_dir / "curves.json", curves)
+    write_json(ctx.stage_dir / "eval.json", {"rows": rows, "fr_model": fr_desc})
+    return {"rows": rows, "fr_model": fr_desc, "n_images": len(paths), "n_identities": len(set(ids)),
+            "n_genuine": comps.n_genuine if comps else None, "n_impostor": comps.n_impostor if comps else None,
+            "curves": ctx.rel(ctx.stage_dir / "curves.json")}
+
+
+def load_eval_fr(ev: EvalSection) -> tuple[Any, str]:
+    """The FR model of the eval section and a one-line description of it.
+
+    With ``fr_model`` a file, ``edgefiq.models.fr.load_fr_model``; with only ``fr_arch``, a
+    randomly initialised network of that architecture (seeded), for the synthetic demo.
+    """
+    from edgefiq.errors import RecipeError
+
+    if ev.fr_model:
+        from edgefiq.models.fr import load_fr_model
+
+        fr = load_fr_model(ev.fr_model, arch=ev.fr_arch)
+        return fr, f"{getattr(fr, 'arch', ev.fr_arch)} ({Path(ev.fr_model).name})"
+    if ev.fr_arch:
+        import torch
+
+        from edgefiq.data.preprocess import Preprocess
+        from edgefiq.models.fr import DEFAULT_PREPROCESS
+        from edgefiq.registry import FR_MODELS
+
+        torch.manual_seed(ev.fr_seed)
+        fr = FR_MODELS.get(ev.fr_arch)()
+        fr.eval()
+        fr.preprocess = DEFAULT_PREPROCESS.get(ev.fr_arch, Preprocess())  # type: ignore[assignment]
+        return fr, f"{ev.fr_arch} randomly initialised (seed {ev.fr_seed}; demo only, not a trained FR model)"
+    raise RecipeError("eval: set eval.fr_model (a face recognition model file) or eval.fr_arch")
+
+
+class _ImageCache:
+    """Decoded validation images (uint8), loaded once for all artifacts."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        self._images: list[np.ndarray] | None = None
+
+    @property
+    def images(self) -> list[np.ndarray]:
+        if self._images is None:
+            from edgefiq.data.images import load_image
+
+            self._images = [load_image(p) for p in self.paths]
+        return self._images
+
+
+def score_artifact(path: Path, cache: _ImageCache, batch_size: int = 64) -> np.ndarray:
+    """Scores of the cached images by the artifact at ``path`` on its own runtime."""
+    from edgefiq.export.base import load_runner
+
+    runner, meta = load_runner(path, threads=None)
+    pre = dataclasses.replace(meta.preprocess, layout="NCHW")
+    out = []
+    imgs = cache.images
+    for k in range(0, len(imgs), batch_size):
+        out.append(np.asarray(runner(pre.batch(imgs[k:k + batch_size])), dtype=np.float64).reshape(-1))
+    return np.concatenate(out)
+
+
+def _read_quality(csv_path: Path) -> tuple[list[str], np.ndarray]:
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [r["path"] for r in rows], np.array([float(r["quality"]) for r in rows])
+
+
+def _identity_subset(rels: list[str], max_images: int, seed: int) -> np.ndarray:
+    """Indices of whole identities (seeded order) until ``max_images`` images are reached."""
+    from edgefiq.data.readers import identity_of
+
+    ids = sorted({identity_of(r) for r in rels})
+    order = np.random.default_rng(seed).permutation(len(ids))
+    by_id: dict[str, list[int]] = {}
+    for k, r in enumerate(rels):
+        by_id.setdefault(identity_of(r), []).append(k)
+    keep: list[int] = []
+    for i in order:
+        if len(keep) >= max_images:
+            break
+        keep += by_id[ids[i]]
+    return np.array(sorted(keep))
+
+
+def _write_scores(path: Path, rels: list[str], scores: np.ndarray) -> None:
+    from edgefiq.utils import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "path,quality\n" + "".join(f"{r},{s:.8g}\n" for r, s in zip(rels, scores)))

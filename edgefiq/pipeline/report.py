@@ -1,0 +1,255 @@
+"""The final report of a run: ``report.md``, ``report.json`` and plots in the run folder.
+
+One row per exported artifact (student, pruning method and rho, target, precision, size,
+p50 latency at 1 thread, SRCC vs the teacher, pAUC at each FMR, parity, status) plus the
+teacher's row and a random-score baseline on the same comparisons. A run on the synthetic
+sample says so in the title, in a banner and in ``report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from edgefiq.pipeline.recipe import RunRecipe
+from edgefiq.pipeline.runner import STATE_FILE, StageContext
+from edgefiq.utils import atomic_write_text, write_json
+
+log = logging.getLogger("edgefiq.pipeline")
+
+SYNTHETIC_BANNER = ("**SYNTHETIC DATA.** This run used the built-in procedural sample: the numbers show that every "
+                    "stage works end to end, not how good a quality model is on real faces.")
+
+
+def write_report(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
+    """Assemble rows from the export, eval and bench stage outputs and write the report files.
+
+    Returns:
+        ``{"report_md", "report_json", "plots": [...], "all_ok": bool}`` (paths run-relative).
+
+    Example:
+        >>> write_report(ctx, recipe)["all_ok"]   # doctest: +SKIP
+        True
+    """
+    rows = build_rows(ctx.outputs, ctx.run_dir)
+    fmrs = [f"{f:g}" for f in recipe.eval.fmr] if recipe.eval.edc else []
+    data = ctx.outputs.get("data", {})
+    ev = ctx.outputs.get("eval", {})
+    state = _read_state(ctx.run_dir)
+    summary = {
+        "recipe": recipe.name,
+        "synthetic": bool(data.get("synthetic")),
+        "teacher": ctx.outputs.get("label", {}).get("teacher"),
+        "fr_model": ev.get("fr_model"),
+        "data": {k: data.get(k) for k in ("n_images", "n_identities", "n_train", "n_val")},
+        "eval": {k: ev.get(k) for k in ("n_images", "n_identities", "n_genuine", "n_impostor")},
+        "fmr": list(recipe.eval.fmr),
+        "discard_limit": recipe.eval.discard_limit,
+        "convention": recipe.eval.convention,
+        "stage_seconds": {n: s.get("seconds") for n, s in state.get("stages", {}).items() if "seconds" in s},
+        "distill": {k: v.get("metrics") for k, v in ctx.outputs.get("distill", {}).items()},
+        "rows": rows,
+        "all_ok": all(r["status"] == "ok" for r in rows if r["kind"] == "artifact"),
+    }
+    write_json(ctx.run_dir / "report.json", summary)
+    plots = make_plots(ctx, rows, fmrs)
+    atomic_write_text(ctx.run_dir / "report.md", render_markdown(summary, fmrs, [ctx.rel(p) for p in plots]))
+    return {"report_md": "report.md", "report_json": "report.json", "plots": [ctx.rel(p) for p in plots],
+            "all_ok": summary["all_ok"]}
+
+
+def _read_state(run_dir: Path) -> dict[str, Any]:
+    p = run_dir / STATE_FILE
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def build_rows(outputs: dict[str, dict[str, Any]], run_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Merge export (what/parity), eval (SRCC, pAUC) and bench (latency) into report rows."""
+    eval_rows = {r["source"]: r for r in outputs.get("eval", {}).get("rows", [])}
+    bench = _bench_by_path(outputs.get("bench", {}).get("rows", []))
+    rows: list[dict[str, Any]] = []
+    for src in ("teacher", "random"):
+        if src in eval_rows:
+            e = eval_rows[src]
+            rows.append({"model": src, "kind": e["kind"], **_metrics(e), "status": "ok"})
+    for art in outputs.get("export", {}).get("artifacts", []):
+        key = f"{art['name']}/{art['target']}-{art['precision']}"
+        e = eval_rows.get(key, {})
+        b = bench.get(art.get("path") or "", {})
+        row = {"model": art["name"], "kind": "artifact", "student": art.get("student"), "method": art.get("method"),
+               "rho": art.get("rho"), "target": art["target"], "precision": art["precision"],
+               "path": art.get("path"), "size_bytes": b.get("size_bytes") or _size(art.get("path"), run_dir),
+               "p50_ms": b.get("p50_ms"), "bench_status": b.get("status"), **_metrics(e),
+               "parity": parity_summary(art.get("parity") or {}), "parity_detail": art.get("parity") or {}}
+        row["status"] = _status(art, e, b)
+        rows.append(row)
+    return rows
+
+
+def _metrics(e: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in e.items() if k in ("srcc", "plcc") or k.startswith("pauc@")}
+
+
+def _status(art: dict[str, Any], e: dict[str, Any], b: dict[str, Any]) -> str:
+    if art.get("status") != "ok":
+        return str(art.get("status"))
+    if not e or e.get("srcc") is None:
+        return "failed: not evaluated"
+    if b and b.get("status") not in (None, "ok"):
+        return f"failed: bench {b.get('status')}"
+    if not b:
+        return "failed: not benchmarked"
+    return "ok"
+
+
+def _size(path: str | None, run_dir: Path | None) -> int | None:
+    """Bytes of an artifact file (OpenVINO: the .xml plus its .bin) when the bench did not report it."""
+    if not path or run_dir is None or not (run_dir / path).is_file():
+        return None
+    p = run_dir / path
+    extra = p.with_suffix(".bin") if p.suffix == ".xml" else None
+    return p.stat().st_size + (extra.stat().st_size if extra and extra.is_file() else 0)
+
+
+def _bench_by_path(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The 1-thread, batch-1 bench row of each artifact, keyed by run-relative path (suffix match)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        path = str(r.get("artifact") or r.get("path") or "")
+        if r.get("threads", 1) != 1 or r.get("batch", 1) != 1:
+            continue
+        p50 = r.get("p50_ms", r.get("latency_p50_ms"))
+        norm = {"p50_ms": p50, "size_bytes": r.get("size_bytes"), "status": r.get("status", "ok")}
+        out[path] = norm
+        # bench may report absolute paths: also index by every run-relative suffix
+        parts = Path(path).parts
+        for k in range(1, len(parts)):
+            out.setdefault("/".join(parts[k:]), norm)
+    return out
+
+
+def parity_summary(parity: dict[str, Any]) -> str:
+    """One short cell from the export's parity record (``ok (max|d|=3e-06)``, ``FAILED ...``)."""
+    if not parity:
+        return "n/a"
+    passed = parity.get("passed", parity.get("ok"))
+    bits = []
+    for k, label in (("max_abs_diff", "max|d|"), ("srcc", "srcc"), ("srcc_vs_fp32", "srcc")):
+        v = parity.get(k)
+        if isinstance(v, (int, float)):
+            bits.append(f"{label}={v:.2g}" if "d|" in label else f"{label}={v:.4f}")
+    word = "ok" if passed else ("not verified" if passed is None else "FAILED")
+    return f"{word} ({', '.join(bits)})" if bits else word
+
+
+def _fmt(v: Any, spec: str = ".3f") -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return format(v, spec)
+    return str(v)
+
+
+def _size_str(n: Any) -> str:
+    if not isinstance(n, (int, float)):
+        return "—"
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) -> str:
+    """The Markdown report (title, provenance, the table, plots)."""
+    syn = summary["synthetic"]
+    lines = [f"# edgefiq run: {summary['recipe']}{' (SYNTHETIC DATA)' if syn else ''}", ""]
+    if syn:
+        lines += [SYNTHETIC_BANNER, ""]
+    t = summary.get("teacher") or {}
+    d, e = summary["data"], summary["eval"]
+    lines += [
+        f"- Teacher: `{t.get('name')}` {json.dumps(t.get('options', {}))}",
+        f"- Data: {d.get('n_images')} images of {d.get('n_identities')} identities "
+        f"({d.get('n_train')} train / {d.get('n_val')} validation images, identity-disjoint)",
+        f"- Evaluation: {e.get('n_images')} validation images of {e.get('n_identities')} identities, "
+        f"{e.get('n_genuine')} genuine / {e.get('n_impostor')} impostor comparisons, FR model: {summary.get('fr_model')}",
+        f"- pAUC: area under the EDC (FNMR at the given FMR vs fraction discarded, threshold "
+        f"{summary['convention']}), discard 0..{summary['discard_limit']}, x1e3; lower is better. "
+        "SRCC: Spearman correlation with the teacher's scores on the validation images.",
+        f"- Status: {'every artifact ok' if summary['all_ok'] else 'SOME ARTIFACTS FAILED (see status column)'}",
+        "",
+    ]
+    head = ["model", "method", "rho", "target", "precision", "size", "p50 ms (1 thr)", "SRCC vs teacher",
+            *[f"pAUC@FMR{f}" for f in fmrs], "parity", "status"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in summary["rows"]:
+        cells = [r["model"] if r["kind"] != "teacher" else f"**teacher** ({t.get('name')})",
+                 r.get("method") or "—", _fmt(r.get("rho"), "g"), r.get("target") or "—",
+                 r.get("precision") or "—", _size_str(r.get("size_bytes")), _fmt(r.get("p50_ms"), ".2f"),
+                 _fmt(r.get("srcc"), ".4f"), *[_fmt(r.get(f"pauc@{f}"), ".2f") for f in fmrs],
+                 r.get("parity") or "—", r["status"]]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    if summary.get("stage_seconds"):
+        lines += ["", "Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in summary["stage_seconds"].items()
+                                                           if isinstance(v, (int, float)))]
+    if plots:
+        lines += [""] + [f"![{Path(p).stem}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -> list[Path]:
+    """EDC curves (teacher, random, fp32 artifacts of one target) and the latency/SRCC trade-off."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: list[Path] = []
+    pdir = ctx.run_dir / "plots"
+    pdir.mkdir(parents=True, exist_ok=True)
+    curves_rel = ctx.outputs.get("eval", {}).get("curves")
+    curves = json.loads(ctx.path(curves_rel).read_text()) if curves_rel and ctx.path(curves_rel).is_file() else {}
+    arts = [r for r in rows if r["kind"] == "artifact" and r.get("srcc") is not None]
+    first_target = arts[0]["target"] if arts else None
+    show = {"teacher", "random"} | {f"{r['model']}/{r['target']}-{r['precision']}" for r in arts
+                                     if r["precision"] == "fp32" and r["target"] == first_target}
+    syn = " (synthetic data)" if ctx.outputs.get("data", {}).get("synthetic") else ""
+    for fmr in fmrs:
+        cs = curves.get(fmr, {})
+        if not cs:
+            continue
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for name, c in cs.items():
+            if name in show:
+                ax.plot(c["discard"], c["fnmr"], label=name, lw=2.2 if name == "teacher" else 1.2,
+                        ls="--" if name == "random" else "-")
+        ax.set_xlabel("fraction of comparisons discarded (lowest quality first)")
+        ax.set_ylabel(f"FNMR at FMR {fmr}")
+        ax.set_title(f"EDC, {ctx.outputs.get('label', {}).get('teacher', {}).get('name')} teacher{syn}")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        p = pdir / f"edc_fmr{fmr}.png"
+        fig.tight_layout()
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        out.append(p)
+    lat = [r for r in arts if isinstance(r.get("p50_ms"), (int, float))]
+    if lat:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for prec, marker in (("fp32", "o"), ("fp16", "s"), ("int8", "^")):
+            sel = [r for r in lat if r["precision"] == prec]
+            if sel:
+                ax.scatter([r["p50_ms"] for r in sel], [r["srcc"] for r in sel], marker=marker, label=prec)
+                for r in sel:
+                    ax.annotate(f"{r['target']} {r.get('method')}-{r.get('rho'):g}", (r["p50_ms"], r["srcc"]),
+                                fontsize=5, alpha=0.7)
+        ax.set_xlabel("p50 latency, 1 thread, batch 1 (ms)")
+        ax.set_ylabel("SRCC vs teacher (validation)")
+        ax.set_title(f"Speed vs agreement with the teacher{syn}")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        p = pdir / "latency_vs_srcc.png"
+        fig.tight_layout()
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        out.append(p)
+    return out

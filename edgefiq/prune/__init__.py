@@ -1,0 +1,14 @@
+"""Pruning: structured (torch-pruning DepGraph, channels removed) and unstructured (L1, random).
+
+Public API:
+    prune_model(model, example_input, *, rho, method, ...) -> (model, info)
+    restore_structure(model, structure) -> model   (rebuild a pruned architecture for loading)
+    checkpoint_pruning(info) -> dict                (what a checkpoint stores under "pruning")
+"""
+
+from __future__ import annotations
+
+from edgefiq.prune.api import METHODS, checkpoint_pruning, prune_model
+from edgefiq.prune.structure import restore_structure
+
+__all__ = ["METHODS", "checkpoint_pruning", "prune_model", "restore_structure"]

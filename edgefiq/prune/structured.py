@@ -1,0 +1,108 @@
+"""Structured pruning: remove whole channels with torch-pruning's dependency graph (DepGraph).
+
+Coupled layers (a conv, its BatchNorm, the depthwise conv and the 1x1 conv that read its
+channels, residual additions, squeeze-excite gates, LayerNorms...) are pruned together as
+one group, ranked by a group magnitude importance (L1 or L2 norm). The output layer is
+never pruned on its output side, so the model still returns one score (or an embedding
+of the same size). The shape changes are recorded with :mod:`edgefiq.prune.structure`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgefiq.prune.common import find_head, resolve_layers
+from edgefiq.prune.structure import diff_structure, snapshot
+
+
+HEAD_ATTRS = ("num_heads", "num_head", "heads")
+
+
+def attention_layers(model: nn.Module) -> list[nn.Module]:
+    """Conv/linear layers inside attention modules (anything with an int ``num_heads``/``num_head``/``heads``).
+
+    Attention reshapes channels into ``heads x head_dim`` with sizes fixed at construction
+    (EdgeNeXt also splits channels into fixed chunks), which channel removal would break.
+    """
+    out: list[nn.Module] = []
+    for mod in model.modules():
+        heads = next((getattr(mod, a) for a in HEAD_ATTRS if hasattr(mod, a)), None)
+        if isinstance(heads, int) and not isinstance(heads, bool) and heads >= 1:
+            out += [c for c in mod.modules() if isinstance(c, (nn.Linear, nn.Conv1d, nn.Conv2d)) and c not in out]
+    return out
+
+
+def frozen_by_attention(model: nn.Module, example_input: torch.Tensor) -> list[nn.Module]:
+    """Layers to ignore so that no channel entering or leaving an attention layer is removed.
+
+    For each layer in :func:`attention_layers`, the dependency groups of both its output
+    and its input channels are frozen by ignoring every layer whose outputs are in them
+    (torch-pruning skips a group that contains an ignored layer's outputs). The MLPs and
+    convolutions around attention blocks are still pruned.
+    """
+    import torch_pruning as tp
+
+    attn = attention_layers(model)
+    if not attn:
+        return []
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    frozen: list[nn.Module] = []
+    for layer in attn:
+        pruner = dg.get_pruner_of_module(layer)
+        for fn, n in ((pruner.prune_out_channels, pruner.get_out_channels(layer)),
+                      (pruner.prune_in_channels, pruner.get_in_channels(layer))):
+            if not n:
+                continue
+            for dep, _ in dg.get_pruning_group(layer, fn, list(range(n))):
+                mod = dep.target.module
+                if dg.is_out_channel_pruning_fn(dep.handler) and isinstance(mod, nn.Module) and mod not in frozen:
+                    frozen.append(mod)
+    return frozen
+
+
+def prune_structured(model: nn.Module, example_input: torch.Tensor, *, rho: float, importance: str = "l1",
+                     scope: str = "global", round_to: int | None = None, ignored_layers: tuple[str, ...] = (),
+                     iterative_steps: int = 1, seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
+    """Remove a fraction ``rho`` of channels in place; return the model and the structure record.
+
+    Args:
+        rho: fraction of channels removed in every prunable group (torch-pruning ``pruning_ratio``).
+        importance: ``"l1"`` or ``"l2"`` group magnitude.
+        scope: ``"global"`` ranks groups across the network, ``"layer"`` prunes each group by ``rho``.
+        round_to: keep channel counts multiples of this (e.g. 8 for SIMD-friendly kernels).
+        ignored_layers: module names (or name prefixes) never pruned on their output side.
+        iterative_steps: prune in this many steps of growing ratio (importance re-estimated each step).
+
+    Returns:
+        ``(model, {"structure": ..., "ignored": [...]})``.
+
+    Example:
+        >>> model, extra = prune_structured(model, torch.zeros(1, 3, 112, 112), rho=0.5)  # doctest: +SKIP
+    """
+    import torch_pruning as tp
+
+    p = {"l1": 1, "l2": 2}[importance]
+    head = find_head(model, example_input)
+    mods = dict(model.named_modules())
+    ignored = [mods[head], *resolve_layers(model, tuple(ignored_layers))]
+    torch.manual_seed(seed)
+    before = snapshot(model)
+    was_training = model.training
+    model.eval()
+    with warnings.catch_warnings():  # "unwrapped parameters" (layer-scale gammas): pruned on their channel dim
+        warnings.simplefilter("ignore", UserWarning)
+        ignored += [m for m in frozen_by_attention(model, example_input) if m not in ignored]
+        pruner = tp.pruner.MagnitudePruner(
+            model, example_input, importance=tp.importance.GroupMagnitudeImportance(p=p),
+            pruning_ratio=rho, global_pruning=(scope == "global"), iterative_steps=iterative_steps,
+            round_to=round_to, ignored_layers=ignored, max_pruning_ratio=min(1.0, max(rho, 0.95)))
+        for _ in range(iterative_steps):
+            pruner.step()
+    model.train(was_training)
+    names = {m: n for n, m in mods.items()}
+    return model, {"structure": diff_structure(before, model),
+                   "ignored": sorted({names[m] for m in ignored if m in names})}

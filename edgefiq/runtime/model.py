@@ -1,0 +1,138 @@
+"""A quality model ready to score images: artifact (or checkpoint) + its preprocessing.
+
+Torch-free for exported artifacts: this module imports only numpy, pillow (lazily, to
+decode and resize) and the artifact's one backend runtime (through
+``edgefiq.export.base.load_runner``). Only an edgefiq ``.pt`` checkpoint pulls in torch,
+and only when one is loaded.
+
+Example:
+    >>> qm = load_model("export/student_fp32.onnx", threads=1)      # doctest: +SKIP
+    >>> qm.score_arrays([img])                                       # doctest: +SKIP
+    array([0.73], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from edgefiq.data.preprocess import Preprocess
+from edgefiq.errors import DataError, UsageError
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+@dataclass
+class QualityModel:
+    """A loaded scorer: ``runner(batch) -> scores`` plus the preprocessing it expects.
+
+    Attributes:
+        path: the artifact or checkpoint file.
+        backend: backend name (``onnx``, ``openvino``, ``tflite``, ``torch``) or ``checkpoint``.
+        precision: ``fp32``/``fp16``/``int8`` (from the sidecar) or ``fp32`` for checkpoints.
+        preprocess: pixel convention from the sidecar / checkpoint.
+        runner: callable on an NCHW float32 batch (runners convert to their native layout).
+        meta: the sidecar as a dict (empty for checkpoints).
+    """
+
+    path: Path
+    backend: str
+    precision: str
+    preprocess: Preprocess
+    runner: Callable[[np.ndarray], np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def prepare(self, img: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
+        """HxWx3 uint8 RGB -> one preprocessed CHW float32 array (aligned first if landmarks given)."""
+        if landmarks is not None:
+            from edgefiq.data.align import align_face  # numpy + pillow only
+
+            img = align_face(img, landmarks, size=tuple(self.preprocess.size))
+        # runners take NCHW float32 and convert to their own layout themselves
+        return _nchw_preprocess(self.preprocess).array(img)
+
+    def score_batch(self, batch_nchw: np.ndarray) -> np.ndarray:
+        """Scores of a preprocessed NCHW float32 batch as a 1-D float32 array."""
+        out = np.asarray(self.runner(np.ascontiguousarray(batch_nchw, dtype=np.float32)), dtype=np.float32)
+        return out.reshape(len(batch_nchw), -1)[:, 0]
+
+    def score_arrays(self, images: Sequence[np.ndarray], landmarks: Sequence[np.ndarray | None] | None = None,
+                     batch_size: int = 32) -> np.ndarray:
+        """Score decoded images (HxWx3 uint8 RGB) in batches.
+
+        Example:
+            >>> qm.score_arrays([np.zeros((112, 112, 3), np.uint8)])   # doctest: +SKIP
+        """
+        out: list[np.ndarray] = []
+        for s in range(0, len(images), batch_size):
+            chunk = images[s:s + batch_size]
+            marks = landmarks[s:s + batch_size] if landmarks is not None else [None] * len(chunk)
+            out.append(self.score_batch(np.stack([self.prepare(im, lm) for im, lm in zip(chunk, marks)])))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def _nchw_preprocess(pp: Preprocess) -> Preprocess:
+    if pp.layout == "NCHW":
+        return pp
+    d = pp.to_dict()
+    d["layout"] = "NCHW"
+    return Preprocess.from_dict(d)
+
+
+def _checkpoint_model(path: Path, threads: int | None) -> QualityModel:
+    """An edgefiq ``.pt`` checkpoint scored with torch (imported here, not at module level)."""
+    try:
+        import torch
+    except ImportError:
+        raise UsageError(f"{path}: scoring a .pt checkpoint needs torch; export it (`edgefiq export`) "
+                         "to score on a torch-free device") from None
+    from edgefiq.models.checkpoint import load_checkpoint
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    ck = load_checkpoint(path)
+    model = ck.model.eval()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(np.ascontiguousarray(batch))).float().reshape(len(batch), -1)[:, 0].numpy()
+
+    return QualityModel(path=path, backend="checkpoint", precision="fp32", preprocess=ck.preprocess, runner=run,
+                        meta={"arch": ck.arch, "pruning": ck.pruning})
+
+
+def load_model(path: str | Path, threads: int | None = None) -> QualityModel:
+    """Load an exported artifact (sidecar required) or an edgefiq checkpoint for scoring.
+
+    Args:
+        path: ``.onnx`` / ``.xml`` / ``.tflite`` / ``.ts`` artifact with its ``<file>.json``
+            sidecar, or an edgefiq ``.pt`` checkpoint.
+        threads: intra-op threads of the runtime (None = runtime default).
+
+    Raises:
+        DataError: file or sidecar missing/unreadable.
+        BackendUnavailableError: the artifact's runtime is not installed (names the pip command).
+
+    Example:
+        >>> qm = load_model("export/student_int8.onnx", threads=2)   # doctest: +SKIP
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: model file not found")
+    if p.suffix in CHECKPOINT_SUFFIXES:
+        return _checkpoint_model(p, threads)
+    from edgefiq.export.base import load_runner
+
+    runner, meta = load_runner(p, threads)
+    return QualityModel(path=p, backend=meta.backend, precision=meta.precision, preprocess=meta.preprocess,
+                        runner=runner, meta=meta.to_dict())
+
+
+def landmarks_for(relpaths: Sequence[str], marks: Mapping[str, np.ndarray] | None) -> list[np.ndarray | None] | None:
+    """Landmarks aligned with ``relpaths`` (``None`` entries where a file has none)."""
+    if marks is None:
+        return None
+    return [marks.get(r) for r in relpaths]

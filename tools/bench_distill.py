@@ -1,0 +1,315 @@
+"""Distillation benchmark: PreFIQs(MobileFaceNet, l1, rho 0.4) teacher -> students, on LFW dev identities.
+
+Stages (each resumable; outputs under ``--work``, default ``runs/bench_distill``, gitignored):
+
+1. ``prepare``: degraded copies of every LFW dev image (``edgefiq.data.degrade.make_degraded_set``:
+   the 8 kinds, one kind per image at severities 0.3/0.6/1.0); the benchmark set is every clean
+   image plus ONE of its degraded copies (severity drawn per image, seeded), exposed as a symlink
+   tree ``data/subset``. Validation identities = those in ``pairs.txt`` folds 6-7; training = all
+   other dev identities.
+2. ``label``: PreFIQs labels of every subset image. ``--labeller teachers`` uses
+   ``edgefiq.teachers.label_images``; ``builtin`` computes the same math here (MobileFaceNet from
+   ``edgefiq.models.fr``, a copy pruned by ``edgefiq.prune.prune_model(method="l1", rho=0.4,
+   scope="global")``, quality = -||n(e) - n(e_pruned)||). Either way the full-model embeddings of
+   the validation images are stored for the EDC. ``--shard k/n`` splits the work over processes.
+3. ``train``: ``edgefiq.distill.distill`` for each ``--students`` name (resumable).
+4. ``eval``: SRCC/PLCC/KRCC of each student's best checkpoint vs the teacher on the validation
+   images; pAUC x1e3 (EDC FNMR at FMR 1e-3, discard 0.3, fixed threshold) of student, teacher and
+   random scores on the same comparisons (all genuine and all impostor pairs among validation
+   images, excluding pairs of two copies of the same photo); params, MACs, wall time per epoch.
+   Writes ``results/distill.json`` and ``results/distill.md``.
+
+Run:
+    nice -n 10 python tools/bench_distill.py --stage all --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHARED = Path(os.environ.get("EDGEFIQ_SHARED", ROOT.parent / "shared" / "data"))
+SEVERITIES = (0.3, 0.6, 1.0)
+
+
+# ----------------------------------------------------------------------------- prepare
+def prepare(work: Path) -> tuple[Path, Path]:
+    """Degraded set + one-degraded-copy-per-image subset (symlinks); returns (subset root, subset index)."""
+    from edgefiq.data.degrade import DEGRADATIONS, make_degraded_set
+
+    src = SHARED / "lfw-dev" / "aligned112"
+    deg_root = work / "data" / "lfw_degraded"
+    index = deg_root / "index.csv"
+    if not index.is_file():
+        make_degraded_set(src, deg_root, kinds=DEGRADATIONS, severities=SEVERITIES, per_image=1, seed=0)
+    sub_root, sub_index = work / "data" / "subset", work / "data" / "subset_index.csv"
+    if sub_index.is_file():
+        return sub_root, sub_index
+    with open(index, newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_src: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_src.setdefault(r["source"], []).append(r)
+    keep = []
+    for s in sorted(by_src):
+        group = by_src[s]
+        keep += [r for r in group if r["kind"] == "clean"]
+        deg = sorted((r for r in group if r["kind"] != "clean"), key=lambda r: r["path"])
+        if deg:
+            keep.append(deg[np.random.default_rng([0, zlib.crc32(s.encode())]).integers(len(deg))])
+    for r in keep:
+        link = sub_root / r["path"]
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to((deg_root / r["path"]).resolve())
+    with open(sub_index, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["path", "source", "kind", "severity"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(keep)
+    return sub_root, sub_index
+
+
+def val_identities(work: Path) -> Path:
+    """Identities of ``pairs.txt`` folds 6-7 (lines 3000..4199 of the 4200 pairs), one per line."""
+    from edgefiq.data.readers import identity_of, read_lfw_pairs
+
+    pairs = read_lfw_pairs(SHARED / "lfw-dev" / "pairs.txt")
+    ids = sorted({identity_of(p) for a, b, _ in pairs[3000:4200] for p in (a, b)})
+    out = work / "val_identities.txt"
+    out.write_text("\n".join(ids) + "\n")
+    return out
+
+
+def read_rows(index: Path) -> list[dict[str, str]]:
+    with open(index, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ----------------------------------------------------------------------------- label
+def label_builtin(work: Path, root: Path, rel: list[str], shard: tuple[int, int], batch: int = 64) -> None:
+    """PreFIQs(MobileFaceNet, l1, rho 0.4) in chunks of 512 images (resumable), shard k of n."""
+    import copy
+
+    import torch
+
+    from edgefiq.models.fr import iter_image_batches, l2_normalise, load_fr_model
+    from edgefiq.prune import prune_model
+    from edgefiq.utils import atomic_path
+
+    fr = load_fr_model(SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt")
+    pruned = copy.deepcopy(fr)
+    prune_model(pruned, torch.zeros(1, 3, 112, 112), rho=0.4, method="l1", scope="global")
+    pruned.eval()
+    chunks = work / "label_chunks"
+    chunks.mkdir(parents=True, exist_ok=True)
+    k, n = shard
+    starts = list(range(0, len(rel), 512))[k::n]
+    for c, s in enumerate(starts):
+        out = chunks / f"chunk_{s:06d}.npz"
+        if out.exists():
+            continue
+        t0 = time.time()
+        paths = [root / r for r in rel[s:s + 512]]
+        q, emb = [], []
+        with torch.no_grad():
+            for x, _, _ in iter_image_batches(paths, fr.preprocess, batch_size=batch):
+                e, ep = l2_normalise(fr(x)), l2_normalise(pruned(x))
+                q.append(-(e - ep).norm(dim=1).numpy())
+                emb.append(e.numpy())
+        with atomic_path(out) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, quality=np.concatenate(q), emb=np.concatenate(emb).astype(np.float32))
+        print(f"[label {k}/{n}] chunk {c + 1}/{len(starts)} ({len(paths) / (time.time() - t0):.1f} img/s)", flush=True)
+
+
+def merge_labels(work: Path, rel: list[str]) -> tuple[Path, Path] | None:
+    """Merge chunk files into ``labels.csv`` + ``embeddings.npy`` once every chunk exists."""
+    chunks = work / "label_chunks"
+    files = [chunks / f"chunk_{s:06d}.npz" for s in range(0, len(rel), 512)]
+    if not all(f.exists() for f in files):
+        return None
+    q = np.concatenate([np.load(f)["quality"] for f in files])
+    emb = np.concatenate([np.load(f)["emb"] for f in files])
+    labels = work / "labels.csv"
+    with open(labels, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["path", "quality"])
+        w.writerows((r, f"{v:.7g}") for r, v in zip(rel, q))
+    np.save(work / "embeddings.npy", emb)
+    return labels, work / "embeddings.npy"
+
+
+# ----------------------------------------------------------------------------- train
+def recipe(student: str, root: Path, labels: Path, index: Path, val_ids: Path, work: Path, epochs: int,
+           threads: int) -> dict:
+    """The distillation recipe used for every student (see results/distill.md for the rationale)."""
+    return {
+        "student": student, "input_size": [112, 112],
+        "data": {"images": str(root), "labels": str(labels), "index": str(index), "val_identities": str(val_ids),
+                 "cache": True, "cache_dir": str(work / "cache")},
+        "augment": {"hflip": 0.5, "shift": 4},
+        "losses": {"plcc": 1.0, "rank": 1.0, "mse": 0.5},
+        "loss_options": {"rank": {"scale": 2.0}},
+        "optim": {"name": "adamw", "lr": 3e-3, "weight_decay": 0.02, "batch_size": 64, "epochs": epochs,
+                  "schedule": "cosine", "warmup_epochs": 0.5, "min_lr": 1e-5},
+        "sampler": "stratified", "sampler_bins": 10, "ema": 0.998, "seed": 0, "threads": threads,
+    }
+
+
+def train(student: str, rec: dict, work: Path) -> Path:
+    from edgefiq.distill import DistillConfig, distill
+    from edgefiq.recipe import from_mapping
+
+    out = work / student
+    distill(from_mapping(DistillConfig, rec), out, resume=True)
+    return out
+
+
+# ----------------------------------------------------------------------------- eval
+def evaluate(work: Path, root: Path, rel: list[str], sources: list[str], students: list[str],
+             val_ids: Path, shared_rows: dict) -> dict:
+    import torch
+
+    from edgefiq.data.readers import identity_of, read_labels_csv
+    from edgefiq.distill.data import ImageSource, decode_cache, to_tensor
+    from edgefiq.metrics import krcc, plcc, srcc
+    from edgefiq.metrics.edc import Comparisons, comparisons_from_identities, edc_pauc
+    from edgefiq.models.checkpoint import load_checkpoint
+
+    _, q_all = read_labels_csv(work / "labels.csv", root)
+    emb_all = np.load(work / "embeddings.npy")
+    vset = set(val_ids.read_text().split())
+    vidx = [i for i, s in enumerate(sources) if identity_of(s) in vset]
+    vrel = [rel[i] for i in vidx]
+    teacher = q_all[vidx]
+    ids = [identity_of(sources[i]) for i in vidx]
+    comps = comparisons_from_identities(emb_all[vidx], ids)
+    src_v = np.array([sources[i] for i in vidx])
+    keep = src_v[comps.i] != src_v[comps.j]  # two copies of one photo are not a verification attempt
+    comps = Comparisons(i=comps.i[keep], j=comps.j[keep], similarity=comps.similarity[keep], genuine=comps.genuine[keep])
+    res: dict = {"validation": {"images": len(vidx), "identities": len(vset), "genuine": int(comps.genuine.sum()),
+                                "impostor": int((~comps.genuine).sum())}}
+    res["teacher"] = {"pauc_x1e3": edc_pauc(comps, teacher, fmr=1e-3, limit=0.3)}
+    rnd = [edc_pauc(comps, np.random.default_rng(s).random(len(vidx)), fmr=1e-3, limit=0.3) for s in range(5)]
+    res["random"] = {"pauc_x1e3": float(np.mean(rnd)), "pauc_x1e3_std": float(np.std(rnd)), "seeds": 5}
+    arr, _ = decode_cache(root, vrel, (112, 112), cache_dir=str(work / "cache"))
+    src = ImageSource(root, vrel, (112, 112), arr)
+    res["students"] = {}
+    for name in students:
+        ck_path = work / name / "best.pt"
+        if not ck_path.is_file():
+            continue
+        ck = load_checkpoint(ck_path)
+        with torch.no_grad():
+            pred = np.concatenate([ck.model(to_tensor(src.get(list(range(s, min(s + 256, len(src))))), ck.preprocess)).numpy()
+                                   for s in range(0, len(src), 256)]).astype(np.float64)
+        model_json = json.loads((work / name / "model.json").read_text())
+        hist = [json.loads(ln) for ln in (work / name / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+        res["students"][name] = {
+            "srcc": srcc(pred, teacher), "plcc": plcc(pred, teacher), "krcc": krcc(pred, teacher),
+            "pauc_x1e3": edc_pauc(comps, pred, fmr=1e-3, limit=0.3),
+            "params": model_json["params"], "macs": model_json["macs"], "best_epoch": model_json["best_epoch"],
+            "epochs_run": model_json["epochs_run"], "train_images": model_json["train_images"],
+            "seconds_per_epoch": float(np.median([h["time_s"] for h in hist])) if hist else None,
+            "train_images_per_s": float(np.median([h["images_per_s"] for h in hist])) if hist else None,
+            "history": [{k: h[k] for k in ("epoch", "train_loss", "val_srcc", "val_plcc")} for h in hist],
+            "checkpoint": str(ck_path.relative_to(ROOT) if ck_path.is_relative_to(ROOT) else ck_path),
+        }
+        s = res["students"][name]
+        s["pauc_vs_teacher"] = s["pauc_x1e3"] / res["teacher"]["pauc_x1e3"] - 1.0
+    res.update(shared_rows)
+    return res
+
+
+def write_report(res: dict, out: Path) -> None:
+    from edgefiq.utils import atomic_write_text, write_json
+
+    write_json(out.with_suffix(".json"), res)
+    t, r, v = res["teacher"], res["random"], res["validation"]
+    lines = ["# Distillation benchmark: PreFIQs(MobileFaceNet, l1, rho 0.4) -> students", "",
+             f"Reproduce: `{res['command']}`", "",
+             f"Data: LFW dev aligned 112x112; every image clean + one degraded copy (8 kinds, severity 0.3/0.6/1.0, "
+             f"seeded). Validation = identities of `pairs.txt` folds 6-7 ({v['identities']} identities, {v['images']} "
+             f"images; {v['genuine']} genuine / {v['impostor']} impostor comparisons, same-photo pairs excluded); "
+             f"training = all other dev identities. Labeller: {res['labeller']}. Machine: {res['machine']}.", "",
+             "| model | params | MACs @112 | SRCC vs teacher | PLCC | KRCC | pAUC x1e3 (FMR 1e-3, discard 0.3) "
+             "| pAUC vs teacher | s/epoch | train img/s | epochs (best) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|",
+             f"| teacher PreFIQs (MobileFaceNet x2) | 1.0 M x2 | 2 x FR | 1 | 1 | 1 | {t['pauc_x1e3']:.2f} | 0 | | | |",
+             f"| random ({r['seeds']} seeds) | | | | | | {r['pauc_x1e3']:.2f} +- {r['pauc_x1e3_std']:.2f} "
+             f"| {r['pauc_x1e3'] / t['pauc_x1e3'] - 1:+.1%} | | | |"]
+    for name, s in res["students"].items():
+        lines.append(f"| {name} | {s['params'] / 1e6:.2f} M | {s['macs'] / 1e6:.1f} M | {s['srcc']:.4f} | {s['plcc']:.4f} "
+                     f"| {s['krcc']:.4f} | {s['pauc_x1e3']:.2f} | {s['pauc_vs_teacher']:+.1%} "
+                     f"| {s['seconds_per_epoch']:.0f} | {s['train_images_per_s']:.0f} "
+                     f"| {s['epochs_run']} ({s['best_epoch'] + 1}) |")
+    lines += ["", "Targets: mobilenetv3_small_100 SRCC >= 0.85 vs teacher and pAUC within 10% of the teacher's.", ""]
+    lines += res.get("notes", [])
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=["prepare", "label", "train", "eval", "all"], default="all")
+    ap.add_argument("--work", default=str(ROOT / "runs" / "bench_distill"))
+    ap.add_argument("--students", nargs="+", default=["mobilenetv3_small_100", "emo_1m"])
+    ap.add_argument("--epochs", type=int, nargs="+", default=[12, 8], help="epochs per student (last value repeats)")
+    ap.add_argument("--labeller", choices=["builtin"], default="builtin")
+    ap.add_argument("--shard", default="0/1", help="label stage: k/n")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    root, index = prepare(work)
+    val_ids = val_identities(work)
+    rows = read_rows(index)
+    rel, sources = [r["path"] for r in rows], [r["source"] for r in rows]
+    labeller = args.labeller
+    if args.stage in ("label", "all"):
+        k, n = (int(x) for x in args.shard.split("/"))
+        label_builtin(work, root, rel, (k, n))
+    if merge_labels(work, rel) is None:
+        print("labels incomplete (other shards still running?)")
+        return
+    if args.stage in ("train", "all"):
+        for i, name in enumerate(args.students):
+            epochs = args.epochs[min(i, len(args.epochs) - 1)]
+            t0 = time.time()
+            train(name, recipe(name, root, work / "labels.csv", index, val_ids, work, epochs, args.threads), work)
+            print(f"[train] {name}: {time.time() - t0:.0f} s", flush=True)
+    if args.stage in ("eval", "all"):
+        cmd = ("nice -n 10 python tools/bench_distill.py --stage all --threads 1 "
+               f"--students {' '.join(args.students)} --epochs {' '.join(map(str, args.epochs))}")
+        shared = {"command": cmd, "labeller": {
+            "builtin": "built-in PreFIQs (edgefiq.models.fr MobileFaceNet + edgefiq.prune l1 global rho 0.4; "
+                       "quality = -||n(e) - n(e_pruned)||)"}[labeller],
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs, torch threads "
+                       f"{args.threads}", "recipes": {n: recipe(n, root, work / 'labels.csv', index, val_ids, work, 0,
+                                                               args.threads) for n in args.students}}
+        notes_file = Path(args.out).with_suffix(".notes.md")
+        if notes_file.is_file():
+            shared["notes"] = notes_file.read_text().splitlines()
+        res = evaluate(work, root, rel, sources, args.students, val_ids, shared)
+        write_report(res, Path(args.out))
+        print(json.dumps({k: v for k, v in res.items() if k not in ("recipes",)}, indent=1, default=str)[:3000])
+
+
+if __name__ == "__main__":
+    main()
