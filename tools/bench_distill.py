@@ -98,8 +98,20 @@ def read_rows(index: Path) -> list[dict[str, str]]:
 
 
 # ----------------------------------------------------------------------------- label
-def label_builtin(work: Path, root: Path, rel: list[str], shard: tuple[int, int], batch: int = 64) -> None:
-    """PreFIQs(MobileFaceNet, l1, rho 0.4) in chunks of 512 images (resumable), shard k of n."""
+def label_order(rel: list[str], sources: list[str], val_ids: Path) -> np.ndarray:
+    """Labelling order: validation images first (all are needed), then training images in seeded
+    random order, so training can start on a labelled prefix if labelling is slow."""
+    from edgefiq.data.readers import identity_of
+
+    vset = set(val_ids.read_text().split())
+    val = [i for i, s in enumerate(sources) if identity_of(s) in vset]
+    train = np.array([i for i, s in enumerate(sources) if identity_of(s) not in vset])
+    return np.r_[np.array(val, np.int64), np.random.default_rng(0).permutation(train)]
+
+
+def label_builtin(work: Path, root: Path, rel: list[str], order: np.ndarray, shard: tuple[int, int],
+                  batch: int = 64) -> None:
+    """PreFIQs(MobileFaceNet, l1, rho 0.4) in chunks of 512 images of ``order`` (resumable), shard k of n."""
     import copy
 
     import torch
@@ -115,13 +127,14 @@ def label_builtin(work: Path, root: Path, rel: list[str], shard: tuple[int, int]
     chunks = work / "label_chunks"
     chunks.mkdir(parents=True, exist_ok=True)
     k, n = shard
-    starts = list(range(0, len(rel), 512))[k::n]
+    starts = list(range(0, len(order), 512))[k::n]
     for c, s in enumerate(starts):
         out = chunks / f"chunk_{s:06d}.npz"
         if out.exists():
             continue
         t0 = time.time()
-        paths = [root / r for r in rel[s:s + 512]]
+        idx = order[s:s + 512]
+        paths = [root / rel[i] for i in idx]
         q, emb = [], []
         with torch.no_grad():
             for x, _, _ in iter_image_batches(paths, fr.preprocess, batch_size=batch):
@@ -130,25 +143,35 @@ def label_builtin(work: Path, root: Path, rel: list[str], shard: tuple[int, int]
                 emb.append(e.numpy())
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, quality=np.concatenate(q), emb=np.concatenate(emb).astype(np.float32))
+                np.savez(f, index=idx, quality=np.concatenate(q), emb=np.concatenate(emb).astype(np.float32))
         print(f"[label {k}/{n}] chunk {c + 1}/{len(starts)} ({len(paths) / (time.time() - t0):.1f} img/s)", flush=True)
 
 
-def merge_labels(work: Path, rel: list[str]) -> tuple[Path, Path] | None:
-    """Merge chunk files into ``labels.csv`` + ``embeddings.npy`` once every chunk exists."""
+def merge_labels(work: Path, rel: list[str], order: np.ndarray, n_val: int, min_train: int) -> int:
+    """Write ``labels.csv`` (labelled images only) + ``embeddings.npy`` (NaN rows where missing).
+
+    Returns the number of labelled training images, or -1 if the validation images are not all
+    labelled yet or fewer than ``min_train`` training images are.
+    """
     chunks = work / "label_chunks"
-    files = [chunks / f"chunk_{s:06d}.npz" for s in range(0, len(rel), 512)]
-    if not all(f.exists() for f in files):
-        return None
-    q = np.concatenate([np.load(f)["quality"] for f in files])
-    emb = np.concatenate([np.load(f)["emb"] for f in files])
-    labels = work / "labels.csv"
-    with open(labels, "w", newline="") as f:
+    files = [chunks / f"chunk_{s:06d}.npz" for s in range(0, len(order), 512)]
+    done = [f for f in files if f.exists()]
+    quality = np.full(len(rel), np.nan)
+    emb = np.full((len(rel), 128), np.nan, np.float32)
+    for f in done:
+        z = np.load(f)
+        quality[z["index"]] = z["quality"]
+        emb[z["index"]] = z["emb"]
+    labelled = np.isfinite(quality)
+    n_train = int(labelled[order[n_val:]].sum())
+    if not labelled[order[:n_val]].all() or n_train < min_train:
+        return -1
+    with open(work / "labels.csv", "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["path", "quality"])
-        w.writerows((r, f"{v:.7g}") for r, v in zip(rel, q))
+        w.writerows((rel[i], f"{quality[i]:.7g}") for i in range(len(rel)) if labelled[i])
     np.save(work / "embeddings.npy", emb)
-    return labels, work / "embeddings.npy"
+    return n_train
 
 
 # ----------------------------------------------------------------------------- train
@@ -188,12 +211,13 @@ def evaluate(work: Path, root: Path, rel: list[str], sources: list[str], student
     from edgefiq.metrics.edc import Comparisons, comparisons_from_identities, edc_pauc
     from edgefiq.models.checkpoint import load_checkpoint
 
-    _, q_all = read_labels_csv(work / "labels.csv", root)
+    paths, q = read_labels_csv(work / "labels.csv", root)
+    q_by_rel = {p.relative_to(root).as_posix(): v for p, v in zip(paths, q)}
     emb_all = np.load(work / "embeddings.npy")
     vset = set(val_ids.read_text().split())
     vidx = [i for i, s in enumerate(sources) if identity_of(s) in vset]
     vrel = [rel[i] for i in vidx]
-    teacher = q_all[vidx]
+    teacher = np.array([q_by_rel[r] for r in vrel])
     ids = [identity_of(sources[i]) for i in vidx]
     comps = comparisons_from_identities(emb_all[vidx], ids)
     src_v = np.array([sources[i] for i in vidx])
@@ -269,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--labeller", choices=["builtin"], default="builtin")
     ap.add_argument("--shard", default="0/1", help="label stage: k/n")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--min-train", type=int, default=None,
+                    help="train once this many training images are labelled (default: all)")
     ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
     args = ap.parse_args(argv)
 
@@ -282,12 +308,18 @@ def main(argv: list[str] | None = None) -> None:
     rows = read_rows(index)
     rel, sources = [r["path"] for r in rows], [r["source"] for r in rows]
     labeller = args.labeller
+    order = label_order(rel, sources, val_ids)
+    vset = set(val_ids.read_text().split())
+    n_val = sum(1 for s in sources if s.split("/")[0] in vset)
     if args.stage in ("label", "all"):
         k, n = (int(x) for x in args.shard.split("/"))
-        label_builtin(work, root, rel, (k, n))
-    if merge_labels(work, rel) is None:
+        label_builtin(work, root, rel, order, (k, n))
+    min_train = len(order) - n_val if args.min_train is None else args.min_train
+    n_train = merge_labels(work, rel, order, n_val, min_train)
+    if n_train < 0:
         print("labels incomplete (other shards still running?)")
         return
+    print(f"labels: {n_val} validation + {n_train} training images", flush=True)
     if args.stage in ("train", "all"):
         for i, name in enumerate(args.students):
             epochs = args.epochs[min(i, len(args.epochs) - 1)]

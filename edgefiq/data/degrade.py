@@ -12,7 +12,7 @@ kind            severity 1 means
 gaussian_blur   Gaussian sigma 4 px (at 112 px width)
 motion_blur     linear kernel 15 px long, random direction
 noise           additive Gaussian noise sigma 50/255
-jpeg            JPEG quality 5 (95 at severity ~0)
+jpeg            JPEG quality 5 (geometric from 95: 45, 22, 10, 5 at 0.25 ... 1)
 downscale       down to 14 px wide (area), back up bilinearly
 occlusion       a random-colour patch covering 40% of the image, anywhere on the face
 exposure_under  gain 0.25, gamma 2.0 (dark, crushed shadows)
@@ -122,10 +122,10 @@ def noise(img: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndar
 
 @_register("jpeg")
 def jpeg(img: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
-    """JPEG re-encoding at quality 95 - 90 x severity (95 -> 5)."""
+    """JPEG re-encoding at quality 95 x (5/95)^severity: 95 -> 5, evenly spaced in perceived damage."""
     from PIL import Image
 
-    quality = int(round(95 - 90 * severity))
+    quality = max(1, int(round(95 * (5 / 95) ** severity)))
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=quality)
     buf.seek(0)

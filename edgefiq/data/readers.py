@@ -51,7 +51,13 @@ def list_images(root: str | Path) -> list[Path]:
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (expected a folder of images)")
     rels: list[str] = []
+    seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink cycle: do not walk the same folder twice
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         rel_dir = os.path.relpath(dirpath, root)
         for f in filenames:

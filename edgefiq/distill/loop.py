@@ -114,8 +114,9 @@ class _Trainer:
         if cfg.optim.batch_size < 2 * self.env.world:
             raise UsageError(f"optim.batch_size {cfg.optim.batch_size} too small for {self.env.world} process(es)")
         self.pp = Preprocess(size=tuple(cfg.input_size))  # type: ignore[arg-type]
-        self.data = prepare_data(cfg, self.out if self.env.main else None)
         self.model = STUDENTS.get(cfg.student)(**cfg.student_options).to(self.device)
+        self.loss = HybridLoss(cfg.losses, cfg.loss_options).to(self.device)  # bad names fail before data loads
+        self.data = prepare_data(cfg, self.out if self.env.main else None)
         from edgefiq.models.students import model_profile
 
         self.profile = model_profile(self.model, tuple(cfg.input_size))
@@ -123,7 +124,6 @@ class _Trainer:
         self.cuda = self.device.type == "cuda"
         if self.cuda and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.loss = HybridLoss(cfg.losses, cfg.loss_options).to(self.device)
         self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
         self.net = ddp.wrap(self.model, self.env, self.device)
         self.opt = build_optimizer(self.model, cfg.optim)

@@ -47,7 +47,7 @@ class ExportResult:
 
 _OP_PATTERNS = (
     r"[Oo]perator '?((?:aten|prim|onnx)::[\w.]+)'?",
-    r"No (?:translator|conversion rule|lowering) (?:found |registered )?for[: ]+'?([\w:.]+)",
+    r"No (?:translator|conversion rule|lowering) (?:found |registered )?for (?:operations?:\s*)?'?([\w:.]+)",
     r"Could not find an implementation for (\w+\(\d+\))",
     r"\b((?:aten|prim)::\w+(?:\.\w+)?)",
     r"\b(aten\.\w+(?:\.\w+)?)",
@@ -77,7 +77,9 @@ def explain_conversion_error(exc: BaseException) -> str:
     full = "\n".join(texts)
     op = next((m.group(1) for pat in _OP_PATTERNS for m in [re.search(pat, full)] if m), None)
     first = ""
-    for text in texts:
+    if op:  # the line that names the operator says the most
+        first = next((ln.strip(" -") for ln in full.splitlines() if op in ln and not _NOISE.match(ln)), "")
+    for text in texts if not first else ():
         for line in text.splitlines():
             if not _NOISE.match(line) and len(line.strip()) > 3:
                 first = line.strip()

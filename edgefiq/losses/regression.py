@@ -52,8 +52,9 @@ class FocalLabelSmoothingLoss(nn.Module):
     """Focal label-smoothing regression: ``(1 - exp(-MSE))^gamma * MSE`` on noisy targets.
 
     Targets are smoothed with seeded Gaussian noise, ``target + eps * N(0, 1)`` (a fresh draw
-    each call from the module's own generator, so training stays reproducible); the focal
-    weight is treated as a constant (detached) so it only rescales the MSE gradient.
+    each training-mode call from the module's own generator, saved with the loss state, so
+    training and resume stay reproducible; no noise in eval mode). The loss is the exact
+    function ``f(MSE) = (1 - exp(-MSE))^gamma * MSE``, so hard batches weigh more.
 
     Args:
         eps: noise standard deviation (0 disables smoothing).
@@ -76,7 +77,7 @@ class FocalLabelSmoothingLoss(nn.Module):
             noise = torch.randn(target.shape, generator=self.generator, dtype=target.dtype)
             target = target + self.eps * noise.to(target.device)
         mse = ((pred - target) ** 2).mean()
-        weight = (1 - torch.exp(-mse.detach())) ** self.gamma
+        weight = (1 - torch.exp(-mse)) ** self.gamma
         return weight * mse
 
     def get_extra_state(self) -> dict[str, Any]:

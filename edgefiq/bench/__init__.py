@@ -1,0 +1,13 @@
+"""Benchmarks: one timing routine for every backend, report writers, SSH devices.
+
+Torch-free for exported artifacts (devices with ``edgefiq[runtime]`` run it).
+
+Example:
+    >>> from edgefiq.bench import benchmark
+    >>> rows = benchmark(["student.onnx"], threads=(1, 2), batches=(1, 8))   # doctest: +SKIP
+"""
+
+from edgefiq.bench.core import benchmark, check_floors, environment
+from edgefiq.bench.timing import peak_rss_mb, time_callable
+
+__all__ = ["benchmark", "check_floors", "environment", "time_callable", "peak_rss_mb"]

@@ -1,0 +1,97 @@
+"""``edgefiq distill``: train a student to score faces like a teacher (wraps ``edgefiq.distill.distill``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from edgefiq.registry import LOSSES, STUDENTS
+
+HELP = """Train a small student to reproduce a teacher's quality scores.
+
+Data: an images root plus a teacher label CSV (path,quality), or --teacher NAME
+for an online teacher. The validation split is identity-disjoint by default.
+Writes OUT/best.pt, last.pt, metrics.jsonl, recipe.yaml, model.json; --resume
+continues an interrupted run exactly. Flags override the --recipe file; --set
+overrides any recipe key (e.g. --set optim.schedule=step).
+
+\b
+Students: {students}
+Losses:   {losses}
+\b
+Example:
+  edgefiq distill --images faces/ --labels labels.csv \\
+      --student mobilenetv3_small_100 --epochs 10 -o runs/distill
+  edgefiq distill --recipe distill.yaml --loss plcc=1 --loss rank=0.5 -o runs/d --resume
+  torchrun --nproc_per_node 2 -m edgefiq distill --recipe distill.yaml -o runs/ddp
+"""
+
+
+def _build_config(recipe: str | None, flags: dict[str, Any], sets: tuple[str, ...]) -> Any:
+    from edgefiq.distill.config import DistillConfig
+    from edgefiq.errors import UsageError
+    from edgefiq.recipe import apply_overrides, from_mapping, load_yaml
+
+    data: dict[str, Any] = {}
+    if recipe:
+        data = load_yaml(recipe) or {}
+        if isinstance(data.get("distill"), dict):  # a pipeline recipe: take its distill section
+            data = data["distill"]
+    cfg = from_mapping(DistillConfig, data, "distill" if recipe else "")
+    import json
+
+    losses = flags.pop("_losses", None)
+    overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]  # JSON is YAML: no re-typing
+    cfg = apply_overrides(cfg, overrides + list(sets))
+    if losses:
+        import dataclasses
+
+        parsed = {}
+        for item in losses:
+            name, _, w = item.partition("=")
+            LOSSES.get(name)
+            try:
+                parsed[name] = float(w) if w else 1.0
+            except ValueError:
+                raise UsageError(f"--loss {item!r}: weight must be a number (e.g. --loss rank=0.5)") from None
+        cfg = dataclasses.replace(cfg, losses=parsed)
+    return cfg
+
+
+@click.command(help=HELP.format(students=", ".join(STUDENTS.names()), losses=", ".join(LOSSES.names())))
+@click.option("--recipe", type=click.Path(dir_okay=False), help="YAML recipe (DistillConfig keys, or a pipeline "
+              "recipe's distill: section).")
+@click.option("--images", help="Images root (label CSV paths are relative to it).")
+@click.option("--labels", help="Teacher label CSV (path,quality).")
+@click.option("--teacher", help="Online teacher name (labels computed on the fly).")
+@click.option("--student", help="Student architecture (see list above).")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float)
+@click.option("--loss", "losses", multiple=True, metavar="NAME=WEIGHT", help="Loss term (repeatable); replaces "
+              "the recipe's losses.")
+@click.option("--val-identities", help="Text file of validation identities (one per line).")
+@click.option("--val-labels", help="Explicit validation label CSV.")
+@click.option("--device", help="cpu, cuda or auto.")
+@click.option("--threads", type=int, help="torch CPU threads.")
+@click.option("--seed", type=int)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any recipe key.")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the run in OUT from last.pt.")
+def distill(recipe: str | None, images: str | None, labels: str | None, teacher: str | None, student: str | None,
+            epochs: int | None, batch_size: int | None, lr: float | None, losses: tuple[str, ...],
+            val_identities: str | None, val_labels: str | None, device: str | None, threads: int | None,
+            seed: int | None, sets: tuple[str, ...], out: str, resume: bool) -> None:
+    from edgefiq.cli import echo_table
+    from edgefiq.distill import distill as run
+
+    flags = {"data.images": images, "data.labels": labels, "data.teacher": teacher, "student": student,
+             "optim.epochs": epochs, "optim.batch_size": batch_size, "optim.lr": lr,
+             "data.val_identities": val_identities, "data.val_labels": val_labels, "device": device,
+             "threads": threads, "seed": seed}
+    cfg = _build_config(recipe, {**flags, "_losses": losses}, sets)
+    res = run(cfg, out, resume=resume)
+    m = res.metrics
+    echo_table([{"epoch": m.get("epoch"), "val_srcc": m.get("val_srcc"), "val_plcc": m.get("val_plcc"),
+                 "val_krcc": m.get("val_krcc"), "best": str(res.best)}], title="best epoch")

@@ -1,0 +1,111 @@
+"""edgefiq bench: timing protocol, rows and statuses, floors, accuracy columns, reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgefiq.bench import benchmark, check_floors, time_callable
+from edgefiq.bench.report import format_markdown, write_bench_report
+from edgefiq.cli import cli
+
+from test_runtime import edgefiq_artifacts  # noqa: F401  (session fixture)
+
+FAST = dict(warmup=1, min_runs=3, min_time_s=0.0)
+
+
+def test_time_callable_reaches_both_minimums():
+    calls = []
+    t = time_callable(lambda: calls.append(1), warmup=2, min_runs=5, min_time_s=0.0)
+    assert t["runs"] == 5 and len(calls) == 1 + 2 + 5
+    t0 = time.perf_counter()
+    t = time_callable(lambda: time.sleep(0.001), warmup=0, min_runs=2, min_time_s=0.05)
+    assert time.perf_counter() - t0 >= 0.05 and t["runs"] > 2
+    assert t["p50_ms"] >= 1.0 and t["p50_ms"] <= t["p90_ms"] <= t["p99_ms"]
+    assert t["throughput"] == pytest.approx(1000.0 / t["p50_ms"])
+
+
+def test_benchmark_rows_onnx_and_checkpoint(edgefiq_artifacts):
+    onnx = edgefiq_artifacts["onnx"]
+    rows = benchmark([onnx, edgefiq_artifacts["ckpt"]], threads=(1,), batches=(1, 4), **FAST)
+    assert len(rows) == 4
+    for r in rows:
+        assert r["status"] in ("ok", "ok (unverified)"), r
+        for k in ("p50_ms", "p90_ms", "p99_ms", "first_ms", "load_ms", "throughput", "peak_rss_mb", "size_mb"):
+            assert r[k] > 0, k
+    assert rows[0]["backend"] == "onnx" and rows[0]["status"] == "ok"
+    assert rows[0]["size_mb"] == pytest.approx(onnx.stat().st_size / 1e6)
+    assert rows[2]["backend"] == "checkpoint"
+
+
+def test_statuses_failed_validation_failed_unavailable(edgefiq_artifacts, tmp_path):
+    onnx = edgefiq_artifacts["onnx"]
+    bad_parity = tmp_path / "bad_parity.onnx"
+    shutil.copy(onnx, bad_parity)
+    meta = json.loads(Path(str(onnx) + ".json").read_text())
+    meta["parity"]["passed"] = False
+    Path(str(bad_parity) + ".json").write_text(json.dumps(meta))
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not an onnx model")
+    Path(str(corrupt) + ".json").write_text(json.dumps(meta))
+    rows = benchmark([bad_parity, corrupt], **FAST)
+    assert rows[0]["status"] == "failed validation" and rows[0]["p50_ms"] > 0
+    assert rows[1]["status"] == "failed" and rows[1]["reason"] and "p50_ms" not in rows[1]
+    from edgefiq.bench.devices import gpu_unavailable_reason
+
+    if gpu_unavailable_reason("onnx"):
+        cuda = benchmark([onnx], device="cuda", **FAST)[0]
+        assert cuda["status"] == "unavailable" and "p50_ms" not in cuda and cuda["reason"]
+
+
+def test_accuracy_columns(edgefiq_artifacts, tmp_path):
+    from edgefiq.runtime import score_folder
+
+    ref = score_folder(edgefiq_artifacts["onnx"], edgefiq_artifacts["images"], tmp_path / "ref.csv")
+    rels = [r["path"] for r in csv.DictReader(open(ref))]
+    emb = np.random.default_rng(0).normal(size=(len(rels), 8)).astype(np.float32)
+    np.save(tmp_path / "e.npy", emb)
+    (tmp_path / "e.csv").write_text("path\n" + "\n".join(rels) + "\n")
+    rows = benchmark([edgefiq_artifacts["onnx"]], images=edgefiq_artifacts["images"], reference=ref,
+                     embeddings=tmp_path / "e.npy", embeddings_index=tmp_path / "e.csv", fmr=0.1, **FAST)
+    assert rows[0]["srcc"] == pytest.approx(1.0) and rows[0]["n_images"] == 12
+    assert np.isfinite(rows[0]["pauc_x1e3"]) and rows[0]["pauc_x1e3"] >= 0
+
+
+def test_floors_and_reports(edgefiq_artifacts, tmp_path):
+    rows = [{"artifact": "a", "threads": 1, "batch": 1, "status": "ok", "reason": "", "throughput": 50.0, "p50_ms": 20.0,
+             "p90_ms": 22.0},
+            {"artifact": "b", "threads": 1, "batch": 1, "status": "failed", "reason": "boom"}]
+    bad = check_floors(rows, {"throughput": 100})
+    assert len(bad) == 2 and "a threads=1" in bad[0] and "boom" in bad[1]
+    assert check_floors(rows[:1], {"throughput": 10}) == []
+    paths = write_bench_report(rows, tmp_path / "b.json", settings={"threads": [1]})
+    assert json.loads(paths["json"].read_text())["rows"][1]["reason"] == "boom"
+    md = paths["md"].read_text()
+    assert "| a |" in md and "failed: boom" in md and paths["png"].stat().st_size > 0
+    assert "p99 ms" in format_markdown(rows)
+
+
+def test_cli_bench_table_and_floor_exit(edgefiq_artifacts, tmp_path):
+    onnx = str(edgefiq_artifacts["onnx"])
+    res = CliRunner().invoke(cli, ["bench", onnx, "--min-runs", "3", "--min-time", "0", "--warmup", "0",
+                                   "--batch", "1,2", "-o", str(tmp_path / "b.json")])
+    assert res.exit_code == 0, res.output
+    assert "p50 ms" in res.output and "ok" in res.output
+    assert (tmp_path / "b.md").is_file() and (tmp_path / "b.png").is_file()
+    # a floor no CPU can reach: exit 1 with a one-line message
+    r = subprocess.run([sys.executable, "-m", "edgefiq", "-q", "bench", onnx, "--min-runs", "3", "--min-time", "0",
+                        "--no-png", "--floor", "throughput=1e12", "-o", str(tmp_path / "c.json")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "floor violation" in r.stderr and "Traceback" not in r.stderr
+    r = CliRunner().invoke(cli, ["bench", onnx, "--floor", "nonsense", "-o", str(tmp_path / "d.json")])
+    assert r.exit_code == 2

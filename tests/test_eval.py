@@ -1,0 +1,150 @@
+"""edgefiq eval: several quality sources on the same comparisons; report.json/.md/edc.png."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgefiq.cli import cli
+from edgefiq.errors import DataError, UsageError
+from edgefiq.eval import evaluate
+
+N_IDS, PER_ID = 12, 4
+
+
+@pytest.fixture
+def eval_set(tmp_path):
+    """Identity tree (LFW naming) + embeddings whose noise level the 'informed' quality knows."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    rels, emb, noise = [], [], []
+    centres = rng.normal(size=(N_IDS, 16))
+    for i in range(N_IDS):
+        for k in range(1, PER_ID + 1):
+            rel = f"P{i:02d}/P{i:02d}_{k:04d}.jpg"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(root / rel)
+            s = rng.choice([0.2, 3.0], p=[0.7, 0.3])  # 30% "bad" images: embeddings drowned in noise
+            rels.append(rel)
+            emb.append(centres[i] + s * rng.normal(size=16))
+            noise.append(s)
+    np.save(tmp_path / "emb.npy", np.asarray(emb, np.float32))
+    (tmp_path / "emb.csv").write_text("path\n" + "\n".join(rels) + "\n")
+    noise = np.asarray(noise)
+    informed = -noise + 0.01 * rng.normal(size=noise.size)
+    (tmp_path / "informed.csv").write_text("path,quality\n" + "".join(f"{r},{q}\n" for r, q in zip(rels, informed)))
+    # an unrelated second source, shuffled order + one image missing (left out of the evaluation)
+    other = rng.normal(size=noise.size)
+    lines = [f"{r},{q}\n" for r, q in zip(rels, other)][1:]
+    (tmp_path / "other.csv").write_text("path,quality\n" + "".join(reversed(lines)))
+    pairs = ["2\t3"]
+    for f in range(2):
+        for k in range(3):
+            i = 3 * f + k
+            pairs.append(f"P{i:02d}\t1\t2")
+        for k in range(3):
+            pairs.append(f"P{k:02d}\t1\tP{k + 6:02d}\t3")
+    (tmp_path / "pairs.txt").write_text("\n".join(pairs) + "\n")
+    return tmp_path
+
+
+def test_informed_quality_beats_random(eval_set, tmp_path):
+    rep = evaluate(eval_set / "images", qualities=[("informed", eval_set / "informed.csv")],
+                   identities_from_folders=True, embeddings=eval_set / "emb.npy",
+                   embeddings_index=eval_set / "emb.csv", random_baseline=True, fmrs=(0.05, 0.01),
+                   out_dir=tmp_path / "rep")
+    assert rep["n_images"] == N_IDS * PER_ID
+    assert rep["n_genuine"] == N_IDS * PER_ID * (PER_ID - 1) // 2
+    assert rep["n_genuine"] + rep["n_impostor"] == 48 * 47 // 2
+    by = {(r["source"], r["fmr"], r["convention"]): r for r in rep["pauc"]}
+    for fmr in (0.05, 0.01):
+        for conv in ("fixed", "reestimate"):
+            assert by[("informed", fmr, conv)]["pauc_x1e3"] < by[("random", fmr, conv)]["pauc_x1e3"]
+    assert by[("informed", 0.05, "fixed")]["pauc_norm"] < 0.5 < by[("random", 0.05, "fixed")]["pauc_norm"] + 0.3
+    for name in ("report.json", "report.md", "edc.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## FMR 0.05, fixed threshold" in md and "## FMR 0.01, reestimate threshold" in md
+    assert "| informed **(best)** |" in md
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["reference"] == "informed"
+
+
+def test_correlations_reference_and_left_out_images(eval_set):
+    rep = evaluate(eval_set / "images", qualities=[("informed", eval_set / "informed.csv"),
+                                                   ("other", eval_set / "other.csv")],
+                   identities_from_folders=True, embeddings=eval_set / "emb.npy",
+                   embeddings_index=eval_set / "emb.csv", reference="other", random_baseline=True, fmrs=(0.05,))
+    assert rep["n_images"] == N_IDS * PER_ID - 1 and rep["n_images_left_out"] == 1
+    pairs = {(c["a"], c["b"]): c for c in rep["correlations"]}
+    assert set(pairs) == {("informed", "other"), ("informed", "random"), ("other", "random")}
+    assert pairs[("informed", "other")]["vs_reference"] and not pairs[("informed", "random")]["vs_reference"]
+    assert -1 <= pairs[("informed", "other")]["srcc"] <= 1
+
+
+def test_pairs_protocol(eval_set):
+    rep = evaluate(eval_set / "images", qualities=[("informed", eval_set / "informed.csv")],
+                   pairs=eval_set / "pairs.txt", embeddings=eval_set / "emb.npy",
+                   embeddings_index=eval_set / "emb.csv", fmrs=(0.2, 0.01))
+    assert rep["n_genuine"] == 6 and rep["n_impostor"] == 6
+    resolvable = {r["fmr"]: r["fmr_resolvable"] for r in rep["pauc"]}
+    assert resolvable == {0.2: True, 0.01: False}  # 6 impostors resolve FMR 0.2, not 0.01
+    from edgefiq.eval import format_markdown
+
+    assert "not resolvable" in format_markdown(rep)
+
+
+
+def test_input_errors(eval_set, tmp_path):
+    kw = dict(embeddings=eval_set / "emb.npy", embeddings_index=eval_set / "emb.csv")
+    with pytest.raises(UsageError, match="exactly one of --identities"):
+        evaluate(eval_set / "images", qualities=[("a", eval_set / "informed.csv")], **kw)
+    with pytest.raises(UsageError, match="--reference"):
+        evaluate(eval_set / "images", qualities=[("a", eval_set / "informed.csv")], identities_from_folders=True,
+                 reference="nope", **kw)
+    bad = tmp_path / "nan.csv"
+    bad.write_text("path,quality\nP00/P00_0001.jpg,nan\n")
+    with pytest.raises(DataError, match="nan.csv:2"):
+        evaluate(eval_set / "images", qualities=[("a", bad)], identities_from_folders=True, **kw)
+    # without an index the rows follow the sorted image list: same result as with it
+    r1 = evaluate(eval_set / "images", qualities=[("a", eval_set / "informed.csv")], identities_from_folders=True,
+                  embeddings=eval_set / "emb.npy", fmrs=(0.1,))
+    r2 = evaluate(eval_set / "images", qualities=[("a", eval_set / "informed.csv")], identities_from_folders=True,
+                  fmrs=(0.1,), **kw)
+    assert r1["pauc"] == r2["pauc"]
+    np.save(tmp_path / "short.npy", np.load(eval_set / "emb.npy")[:-1])
+    with pytest.raises(DataError, match="rows but the index"):
+        evaluate(eval_set / "images", qualities=[("a", eval_set / "informed.csv")], identities_from_folders=True,
+                 embeddings=tmp_path / "short.npy")
+
+
+def test_cli_eval(eval_set, tmp_path):
+    out = tmp_path / "cli_rep"
+    res = CliRunner().invoke(cli, ["eval", "--images", str(eval_set / "images"), "--identities-from-folders",
+                                   "--embeddings", str(eval_set / "emb.npy"), "--embeddings-index",
+                                   str(eval_set / "emb.csv"), "--quality", str(eval_set / "informed.csv"),
+                                   "--quality", str(eval_set / "other.csv"), "--name", "inf", "--name", "oth",
+                                   "--random-baseline", "--fmr", "0.05,0.1", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "pAUC" in res.output and (out / "edc.png").is_file()
+    rep = json.loads((out / "report.json").read_text())
+    assert {s["name"] for s in rep["sources"]} == {"inf", "oth", "random"} and rep["fmrs"] == [0.05, 0.1]
+    # usage errors exit 2 with one line, data errors exit 1
+    r = subprocess.run([sys.executable, "-m", "edgefiq", "eval", "--images", str(eval_set / "images"),
+                        "--identities-from-folders", "--pairs", str(eval_set / "pairs.txt"), "--embeddings",
+                        str(eval_set / "emb.npy"), "--quality", str(eval_set / "informed.csv"), "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "exactly one of" in r.stderr and "Traceback" not in r.stderr
+    r = CliRunner().invoke(cli, ["eval", "--images", str(eval_set / "images"), "--identities-from-folders",
+                                 "--embeddings", str(eval_set / "emb.npy"), "--quality", str(tmp_path / "missing.csv"),
+                                 "-o", str(out)])
+    assert r.exit_code == 1 or "not found" in str(r.exception)
+    r = CliRunner().invoke(cli, ["eval", "--images", ".", "--fmr", "2", "-o", str(out)])
+    assert r.exit_code == 2

@@ -1,0 +1,204 @@
+"""Export round trip (every registered backend x precision x student), parity gate, converter errors.
+
+The round trip uses the real runtimes (onnxruntime, OpenVINO, ai-edge-litert): export ->
+load the artifact with its runner through the public ``load_runner`` (which reads the
+sidecar) -> compare with the torch model. ``tiny_cnn`` runs by default; every other
+registered student is ``slow``. The parametrisation is built from the registries, and
+``test_every_backend_is_covered`` fails if a backend module registers a backend that the
+package does not import or the parametrisation misses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from edgefiq.data.preprocess import Preprocess  # noqa: E402
+from edgefiq.errors import ExportError, ParityError, UsageError  # noqa: E402
+from edgefiq.export import export_model, load_runner  # noqa: E402
+from edgefiq.export.parity import TOLERANCES, parity_report  # noqa: E402
+from edgefiq.registry import BACKENDS, STUDENTS  # noqa: E402
+
+EXPORT_DIR = Path(__file__).resolve().parents[1] / "edgefiq" / "export"
+CASES = [(b, p) for b in BACKENDS.names() for p in BACKENDS.get(b).precisions]
+FAST_STUDENT = "tiny_cnn"
+SIZE = (64, 64)   # smaller crops keep the default suite fast; conversion cost is per graph, not per pixel
+
+
+def synthetic_faces(n: int, seed: int, size: tuple[int, int] = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth random images degraded by noise/darkening of known strength; returns (uint8 NHWC, quality)."""
+    g = np.random.default_rng(seed)
+    h, w = size
+    q = g.uniform(0, 1, n)
+    imgs = []
+    for k in range(n):
+        low = g.uniform(40, 215, (4, 4, 3))
+        base = np.kron(low, np.ones((h // 4, w // 4, 1)))
+        yy, xx = np.mgrid[0:h, 0:w]
+        base += 30 * np.sin(xx[..., None] / (3 + 5 * g.random())) * np.cos(yy[..., None] / 7)
+        img = base * (0.4 + 0.6 * q[k]) + g.normal(0, 50 * (1 - q[k]), base.shape)
+        imgs.append(np.clip(img, 0, 255).astype(np.uint8))
+    return np.stack(imgs), q
+
+
+def fitted_student(name: str, size: tuple[int, int] = SIZE, steps: int = 60) -> torch.nn.Module:
+    """A briefly trained student: random-init nets score near-constants, which says nothing about int8."""
+    torch.manual_seed(0)
+    model = STUDENTS.get(name)()
+    imgs, q = synthetic_faces(96, seed=1, size=size)
+    x = torch.from_numpy(Preprocess(size=size).batch(list(imgs)))
+    y = torch.from_numpy(q.astype(np.float32))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        idx = torch.from_numpy(np.random.default_rng(step).choice(len(x), 32, replace=False))
+        loss = torch.nn.functional.mse_loss(model(x[idx]).reshape(-1), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def image_sets() -> dict[str, np.ndarray]:
+    pp = Preprocess(size=SIZE)
+    calib, _ = synthetic_faces(48, seed=2)
+    held, _ = synthetic_faces(40, seed=3)
+    return {"calibration": pp.batch(list(calib)), "verify": pp.batch(list(held))}
+
+
+_MODELS: dict[str, torch.nn.Module] = {}
+
+
+def _student(name: str) -> torch.nn.Module:
+    if name not in _MODELS:
+        _MODELS[name] = fitted_student(name)
+    return _MODELS[name]
+
+
+def _params() -> list:
+    out = []
+    for student in STUDENTS.names():
+        for backend, precision in CASES:
+            marks = [] if student == FAST_STUDENT else [pytest.mark.slow]
+            out.append(pytest.param(student, backend, precision, marks=marks, id=f"{student}-{backend}-{precision}"))
+    return out
+
+
+@pytest.mark.parametrize("student,backend,precision", _params())
+def test_round_trip(student: str, backend: str, precision: str, image_sets: dict, tmp_path: Path) -> None:
+    if not BACKENDS.get(backend)().available():
+        pytest.skip(f"{backend} runtime not installed")
+    model = _student(student)
+    res = export_model(model, Preprocess(size=SIZE), backend, tmp_path, precision=precision, arch=student,
+                       calibration=image_sets["calibration"], verify=image_sets["verify"])
+    assert res.path.is_file() and res.path.name.endswith(BACKENDS.get(backend).suffix)
+    assert all(f.is_file() for f in res.files)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no temp leftovers
+    side = json.loads(Path(str(res.path) + ".json").read_text())
+    assert side["backend"] == backend and side["precision"] == precision and side["arch"] == student
+    assert side["preprocess"]["size"] == list(SIZE) and side["parity"]["passed"] is True
+    assert side["parity"]["verify_source"] == "verify" and side["parity"]["tolerance"] == TOLERANCES[precision]
+    assert len(side["source_sha256"]) == 64 and side["versions"]
+    # independent re-check through the public loader (reads the sidecar)
+    run, meta = load_runner(res.path, threads=1)
+    x = image_sets["verify"]
+    got = np.concatenate([run(x[i:i + 16]) for i in range(0, len(x), 16)])
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(x)).reshape(-1).numpy()
+    rep = parity_report(ref, got, precision)
+    assert rep["passed"], rep
+    assert meta.parity["n"] == len(x)
+    if precision == "int8":
+        assert meta.quantization["calibration_images"] == len(image_sets["calibration"])
+
+
+def test_every_backend_is_covered() -> None:
+    """Every ``@BACKENDS.register`` in edgefiq/export/*.py is imported by the package and parametrised."""
+    declared = set()
+    for f in EXPORT_DIR.glob("*.py"):
+        declared |= set(re.findall(r'@BACKENDS\.register\("([^"]+)"\)', f.read_text()))
+    assert declared == set(BACKENDS.names()), "a backend module is not imported by edgefiq/export/__init__.py"
+    ids = {(s, b, p) for s, b, p in (param.values for param in _params())}
+    for student in STUDENTS.names():
+        for b in BACKENDS.names():
+            assert BACKENDS.get(b).precisions, b
+            for p in BACKENDS.get(b).precisions:
+                assert (student, b, p) in ids
+    assert "emo_1m" in STUDENTS.names() or "emo_1m" not in {s for s, _, _ in ids}
+
+
+def test_channels_last_tflite(image_sets: dict, tmp_path: Path) -> None:
+    if not BACKENDS.get("tflite")().available():
+        pytest.skip("tflite runtime not installed")
+    res = export_model(_student(FAST_STUDENT), Preprocess(size=SIZE), "tflite", tmp_path, precision="int8",
+                       channels_last=True, calibration=image_sets["calibration"], verify=image_sets["verify"])
+    assert res.meta.preprocess.layout == "NHWC" and res.meta.quantization["input"]["shape"] == [1, *SIZE, 3]
+    assert res.meta.quantization["input"]["dtype"] == "int8" and res.meta.parity["passed"]
+    run, meta = load_runner(res.path)
+    x = image_sets["verify"][:4]
+    np.testing.assert_allclose(run(x), run(x.transpose(0, 2, 3, 1)))   # NCHW contract and native NHWC agree
+
+
+class NoisyHead(torch.nn.Module):
+    """Adds fresh noise on every call: no artifact can match it, so the fp32 gate must fail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).mean((1, 2, 3))
+        return y + 0.05 * torch.rand_like(y)
+
+
+def test_parity_failure_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ParityError, match="fp32 max abs diff"):
+        export_model(NoisyHead().eval(), Preprocess(size=SIZE), "onnx", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    res = export_model(NoisyHead().eval(), Preprocess(size=SIZE), "onnx", tmp_path, no_verify=True)
+    assert res.path.is_file() and res.meta.parity == {"verified": False, "reason": "--no-verify"}
+
+
+class HistogramHead(torch.nn.Module):
+    """Uses ``torch.histc``, which the ONNX, OpenVINO and LiteRT converters all reject."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.histc(v, 10).max() for v in self.conv(x)])
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino", "tflite"])
+def test_unsupported_operator_is_one_line(backend: str, tmp_path: Path) -> None:
+    if not BACKENDS.get(backend)().available():
+        pytest.skip(f"{backend} runtime not installed")
+    with pytest.raises(ExportError) as info:
+        export_model(HistogramHead().eval(), Preprocess(size=SIZE), backend, tmp_path, arch="histc_net")
+    msg = str(info.value)
+    assert "\n" not in msg and len(msg) < 400
+    assert re.search(r"aten(::|\.)histc", msg), msg
+    assert msg.startswith(f"cannot convert histc_net for {backend} fp32: unsupported operator")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    model = _student(FAST_STUDENT)
+    with pytest.raises(UsageError, match="int8 needs calibration"):
+        export_model(model, Preprocess(size=SIZE), "onnx", tmp_path, precision="int8")
+    with pytest.raises(UsageError, match="fp32 only|does not support"):
+        export_model(model, Preprocess(size=SIZE), "torch", tmp_path, precision="int8", calibration=np.zeros((16, 3, *SIZE), np.float32))
+    with pytest.raises(UsageError, match="channels-last"):
+        export_model(model, Preprocess(size=SIZE), "onnx", tmp_path, channels_last=True)
+    with pytest.raises(UsageError, match="accuracy-control"):
+        export_model(model, Preprocess(size=SIZE), "onnx", tmp_path, accuracy_control=0.01)
+    with pytest.raises(UsageError, match="unknown backend 'onnxx'; did you mean 'onnx'"):
+        export_model(model, Preprocess(size=SIZE), "onnxx", tmp_path)
