@@ -109,3 +109,31 @@ def test_cli_bench_table_and_floor_exit(edgefiq_artifacts, tmp_path):
     assert r.returncode == 1 and "floor violation" in r.stderr and "Traceback" not in r.stderr
     r = CliRunner().invoke(cli, ["bench", onnx, "--floor", "nonsense", "-o", str(tmp_path / "d.json")])
     assert r.exit_code == 2
+
+
+def test_help_has_example():
+    for verb in ("bench", "eval", "score"):
+        res = CliRunner().invoke(cli, [verb, "--help"])
+        assert res.exit_code == 0 and "Example:" in res.output, verb
+
+
+def test_isolated_rows_per_process(edgefiq_artifacts, tmp_path):
+    from edgefiq.bench import benchmark_isolated
+
+    missing = tmp_path / "missing.onnx"
+    rows = benchmark_isolated([edgefiq_artifacts["onnx"], missing], threads=(1,), batches=(1,), warmup=0,
+                              min_runs=2, min_time_s=0.0)
+    assert rows[0]["status"] == "ok" and rows[0]["isolated"] and rows[0]["peak_rss_mb"] > 0
+    assert rows[0]["path"] == str(edgefiq_artifacts["onnx"])
+    assert rows[1]["status"] == "failed" and "not found" in rows[1]["reason"]
+
+
+def test_peak_rss_is_not_inherited_from_parent():
+    from edgefiq.bench import peak_rss_mb
+
+    big = np.ones(200 * 2**20 // 8)  # make this (parent) process 200+ MiB at its peak
+    big[:] = 3.0
+    assert peak_rss_mb() > 200
+    r = subprocess.run([sys.executable, "-c", "import numpy; from edgefiq.bench.timing import peak_rss_mb; "
+                        "print(peak_rss_mb())"], capture_output=True, text=True, timeout=60)
+    assert float(r.stdout) < 150, "child reports the parent's peak (ru_maxrss survives execve)"

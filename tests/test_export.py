@@ -47,7 +47,7 @@ def synthetic_faces(n: int, seed: int, size: tuple[int, int] = SIZE) -> tuple[np
     return np.stack(imgs), q
 
 
-def fitted_student(name: str, size: tuple[int, int] = SIZE, steps: int = 60) -> torch.nn.Module:
+def fitted_student(name: str, size: tuple[int, int] = SIZE, steps: int = 40) -> torch.nn.Module:
     """A briefly trained student: random-init nets score near-constants, which says nothing about int8."""
     torch.manual_seed(0)
     model = STUDENTS.get(name)()
@@ -57,7 +57,7 @@ def fitted_student(name: str, size: tuple[int, int] = SIZE, steps: int = 60) -> 
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for step in range(steps):
-        idx = torch.from_numpy(np.random.default_rng(step).choice(len(x), 32, replace=False))
+        idx = torch.from_numpy(np.random.default_rng(step).choice(len(x), 24, replace=False))
         loss = torch.nn.functional.mse_loss(model(x[idx]).reshape(-1), y[idx])
         opt.zero_grad()
         loss.backward()

@@ -56,7 +56,7 @@ def test_vquala_student_within_challenge_limits() -> None:
     from edgefiq.registry import STUDENTS
 
     cfg = load_recipe(ROOT / "recipes" / "vquala-efficient.yaml", VARS)
-    assert cfg.teacher.options["path"] == "/data/mos.csv"
+    assert cfg.teacher.options["csv"] == "/data/mos.csv"
     for s in cfg.distill.students:
         dc = distill_config(cfg, s)
         assert set(dc.losses) == {"plcc", "rank", "focal_ls"}

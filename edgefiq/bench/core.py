@@ -5,7 +5,8 @@ time_callable`` on a fixed random batch preprocessed like a real image -> row. R
 carry artifact size (all files of the artifact, e.g. OpenVINO ``.bin`` and ONNX external
 data, sidecar excluded), load time, first-inference time, p50/p90/p99 latency,
 throughput (images/s at the median), and the peak resident memory of the benchmark
-process so far (``ru_maxrss``: it only grows, so later rows include earlier loads).
+process so far (``edgefiq.bench.timing.peak_rss_mb``: it only grows, so later rows include
+earlier loads; ``benchmark_isolated`` / ``--isolate`` runs one process per artifact).
 
 Status per row: ``ok``; ``ok (unverified)`` (exported with ``--no-verify``);
 ``failed validation`` (the sidecar's parity check failed: the artifact runs but does not
@@ -162,6 +163,49 @@ def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,),
                 row["peak_rss_mb"] = peak_rss_mb()
                 rows.append(row)
                 log.info("[bench] %s threads=%d batch=%d: %s", path.name, th, bs, row.get("p50_ms", row["status"]))
+    return rows
+
+
+def benchmark_isolated(artifacts: Sequence[str | Path], **kwargs: Any) -> list[dict[str, Any]]:
+    """``benchmark`` with each artifact in a fresh ``python -m edgefiq bench`` process.
+
+    Peak RSS then belongs to one artifact (plus the interpreter), not to everything loaded
+    before it. Keyword arguments are those of ``benchmark``.
+
+    Example:
+        >>> rows = benchmark_isolated(["a.onnx", "b.xml"], threads=(1,))   # doctest: +SKIP
+    """
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    flags = {"threads": "--threads", "batches": "--batch", "device": "--device", "warmup": "--warmup",
+             "min_runs": "--min-runs", "min_time_s": "--min-time", "images": "--images", "reference": "--reference",
+             "fr_model": "--fr-model", "embeddings": "--embeddings", "embeddings_index": "--embeddings-index"}
+    unknown = set(kwargs) - set(flags)
+    if unknown:
+        raise UsageError(f"isolated benchmark does not support {sorted(unknown)}")
+    args: list[str] = []
+    for k, v in kwargs.items():
+        if v is None:
+            continue
+        args += [flags[k], ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, art in enumerate(artifacts):
+            out = Path(tmp) / f"{n}.json"
+            res = subprocess.run([sys.executable, "-m", "edgefiq", "-q", "bench", str(art), *args, "--no-png",
+                                  "-o", str(out)], capture_output=True, text=True)
+            if res.returncode != 0 or not out.is_file():
+                err = (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[-1]
+                rows.append({**_base_row(Path(art), str(kwargs.get("device", "cpu")), 0, 0), "status": "failed",
+                             "reason": f"benchmark process failed: {err}"})
+                continue
+            for r in json.loads(out.read_text())["rows"]:
+                r["path"] = str(art)
+                r["isolated"] = True
+                rows.append(r)
     return rows
 
 

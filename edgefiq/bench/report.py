@@ -48,7 +48,7 @@ def format_markdown(rows: list[dict[str, Any]], env: dict[str, Any] | None = Non
     if settings:
         lines.append("- settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     lines += ["- latency per call of `batch` images (perf_counter_ns); img/s at the median; "
-              "peak RSS = benchmark process peak so far", "",
+              "peak RSS = benchmark process high-water mark so far (VmHWM; per artifact with --isolate)", "",
               "| " + " | ".join(h for _, h, _ in cols) + " |",
               "|" + "|".join("---" if f == "s" else "---:" for _, _, f in cols) + "|"]
     for r in rows:

@@ -59,9 +59,22 @@ def time_callable(fn: Callable[[], Any], *, warmup: int = 5, min_runs: int = 30,
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (``resource.getrusage``)."""
+    """Peak resident memory of this process so far, in MiB.
+
+    Linux: ``VmHWM`` from ``/proc/self/status`` (the high-water mark of this process's own
+    memory map). ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is the fallback elsewhere; on
+    Linux it is not used because it survives ``execve``: a benchmark started from a large
+    parent process (e.g. a python that had torch loaded) would report the parent's peak.
+    """
     import resource
     import sys
 
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024

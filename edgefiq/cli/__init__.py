@@ -24,6 +24,7 @@ from edgefiq import __version__
 # verb -> "module:attribute". Keep sorted by pipeline order.
 COMMANDS: dict[str, str] = {
     "data": "edgefiq.cli.data:data",
+    "label": "edgefiq.cli.label:label",
     "distill": "edgefiq.cli.distill:distill",
     "export": "edgefiq.cli.export:export", "quantize": "edgefiq.cli.export:quantize",
     "eval": "edgefiq.cli.eval:eval_cmd", "score": "edgefiq.cli.score:score", "bench": "edgefiq.cli.bench:bench",

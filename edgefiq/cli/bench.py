@@ -49,13 +49,14 @@ def _floors(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) 
 @click.option("--remote-python", default="python3", show_default=True, help="Python on the ssh device.")
 @click.option("--ssh-key", type=click.Path(dir_okay=False), default=None, help="Private key for ssh devices.")
 @click.option("--ssh-option", "ssh_options", multiple=True, help="Extra ssh -o option, e.g. StrictHostKeyChecking=no.")
+@click.option("--isolate", is_flag=True, help="One process per artifact, so peak RSS is per artifact.")
 @click.option("--no-png", is_flag=True, help="Do not write the PNG plot.")
 @click.option("-o", "--out", "out_json", type=click.Path(dir_okay=False), required=True,
               help="Output JSON; .md and .png are written next to it.")
 def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], device: str, warmup: int, min_runs: int,
           min_time: float, images: str | None, reference: str | None, fr_model: str | None, embeddings: str | None,
           embeddings_index: str | None, floors: dict[str, float], remote_python: str, ssh_key: str | None,
-          ssh_options: tuple[str, ...], no_png: bool, out_json: str) -> None:
+          ssh_options: tuple[str, ...], isolate: bool, no_png: bool, out_json: str) -> None:
     """Benchmark ARTIFACTS: p50/p90/p99 latency, throughput, load/first-call time, size, peak RSS.
 
     Every backend is timed by the same routine (warm-up, then until both --min-runs and
@@ -70,12 +71,12 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
       edgefiq bench student.onnx --images faces/ --reference teacher.csv -o bench.json
       edgefiq bench student.onnx --device ssh://pi@raspberrypi --remote-python python3 -o pi.json
     """
-    from edgefiq.bench import benchmark, check_floors, environment
+    from edgefiq.bench import benchmark, benchmark_isolated, check_floors, environment
     from edgefiq.bench.report import print_table, write_bench_report
     from edgefiq.errors import EdgefiqError, UsageError
 
     settings = {"threads": threads, "batch": batches, "device": device, "warmup": warmup, "min_runs": min_runs,
-                "min_time_s": min_time}
+                "min_time_s": min_time, "isolated": isolate}
     if device.startswith("ssh://"):
         if images or reference or fr_model or embeddings:
             raise UsageError("accuracy columns are not computed on ssh devices; run them locally")
@@ -85,9 +86,10 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
                                      min_runs=min_runs, min_time_s=min_time, remote_python=remote_python,
                                      ssh_key=ssh_key, ssh_options=ssh_options)
     else:
-        rows = benchmark(artifacts, threads=threads, batches=batches, device=device, warmup=warmup,
-                         min_runs=min_runs, min_time_s=min_time, images=images, reference=reference,
-                         fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index)
+        run = benchmark_isolated if isolate else benchmark
+        rows = run(artifacts, threads=threads, batches=batches, device=device, warmup=warmup,
+                   min_runs=min_runs, min_time_s=min_time, images=images, reference=reference,
+                   fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index)
         env = environment()
     paths = write_bench_report(rows, out_json, env=env, settings=settings, png=not no_png)
     print_table(rows)

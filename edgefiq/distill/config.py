@@ -24,8 +24,9 @@ class DataConfig:
     Attributes:
         images: images root (identity tree ``<Identity>/<file>`` for identity-disjoint splits).
         labels: label CSV ``path,quality`` (offline teacher). Either this or ``teacher``.
-        teacher: online teacher name (``edgefiq.teachers``): labels of every (augmented) view are
-            computed on the fly (self-training); the teacher must offer ``score_images(list[uint8 HWC])``.
+        teacher: online teacher name (``edgefiq.teachers``): labels of every (augmented, degraded) view
+            are computed on the fly (self-training). Views reach the teacher as arrays
+            (``score_images``) or as lossless temporary PNGs (``score_paths``); its embedding cache is off.
         teacher_options: teacher constructor options.
         index: optional ``path,source,kind,severity`` CSV (``make_degraded_set``'s ``index.csv``)
             giving each image's clean source and degradation severity (``margin_rank`` uses it).

@@ -40,8 +40,24 @@ class Prepared:
     teacher_desc: dict[str, Any] | None = None
 
     def score_online(self, imgs: np.ndarray) -> np.ndarray:
-        """Teacher scores of in-memory uint8 views (online self-training)."""
-        return np.asarray(self.teacher.score_images(list(imgs)), np.float64)
+        """Teacher scores of in-memory uint8 views (online self-training).
+
+        Teachers with ``score_images`` get the arrays; others get lossless PNG copies of the views
+        in a temporary folder through ``score_paths`` (exact pixels, any teacher works).
+        """
+        if hasattr(self.teacher, "score_images"):
+            return np.asarray(self.teacher.score_images(list(imgs)), np.float64)
+        import tempfile
+
+        from PIL import Image
+
+        with tempfile.TemporaryDirectory(prefix="edgefiq-views-") as tmp:
+            paths = []
+            for i, im in enumerate(imgs):
+                p = Path(tmp) / f"view_{i:05d}.png"
+                Image.fromarray(np.ascontiguousarray(im)).save(p, compress_level=1)
+                paths.append(p)
+            return np.asarray(self.teacher.score_paths(paths), np.float64)
 
 
 def _split(cfg: DistillConfig, full: LabelledSet) -> tuple[LabelledSet, LabelledSet]:
@@ -122,10 +138,12 @@ def _online_sets(cfg: DistillConfig) -> tuple[LabelledSet, LabelledSet, Any, dic
     if d.index:
         info = read_index(d.index)
         full.source = [info.get(r, (r, 0.0))[0] for r in rel]
-    teacher = TEACHERS.get(d.teacher)(**d.teacher_options)
-    if not hasattr(teacher, "score_images"):
-        raise UsageError(f"teacher {d.teacher!r} cannot score in-memory views (no score_images); "
-                         f"label offline with `edgefiq label` and pass --labels")
+    opts = dict(d.teacher_options)
+    factory = TEACHERS.get(d.teacher)
+    try:  # views are temporary files: keep them out of the teacher's on-disk embedding cache
+        teacher = factory(**{"cache": False, **opts})
+    except TypeError:
+        teacher = factory(**opts)
     ids = read_identity_list(d.val_identities) if d.val_identities is not None else None
     tr, va = identity_split(full.source, val_fraction=d.val_fraction, seed=cfg.seed, val_identities=ids)
     train, val = full.subset(tr), full.subset(va)

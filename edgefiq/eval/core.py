@@ -62,6 +62,17 @@ def _read_quality_csv(path: Path) -> dict[str, float]:
     return out
 
 
+def _read_sources(path: Path) -> dict[str, str]:
+    """``{relpath: source photo}`` from a ``path,source`` CSV."""
+    if not path.is_file():
+        raise DataError(f"{path}: same-source index not found")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"path", "source"} <= set(reader.fieldnames):
+            raise DataError(f"{path}: expected columns path,source (got {reader.fieldnames})")
+        return {r["path"].replace("\\", "/"): r["source"] for r in reader}
+
+
 def read_embeddings(npy: str | Path, index_csv: str | Path | None, default_rels: Sequence[str]) -> dict[str, np.ndarray]:
     """Precomputed embeddings as ``{relpath: vector}``.
 
@@ -104,7 +115,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
              embeddings_index: str | Path | None = None, reference: str | None = None,
              random_baseline: bool = False, fmrs: Sequence[float] = (1e-3,), limit: float = 0.3,
              conventions: Sequence[str] = ("fixed", "reestimate"), max_impostors: int | None = None,
-             seed: int = 0, batch_size: int = 64, out_dir: str | Path | None = None) -> dict[str, Any]:
+             same_source_index: str | Path | None = None, seed: int = 0, batch_size: int = 64, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Compare quality sources on the same comparisons; optionally write the report to ``out_dir``.
 
     Args:
@@ -118,6 +129,9 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         random_baseline: add a seeded uniform random quality source named ``random``.
         fmrs: target FMRs; limit: pAUC discard limit; conventions: threshold conventions.
         max_impostors: sample this many impostor pairs (identity mode); None = all.
+        same_source_index: CSV with ``path,source`` columns (e.g. the ``index.csv`` of
+            ``edgefiq data degrade``): comparisons between two images of the same source photo
+            (a clean image and its degraded copy) are left out.
         seed: seed for the random baseline and impostor sampling.
         out_dir: write report.json, report.md, edc.png (and embeddings.npy + index) here.
 
@@ -198,6 +212,12 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
             raise DataError(f"{pairs}: no pair has both images in the evaluated set")
         comps = comparisons_from_pairs(emb, idx)
         protocol = f"pairs ({Path(pairs).name})"  # type: ignore[arg-type]
+    if same_source_index is not None:
+        src = _read_sources(Path(same_source_index))
+        sid = np.array([src.get(r, r) for r in rels])
+        before = len(comps)
+        comps = comps.select(sid[comps.i] != sid[comps.j])
+        protocol += f", {before - len(comps)} same-source pairs left out"
     if comps.n_genuine == 0 or comps.n_impostor == 0:
         raise DataError(f"need genuine and impostor comparisons, got {comps.n_genuine} and {comps.n_impostor}")
 

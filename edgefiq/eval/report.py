@@ -44,7 +44,7 @@ def format_markdown(report: dict[str, Any]) -> str:
                 continue
             best = min(r["pauc_x1e3"] for r in rows)
             lines += [f"## FMR {fmr:g}, {conv} threshold", "",
-                      "| source | pAUC x1e3 | pAUC norm | FNMR@0 | FNMR@limit | threshold |",
+                      "| source | pAUC x1e3 | pAUC norm | FNMR@0 | FNMR@limit | threshold@0 |",
                       "|---|---:|---:|---:|---:|---:|"]
             for r in sorted(rows, key=lambda r: r["pauc_x1e3"]):
                 mark = " **(best)**" if r["pauc_x1e3"] == best else ""
@@ -92,11 +92,14 @@ def plot_edc(report: dict[str, Any], out_png: str | Path) -> Path:
                 label = f"{c['source']} (pAUC {paucs[(c['source'], fmr, conv)]:.1f})"
                 ax.plot(x, y, color=colors[c["source"]], label=label, lw=1.6,
                         ls="--" if c["source"] == "random" else "-")
-                m = x <= limit
-                ax.fill_between(x[m], y[m], color=colors[c["source"]], alpha=0.08)
+                m = x < limit
+                xf = np.r_[x[m], limit]
+                yf = np.r_[y[m], np.interp(limit, x, y) if x[-1] >= limit else y[-1]]
+                ax.fill_between(xf, yf, color=colors[c["source"]], alpha=0.08)
             ax.axvline(limit, color="gray", lw=0.8, ls=":")
             ax.set_xlim(0, limit * 1.02)
-            ax.set_xlabel("fraction of comparisons discarded (lowest quality first)")
+            what = "genuine comparisons" if conv == "fixed" else "comparisons"
+            ax.set_xlabel(f"fraction of {what} discarded (lowest pair quality first)")
             ax.set_ylabel(f"FNMR @ FMR {fmr:g}")
             ax.set_title(f"EDC, FMR {fmr:g}, {conv} threshold")
             ax.grid(alpha=0.3)

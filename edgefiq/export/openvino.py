@@ -74,20 +74,33 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> Any:
 
     import nncf
 
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
     nncf.set_log_level(logging.ERROR)
     calib = options.calibration
     if calib is None:
         raise UsageError("openvino int8 needs calibration images (--calibration DIR)")
     cal_ds = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
+    # u8 x s8 products saturate int16 on CPUs without VNNI (AVX2): 7-bit weights everywhere avoid it.
+    overflow_fix = str(options.advanced.get("overflow_fix", "enable"))
+    adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix(overflow_fix))
+    # The 1-output regression head is tiny and sets the score's resolution: keep it in float.
+    head = [op.get_friendly_name() for op in ov_model.get_ordered_ops() if op.get_type_name() == "MatMul"][-1:]
+    if not options.advanced.get("keep_head_float", True):
+        head = []
+    ignored = nncf.IgnoredScope(names=head) if head else None
+    report = options.advanced.setdefault("quantization_report", {})
+    report.update(overflow_fix=overflow_fix, float_layers=head)
     max_drop = options.advanced.get("accuracy_control")
     if max_drop is None:
-        return nncf.quantize(ov_model, cal_ds, subset_size=len(calib))
+        return nncf.quantize(ov_model, cal_ds, subset_size=len(calib), ignored_scope=ignored, advanced_parameters=adv)
     val = options.advanced["validation"]
     ref = np.asarray(options.advanced["validation_reference"], np.float64)
     val_ds = nncf.Dataset([(i, val[i:i + 1]) for i in range(len(val))], lambda item: item[1])
     q = nncf.quantize_with_accuracy_control(ov_model, cal_ds, val_ds, _srcc_vs(ref), max_drop=float(max_drop),
-                                            drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calib))
-    options.advanced.setdefault("quantization_report", {})["accuracy_control_max_drop"] = float(max_drop)
+                                            drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calib),
+                                            ignored_scope=ignored, advanced_quantization_parameters=adv)
+    report["accuracy_control_max_drop"] = float(max_drop)
     return q
 
 

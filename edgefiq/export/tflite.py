@@ -65,7 +65,7 @@ def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last
     import torch
     from litert_torch.quantize import pt2e_quantizer as pq
     from litert_torch.quantize import quant_config as qc
-    from torchao.quantization.pt2e import quantize_pt2e
+    from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
 
     quantizer = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
     prepared = quantize_pt2e.prepare_pt2e(torch.export.export(module, (example,)).module(), quantizer)
@@ -73,7 +73,7 @@ def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last
         for i in range(len(calibration)):
             x = calibration[i:i + 1]
             prepared(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1) if channels_last else x)))
-    converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+    converted = move_exported_model_to_eval(quantize_pt2e.convert_pt2e(prepared, fold_quantize=False))
     return converted, qc.QuantConfig(pt2e_quantizer=quantizer)
 
 

@@ -116,6 +116,11 @@ class Comparisons:
     def n_impostor(self) -> int:
         return len(self) - self.n_genuine
 
+    def select(self, mask: np.ndarray) -> "Comparisons":
+        """The comparisons where ``mask`` is True (e.g. to drop pairs of copies of one photo)."""
+        m = np.asarray(mask, dtype=bool)
+        return Comparisons(i=self.i[m], j=self.j[m], similarity=self.similarity[m], genuine=self.genuine[m])
+
     def pair_quality(self, quality: np.ndarray) -> np.ndarray:
         """``min(quality[i], quality[j])`` per comparison."""
         q = np.asarray(quality, dtype=np.float64)

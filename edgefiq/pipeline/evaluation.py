@@ -108,6 +108,9 @@ def load_eval_fr(ev: EvalSection) -> tuple[Any, str]:
 
         fr = load_fr_model(ev.fr_model, arch=ev.fr_arch)
         return fr, f"{getattr(fr, 'arch', ev.fr_arch)} ({Path(ev.fr_model).name})"
+    if ev.fr_arch == "pixels":
+        return PixelEmbedding(), ("pixel-thumbnail embedding (16x16 colour thumbnail, zero-mean): a stand-in for "
+                                  "an FR model on the synthetic sample only")
     if ev.fr_arch:
         import torch
 
@@ -121,6 +124,34 @@ def load_eval_fr(ev: EvalSection) -> tuple[Any, str]:
         fr.preprocess = DEFAULT_PREPROCESS.get(ev.fr_arch, Preprocess())  # type: ignore[assignment]
         return fr, f"{ev.fr_arch} randomly initialised (seed {ev.fr_seed}; demo only, not a trained FR model)"
     raise RecipeError("eval: set eval.fr_model (a face recognition model file) or eval.fr_arch")
+
+
+def _pixel_module() -> Any:
+    import torch
+    from torch import nn
+
+    class _Pixels(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            t = nn.functional.adaptive_avg_pool2d(x, 16).flatten(1)
+            return t - t.mean(dim=1, keepdim=True)
+
+    return _Pixels
+
+
+def PixelEmbedding() -> Any:  # noqa: N802 - behaves like a class for callers
+    """A face-recognition stand-in for the synthetic sample: the zero-mean 16x16 colour thumbnail.
+
+    Synthetic identities differ in geometry and colour, so thumbnails of one identity are
+    closer than those of two; degradations move a thumbnail away from its identity. That
+    makes the EDC computation demonstrable without shipping an FR model. Never use it on
+    real faces.
+    """
+    from edgefiq.data.preprocess import Preprocess
+
+    m = _pixel_module()()
+    m.preprocess = Preprocess(size=(112, 112))
+    m.eval()
+    return m
 
 
 class _ImageCache:

@@ -139,8 +139,9 @@ class EvalSection:
     """Evaluation on the validation identities.
 
     ``fr_model`` is a face recognition model file for the EDC comparisons; ``fr_arch`` with
-    no file means a randomly initialised network of that architecture (seed ``fr_seed``),
-    only for the synthetic demo and labelled as such in the report. ``edc: false`` skips the
+    no file means a randomly initialised network of that architecture (seed ``fr_seed``), and
+    ``fr_arch: pixels`` a 16x16 thumbnail embedding: both only for the synthetic demo, and
+    labelled as such in the report. ``edc: false`` skips the
     EDC/pAUC columns (e.g. a flat folder of MOS-labelled images has no identities).
     """
 

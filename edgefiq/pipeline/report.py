@@ -117,11 +117,12 @@ def _bench_by_path(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The 1-thread, batch-1 bench row of each artifact, keyed by run-relative path (suffix match)."""
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        path = str(r.get("artifact") or r.get("path") or "")
+        path = str(r.get("path") or r.get("artifact") or "")
         if r.get("threads", 1) != 1 or r.get("batch", 1) != 1:
             continue
         p50 = r.get("p50_ms", r.get("latency_p50_ms"))
-        norm = {"p50_ms": p50, "size_bytes": r.get("size_bytes"), "status": r.get("status", "ok")}
+        size = r.get("size_bytes") or (round(r["size_mb"] * 1e6) if isinstance(r.get("size_mb"), (int, float)) else None)
+        norm = {"p50_ms": p50, "size_bytes": size, "status": r.get("status", "ok")}
         out[path] = norm
         # bench may report absolute paths: also index by every run-relative suffix
         parts = Path(path).parts

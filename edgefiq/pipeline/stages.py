@@ -172,7 +172,7 @@ def label_stage(recipe: RunRecipe) -> Stage:
         out = ctx.stage_dir / "labels.csv"
         t = recipe.teacher
         label_images(images, t.name, dict(t.options), out, batch_size=t.batch_size, device="cpu",
-                     on_bad_image=recipe.data.on_bad_image, resume=True)
+                     on_bad_image=recipe.data.on_bad_image, resume=True, cache_dir=ctx.run_dir / "cache")
         rows = _read_csv_rows(out)
         by_path = {r["path"]: r for r in rows}
         for split in ("train", "val"):

@@ -1,0 +1,81 @@
+"""``edgefiq label``: score every image of a folder with a quality teacher (one call to ``label_images``)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.argument("images", type=click.Path(file_okay=False))
+@click.option("-t", "--teacher", required=True,
+              help="prefiqs | norm | serfiq | severity | model | csv | ensemble.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Output labels CSV.")
+@click.option("--fr-model", type=click.Path(dir_okay=False), help="Face recognition weights (.pt state dict or .onnx).")
+@click.option("--arch", help="Force the FR architecture (mobilefacenet, iresnet18/34/50/100).")
+@click.option("--method", type=click.Choice(["l1", "random", "structured"]), help="prefiqs: pruning method [l1].")
+@click.option("--rho", type=float, help="prefiqs: pruning ratio in (0,1) [0.4].")
+@click.option("--scope", type=click.Choice(["global", "layer"]), help="prefiqs: unstructured pruning scope [global].")
+@click.option("--seed", type=int, help="prefiqs (random pruning) / serfiq (dropout masks) seed [0].")
+@click.option("--m", "m", type=int, help="serfiq: stochastic passes [20].")
+@click.option("--dropout", type=float, help="serfiq: dropout rate [0.5].")
+@click.option("--score", type=click.Choice(["sigmoid", "distance"]), help="serfiq: score form [sigmoid].")
+@click.option("--batch-stats/--no-batch-stats", default=None, help="norm: AdaFace (norm-mean)/std clipped to [-1,1].")
+@click.option("--flip/--no-flip", default=None, help="Flip-sum embeddings (prefiqs, norm) [no-flip].")
+@click.option("--index", type=click.Path(dir_okay=False), help="severity: index.csv [IMAGES/index.csv].")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="csv: your labels CSV (path,quality).")
+@click.option("--column", help="csv: score column [quality].")
+@click.option("--model", type=click.Path(dir_okay=False), help="model: your scalar model (.onnx, TorchScript, checkpoint).")
+@click.option("--ensemble", "members", multiple=True,
+              help="ensemble member NAME[:WEIGHT][,KEY=VALUE...]; repeat. Other options go to every member taking them.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i].")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Images per forward pass.")
+@click.option("--workers", type=int, default=0, show_default=True, help="Image-decoding worker processes.")
+@click.option("--chunk-size", type=int, default=256, show_default=True, help="Images per resumable chunk.")
+@click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="Stop at an unreadable image, or skip it and list it in OUTPUT.skipped.txt.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding/pruned-model cache [~/.cache/edgefiq].")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
+@click.option("--no-resume", is_flag=True, help="Ignore finished chunks of an interrupted run.")
+@click.option("--threads", type=int, help="torch CPU threads (default: torch's choice).")
+def label(images: str, teacher: str, out: str, fr_model: str | None, arch: str | None, method: str | None,
+          rho: float | None, scope: str | None, seed: int | None, m: int | None, dropout: float | None,
+          score: str | None, batch_stats: bool | None, flip: bool | None, index: str | None, csv_path: str | None,
+          column: str | None, model: str | None, members: tuple[str, ...], device: str, batch_size: int,
+          workers: int, chunk_size: int, on_bad_image: str, cache_dir: str | None, no_cache: bool,
+          no_resume: bool, threads: int | None) -> None:
+    """Label every image under IMAGES with a quality teacher; write OUTPUT (path,quality[,columns]).
+
+    Also writes OUTPUT.json (the teacher's full configuration, counts, images/s). Runs are
+    resumable: rerun the same command after an interruption. Under torchrun every rank
+    labels a shard and rank 0 merges.
+
+    \b
+    Example:
+      edgefiq label ../shared/data/lfw-dev/aligned112 --teacher prefiqs \\
+          --fr-model ../shared/data/models/mobilefacenet/mobilefacenet.pt --method l1 --rho 0.4 -o labels.csv
+      edgefiq label faces/ --teacher serfiq --fr-model mfn.pt --m 20 --dropout 0.5 -o serfiq.csv
+      edgefiq label faces-degraded/ --teacher severity -o severity.csv
+      edgefiq label faces/ --teacher ensemble --fr-model mfn.pt --ensemble prefiqs:2 --ensemble norm -o ens.csv
+      torchrun --nproc-per-node 2 -m edgefiq label faces/ --teacher norm --fr-model mfn.pt -o norm.csv
+    """
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from edgefiq.teachers import label_images
+
+    options = {"fr_model": fr_model, "arch": arch, "method": method, "rho": rho, "scope": scope, "seed": seed,
+               "m": m, "dropout": dropout, "score": score, "batch_stats": batch_stats, "flip": flip, "index": index,
+               "csv": csv_path, "column": column, "model": model, "members": list(members) or None,
+               "cache": False if no_cache else None}
+    path = label_images(images, teacher, options, out, batch_size=batch_size, device=device,
+                        on_bad_image=on_bad_image, resume=not no_resume, workers=workers, chunk_size=chunk_size,
+                        cache_dir=cache_dir)
+    import json
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        meta = json.loads(path.with_name(path.name + ".json").read_text())
+        speed = meta.get("images_per_second")
+        click.echo(f"labelled {meta['n_labelled']} images ({meta['n_skipped']} skipped) with {teacher} -> {path}"
+                   + (f" [{speed:.1f} img/s]" if speed else ""))

@@ -1,0 +1,158 @@
+"""PreFIQs: face image quality is what survives pruning.
+
+Quality = minus the Euclidean distance between the L2-normalised embeddings of the full FR
+model and of a pruned copy (higher = better): a face the network represents robustly
+keeps its embedding when weights are removed. Pruning (``edgefiq.prune.prune_model``):
+``l1`` (unstructured L1 magnitude, ``scope`` global or per layer), ``random`` (unstructured,
+seeded) or ``structured`` (torch-pruning DepGraph, channels removed, L1 group importance,
+the final embedding layer left intact). Published default: ``l1``, ``rho = 0.4``.
+
+The pruned copy is built once per process (memory cache) and optionally saved on disk,
+keyed by the weights hash, method, rho, scope and seed. Full-model embeddings come from
+the shared embedding cache, so other teachers on the same FR model reuse them.
+
+Example:
+    >>> t = PreFIQs("mobilefacenet.pt", method="l1", rho=0.4)         # doctest: +SKIP
+    >>> t.score_paths(["Alice/Alice_0001.jpg"], root="faces/")        # doctest: +SKIP
+    array([-0.21], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from edgefiq.errors import UsageError
+from edgefiq.registry import TEACHERS
+from edgefiq.teachers.base import FRTeacher, Table
+
+log = logging.getLogger(__name__)
+
+PRUNING_METHODS = ("l1", "random", "structured")
+_PRUNED: dict[tuple[Any, ...], torch.nn.Module] = {}
+
+
+def pruned_copy(fr: torch.nn.Module, *, method: str, rho: float, scope: str = "global", seed: int = 0,
+                cache_dir: Path | None = None) -> torch.nn.Module:
+    """A pruned deep copy of ``fr`` (eval mode), built once per (weights, method, rho, scope, seed).
+
+    Example:
+        >>> p = pruned_copy(fr, method="l1", rho=0.4)   # doctest: +SKIP
+    """
+    from edgefiq.prune import prune_model
+
+    if method not in PRUNING_METHODS:
+        raise UsageError(f"unknown PreFIQs pruning method {method!r}; choose {', '.join(PRUNING_METHODS)}")
+    if not 0.0 < rho < 1.0:
+        raise UsageError(f"rho must be in (0, 1), got {rho}")
+    if not any(True for _ in fr.parameters()):
+        raise UsageError("PreFIQs needs a PyTorch FR model (.pt) to prune; ONNX FR models cannot be pruned")
+    key = (fr.weights_sha256, method, round(rho, 6), scope, seed)
+    if key in _PRUNED:
+        return _PRUNED[key]
+    device = next(fr.parameters()).device
+    disk = None
+    if cache_dir is not None:
+        disk = Path(cache_dir) / f"pruned-{fr.weights_sha256[:16]}-{method}-{rho:g}-{scope}-s{seed}.pt"
+    model = copy.deepcopy(fr).cpu()
+    if disk is not None and disk.is_file():
+        try:
+            saved = torch.load(disk, map_location="cpu", weights_only=True)
+            if saved.get("structure"):
+                from edgefiq.prune import restore_structure
+
+                model = restore_structure(model, saved["structure"])
+            model.load_state_dict(saved["state"], strict=True)
+            _PRUNED[key] = model.to(device).eval()
+            return _PRUNED[key]
+        except Exception as e:  # noqa: BLE001 - a stale or corrupt cache file is rebuilt
+            log.warning("ignoring unreadable pruned-model cache %s (%s)", disk, e)
+            model = copy.deepcopy(fr).cpu()
+    example = torch.zeros(1, 3, *fr.preprocess.size)
+    model.eval()
+    with torch.enable_grad():  # torch-pruning traces the graph with autograd
+        model, info = prune_model(model, example, rho=rho, method=method, scope=scope, seed=seed)
+    model.eval()
+    if disk is not None:
+        from edgefiq.utils import atomic_path
+
+        with atomic_path(disk) as tmp:
+            torch.save({"state": model.state_dict(), "structure": info.get("structure")}, tmp)
+    _PRUNED[key] = model.to(device)
+    return _PRUNED[key]
+
+
+@TEACHERS.register("prefiqs")
+class PreFIQs(FRTeacher):
+    """PreFIQs quality = -|| e_full - e_pruned || of L2-normalised embeddings.
+
+    Args:
+        fr_model: FR weights (``.pt``; pruning needs a PyTorch model).
+        method: ``l1`` | ``random`` | ``structured``.
+        rho: pruning ratio in (0, 1) (weights for l1/random, channels for structured).
+        scope: ``global`` (rank all weights together) or ``layer`` (rho in every layer).
+        seed: seed of ``random`` pruning.
+        save_pruned: also keep the pruned copy on disk in the cache directory.
+        (other arguments: see ``FRTeacher``)
+    """
+
+    name = "prefiqs"
+
+    def __init__(self, fr_model: str | Path, method: str = "l1", rho: float = 0.4, scope: str = "global",
+                 seed: int = 0, arch: str | None = None, flip: bool = False, save_pruned: bool = True, *,
+                 batch_size: int = 64, device: str = "cpu", workers: int = 0, cache_dir: str | Path | None = None,
+                 cache: bool = True) -> None:
+        super().__init__(fr_model, arch, flip, batch_size=batch_size, device=device, workers=workers,
+                         cache_dir=cache_dir, cache=cache)
+        if method not in PRUNING_METHODS:
+            raise UsageError(f"unknown PreFIQs pruning method {method!r}; choose {', '.join(PRUNING_METHODS)}")
+        if not 0.0 < float(rho) < 1.0:
+            raise UsageError(f"--rho must be in (0, 1), got {rho}")
+        if scope not in ("global", "layer"):
+            raise UsageError(f"--scope must be global or layer, got {scope!r}")
+        self.method, self.rho, self.scope, self.seed = method, float(rho), scope, int(seed)
+        self.save_pruned = save_pruned
+
+    @property
+    def pruned(self) -> torch.nn.Module:
+        return pruned_copy(self.fr, method=self.method, rho=self.rho, scope=self.scope, seed=self.seed,
+                           cache_dir=self.cache_dir if (self.save_pruned and self.use_cache) else None)
+
+    @torch.no_grad()
+    def score_table(self, root: Path, relpaths: Sequence[str], *, on_bad_image: str = "error") -> Table:
+        from edgefiq.models.fr import l2_normalise
+
+        pruned = self.pruned
+        full, fps = self.cached_full(root, relpaths)
+        have_full = full is not None
+        if full is None:
+            full = np.full((len(relpaths), 0), np.nan, np.float32)
+        pr: np.ndarray | None = None
+        for x, ok, idx in self.batches(root, relpaths, on_bad_image):
+            ep = self.embed(x, pruned).float().cpu().numpy()
+            if pr is None:
+                pr = np.full((len(relpaths), ep.shape[1]), np.nan, np.float32)
+            ep[~ok] = np.nan
+            pr[idx] = ep
+            if not have_full:
+                ef = self.embed(x).float().cpu().numpy()
+                if full.shape[1] == 0:
+                    full = np.full((len(relpaths), ef.shape[1]), np.nan, np.float32)
+                ef[~ok] = np.nan
+                full[idx] = ef
+        if pr is None:
+            return {"quality": np.zeros(0)}
+        if not have_full:
+            self.store_full(relpaths, fps, full)
+        dist = np.linalg.norm(l2_normalise(full) - l2_normalise(pr), axis=1)
+        return {"quality": -dist.astype(np.float64)}
+
+    def config(self) -> dict[str, Any]:
+        return {"teacher": self.name, "method": self.method, "rho": self.rho, "scope": self.scope,
+                "seed": self.seed, "quality": "-||normalise(e_full) - normalise(e_pruned)||_2",
+                "pruning": "edgefiq.prune.prune_model", **self.fr_config()}

@@ -1,0 +1,48 @@
+"""``edgefiq score`` through click (artifact and checkpoint) and a subprocess (exit codes)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from click.testing import CliRunner
+
+from edgefiq.cli import cli
+
+from test_runtime import edgefiq_artifacts  # noqa: F401  (session fixture)
+
+
+def _read(path):
+    return {r["path"]: float(r["quality"]) for r in csv.DictReader(open(path))}
+
+
+def test_score_artifact_and_checkpoint_agree(edgefiq_artifacts, tmp_path):
+    imgs = str(edgefiq_artifacts["images"])
+    for name, model in (("a.csv", edgefiq_artifacts["onnx"]), ("c.csv", edgefiq_artifacts["ckpt"])):
+        res = CliRunner().invoke(cli, ["score", str(model), imgs, "-o", str(tmp_path / name), "--batch", "5"])
+        assert res.exit_code == 0, res.output
+    a, c = _read(tmp_path / "a.csv"), _read(tmp_path / "c.csv")
+    assert list(a) == list(c) and len(a) == 12 and list(a) == sorted(a)
+    np.testing.assert_allclose(list(a.values()), list(c.values()), atol=1e-4)
+
+
+def test_score_help_and_errors(edgefiq_artifacts, tmp_path):
+    res = CliRunner().invoke(cli, ["score", "--help"])
+    assert res.exit_code == 0 and "Example:" in res.output
+    imgs = tmp_path / "imgs"
+    shutil.copytree(edgefiq_artifacts["images"], imgs)
+    (imgs / "id1" / "zero.jpg").write_bytes(b"")
+    onnx = str(edgefiq_artifacts["onnx"])
+    r = subprocess.run([sys.executable, "-m", "edgefiq", "score", onnx, str(imgs), "-o", str(tmp_path / "q.csv")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "zero.jpg" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    res = CliRunner().invoke(cli, ["score", onnx, str(imgs), "-o", str(tmp_path / "q.csv"), "--on-bad-image", "skip"])
+    assert res.exit_code == 0
+    assert len(_read(tmp_path / "q.csv")) == 12 and "zero.jpg" in (tmp_path / "skipped.txt").read_text()
+    r = subprocess.run([sys.executable, "-m", "edgefiq", "score", str(tmp_path / "none.onnx"), str(imgs), "-o",
+                        str(tmp_path / "x.csv")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "does not exist" in r.stderr or r.returncode == 1 and "not found" in r.stderr
