@@ -134,6 +134,7 @@ def test_every_backend_is_covered() -> None:
     assert "emo_1m" in STUDENTS.names() or "emo_1m" not in {s for s, _, _ in ids}
 
 
+@pytest.mark.slow
 def test_channels_last_tflite(image_sets: dict, tmp_path: Path) -> None:
     if not BACKENDS.get("tflite")().available():
         pytest.skip("tflite runtime not installed")
@@ -144,6 +145,19 @@ def test_channels_last_tflite(image_sets: dict, tmp_path: Path) -> None:
     run, meta = load_runner(res.path)
     x = image_sets["verify"][:4]
     np.testing.assert_allclose(run(x), run(x.transpose(0, 2, 3, 1)))   # NCHW contract and native NHWC agree
+
+
+def test_openvino_accuracy_control(image_sets: dict, tmp_path: Path) -> None:
+    """A deliberately harsh int8 setup (head quantised, 7-bit fix on the first layer only) is repaired by NNCF's
+    accuracy-aware quantisation driven by SRCC against the fp32 model."""
+    if not BACKENDS.get("openvino")().available():
+        pytest.skip("openvino not installed")
+    res = export_model(_student(FAST_STUDENT), Preprocess(size=SIZE), "openvino", tmp_path, precision="int8",
+                       calibration=image_sets["calibration"], verify=image_sets["verify"], accuracy_control=0.002,
+                       advanced={"keep_head_float": False, "overflow_fix": "first_layer_only"})
+    q = res.meta.quantization
+    assert q["accuracy_control"] == {"metric": "srcc_vs_fp32", "max_drop": 0.002} and q["float_layers"] == []
+    assert res.meta.parity["srcc_vs_fp32"] >= 1 - 0.002 - 1e-9
 
 
 class NoisyHead(torch.nn.Module):

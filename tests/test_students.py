@@ -16,7 +16,10 @@ def test_registry_has_every_student():
     assert EXPECTED <= set(STUDENTS.names())
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+FAST = {"tiny_cnn", "mobilenetv3_small_100", "emo_1m"}  # the rest are bigger: CI (slow) runs them
+
+
+@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in sorted(EXPECTED)])
 def test_student_forward_and_profile(name):
     torch.manual_seed(0)
     m = STUDENTS.get(name)().eval()
@@ -31,10 +34,10 @@ def test_student_forward_and_profile(name):
 
 
 def test_emo_sizes_and_head_choice():
-    p1 = model_profile(STUDENTS.get("emo_1m")(), 112)
-    p5 = model_profile(STUDENTS.get("emo_5m")(), 112)
-    assert 1.1e6 < p1["params"] < 1.4e6   # EMO-1M (classifier-less + 1-output head): ~1.28 M
-    assert 4.5e6 < p5["params"] < 5.2e6
+    n1 = sum(p.numel() for p in STUDENTS.get("emo_1m")().parameters())
+    n5 = sum(p.numel() for p in STUDENTS.get("emo_5m")().parameters())
+    assert 1.1e6 < n1 < 1.4e6   # EMO-1M (classifier-less + 1-output head): ~1.28 M
+    assert 4.5e6 < n5 < 5.2e6
     m = STUDENTS.get("emo_1m")(head="sigmoid").eval()
     with torch.no_grad():
         y = m(torch.randn(3, 3, 112, 112))

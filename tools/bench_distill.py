@@ -206,9 +206,10 @@ def recipe(student: str, root: Path, labels: Path, index: Path, val_ids: Path, w
         "augment": {"hflip": 0.5, "shift": 4},
         "losses": {"plcc": 1.0, "rank": 1.0, "mse": 0.5},
         "loss_options": {"rank": {"scale": 2.0}},
-        "optim": {"name": "adamw", "lr": 3e-3, "weight_decay": 0.02, "batch_size": 64, "epochs": epochs,
-                  "schedule": "cosine", "warmup_epochs": 0.5, "min_lr": 1e-5},
-        "sampler": "stratified", "sampler_bins": 10, "ema": 0.998, "seed": 0, "threads": threads,
+        "optim": {"name": "adamw", "lr": 1.5e-3 if student.startswith("emo") else 3e-3, "weight_decay": 0.02,
+                  "batch_size": 64, "epochs": epochs, "schedule": "cosine", "warmup_epochs": 0.5, "min_lr": 1e-5,
+                  "grad_clip": 1.0},
+        "sampler": "random", "ema": 0.998, "seed": 0, "threads": threads,
     }
 
 
@@ -376,8 +377,9 @@ def main(argv: list[str] | None = None) -> None:
             "builtin": "built-in PreFIQs (edgefiq.models.fr MobileFaceNet + edgefiq.prune l1 global rho 0.4; "
                        "quality = -||n(e) - n(e_pruned)||)"}[labeller],
             "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs, torch threads "
-                       f"{args.threads}", "recipes": {n: recipe(n, root, work / 'labels.csv', index, val_ids, work, 0,
-                                                               args.threads) for n in args.students}}
+                       f"{args.threads}", "recipes": {n: recipe(n, root, work / 'labels.csv', index, val_ids, work,
+                                                               args.epochs[min(i, len(args.epochs) - 1)], args.threads)
+                                                        for i, n in enumerate(args.students)}}
         notes_file = Path(args.out).with_suffix(".notes.md")
         if notes_file.is_file():
             shared["notes"] = notes_file.read_text().splitlines()

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         csvs.append(out)
     eval_args = ["eval", "--images", str(images), "--identities-from-folders", "--fr-model", str(args.fr_model),
                  "--same-source-index", str(src_index), "--reference", "prefiqs", "--random-baseline",
-                 "--fmr", args.fmr, "-o", str(args.out)]
+                 "--fmr", args.fmr, "--save-embeddings", str(args.work / "fr"), "-o", str(args.out)]
     for n, c in zip(names, csvs):
         eval_args += ["--quality", str(c), "--name", n]
     commands.append(edgefiq(*eval_args))

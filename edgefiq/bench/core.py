@@ -266,7 +266,8 @@ class _AccuracyContext:
         kept, q = score_paths(model, self.paths, relpaths=self.rels, batch_size=32, desc="accuracy")
         if len(kept) != len(self.paths):
             raise EdgefiqError("some accuracy images could not be read")
-        out: dict[str, Any] = {"srcc": srcc(q, self.ref), "n_images": len(q)}
+        r = srcc(q, self.ref)
+        out: dict[str, Any] = {"srcc": r if np.isfinite(r) else None, "n_images": len(q)}
         if self.comps is not None:
             out["pauc_x1e3"] = edc_pauc(self.comps, q, fmr=self.fmr, limit=self.limit)
         return out

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "data": "edgefiq.cli.data:data",
     "label": "edgefiq.cli.label:label",
     "distill": "edgefiq.cli.distill:distill",
+    "prune": "edgefiq.cli.prune:prune",
     "export": "edgefiq.cli.export:export", "quantize": "edgefiq.cli.export:quantize",
     "eval": "edgefiq.cli.eval:eval_cmd", "score": "edgefiq.cli.score:score", "bench": "edgefiq.cli.bench:bench",
     "run": "edgefiq.cli.run:run",

@@ -35,13 +35,16 @@ def _fmrs(ctx: click.Context, param: click.Parameter, value: str) -> list[float]
               help="Sample this many impostor pairs (default: all; ~20 bytes per pair).")
 @click.option("--same-source-index", type=click.Path(dir_okay=False), default=None,
               help="CSV path,source (e.g. a degrade index.csv): leave out pairs of copies of the same photo.")
+@click.option("--save-embeddings", type=click.Path(file_okay=False), default=None,
+              help="Keep the FR embeddings here (embeddings.npy + embeddings_index.csv) for --embeddings reruns.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random baseline and sampling.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Report folder: report.json, report.md, edc.png.")
 def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_model: str | None,
              embeddings: str | None, embeddings_index: str | None, quality_csvs: tuple[str, ...],
              names: tuple[str, ...], reference: str | None, random_baseline: bool, fmrs: list[float], limit: float,
-             max_impostors: int | None, same_source_index: str | None, seed: int, out_dir: str) -> None:
+             max_impostors: int | None, same_source_index: str | None, save_embeddings: str | None, seed: int,
+             out_dir: str) -> None:
     """Compare quality sources by EDC/pAUC (both threshold conventions) and SRCC/PLCC.
 
     Every source is evaluated on the same comparisons: cosine similarities of the FR
@@ -67,7 +70,8 @@ def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_m
     rep = evaluate(images, qualities=list(zip(labels, quality_csvs)), identities_from_folders=identities_from_folders,
                    pairs=pairs, fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index,
                    reference=reference, random_baseline=random_baseline, fmrs=fmrs, limit=limit,
-                   max_impostors=max_impostors, same_source_index=same_source_index, seed=seed, out_dir=out_dir)
+                   max_impostors=max_impostors, same_source_index=same_source_index, save_embeddings=save_embeddings,
+                   seed=seed, out_dir=out_dir)
     from edgefiq.cli import echo_table
 
     echo_table([{k: r[k] for k in ("source", "fmr", "convention", "pauc_x1e3", "pauc_norm", "fnmr_at_0")}

@@ -115,7 +115,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
              embeddings_index: str | Path | None = None, reference: str | None = None,
              random_baseline: bool = False, fmrs: Sequence[float] = (1e-3,), limit: float = 0.3,
              conventions: Sequence[str] = ("fixed", "reestimate"), max_impostors: int | None = None,
-             same_source_index: str | Path | None = None, seed: int = 0, batch_size: int = 64, out_dir: str | Path | None = None) -> dict[str, Any]:
+             same_source_index: str | Path | None = None, save_embeddings: str | Path | None = None, seed: int = 0, batch_size: int = 64, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Compare quality sources on the same comparisons; optionally write the report to ``out_dir``.
 
     Args:
@@ -132,8 +132,10 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         same_source_index: CSV with ``path,source`` columns (e.g. the ``index.csv`` of
             ``edgefiq data degrade``): comparisons between two images of the same source photo
             (a clean image and its degraded copy) are left out.
+        save_embeddings: folder to keep the FR embeddings in (``embeddings.npy`` +
+            ``embeddings_index.csv``) for a later ``--embeddings`` run.
         seed: seed for the random baseline and impostor sampling.
-        out_dir: write report.json, report.md, edc.png (and embeddings.npy + index) here.
+        out_dir: write report.json, report.md, edc.png here.
 
     Returns:
         The report dict (see ``edgefiq.eval.report``).
@@ -190,8 +192,8 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         fr_desc = f"precomputed ({Path(embeddings).name})"  # type: ignore[arg-type]
     else:
         emb, fr_desc = _embed(fr_model, [root / r for r in rels], batch_size)  # type: ignore[arg-type]
-        if out_dir is not None:
-            _save_embeddings(Path(out_dir), emb, rels)
+        if save_embeddings is not None:
+            _save_embeddings(Path(save_embeddings), emb, rels)
 
     if identities_from_folders:
         ids = [identity_of(r) for r in rels]
@@ -231,7 +233,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
             for s in sources:
                 c = edc_curve(comps, s.quality, fmr=fmr, convention=conv, discard_limit=limit)  # type: ignore[arg-type]
                 rows.append({"source": s.name, "fmr": fmr, "convention": conv,
-                             "pauc_x1e3": pauc_x1e3(c, limit), "pauc_norm": pauc(c, limit, normalise=True),
+                             "pauc_x1e3": pauc_x1e3(c, limit), "pauc_norm": _num(pauc(c, limit, normalise=True)),
                              "fnmr_at_0": float(c.fnmr[0]), "fnmr_at_limit": float(np.interp(limit, c.discard, c.fnmr)),
                              "threshold": float(c.threshold[0]), "fmr_resolvable": c.fmr_resolvable})
                 curves.append({"source": s.name, "fmr": fmr, "convention": conv, "discard": c.discard.tolist(),
@@ -240,8 +242,8 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
     corr = []
     for a_i, a in enumerate(sources):
         for b in sources[a_i + 1:]:
-            corr.append({"a": a.name, "b": b.name, "srcc": srcc(a.quality, b.quality),
-                         "plcc": plcc(a.quality, b.quality), "krcc": krcc(a.quality, b.quality),
+            corr.append({"a": a.name, "b": b.name, "srcc": _num(srcc(a.quality, b.quality)),
+                         "plcc": _num(plcc(a.quality, b.quality)), "krcc": _num(krcc(a.quality, b.quality)),
                          "vs_reference": ref in (a.name, b.name)})
     report = {
         "images_root": str(root), "n_images": len(rels), "n_images_left_out": dropped,
@@ -256,6 +258,11 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
 
         write_report(report, out_dir)
     return report
+
+
+def _num(v: float) -> float | None:
+    """NaN (undefined, e.g. a constant source) becomes None so report.json stays strict JSON."""
+    return None if v is None or not np.isfinite(v) else float(v)
 
 
 def _save_embeddings(out: Path, emb: np.ndarray, rels: list[str]) -> None:

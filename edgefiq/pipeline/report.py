@@ -185,7 +185,7 @@ def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) 
     for r in summary["rows"]:
         cells = [r["model"] if r["kind"] != "teacher" else f"**teacher** ({t.get('name')})",
                  r.get("method") or "—", _fmt(r.get("rho"), "g"), r.get("target") or "—",
-                 r.get("precision") or "—", _size_str(r.get("size_bytes")), _fmt(r.get("p50_ms"), ".2f"),
+                 r.get("precision") or "—", _size_str(r.get("size_bytes")), _fmt(r.get("p50_ms"), ".3g"),
                  _fmt(r.get("srcc"), ".4f"), *[_fmt(r.get(f"pauc@{f}"), ".2f") for f in fmrs],
                  r.get("parity") or "—", r["status"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")

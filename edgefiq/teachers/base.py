@@ -113,7 +113,7 @@ class FRTeacher(Teacher):
         cache: use the on-disk embedding cache (keyed by weights hash, image relpath, flip).
     """
 
-    def __init__(self, fr_model: str | Path, arch: str | None = None, flip: bool = False, *, batch_size: int = 64,
+    def __init__(self, fr_model: str | Path | None = None, arch: str | None = None, flip: bool = False, *, batch_size: int = 64,
                  device: str = "cpu", workers: int = 0, cache_dir: str | Path | None = None, cache: bool = True) -> None:
         if not fr_model:
             raise UsageError(f"teacher {self.name!r} needs --fr-model (a face recognition .pt or .onnx)")

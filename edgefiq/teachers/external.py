@@ -62,7 +62,7 @@ class ModelTeacher(Teacher):
 
     name = "model"
 
-    def __init__(self, model: str | Path, *, batch_size: int = 64, device: str = "cpu", workers: int = 0) -> None:
+    def __init__(self, model: str | Path | None = None, *, batch_size: int = 64, device: str = "cpu", workers: int = 0) -> None:
         if not model:
             raise UsageError("teacher 'model' needs --model (an ONNX or TorchScript scalar quality model)")
         self.path, self.batch_size, self.device, self.workers = Path(model), int(batch_size), device, int(workers)
@@ -109,7 +109,7 @@ class CsvTeacher(Teacher):
 
     name = "csv"
 
-    def __init__(self, csv: str | Path, column: str = "quality") -> None:  # noqa: A002 - CLI option name
+    def __init__(self, csv: str | Path | None = None, column: str = "quality") -> None:  # noqa: A002 - CLI option name
         if not csv:
             raise UsageError("teacher 'csv' needs --csv (a CSV with path and quality columns)")
         self.path, self.column = Path(csv), column

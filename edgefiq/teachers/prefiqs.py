@@ -103,7 +103,7 @@ class PreFIQs(FRTeacher):
 
     name = "prefiqs"
 
-    def __init__(self, fr_model: str | Path, method: str = "l1", rho: float = 0.4, scope: str = "global",
+    def __init__(self, fr_model: str | Path | None = None, method: str = "l1", rho: float = 0.4, scope: str = "global",
                  seed: int = 0, arch: str | None = None, flip: bool = False, save_pruned: bool = True, *,
                  batch_size: int = 64, device: str = "cpu", workers: int = 0, cache_dir: str | Path | None = None,
                  cache: bool = True) -> None:

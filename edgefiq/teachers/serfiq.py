@@ -57,7 +57,7 @@ class SerFiq(FRTeacher):
 
     name = "serfiq"
 
-    def __init__(self, fr_model: str | Path, m: int = 20, dropout: float = 0.5, score: str = "sigmoid", seed: int = 0,
+    def __init__(self, fr_model: str | Path | None = None, m: int = 20, dropout: float = 0.5, score: str = "sigmoid", seed: int = 0,
                  arch: str | None = None, *, batch_size: int = 64, device: str = "cpu", workers: int = 0,
                  cache_dir: str | Path | None = None, cache: bool = True) -> None:
         super().__init__(fr_model, arch, False, batch_size=batch_size, device=device, workers=workers,

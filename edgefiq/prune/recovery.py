@@ -1,0 +1,180 @@
+"""Recovery fine-tuning after pruning, through the distillation loop (``edgefiq.distill``).
+
+Two label sources:
+
+* knowledge distillation from the unpruned model (default): the unpruned model scores the
+  images once, and the pruned model is trained to reproduce those scores (``kd_mse`` +
+  ``plcc``, no target normalisation, so the outputs keep the unpruned model's scale);
+* the original teacher labels CSV (``path,quality``), as the student was first trained.
+
+The pruned model is handed to the distillation loop through a transient ``STUDENTS``
+entry (the loop builds its model from the registry); ``best.pt`` of that run is loaded
+back into the pruned model. For unstructured pruning, gradient hooks keep pruned weights
+at exactly zero during training and the masks are re-applied at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgefiq.data.preprocess import Preprocess
+from edgefiq.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """How to fine-tune a pruned model.
+
+    Attributes:
+        epochs: fine-tuning epochs (0 = no recovery).
+        images: images root (identity tree; the loop holds out ``val_fraction`` of identities).
+        labels: teacher labels CSV ``path,quality``; ``None`` = distil from the unpruned model.
+        lr: peak learning rate (AdamW, cosine schedule, short warm-up).
+        batch_size: images per step.
+        losses: loss name -> weight (``edgefiq.losses``).
+        val_fraction: share of identities used for the loop's validation / best-epoch choice.
+        max_steps_per_epoch: cap steps per epoch (0 = full epochs).
+        threads: torch CPU threads (0 = torch default).
+        seed: run seed.
+    """
+
+    epochs: int = 0
+    images: str | None = None
+    labels: str | None = None
+    lr: float = 1e-3
+    batch_size: int = 64
+    losses: dict[str, float] = field(default_factory=lambda: {"kd_mse": 1.0, "plcc": 0.5})
+    val_fraction: float = 0.1
+    max_steps_per_epoch: int = 0
+    threads: int = 0
+    seed: int = 0
+
+
+def score_images(model: nn.Module, paths: list[Path], preprocess: Preprocess, *, batch_size: int = 64,
+                 desc: str = "score") -> np.ndarray:
+    """Scores of ``model`` on image files (eval mode, no grad), as float64.
+
+    Example:
+        >>> q = score_images(ck.model, list_images(root), ck.preprocess)   # doctest: +SKIP
+    """
+    from edgefiq.data.images import load_image
+    from edgefiq.utils import progress
+
+    model.eval()
+    out: list[np.ndarray] = []
+    bar = progress(total=len(paths), desc=desc)
+    with bar, torch.no_grad():
+        for i in range(0, len(paths), batch_size):
+            chunk = paths[i:i + batch_size]
+            x = torch.from_numpy(preprocess.batch([load_image(p) for p in chunk]))
+            out.append(model(x).reshape(len(chunk)).double().numpy())
+            bar.update(len(chunk))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def write_kd_labels(dense: nn.Module, images: str | Path, preprocess: Preprocess, out_csv: Path) -> Path:
+    """Label every image under ``images`` with the unpruned model's scores (``path,quality`` CSV)."""
+    from edgefiq.data.readers import list_images
+    from edgefiq.utils import atomic_path
+
+    root = Path(images)
+    if not root.is_dir():
+        raise UsageError(f"--images {root}: not a folder")
+    paths = list_images(root)
+    if not paths:
+        raise UsageError(f"--images {root}: no images found")
+    q = score_images(dense, paths, preprocess, desc="KD labels")
+    with atomic_path(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "quality"])
+        for p, v in zip(paths, q):
+            w.writerow([p.relative_to(root).as_posix(), f"{v:.8g}"])
+    return out_csv
+
+
+@contextlib.contextmanager
+def _transient_student(model: nn.Module) -> Iterator[str]:
+    """Register ``model`` under a unique STUDENTS name for the duration of the block."""
+    from edgefiq.registry import STUDENTS
+
+    name = f"_pruned_{uuid.uuid4().hex[:8]}"
+    STUDENTS.get("tiny_cnn")  # populate the registry first
+    STUDENTS.register(name)(lambda **_: model)
+    try:
+        yield name
+    finally:
+        STUDENTS._entries.pop(name, None)  # noqa: SLF001 - a scoped, private entry
+
+
+def recover(pruned: nn.Module, dense: nn.Module, preprocess: Preprocess, cfg: RecoveryConfig, work_dir: str | Path,
+            *, masks: dict[str, torch.Tensor] | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Fine-tune ``pruned`` (in place) to recover the unpruned model's (or the teacher's) scores.
+
+    Args:
+        pruned: the pruned model (structured or unstructured).
+        dense: the unpruned model, used as the KD teacher when ``cfg.labels`` is None.
+        preprocess: the models' input preprocessing (its size is the training size).
+        cfg: see :class:`RecoveryConfig`.
+        work_dir: folder for the KD labels and the distillation run (``recovery/``).
+        masks: unstructured keep-masks (``info["masks"]``): pruned weights stay zero.
+
+    Returns:
+        ``(pruned, {"epochs", "labels", "best_val_srcc", ...})``.
+
+    Example:
+        >>> model, m = recover(model, dense, pp, RecoveryConfig(epochs=2, images="faces/"), "runs/p")  # doctest: +SKIP
+    """
+    from edgefiq.distill import DataConfig, DistillConfig, OptimConfig, distill
+    from edgefiq.models.checkpoint import read_checkpoint
+    from edgefiq.prune.unstructured import keep_masked_zero
+
+    if cfg.epochs <= 0:
+        return pruned, {"epochs": 0}
+    if not cfg.images:
+        raise UsageError("recovery fine-tuning needs --images (and optionally --labels)")
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    if cfg.labels:
+        labels, source, norm = Path(cfg.labels), "teacher labels", "zscore"
+    else:
+        labels = write_kd_labels(dense, cfg.images, preprocess, work / "kd_labels.csv")
+        source, norm = "unpruned model (KD)", "none"
+    dcfg = DistillConfig(
+        student="?", input_size=tuple(preprocess.size), target_norm=norm, seed=cfg.seed, threads=cfg.threads,
+        data=DataConfig(images=str(cfg.images), labels=str(labels), val_fraction=cfg.val_fraction),
+        losses=dict(cfg.losses), max_steps_per_epoch=cfg.max_steps_per_epoch,
+        optim=OptimConfig(lr=cfg.lr, batch_size=cfg.batch_size, epochs=cfg.epochs, warmup_epochs=min(0.2, cfg.epochs),
+                          weight_decay=1e-4, min_lr=cfg.lr * 0.01))
+    handles = keep_masked_zero(pruned, masks) if masks else []
+    run_dir = work / "recovery"
+    try:
+        with _transient_student(pruned) as name:
+            import dataclasses
+
+            result = distill(dataclasses.replace(dcfg, student=name), run_dir)
+    finally:
+        for h in handles:
+            h.remove()
+    best = read_checkpoint(result.best)
+    pruned.load_state_dict(best["state_dict"], strict=True)
+    if masks:
+        mods = dict(pruned.named_modules())
+        with torch.no_grad():
+            for n, m in masks.items():
+                mods[n].weight.mul_(m.to(mods[n].weight.dtype))
+    pruned.eval()
+    metrics = {"epochs": cfg.epochs, "labels": source, "run_dir": str(run_dir), "lr": cfg.lr,
+               "losses": dict(cfg.losses), **{k: v for k, v in result.metrics.items() if k.startswith("val_")}}
+    return pruned, metrics

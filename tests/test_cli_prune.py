@@ -1,0 +1,96 @@
+"""``edgefiq prune``: one ratio -> checkpoint + report; a ratio range -> sweep table; errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgefiq.cli import cli
+from edgefiq.data.preprocess import Preprocess
+from edgefiq.models.checkpoint import load_checkpoint, save_checkpoint
+from edgefiq.models.students import TinyCNN
+
+
+@pytest.fixture
+def ckpt(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "s.pt", TinyCNN(width=16).eval(), arch="tiny_cnn", arch_kwargs={"width": 16},
+                           preprocess=Preprocess(size=(32, 32)))
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from distill_helpers import make_labelled_tree
+
+    make_labelled_tree(tmp_path, n_ids=6, per_id=3)
+    return tmp_path / "imgs"
+
+
+def test_help_has_example() -> None:
+    res = CliRunner().invoke(cli, ["prune", "--help"])
+    assert res.exit_code == 0 and "Example:" in res.output and "--finetune-epochs" in res.output
+
+
+def test_single_ratio_writes_checkpoint_and_report(ckpt: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.pt"
+    res = CliRunner().invoke(cli, ["prune", str(ckpt), "--rho", "0.5", "-m", "structured", "--round-to", "2",
+                                   "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["method"] == "structured" and rep["rho"] == 0.5 and rep["macs_after"] < rep["macs_before"]
+    ck = load_checkpoint(out)
+    assert ck.pruning["structure"] and ck.model(torch.zeros(2, 3, 32, 32)).shape == (2,)
+
+
+def test_sweep_writes_table(ckpt: Path, images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    res = CliRunner().invoke(cli, ["prune", str(ckpt), "--rho", "0.2:0.6:0.4", "-m", "l1", "-m", "structured",
+                                   "--eval-images", str(images), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "sweep.json").read_text())
+    rows = data["rows"]
+    assert [(r["method"], r["rho"]) for r in rows] == [("unpruned", 0.0), ("l1", 0.2), ("l1", 0.6),
+                                                      ("structured", 0.2), ("structured", 0.6)]
+    assert all(r["status"] == "ok" and r["latency_ms"] > 0 for r in rows)
+    assert rows[0]["srcc_vs_unpruned"] == 1.0 and -1 <= rows[2]["srcc_vs_unpruned"] < 1
+    assert abs(rows[2]["sparsity"] - 0.6) <= 0.005 and rows[2]["gzip_mb"] < rows[0]["gzip_mb"]
+    assert rows[4]["macs"] < rows[3]["macs"] < rows[0]["macs"]
+    assert "| structured | 0.6 |" in (out / "sweep.md").read_text()
+
+
+def test_recovery_keeps_sparsity(ckpt: Path, images: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ft.pt"
+    res = CliRunner().invoke(cli, ["prune", str(ckpt), "--rho", "0.4", "-m", "l1", "--finetune-epochs", "1",
+                                   "--images", str(images), "--batch-size", "8", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    ck = load_checkpoint(out)
+    assert ck.pruning["recovery"]["epochs"] == 1 and "val_srcc" in ck.pruning["recovery"]
+    assert abs(ck.pruning["sparsity"] - 0.4) <= 0.005
+    dense = load_checkpoint(ckpt).model
+    assert not torch.equal(ck.model.features[3].weight, dense.features[3].weight)  # it trained
+
+
+@pytest.mark.parametrize("args,code,msg", [
+    (["--rho", "1.2"], 2, "ratios must be in [0, 1)"),
+    (["--rho", "a:b"], 2, "--rho"),
+    (["--rho", "0.5", "--finetune-epochs", "2"], 2, "needs --images"),
+    (["--rho", "0.5", "--ignore", "nope"], 2, "not a module"),
+])
+def test_errors_are_one_line(ckpt: Path, tmp_path: Path, args: list[str], code: int, msg: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "edgefiq", "prune", str(ckpt), *args, "-o", str(tmp_path / "o.pt")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert msg in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_checkpoint_is_data_error(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "edgefiq", "prune", str(tmp_path / "none.pt"), "--rho", "0.5",
+                           "-o", str(tmp_path / "o.pt")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "checkpoint not found" in proc.stderr

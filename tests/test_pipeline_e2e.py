@@ -1,0 +1,145 @@
+"""End to end ``edgefiq run`` on the synthetic sample: report, skip on rerun, --from, kill + resume.
+
+Slow (real training, exports and benchmarks). The kill test runs ``python -m edgefiq run`` in a
+subprocess, kills it (SIGKILL) once distillation has written ``last.pt`` and is training the next
+epoch, reruns it, and compares the report with that of an uninterrupted run in another folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edgefiq.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+name: tiny
+threads: 2
+synthetic: {n_identities: 4, per_identity: 3, seed: 1}
+data:
+  degrade: {kinds: [gaussian_blur, noise], severities: [0.5, 1.0], per_image: 1}
+  split: {val_fraction: 0.5}
+teacher: {name: severity}
+distill:
+  students: [{arch: tiny_cnn}]
+  defaults: {input_size: [32, 32], optim: {epochs: 2, batch_size: 8}, threads: 2}
+prune: {methods: [structured], rhos: [0.3]}
+export: {targets: [onnx], precisions: [fp32], calibration_size: 8}
+eval: {fr_arch: pixels}
+bench: {options: {min_time_s: 0.1, min_runs: 5, warmup: 1}}
+"""
+
+# A reduced quickstart: same stages and student, fewer images/epochs, one target in fp32 and int8.
+REDUCED = """
+name: reduced-quickstart
+seed: 0
+threads: 2
+synthetic: {n_identities: 8, per_identity: 4, seed: 0}
+data:
+  degrade: {kinds: [gaussian_blur, noise, downscale, occlusion], severities: [0.5, 1.0], per_image: 1}
+  split: {val_fraction: 0.25}
+teacher: {name: severity}
+distill:
+  students: [{arch: mobilenetv3_small_100}]
+  defaults: {input_size: [48, 48], optim: {epochs: 3, batch_size: 16, lr: 0.005, warmup_epochs: 0.5}, threads: 2}
+prune: {methods: [structured], rhos: [0.3]}
+export: {targets: [onnx], precisions: [fp32, int8], calibration_size: 24}
+eval: {fr_arch: pixels}
+bench: {options: {min_time_s: 0.2, min_runs: 10, warmup: 2}}
+"""
+
+NUMBERS = ("srcc", "plcc", "pauc@0.001", "pauc@0.0001", "size_bytes", "parity", "status", "model", "target",
+           "precision", "rho")
+
+
+def numbers(report: dict) -> list[dict]:
+    """The reproducible part of a report's rows (latency is a measurement, not a result)."""
+    return [{k: r.get(k) for k in NUMBERS} for r in report["rows"]]
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_report_skip_and_from(tmp_path: Path) -> None:
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY)
+    run_dir = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["run", str(recipe), "-o", str(run_dir)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((run_dir / "report.json").read_text())
+    assert rep["synthetic"] is True and rep["all_ok"] is True
+    arts = [r for r in rep["rows"] if r["kind"] == "artifact"]
+    assert {(r["model"], r["target"], r["precision"]) for r in arts} == {
+        ("tiny_cnn", "onnx", "fp32"), ("tiny_cnn/structured-0.3", "onnx", "fp32")}
+    assert all(r["status"] == "ok" and r["p50_ms"] > 0 and -1 <= r["srcc"] <= 1 for r in arts)
+    assert [r["model"] for r in rep["rows"][:2]] == ["teacher", "random"]
+    md = (run_dir / "report.md").read_text()
+    assert "SYNTHETIC DATA" in md and "| tiny_cnn/structured-0.3 |" in md
+    assert (run_dir / "plots" / "edc_fmr0.001.png").stat().st_size > 1000
+    before = (run_dir / "state.json").read_text()
+
+    again = CliRunner().invoke(cli, ["run", str(recipe), "-o", str(run_dir)])
+    assert again.exit_code == 0 and again.output.count("skipped") == 8, again.output
+    assert json.loads((run_dir / "state.json").read_text())["stages"] == json.loads(before)["stages"]
+
+    partial = CliRunner().invoke(cli, ["run", str(recipe), "-o", str(run_dir), "--from", "eval"])
+    state = json.loads((run_dir / "state.json").read_text())["stages"]
+    assert partial.exit_code == 0
+    assert state["distill"] == json.loads(before)["stages"]["distill"]
+    assert numbers(json.loads((run_dir / "report.json").read_text())) == numbers(rep)
+
+
+def _start(recipe: Path, run_dir: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "edgefiq", "run", str(recipe), "-o", str(run_dir)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_kill_during_distill_then_rerun_resumes_with_same_report(tmp_path: Path) -> None:
+    recipe = tmp_path / "reduced.yaml"
+    recipe.write_text(REDUCED)
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    student = killed / "distill" / "mobilenetv3_small_100"
+
+    proc = _start(recipe, killed)
+    deadline = time.time() + 900
+    while time.time() < deadline and proc.poll() is None:
+        metrics = student / "metrics.jsonl"
+        if (student / "last.pt").is_file() and metrics.is_file() and metrics.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before it could be killed during distillation"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = json.loads((killed / "state.json").read_text())["stages"]
+    assert state["distill"]["status"] == "running" and state["label"]["status"] == "done"
+    assert not (killed / "report.json").exists()
+
+    rerun = subprocess.run([sys.executable, "-m", "edgefiq", "run", str(recipe), "-o", str(killed)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=1800)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    table = {line.split("│")[1].strip(): line.split("│")[2].strip()
+             for line in rerun.stdout.splitlines() if line.count("│") >= 4}
+    assert table["data"] == "skipped" and table["label"] == "skipped" and table["distill"] == "resumed"
+    assert "resuming from" in rerun.stderr
+
+    full = subprocess.run([sys.executable, "-m", "edgefiq", "run", str(recipe), "-o", str(clean)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800)
+    assert full.returncode == 0, full.stderr[-2000:]
+    a = json.loads((killed / "report.json").read_text())
+    b = json.loads((clean / "report.json").read_text())
+    assert numbers(a) == numbers(b)
+    assert a["distill"] == b["distill"] or _strip_timing(a["distill"]) == _strip_timing(b["distill"])
+    assert a["all_ok"] == b["all_ok"]
+
+
+def _strip_timing(d: dict) -> dict:
+    return {k: {m: v for m, v in (x or {}).items() if m not in ("time_s", "images_per_s")} for k, x in d.items()}

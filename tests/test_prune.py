@@ -1,0 +1,137 @@
+"""Pruning engine: structured channel removal, unstructured L1/random sparsity, structure save/reload."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from edgefiq.errors import UsageError
+from edgefiq.models.students import TinyCNN
+from edgefiq.prune import checkpoint_pruning, prune_model, restore_structure
+from edgefiq.prune.common import find_head
+from edgefiq.prune.unstructured import prunable_weights
+
+X = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+def _tiny(seed: int = 0, width: int = 16) -> TinyCNN:
+    torch.manual_seed(seed)
+    return TinyCNN(width=width).eval()
+
+
+def test_find_head_is_output_layer() -> None:
+    assert find_head(_tiny(), X[:1]) == "head"
+
+
+@pytest.mark.parametrize("method", ["l1", "random"])
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_unstructured_sparsity_matches_rho(method: str, scope: str) -> None:
+    dense = _tiny()
+    y0 = dense(X)
+    model, info = prune_model(_tiny(), X[:1], rho=0.4, method=method, scope=scope, seed=3)
+    weights = prunable_weights(model, X[:1])
+    zeros = sum(int((w == 0).sum()) for w in weights.values())
+    total = sum(w.numel() for w in weights.values())
+    assert abs(zeros / total - 0.4) <= 0.005
+    assert info["sparsity"] == pytest.approx(zeros / total)
+    assert int((model.head.weight == 0).sum()) == 0  # output layer excluded
+    assert not (model(X) - y0).abs().max() < 1e-6  # outputs changed
+    # permanent: no masks, hooks or parametrisations left behind
+    assert set(model.state_dict()) == set(dense.state_dict())
+    assert not any(k.endswith(("_orig", "_mask")) for k in model.state_dict())
+    if scope == "layer":
+        for w in weights.values():
+            assert abs(float((w == 0).float().mean()) - 0.4) < 0.02
+
+
+def test_l1_removes_smallest_magnitudes() -> None:
+    model, _ = prune_model(_tiny(), X[:1], rho=0.5, method="l1", scope="global")
+    dense = _tiny()
+    kept, pruned = [], []
+    for name, w in prunable_weights(model, X[:1]).items():
+        orig = dict(dense.named_modules())[name].weight.abs()
+        kept.append(orig[w != 0])
+        pruned.append(orig[w == 0])
+    assert torch.cat(pruned).max() <= torch.cat(kept).min()
+
+
+def test_random_is_seeded_and_reproducible() -> None:
+    a, _ = prune_model(_tiny(), X[:1], rho=0.4, method="random", seed=7)
+    b, _ = prune_model(_tiny(), X[:1], rho=0.4, method="random", seed=7)
+    c, _ = prune_model(_tiny(), X[:1], rho=0.4, method="random", seed=8)
+    wa, wb, wc = (torch.cat([w.flatten() for w in prunable_weights(m, X[:1]).values()]) for m in (a, b, c))
+    assert torch.equal(wa == 0, wb == 0)
+    assert not torch.equal(wa == 0, wc == 0)
+
+
+def test_structured_removes_channels_and_keeps_output() -> None:
+    model, info = prune_model(_tiny(), X[:1], rho=0.5, method="structured", scope="layer", importance="l2")
+    assert model.head.out_features == 1
+    assert model.features[0].out_channels == 8
+    assert model(X).shape == (4,)
+    assert info["params_after"] < info["params_before"] and info["macs_reduction"] > 0.4
+    assert info["structure"]["modules"]  # the change is recorded
+
+
+def test_structured_round_to_and_ignored_layers() -> None:
+    model, info = prune_model(_tiny(width=16), X[:1], rho=0.3, method="structured", scope="layer",
+                              round_to=4, ignored_layers=["features.0"])
+    assert model.features[0].out_channels == 16  # ignored
+    for conv in (model.features[3], model.features[6]):
+        assert conv.out_channels % 4 == 0 and conv.out_channels < 64
+
+
+def test_structured_iterative_steps_reach_rho() -> None:
+    one, _ = prune_model(_tiny(), X[:1], rho=0.5, method="structured", scope="layer")
+    many, info = prune_model(_tiny(), X[:1], rho=0.5, method="structured", scope="layer", iterative_steps=3)
+    assert info["iterative_steps"] == 3
+    assert [m.out_channels for m in many.features if isinstance(m, torch.nn.Conv2d)] == \
+        [m.out_channels for m in one.features if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_restore_structure_roundtrip_in_process() -> None:
+    model, info = prune_model(_tiny(), X[:1], rho=0.5, method="structured")
+    fresh = restore_structure(_tiny(seed=5), info["structure"])
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    assert torch.equal(fresh.eval()(X), model(X))
+
+
+@pytest.mark.parametrize("kwargs,match", [({"method": "magic"}, "unknown pruning method"),
+                                          ({"method": "l1", "rho": 1.0}, "rho must be"),
+                                          ({"method": "l1", "scope": "net"}, "scope"),
+                                          ({"method": "structured", "ignored_layers": ["featurs.0"]}, "did you mean")])
+def test_bad_arguments_are_usage_errors(kwargs: dict, match: str) -> None:
+    kwargs = {"rho": 0.3, **kwargs}
+    with pytest.raises(UsageError, match=match):
+        prune_model(_tiny(), X[:1], **kwargs)
+
+
+@pytest.mark.parametrize("method", ["structured", "l1"])
+def test_pruned_checkpoint_reloads_in_fresh_process(tmp_path, method: str) -> None:
+    from edgefiq.data.preprocess import Preprocess
+    from edgefiq.models.checkpoint import read_checkpoint, save_checkpoint
+
+    model, info = prune_model(TinyCNN(width=16).eval(), X[:1], rho=0.5, method=method)
+    ck = save_checkpoint(tmp_path / "p.pt", model, arch="tiny_cnn", arch_kwargs={"width": 16},
+                         preprocess=Preprocess(size=(32, 32)), pruning=checkpoint_pruning(info))
+    assert read_checkpoint(ck)["pruning"]["method"] == method  # weights_only=True load
+    torch.save(X, tmp_path / "x.pt")
+    with torch.no_grad():
+        torch.save(model(X), tmp_path / "y.pt")
+    code = textwrap.dedent(f"""
+        import torch
+        from edgefiq.models.checkpoint import load_checkpoint
+        ck = load_checkpoint({str(ck)!r})
+        x = torch.load({str(tmp_path / 'x.pt')!r})
+        with torch.no_grad():
+            y = ck.model(x)
+        assert torch.equal(y, torch.load({str(tmp_path / 'y.pt')!r})), "outputs differ"
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
