@@ -98,3 +98,24 @@ def test_kill_half_way_then_rerun_gives_identical_output(tmp_path: Path) -> None
     assert out.read_bytes() == ref.read_bytes()
     lines = out.read_text().splitlines()
     assert len(lines) == 41 and all(np.isfinite(float(ln.split(",")[1])) for ln in lines[1:])
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_label_prefiqs_on_lfw_subset(tmp_path: Path, lfw_aligned: Path, mobilefacenet_pt: Path) -> None:
+    ids = sorted(d for d in lfw_aligned.iterdir() if d.is_dir())[:12]
+    root = tmp_path / "lfw"
+    n = 0
+    for d in ids:
+        (root / d.name).mkdir(parents=True)
+        for f in sorted(d.glob("*.jpg"))[:2]:
+            (root / d.name / f.name).symlink_to(f)
+            n += 1
+    out = tmp_path / "labels.csv"
+    r = CliRunner().invoke(cli, ["label", str(root), "--teacher", "prefiqs", "--fr-model", str(mobilefacenet_pt),
+                                 "--method", "l1", "--rho", "0.4", "--cache-dir", str(tmp_path / "cache"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == "path,quality" and len(lines) == n + 1
+    q = np.array([float(ln.split(",")[1]) for ln in lines[1:]])
+    assert np.isfinite(q).all() and (q <= 0).all() and q.std() > 0

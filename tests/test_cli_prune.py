@@ -77,20 +77,25 @@ def test_recovery_keeps_sparsity(ckpt: Path, images: Path, tmp_path: Path) -> No
     assert not torch.equal(ck.model.features[3].weight, dense.features[3].weight)  # it trained
 
 
-@pytest.mark.parametrize("args,code,msg", [
-    (["--rho", "1.2"], 2, "ratios must be in [0, 1)"),
-    (["--rho", "a:b"], 2, "--rho"),
-    (["--rho", "0.5", "--finetune-epochs", "2"], 2, "needs --images"),
-    (["--rho", "0.5", "--ignore", "nope"], 2, "not a module"),
+@pytest.mark.parametrize("args,err,msg", [
+    (["--rho", "a:b"], "UsageError", "--rho"),
+    (["--rho", "0.5", "--finetune-epochs", "2"], "UsageError", "needs --images"),
+    (["--rho", "0.5", "--ignore", "nope"], "UsageError", "not a module"),
 ])
-def test_errors_are_one_line(ckpt: Path, tmp_path: Path, args: list[str], code: int, msg: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "edgefiq", "prune", str(ckpt), *args, "-o", str(tmp_path / "o.pt")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == code, proc.stderr
-    assert msg in proc.stderr and "Traceback" not in proc.stderr
+def test_errors_are_edgefiq_errors(ckpt: Path, tmp_path: Path, args: list[str], err: str, msg: str) -> None:
+    res = CliRunner().invoke(cli, ["prune", str(ckpt), *args, "-o", str(tmp_path / "o.pt")])
+    assert type(res.exception).__name__ == err and msg in str(res.exception)
 
 
 def test_missing_checkpoint_is_data_error(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "edgefiq", "prune", str(tmp_path / "none.pt"), "--rho", "0.5",
-                           "-o", str(tmp_path / "o.pt")], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and "checkpoint not found" in proc.stderr
+    from edgefiq.errors import DataError
+
+    res = CliRunner().invoke(cli, ["prune", str(tmp_path / "none.pt"), "--rho", "0.5", "-o", str(tmp_path / "o.pt")])
+    assert isinstance(res.exception, DataError) and "checkpoint not found" in str(res.exception)
+
+
+def test_exit_code_and_one_line_error_in_subprocess(ckpt: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "edgefiq", "prune", str(ckpt), "--rho", "1.2", "-o",
+                           str(tmp_path / "o.pt")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "ratios must be in [0, 1)" in proc.stderr and "Traceback" not in proc.stderr

@@ -137,7 +137,8 @@ def test_cli_runs_and_maps_errors(tree, tmp_path):
 
     args = ["distill", "--images", str(tree / "imgs"), "--labels", str(tree / "labels.csv"), "--student", "tiny_cnn",
             "--epochs", "1", "--batch-size", "8", "--set", "input_size=[32,32]", "--threads", "1",
-            "--loss", "plcc=1", "--loss", "mse=0.5", "-o", str(tmp_path / "cli")]
+            "--loss", "plcc=1", "--loss", "mse=0.5", "--set", "optim.name=sgd", "--set", "optim.schedule=step",
+            "-o", str(tmp_path / "cli")]
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert "val_srcc" in res.output
@@ -145,6 +146,7 @@ def test_cli_runs_and_maps_errors(tree, tmp_path):
 
     rec = yaml.safe_load((tmp_path / "cli" / "recipe.yaml").read_text())
     assert rec["losses"] == {"plcc": 1.0, "mse": 0.5} and rec["input_size"] == [32, 32]
+    assert rec["optim"]["name"] == "sgd" and rec["optim"]["schedule"] == "step"
     p = subprocess.run([sys.executable, "-m", "edgefiq", "distill", "--images", str(tree / "imgs"),
                         "--labels", str(tree / "labels.csv"), "--student", "tiny_cn", "-o", str(tmp_path / "x")],
                        capture_output=True, text=True)

@@ -187,11 +187,20 @@ def merge_labels(work: Path, rel: list[str], order: np.ndarray, n_val: int, min_
     n_train = int(labelled[order[n_val:]].sum())
     if not labelled[order[:n_val]].all() or n_train < min_train:
         return -1
-    with open(work / "labels.csv", "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["path", "quality"])
-        w.writerows((rel[i], f"{quality[i]:.7g}") for i in range(len(rel)) if labelled[i])
-    np.save(work / "embeddings.npy", emb)
+    import io
+
+    from edgefiq.utils import atomic_path, atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "quality"])
+    w.writerows((rel[i], f"{quality[i]:.7g}") for i in range(len(rel)) if labelled[i])
+    labels = work / "labels.csv"
+    if not labels.is_file() or labels.read_text() != buf.getvalue():  # other stages may be reading it
+        atomic_write_text(labels, buf.getvalue())
+        with atomic_path(work / "embeddings.npy") as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, emb)
     return n_train
 
 
@@ -332,7 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--shard", default="0/1", help="label stage: k/n")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--run-dir", default=None, help="where student runs go (default: --work)")
-    ap.add_argument("--max-steps", type=int, default=0, help="cap steps per epoch (smoke tests)")
+    ap.add_argument("--max-steps", type=int, nargs="+", default=[0],
+                    help="cap steps per epoch, per student (last value repeats; 0 = full epochs)")
     ap.add_argument("--min-train", type=int, default=None,
                     help="train once this many training images are labelled (default: all)")
     ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
@@ -366,13 +376,15 @@ def main(argv: list[str] | None = None) -> None:
             epochs = args.epochs[min(i, len(args.epochs) - 1)]
             t0 = time.time()
             rec = recipe(name, root, work / "labels.csv", index, val_ids, work, epochs, args.threads)
-            if args.max_steps:
-                rec["max_steps_per_epoch"] = args.max_steps
+            cap = args.max_steps[min(i, len(args.max_steps) - 1)]
+            if cap:
+                rec["max_steps_per_epoch"] = cap
             train(name, rec, run_dir)
             print(f"[train] {name}: {time.time() - t0:.0f} s", flush=True)
     if args.stage in ("eval", "all"):
         cmd = ("nice -n 10 python tools/bench_distill.py --stage all --threads 1 "
-               f"--students {' '.join(args.students)} --epochs {' '.join(map(str, args.epochs))}")
+               f"--students {' '.join(args.students)} --epochs {' '.join(map(str, args.epochs))} "
+               f"--max-steps {' '.join(map(str, args.max_steps))}")
         shared = {"command": cmd, "labeller": {
             "builtin": "built-in PreFIQs (edgefiq.models.fr MobileFaceNet + edgefiq.prune l1 global rho 0.4; "
                        "quality = -||n(e) - n(e_pruned)||)"}[labeller],

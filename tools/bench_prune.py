@@ -131,9 +131,12 @@ def check_large(work: Path, rounds: int, runs: int) -> dict:
         torch.manual_seed(0)
         save_checkpoint(ck, STUDENTS.get("mobilenetv3_large_100")().eval(), arch="mobilenetv3_large_100",
                         preprocess=Preprocess(size=(112, 112)))
-    rows = sweep(ck, work / "large" / "sweep", SweepConfig(rhos=(0.5,), methods=("structured",),
-                                                           latency_rounds=rounds, latency_runs=runs))
-    return {"rows": rows}
+    out = {}
+    for key, round_to in (("round_to_8", 8), ("no_rounding", None)):
+        out[key] = sweep(ck, work / "large" / key, SweepConfig(rhos=(0.5,), methods=("structured",),
+                                                               prune={"round_to": round_to},
+                                                               latency_rounds=rounds, latency_runs=runs))
+    return out
 
 
 def main() -> None:
@@ -142,7 +145,8 @@ def main() -> None:
     ap.add_argument("--images", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_prune")
     ap.add_argument("--results", type=Path, default=ROOT / "results")
-    ap.add_argument("--parts", default="check-large,sweep,recovery")
+    ap.add_argument("--parts", default="check-large,sweep,recovery",
+                    help="comma list of check-large, sweep, recovery; 'render' only rewrites results/prune.md")
     ap.add_argument("--methods", default="structured,l1,random")
     ap.add_argument("--rhos", default="0.1:0.9:0.1")
     ap.add_argument("--recovery-rhos", default="0.3,0.5,0.7")
@@ -155,6 +159,7 @@ def main() -> None:
     ap.add_argument("--latency-runs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--round-to", type=int, default=8, help="structured channel rounding (0 = none)")
     args = ap.parse_args()
 
     import torch
@@ -164,6 +169,10 @@ def main() -> None:
     from edgefiq.utils import atomic_write_text, write_json
 
     torch.set_num_threads(args.threads)
+    if args.parts == "render":
+        report = json.loads((args.results / "prune.json").read_text())
+        atomic_write_text(args.results / "prune.md", render(report))
+        return
     t0 = time.time()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -179,14 +188,19 @@ def main() -> None:
     cmd = "nice -n 10 python tools/bench_prune.py " + " ".join(sys.argv[1:])
     results_json = args.results / "prune.json"
     report = json.loads(results_json.read_text()) if results_json.is_file() else {}
-    report.update({"command": cmd.strip(), "checkpoint": str(ckpt), "stand_in": standin, "split": split,
+    commands = report.get("commands", {})
+    if "command" in report:  # report written by an earlier version of this tool: keep its command
+        commands.setdefault("earlier run", report["command"])
+    commands.update({part: cmd.strip() for part in parts})
+    report.pop("command", None)
+    report.update({"commands": commands, "checkpoint": str(ckpt), "stand_in": standin, "split": split,
                    "environment": {"python": platform.python_version(), "torch": torch.__version__,
                                    "cpu_threads": args.threads, "machine": platform.machine(),
                                    "cores": os.cpu_count()}})
     if "check-large" in parts:
         report["check_large"] = check_large(work, args.latency_rounds, args.latency_runs)
     common = dict(eval_images=str(ev_root), fr_model=str(fr) if fr else None, latency_rounds=args.latency_rounds,
-                  latency_runs=args.latency_runs, prune={"seed": args.seed})
+                  latency_runs=args.latency_runs, prune={"seed": args.seed, "round_to": args.round_to or None})
     if "sweep" in parts:
         rows = sweep(ckpt, work / "sweep", SweepConfig(rhos=tuple(parse_rhos(args.rhos)), methods=methods, **common))
         report["sweep"] = {"rows": rows, "meta": json.loads((work / "sweep" / "sweep.json").read_text())["meta"]}
@@ -208,8 +222,9 @@ def render(r: dict) -> str:
     from edgefiq.prune.sweep import format_markdown
 
     s = r["split"]
-    lines = ["# Pruning benchmark (`edgefiq prune`)", "",
-             f"Reproduce: `{r['command']}` (writes this file and `results/prune.json`).", ""]
+    cmds = r.get("commands") or {"all": r.get("command", "")}
+    lines = ["# Pruning benchmark (`edgefiq prune`)", "", "Reproduce (each part updates this file and `results/prune.json`):", ""]
+    lines += [f"- {part}: `{c}`" for part, c in sorted(cmds.items())] + [""]
     if r.get("stand_in"):
         lines += ["**STAND-IN MODEL**: the distilled `runs/bench_distill/mobilenetv3_small_100/best.pt` did not exist "
                   "when this ran, so the student is an *untrained* mobilenetv3_small_100 whose BatchNorm statistics "
@@ -224,14 +239,15 @@ def render(r: dict) -> str:
               "Latency: onnxruntime fp32, 1 thread, batch 1, median over interleaved rounds on a shared 2-core "
               "machine (ratios within a table are the meaningful part).", ""]
     if "check_large" in r:
-        rows = r["check_large"]["rows"]
-        lines += ["## Structured rho=0.5 on mobilenetv3_large_100 (112x112)", "",
-                  format_markdown(rows), ""]
-        if len(rows) == 2 and rows[1].get("status") == "ok":
-            p = rows[1]
-            lines += [f"Params -{100 * p['params_reduction']:.1f}%, MACs -{100 * p['macs_reduction']:.1f}%, "
-                      f"exported to ONNX, latency {p['latency_ms']:.3f} ms vs {rows[0]['latency_ms']:.3f} ms "
-                      f"unpruned (ratio {p['latency_ratio']:.2f}).", ""]
+        lines += ["## Structured rho=0.5 on mobilenetv3_large_100 (112x112, global L1 group importance)", ""]
+        for key, rows in r["check_large"].items():
+            lines += [f"### {key.replace('_', ' ')}", "", format_markdown(rows), ""]
+            if len(rows) == 2 and rows[1].get("status") == "ok":
+                p = rows[1]
+                lines += [f"Params -{100 * p['params_reduction']:.1f}%, MACs -{100 * p['macs_reduction']:.1f}%, "
+                          f"exported to ONNX (parity-checked by `edgefiq.export`), latency {p['latency_ms']:.3f} ms "
+                          f"vs {rows[0]['latency_ms']:.3f} ms unpruned in the same run (median ratio "
+                          f"{p['latency_ratio']:.2f}, fastest-call ratio {p['latency_min_ratio']:.2f}).", ""]
     for key, title in (("sweep", "Sweep without recovery"), ("recovery", "With recovery fine-tuning")):
         if key in r:
             lines += [f"## {title}", "", format_markdown(r[key]["rows"], r[key]["meta"]), ""]

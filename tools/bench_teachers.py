@@ -19,6 +19,7 @@ Outputs: results/teachers.json, results/teachers.md; degraded set and caches in 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import csv
 import json
 import os
@@ -100,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--configs", nargs="+", default=None, help="only run rows whose key matches these globs")
+    ap.add_argument("--tag", default="", help="name of this run's partial file (to run row subsets in parallel)")
+    ap.add_argument("--only-done", action="store_true",
+                    help="write the report from the rows already measured (runs/.../partial.json), run nothing new")
     args = ap.parse_args(argv)
 
     import torch
@@ -115,18 +120,41 @@ def main(argv: list[str] | None = None) -> int:
     root, rels, idents, sources, severity, kinds = build_set(args, work)
     print(f"set: {len(rels)} images ({int((severity == 0).sum())} clean), {len(set(idents))} identities "
           f"[{time.perf_counter() - t_set:.0f}s]", flush=True)
-    partial = work / "partial.json"
-    done: dict[str, Any] = json.loads(partial.read_text()) if partial.is_file() else {}
+    import hashlib
+
+    signature = hashlib.sha256(("\n".join(rels) + args.fr_model).encode()).hexdigest()[:16]
+    partial = work / f"partial{('-' + args.tag) if args.tag else ''}.json"
+    done: dict[str, Any] = {}
+    for f in sorted(work.glob("partial*.json")):  # rows measured by this or parallel runs (--tag)
+        prev = json.loads(f.read_text())
+        if prev.get("_set", signature) == signature:
+            done.update({k: v for k, v in prev.items() if k != "_set"})
+    done["_set"] = signature
     engine = {"batch_size": args.batch_size, "cache_dir": str(work / "cache")}
     fr = args.fr_model
 
     rows: list[dict[str, Any]] = []
     comp = None
 
-    def run(key: str, teacher: str, options: dict[str, Any], note: str = "") -> None:
+    def comparisons() -> Any:
         nonlocal comp
-        if key in done and comp is not None:
+        if comp is None:
+            t = make_teacher("norm", {"fr_model": fr}, **engine)
+            full, _ = t.cached_full(root, rels)
+            if full is None:  # not cached yet: one full pass fills the cache
+                score(t, root, rels)
+                full, _ = t.cached_full(root, rels)
+            c = comparisons_from_identities(full, idents)
+            src = np.asarray(sources)
+            comp = c.select(src[c.i] != src[c.j])  # two copies of one photo are not a genuine comparison
+            print(f"comparisons: {comp.n_genuine} genuine, {comp.n_impostor} impostor", flush=True)
+        return comp
+
+    def run(key: str, teacher: str, options: dict[str, Any], note: str = "") -> None:
+        if key in done:
             rows.append(done[key])
+            return
+        if args.only_done or (args.configs and not any(fnmatch.fnmatch(key, pat) for pat in args.configs)):
             return
         t = make_teacher(teacher, options, **engine)
         t0 = time.perf_counter()
@@ -134,15 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             t.pruned  # build the pruned copy outside the timed labelling (one-off cost, reported separately)
         setup = time.perf_counter() - t0
         q, secs = score(t, root, rels)
-        if comp is None:
-            full, _ = t.cached_full(root, rels)
-            c = comparisons_from_identities(full, idents)
-            src = np.asarray(sources)
-            comp = c.select(src[c.i] != src[c.j])  # two copies of one photo are not a genuine comparison
-            print(f"comparisons: {comp.n_genuine} genuine, {comp.n_impostor} impostor", flush=True)
         row = {"key": key, "teacher": teacher, **{k: v for k, v in options.items() if k != "fr_model"},
-               "seconds": secs, "setup_seconds": setup, "images_per_second": len(rels) / secs, "note": note, **edc_metrics(comp, q),
-               "srcc_vs_severity": float(_srcc(q, -severity))}
+               "seconds": secs, "setup_seconds": setup, "images_per_second": len(rels) / secs, "note": note,
+               **edc_metrics(comparisons(), q), "srcc_vs_severity": float(_srcc(q, -severity))}
         rows.append(row)
         done[key] = row
         write_json(partial, done)
@@ -159,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 run(key, "prefiqs", {"fr_model": fr, "method": method, "rho": rho}, note="full embeddings cached")
     run("norm", "norm", {"fr_model": fr, "cache": False}, note="cache disabled: throughput of one full forward pass")
     run(f"serfiq-m{args.serfiq_m}", "serfiq", {"fr_model": fr, "m": args.serfiq_m, "dropout": 0.5})
-    assert comp is not None
+    comp = comparisons()
     # references: the known severity (an oracle of the degradation, not a teacher) and random scores
     sev_row = {"key": "severity (1 - known severity)", "teacher": "severity", "seconds": 0.0,
                "images_per_second": None, "note": "reference: uses the degradation labels",
@@ -177,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         "n_identities": len(set(idents)), "severities": args.severities, "kinds": sorted(set(kinds) - {"clean"}),
         "n_genuine": comp.n_genuine, "n_impostor": comp.n_impostor, "fmr": 1e-3, "discard_limit": 0.3,
         "threads": args.threads, "batch_size": args.batch_size, "cpu_count": os.cpu_count(),
-        "python": platform.python_version(), "torch": torch.__version__, "rows": rows,
+        "python": platform.python_version(), "torch": torch.__version__,
+        "complete": len(rows) - 2 == 3 + len(args.methods) * len(args.rhos) - (1 if "l1" in args.methods and 0.4 in args.rhos else 0),
+        "rows": rows,
     }
     out = Path(args.out)
     write_json(out.with_suffix(".json"), result)
@@ -212,6 +236,8 @@ def render_md(r: dict[str, Any]) -> str:
           f"embeddings. EDC: FNMR at FMR {r['fmr']:g}, discarding up to {r['discard_limit']}; pAUC x1e3 (lower is "
           "better); normalised pAUC: 0 = oracle, 1 = random discarding (fixed convention). "
           f"Throughput on {r['threads']} threads of a shared 2-core CPU, batch {r['batch_size']}.", "",
+          *([] if r.get("complete", True) else ["**Partial run**: only the rows below were measured before the "
+                                                "report was written (`--only-done`); missing cells show `-`.", ""]),
           "## Summary", "", *head]
     best = {}
     for x in rows:

@@ -17,7 +17,9 @@ import click
               help="structured: channel-group magnitude norm.")
 @click.option("--scope", type=click.Choice(["global", "layer"]), default="global", show_default=True,
               help="Rank across layers (global) or prune rho of every layer.")
-@click.option("--round-to", type=int, default=None, help="structured: keep channel counts multiples of this.")
+@click.option("--round-to", type=int, default=8, show_default=True,
+              help="structured: keep channel counts multiples of this (odd counts run slower on CPU runtimes); "
+                   "0 = no rounding.")
 @click.option("--ignore", "ignored", multiple=True, help="Module name (or prefix) never pruned; repeatable.")
 @click.option("--steps", type=int, default=1, show_default=True, help="structured: iterative pruning steps.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed (random method).")
@@ -63,7 +65,7 @@ def prune(ckpt: str, rho: str, methods: tuple[str, ...], importance: str, scope:
         raise UsageError("--finetune-epochs needs --images (the recovery training images)")
     recovery = RecoveryConfig(epochs=finetune_epochs, images=images, labels=labels, lr=lr, batch_size=batch_size,
                               seed=seed)
-    opts = dict(importance=importance, scope=scope, round_to=round_to, ignored_layers=tuple(ignored),
+    opts = dict(importance=importance, scope=scope, round_to=round_to or None, ignored_layers=tuple(ignored),
                 iterative_steps=steps, seed=seed)
     if len(rhos) == 1 and len(methods) == 1 and ":" not in rho:
         path = prune_checkpoint(ckpt, out, rho=rhos[0], method=methods[0], recovery=recovery, **opts)

@@ -9,8 +9,9 @@ of the same size). The shape changes are recorded with :mod:`edgefiq.prune.struc
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -20,6 +21,32 @@ from edgefiq.prune.structure import diff_structure, snapshot
 
 
 HEAD_ATTRS = ("num_heads", "num_head", "heads")
+# Attention helpers that fold spatial windows into the channel axis: torch-pruning's reshape
+# index mapping explodes on them (minutes per group), so while the graph is traced and pruned
+# they are replaced by identity (same input/output channels); the channels they touch are
+# frozen anyway, so the record stays exact.
+WINDOW_ATTENTION_METHODS = ("_window_attention",)
+
+
+@contextlib.contextmanager
+def opaque_window_attention(model: nn.Module) -> Iterator[None]:
+    """Temporarily replace window-attention helpers of attention modules by identity."""
+    patched = []
+    for mod in model.modules():
+        for meth in WINDOW_ATTENTION_METHODS:
+            if _heads(mod) and callable(getattr(type(mod), meth, None)) and meth not in vars(mod):
+                setattr(mod, meth, lambda x: x)
+                patched.append((mod, meth))
+    try:
+        yield
+    finally:
+        for mod, meth in patched:
+            delattr(mod, meth)
+
+
+def _heads(mod: nn.Module) -> bool:
+    heads = next((getattr(mod, a) for a in HEAD_ATTRS if hasattr(mod, a)), None)
+    return isinstance(heads, int) and not isinstance(heads, bool) and heads >= 1
 
 
 def attention_layers(model: nn.Module) -> list[nn.Module]:
@@ -30,8 +57,7 @@ def attention_layers(model: nn.Module) -> list[nn.Module]:
     """
     out: list[nn.Module] = []
     for mod in model.modules():
-        heads = next((getattr(mod, a) for a in HEAD_ATTRS if hasattr(mod, a)), None)
-        if isinstance(heads, int) and not isinstance(heads, bool) and heads >= 1:
+        if _heads(mod):
             out += [c for c in mod.modules() if isinstance(c, (nn.Linear, nn.Conv1d, nn.Conv2d)) and c not in out]
     return out
 
@@ -52,6 +78,8 @@ def frozen_by_attention(model: nn.Module, example_input: torch.Tensor) -> list[n
     dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
     frozen: list[nn.Module] = []
     for layer in attn:
+        if layer not in dg.module2node:  # not called in the traced forward (e.g. inside a shimmed helper)
+            continue
         pruner = dg.get_pruner_of_module(layer)
         for fn, n in ((pruner.prune_out_channels, pruner.get_out_channels(layer)),
                       (pruner.prune_in_channels, pruner.get_in_channels(layer))):
@@ -93,8 +121,8 @@ def prune_structured(model: nn.Module, example_input: torch.Tensor, *, rho: floa
     before = snapshot(model)
     was_training = model.training
     model.eval()
-    with warnings.catch_warnings():  # "unwrapped parameters" (layer-scale gammas): pruned on their channel dim
-        warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings(), opaque_window_attention(model):
+        warnings.simplefilter("ignore", UserWarning)  # "unwrapped parameters" (layer-scale gammas): channel dim
         ignored += [m for m in frozen_by_attention(model, example_input) if m not in ignored]
         pruner = tp.pruner.MagnitudePruner(
             model, example_input, importance=tp.importance.GroupMagnitudeImportance(p=p),
