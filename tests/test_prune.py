@@ -135,3 +135,19 @@ def test_pruned_checkpoint_reloads_in_fresh_process(tmp_path, method: str) -> No
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "ok"
+
+
+def test_pruning_a_pruned_checkpoint_composes_structures(tmp_path) -> None:
+    from edgefiq.data.preprocess import Preprocess
+    from edgefiq.models.checkpoint import load_checkpoint, save_checkpoint
+    from edgefiq.prune import prune_checkpoint
+
+    ck = save_checkpoint(tmp_path / "d.pt", _tiny(), arch="tiny_cnn", arch_kwargs={"width": 16},
+                         preprocess=Preprocess(size=(32, 32)))
+    once = prune_checkpoint(ck, tmp_path / "1.pt", rho=0.25, method="structured", scope="layer")
+    twice = prune_checkpoint(once, tmp_path / "2.pt", rho=0.5, method="structured", scope="layer")
+    thrice = prune_checkpoint(twice, tmp_path / "3.pt", rho=0.3, method="l1")
+    a, b, c = (load_checkpoint(p) for p in (once, twice, thrice))
+    assert a.model.features[0].out_channels == 12 and b.model.features[0].out_channels == 6
+    assert c.model.features[0].out_channels == 6 and c.pruning["previous"]["method"] == "structured"
+    assert abs(c.pruning["sparsity"] - 0.3) <= 0.005

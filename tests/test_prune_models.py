@@ -54,7 +54,8 @@ def test_structured_onnx_latency_lower_than_unpruned(tmp_path) -> None:
     assert t[1]["min_ms"] < 0.95 * t[0]["min_ms"], t
 
 
-ARCHS = [(STUDENTS, n) for n in ("mobilenetv3_small_100", "mobilenetv4_conv_small", "edgenext_xx_small")] + \
+ARCHS = [(STUDENTS, n) for n in ("mobilenetv3_small_100", "mobilenetv4_conv_small", "edgenext_xx_small",
+                                                    "emo_1m")] + \
         [(FR_MODELS, n) for n in ("mobilefacenet", "iresnet18")]
 
 

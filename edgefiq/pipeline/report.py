@@ -171,11 +171,13 @@ def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) 
         f"- Teacher: `{t.get('name')}` {json.dumps(t.get('options', {}))}",
         f"- Data: {d.get('n_images')} images of {d.get('n_identities')} identities "
         f"({d.get('n_train')} train / {d.get('n_val')} validation images, identity-disjoint)",
-        f"- Evaluation: {e.get('n_images')} validation images of {e.get('n_identities')} identities, "
-        f"{e.get('n_genuine')} genuine / {e.get('n_impostor')} impostor comparisons, FR model: {summary.get('fr_model')}",
-        f"- pAUC: area under the EDC (FNMR at the given FMR vs fraction discarded, threshold "
-        f"{summary['convention']}), discard 0..{summary['discard_limit']}, x1e3; lower is better. "
-        "SRCC: Spearman correlation with the teacher's scores on the validation images.",
+        (f"- Evaluation: {e.get('n_images')} validation images of {e.get('n_identities')} identities, "
+         f"{e.get('n_genuine')} genuine / {e.get('n_impostor')} impostor comparisons, FR model: {summary.get('fr_model')}"
+         if fmrs else f"- Evaluation: {e.get('n_images')} validation images; no EDC (eval.edc is false)"),
+        *([f"- pAUC: area under the EDC (FNMR at the given FMR vs fraction discarded, threshold "
+           f"{summary['convention']}), discard 0..{summary['discard_limit']}, x1e3; lower is better."] if fmrs else []),
+        "- SRCC: Spearman correlation with the teacher's scores on the validation images. Parity: the export's "
+        "check of the artifact against the torch model (fp32: max abs diff; int8: SRCC vs fp32).",
         f"- Status: {'every artifact ok' if summary['all_ok'] else 'SOME ARTIFACTS FAILED (see status column)'}",
         "",
     ]

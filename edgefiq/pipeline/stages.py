@@ -30,6 +30,8 @@ from edgefiq.recipe import to_dict
 
 log = logging.getLogger("edgefiq.pipeline")
 
+MIN_VERIFY = 16  # the export's int8 parity gate ranks at least this many images
+
 
 # ----------------------------------------------------------------------------- data
 def data_stage(recipe: RunRecipe) -> Any:
@@ -309,7 +311,9 @@ def export_stage(recipe: RunRecipe) -> Stage:
 
         models = model_list(ctx)
         calib = calibration_folder(ctx, "train", recipe.export.calibration_size, recipe.seed)
-        verify = calibration_folder(ctx, "val", recipe.export.calibration_size, recipe.seed)
+        verify: Path | None = calibration_folder(ctx, "val", recipe.export.calibration_size, recipe.seed)
+        if len(read_lines(ctx.path(ctx.outputs["data"]["val"]))) < MIN_VERIFY:
+            verify = None  # too few held-out images to rank: the export verifies on the calibration images
         artifacts: list[dict[str, Any]] = []
         for m in models:
             for target in recipe.export.targets:
@@ -327,7 +331,7 @@ def export_stage(recipe: RunRecipe) -> Stage:
                         row.update(path=None, parity={}, status=f"failed: {e}")
                         log.warning("[export] %s %s %s failed: %s", m["name"], target, precision, e)
                     artifacts.append(row)
-        return {"artifacts": artifacts, "calibration": ctx.rel(calib), "verify": ctx.rel(verify)}
+        return {"artifacts": artifacts, "calibration": ctx.rel(calib), "verify": ctx.rel(verify) if verify else None}
 
     return Stage("export", run, config={**to_dict(recipe.export), "seed": recipe.seed},
                  depends=("data", "label", "distill", "prune"))

@@ -39,7 +39,8 @@ def example_input(size: tuple[int, int], batch: int = 1) -> torch.Tensor:
 def prune_checkpoint(ckpt: str | Path, out: str | Path, *, rho: float, method: str, importance: str = "l1",
                      scope: str = "global", round_to: int | None = None, ignored_layers: tuple[str, ...] = (),
                      iterative_steps: int = 1, seed: int = 0, recovery: RecoveryConfig | None = None,
-                     report: str | Path | None = None) -> Path:
+                     finetune_epochs: int = 0, images: str | Path | None = None, labels: str | Path | None = None,
+                     data: str | Path | None = None, report: str | Path | None = None) -> Path:
     """Prune an edgefiq checkpoint and save the result as an edgefiq checkpoint (+ a JSON report).
 
     The output checkpoint stores ``pruning = {method, rho, scope, importance, sparsity, params/MACs
@@ -53,6 +54,8 @@ def prune_checkpoint(ckpt: str | Path, out: str | Path, *, rho: float, method: s
             :func:`edgefiq.prune.prune_model`.
         recovery: optional fine-tuning (``RecoveryConfig(epochs=N, images=..., labels=...)``);
             its run folder is ``<out stem>.recovery/``.
+        finetune_epochs, images, labels: shorthand for ``recovery=RecoveryConfig(epochs=finetune_epochs,
+            images=images, labels=labels)`` (``data`` is an alias of ``images``, as pipeline recipes name it).
         report: JSON report path (default ``<out>`` with suffix ``.json``).
 
     Returns:
@@ -68,6 +71,10 @@ def prune_checkpoint(ckpt: str | Path, out: str | Path, *, rho: float, method: s
 
     t0 = time.perf_counter()
     out = Path(out)
+    if recovery is None and finetune_epochs:
+        src_images = images or data
+        recovery = RecoveryConfig(epochs=finetune_epochs, images=str(src_images) if src_images else None,
+                                  labels=str(labels) if labels else None, seed=seed)
     src = load_checkpoint(ckpt)
     dense = src.model.eval()
     model = copy.deepcopy(dense)

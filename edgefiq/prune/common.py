@@ -47,7 +47,9 @@ def find_head(model: nn.Module, example_input: torch.Tensor) -> str:
     """
     order = execution_order(model, example_input)
     if not order:
-        raise ValueError("model has no conv or linear layer to prune")
+        from edgefiq.errors import UsageError
+
+        raise UsageError("model has no conv or linear layer to prune (an ONNX-backed model cannot be pruned)")
     return order[-1]
 
 

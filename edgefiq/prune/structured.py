@@ -49,46 +49,45 @@ def _heads(mod: nn.Module) -> bool:
     return isinstance(heads, int) and not isinstance(heads, bool) and heads >= 1
 
 
-def attention_layers(model: nn.Module) -> list[nn.Module]:
-    """Conv/linear layers inside attention modules (anything with an int ``num_heads``/``num_head``/``heads``).
-
-    Attention reshapes channels into ``heads x head_dim`` with sizes fixed at construction
-    (EdgeNeXt also splits channels into fixed chunks), which channel removal would break.
-    """
-    out: list[nn.Module] = []
-    for mod in model.modules():
-        if _heads(mod):
-            out += [c for c in mod.modules() if isinstance(c, (nn.Linear, nn.Conv1d, nn.Conv2d)) and c not in out]
-    return out
-
-
 def frozen_by_attention(model: nn.Module, example_input: torch.Tensor) -> list[nn.Module]:
-    """Layers to ignore so that no channel entering or leaving an attention layer is removed.
+    """Layers to ignore so that no channel entering or leaving an attention computation is removed.
 
-    For each layer in :func:`attention_layers`, the dependency groups of both its output
-    and its input channels are frozen by ignoring every layer whose outputs are in them
-    (torch-pruning skips a group that contains an ignored layer's outputs). The MLPs and
-    convolutions around attention blocks are still pruned.
+    For attention modules traced normally, the dependency groups of the input and output
+    channels of every conv/linear inside them are frozen. For modules whose window
+    attention is made opaque (:func:`opaque_window_attention`), the attention reads only the
+    module's input, so only the input-channel group of the first traced layer is frozen and
+    the module's expansion (MLP) channels stay prunable. Freezing = ignoring every layer
+    whose outputs are in the group (torch-pruning then skips the whole group).
     """
     import torch_pruning as tp
 
-    attn = attention_layers(model)
-    if not attn:
+    from edgefiq.prune.common import execution_order
+
+    attn_mods = [m for m in model.modules() if _heads(m)]
+    if not attn_mods:
         return []
+    order = {n: k for k, n in enumerate(execution_order(model, example_input))}
+    names = {m: n for n, m in model.named_modules()}
     dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input)
+    todo: list[tuple[nn.Module, bool, bool]] = []  # (layer, freeze outputs, freeze inputs)
+    for mod in attn_mods:
+        layers = [c for c in mod.modules() if isinstance(c, (nn.Linear, nn.Conv1d, nn.Conv2d)) and c in dg.module2node]
+        if any(meth in vars(mod) for meth in WINDOW_ATTENTION_METHODS):
+            layers = sorted(layers, key=lambda c: order.get(names[c], 1 << 30))[:1]
+            todo += [(c, False, True) for c in layers]
+        else:
+            todo += [(c, True, True) for c in layers]
     frozen: list[nn.Module] = []
-    for layer in attn:
-        if layer not in dg.module2node:  # not called in the traced forward (e.g. inside a shimmed helper)
-            continue
+    for layer, outs, ins in todo:
         pruner = dg.get_pruner_of_module(layer)
-        for fn, n in ((pruner.prune_out_channels, pruner.get_out_channels(layer)),
-                      (pruner.prune_in_channels, pruner.get_in_channels(layer))):
-            if not n:
+        for use, fn, n in ((outs, pruner.prune_out_channels, pruner.get_out_channels(layer)),
+                           (ins, pruner.prune_in_channels, pruner.get_in_channels(layer))):
+            if not use or not n:
                 continue
             for dep, _ in dg.get_pruning_group(layer, fn, list(range(n))):
-                mod = dep.target.module
-                if dg.is_out_channel_pruning_fn(dep.handler) and isinstance(mod, nn.Module) and mod not in frozen:
-                    frozen.append(mod)
+                m = dep.target.module
+                if dg.is_out_channel_pruning_fn(dep.handler) and isinstance(m, nn.Module) and m not in frozen:
+                    frozen.append(m)
     return frozen
 
 
