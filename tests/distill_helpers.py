@@ -1,4 +1,4 @@
-"""Shared helpers for the distill tests: a tiny synthetic identity tree with a learnable quality label."""
+"""Helpers (no tests) for the distill tests: a tiny synthetic identity tree with a learnable quality label."""
 
 from __future__ import annotations
 

@@ -128,12 +128,10 @@ def test_cli_help_lists_students_and_losses():
     assert "Example:" in res.output
 
 
-def test_cli_runs_and_maps_errors(tree, tmp_path):
-    import subprocess
-
+def test_cli_runs_and_maps_errors(tree, tmp_path, capsys):
     from click.testing import CliRunner
 
-    from edgefiq.cli import cli
+    from edgefiq.cli import cli, main
 
     args = ["distill", "--images", str(tree / "imgs"), "--labels", str(tree / "labels.csv"), "--student", "tiny_cnn",
             "--epochs", "1", "--batch-size", "8", "--set", "input_size=[32,32]", "--threads", "1",
@@ -147,10 +145,16 @@ def test_cli_runs_and_maps_errors(tree, tmp_path):
     rec = yaml.safe_load((tmp_path / "cli" / "recipe.yaml").read_text())
     assert rec["losses"] == {"plcc": 1.0, "mse": 0.5} and rec["input_size"] == [32, 32]
     assert rec["optim"]["name"] == "sgd" and rec["optim"]["schedule"] == "step"
-    p = subprocess.run([sys.executable, "-m", "edgefiq", "distill", "--images", str(tree / "imgs"),
-                        "--labels", str(tree / "labels.csv"), "--student", "tiny_cn", "-o", str(tmp_path / "x")],
-                       capture_output=True, text=True)
-    assert p.returncode == 2 and "did you mean 'tiny_cnn'" in p.stderr and "Traceback" not in p.stderr
+    # the console entry point maps library errors to one line + exit code (subprocess runs: test_distill_resume)
+    with pytest.raises(SystemExit) as exc:
+        main(["distill", "--images", str(tree / "imgs"), "--labels", str(tree / "labels.csv"), "--student",
+              "tiny_cn", "-o", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'tiny_cnn'" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exc:
+        main(["distill", "--images", str(tree / "imgs"), "--labels", str(tree / "missing.csv"), "-o", str(tmp_path / "y")])
+    assert exc.value.code == 1 and "label CSV not found" in capsys.readouterr().err
 
 
 class _Contrast(torch.nn.Module):

@@ -190,3 +190,4 @@ def test_eval_with_real_fr_model(lfw_aligned, mobilefacenet_pt, tmp_path):
                     embeddings=tmp_path / "emb" / "embeddings.npy",
                     embeddings_index=tmp_path / "emb" / "embeddings_index.csv", random_baseline=True, fmrs=(0.05,))
     assert json.dumps(rep2["pauc"]) == json.dumps(rep["pauc"])
+    assert rep2["fr_model"].startswith("precomputed (embeddings.npy) from ") and "mobilefacenet" in rep2["fr_model"]

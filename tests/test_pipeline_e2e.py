@@ -44,18 +44,18 @@ REDUCED = """
 name: reduced-quickstart
 seed: 0
 threads: 2
-synthetic: {n_identities: 8, per_identity: 4, seed: 0}
+synthetic: {n_identities: 6, per_identity: 3, seed: 0}
 data:
-  degrade: {kinds: [gaussian_blur, noise, downscale, occlusion], severities: [0.5, 1.0], per_image: 1}
-  split: {val_fraction: 0.25}
+  degrade: {kinds: [gaussian_blur, noise, occlusion], severities: [0.5, 1.0], per_image: 1}
+  split: {val_fraction: 0.34}
 teacher: {name: severity}
 distill:
   students: [{arch: mobilenetv3_small_100}]
-  defaults: {input_size: [48, 48], optim: {epochs: 3, batch_size: 16, lr: 0.005, warmup_epochs: 0.5}, threads: 2}
+  defaults: {input_size: [32, 32], optim: {epochs: 3, batch_size: 8, lr: 0.004, warmup_epochs: 0.3}, threads: 2}
 prune: {methods: [structured], rhos: [0.3]}
-export: {targets: [onnx], precisions: [fp32, int8], calibration_size: 24}
+export: {targets: [onnx], precisions: [fp32, int8], calibration_size: 16}
 eval: {fr_arch: pixels}
-bench: {options: {min_time_s: 0.2, min_runs: 10, warmup: 2}}
+bench: {options: {min_time_s: 0.1, min_runs: 5, warmup: 1}}
 """
 
 NUMBERS = ("srcc", "plcc", "pauc@0.001", "pauc@0.0001", "size_bytes", "parity", "status", "model", "target",

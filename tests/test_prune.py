@@ -151,3 +151,18 @@ def test_pruning_a_pruned_checkpoint_composes_structures(tmp_path) -> None:
     assert a.model.features[0].out_channels == 12 and b.model.features[0].out_channels == 6
     assert c.model.features[0].out_channels == 6 and c.pruning["previous"]["method"] == "structured"
     assert abs(c.pruning["sparsity"] - 0.3) <= 0.005
+
+
+def test_fold_output_affine_is_exact_for_linear_head_only() -> None:
+    from edgefiq.prune.recovery import fold_output_affine
+
+    model = _tiny()
+    with torch.no_grad():
+        y = model(X)
+    assert fold_output_affine(model, 2.0, 0.5, X) == {"mean": 2.0, "std": 0.5}
+    with torch.no_grad():
+        assert torch.allclose(model(X), 0.5 * y + 2.0, atol=1e-5)
+    sig = TinyCNN(width=16, head="sigmoid").eval()
+    before = {k: v.clone() for k, v in sig.state_dict().items()}
+    assert fold_output_affine(sig, 2.0, 0.5, X) is None  # not affine: left unchanged
+    assert all(torch.equal(before[k], v) for k, v in sig.state_dict().items())

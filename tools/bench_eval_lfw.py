@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fmr", default="1e-3,1e-4")
     ap.add_argument("--limit-ids", type=int, default=None, help="use only the first N validation identities")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-cache", action="store_true", help="recompute FR embeddings even if cached in --work/fr")
+    ap.add_argument("--embed-only", action="store_true", help="only compute/cache the FR embeddings (no student)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "eval_lfw")
     args = ap.parse_args(argv)
     t0 = time.time()
@@ -113,6 +115,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(rels)} validation images", flush=True)
     teacher, teacher_desc = teacher_csv(args.work, rels, args.labels, images, args.label_with_teachers)
     commands, names, csvs = [], ["prefiqs"], [teacher]
+    if args.embed_only:
+        edgefiq("-q", "eval", "--images", str(images), "--identities-from-folders", "--fr-model", str(args.fr_model),
+                "--save-embeddings", str(args.work / "fr"), "--quality", str(teacher), "--name", "prefiqs",
+                "--fmr", args.fmr, "-o", str(args.work / "embed_only_report"))
+        return
     if not args.student.is_file():
         raise SystemExit(f"student checkpoint {args.student} not found")
     student_csv = args.work / "student.csv"
@@ -125,9 +132,17 @@ def main(argv: list[str] | None = None) -> None:
         commands.append(edgefiq("-q", "score", str(art), str(images), "-o", str(out), "--threads", str(args.threads)))
         names.append(art.name)
         csvs.append(out)
-    eval_args = ["eval", "--images", str(images), "--identities-from-folders", "--fr-model", str(args.fr_model),
+    cache = args.work / "fr"
+    cached = (cache / "embeddings_index.csv").is_file() and (cache / "embeddings.json").is_file() and \
+        (cache / "embeddings_index.csv").read_text().split()[1:] == rels and \
+        Path(json.loads((cache / "embeddings.json").read_text())["fr_model"].split("(")[-1].rstrip(")")).name == args.fr_model.name
+    if cached and not args.no_cache:  # FR inference is the slow part: reuse this tool's earlier embeddings
+        fr_args = ["--embeddings", str(cache / "embeddings.npy"), "--embeddings-index", str(cache / "embeddings_index.csv")]
+    else:
+        fr_args = ["--fr-model", str(args.fr_model), "--save-embeddings", str(cache)]
+    eval_args = ["eval", "--images", str(images), "--identities-from-folders", *fr_args,
                  "--same-source-index", str(src_index), "--reference", "prefiqs", "--random-baseline",
-                 "--fmr", args.fmr, "--save-embeddings", str(args.work / "fr"), "-o", str(args.out)]
+                 "--fmr", args.fmr, "-o", str(args.out)]
     for n, c in zip(names, csvs):
         eval_args += ["--quality", str(c), "--name", n]
     commands.append(edgefiq(*eval_args))

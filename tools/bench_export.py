@@ -145,31 +145,47 @@ def train_standin(images: Path, index_csv: Path, val_ids: Path, work: Path, step
     return ck, lab
 
 
-def export_all(variant: str, ckpt: Path, out_dir: Path, calib: Path, verify: Path) -> list[dict[str, Any]]:
-    """Every backend x precision of one checkpoint; gate failures are recorded, not raised."""
+def export_all(variant: str, ckpt: Path, out_dir: Path, calib: Path, verify: Path, precisions: list[str],
+               cache: Path, accuracy_control: float | None) -> list[dict[str, Any]]:
+    """Every backend x precision of one checkpoint; gate failures are recorded, not raised.
+
+    Rows are cached in ``cache`` (JSON) so an interrupted run resumes without re-exporting.
+    With ``accuracy_control``, one more openvino int8 row uses NNCF accuracy-aware quantisation.
+    """
     from edgefiq.errors import EdgefiqError
     from edgefiq.export import export_checkpoint
     from edgefiq.registry import BACKENDS
 
+    done = json.loads(cache.read_text()) if cache.is_file() else {}
+    jobs = [(t, p, None) for t in BACKENDS.names() for p in BACKENDS.get(t).precisions if p in precisions]
+    if accuracy_control is not None and "int8" in precisions:
+        jobs.append(("openvino", "int8", accuracy_control))
     rows = []
-    for target in BACKENDS.names():
-        for precision in BACKENDS.get(target).precisions:
-            row: dict[str, Any] = {"variant": variant, "target": target, "precision": precision}
-            t0 = time.perf_counter()
-            try:
-                res = export_checkpoint(ckpt, target, out_dir, precision=precision, calibration=calib,
-                                        verify=verify, name=variant, calibration_limit=None)
-                p = res.meta.parity
-                row.update(status="ok", artifact=str(res.path), size_mb=_size_mb(res.files),
-                           gate_passed=p["passed"], max_abs_diff=p["max_abs_diff"], mean_abs_diff=p["mean_abs_diff"],
-                           srcc_vs_fp32=p["srcc_vs_fp32"], gate_n=p["n"], tolerance=p["tolerance"],
-                           quantization={k: v for k, v in res.meta.quantization.items() if k != "input"})
-            except EdgefiqError as e:
-                row.update(status="failed", gate_passed=False, reason=str(e))
-            row["export_s"] = round(time.perf_counter() - t0, 1)
-            print(f"[export] {variant} {target} {precision}: {row['status']} "
-                  f"{row.get('srcc_vs_fp32', row.get('reason', ''))}", file=sys.stderr, flush=True)
-            rows.append(row)
+    for target, precision, ac in jobs:
+        key = f"{variant}/{target}/{precision}" + (f"/ac{ac}" if ac is not None else "")
+        if key in done:
+            rows.append(done[key])
+            continue
+        row: dict[str, Any] = {"variant": variant, "target": target, "precision": precision}
+        if ac is not None:
+            row["accuracy_control"] = ac
+        t0 = time.perf_counter()
+        try:
+            res = export_checkpoint(ckpt, target, out_dir, precision=precision, calibration=calib, verify=verify,
+                                    name=variant + ("_ac" if ac is not None else ""), calibration_limit=None,
+                                    accuracy_control=ac)
+            p = res.meta.parity
+            row.update(status="ok", artifact=str(res.path), size_mb=_size_mb(res.files),
+                       gate_passed=p["passed"], max_abs_diff=p["max_abs_diff"], mean_abs_diff=p["mean_abs_diff"],
+                       srcc_vs_fp32=p["srcc_vs_fp32"], gate_n=p["n"], tolerance=p["tolerance"],
+                       quantization={k: v for k, v in res.meta.quantization.items() if k != "input"})
+        except EdgefiqError as e:
+            row.update(status="failed", gate_passed=False, reason=str(e))
+        row["export_s"] = round(time.perf_counter() - t0, 1)
+        print(f"[export] {key}: {row['status']} {row.get('srcc_vs_fp32', row.get('reason', ''))}", file=sys.stderr, flush=True)
+        rows.append(row)
+        done[key] = row
+        cache.write_text(json.dumps(done, indent=2, default=str))
     return rows
 
 
@@ -223,9 +239,10 @@ def to_markdown(res: dict) -> str:
 
     for r in res["rows"]:
         ref = res["checkpoints"].get(r["variant"], {})
+        tgt = r["target"] + (f" (accuracy control {r['accuracy_control']})" if r.get("accuracy_control") else "")
         gate = ("pass" if r.get("gate_passed") else "FAIL") if r["status"] == "ok" else f"FAIL: {r.get('reason', '')[:90]}"
         pauc = f(r.get("pauc_x1e3"), ".2f") + (f" ({f(ref.get('pauc_x1e3'), '.2f')})" if ref.get("pauc_x1e3") is not None else "")
-        lines.append(f"| {r['variant']} | {r['target']} | {r['precision']} | {f(r.get('size_mb'), '.2f')} | {gate} | "
+        lines.append(f"| {r['variant']} | {tgt} | {r['precision']} | {f(r.get('size_mb'), '.2f')} | {gate} | "
                      f"{f(r.get('max_abs_diff'), '.2e')} | {f(r.get('mean_abs_diff'), '.2e')} | {f(r.get('srcc_vs_fp32'))} | "
                      f"{f(r.get('srcc'))} | {pauc} | {f(r.get('p50_ms_t1'), '.2f')} | {f(r.get('p50_ms_t2'), '.2f')} |")
     lines += ["", "Torch checkpoints (the fp32 reference each artifact is gated against):", "",
@@ -249,7 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prune-rho", type=float, default=0.3)
     ap.add_argument("--calib-n", type=int, default=300)
     ap.add_argument("--verify-n", type=int, default=500)
-    ap.add_argument("--accuracy-images", type=int, default=None, help="cap on validation images for SRCC/pAUC")
+    ap.add_argument("--accuracy-images", type=int, default=600, help="validation images for SRCC/pAUC (first N sorted)")
+    ap.add_argument("--pruned-precisions", nargs="+", default=["fp32", "fp16", "int8"])
+    ap.add_argument("--accuracy-control", type=float, default=None, metavar="MAX_DROP",
+                    help="also export openvino int8 with NNCF accuracy control (SRCC drop <= MAX_DROP)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--results", type=Path, default=ROOT / "results")
     ap.add_argument("--standin", type=int, default=None, metavar="STEPS",
@@ -282,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     ckpts = {"student": a.ckpt, "pruned": pruned_copy(a.ckpt, work / "pruned.pt", a.prune_rho)}
     rows = []
     for variant, ck in ckpts.items():
-        rows += export_all(variant, ck, work / "export", calib, verify)
+        precs = ["fp32", "fp16", "int8"] if variant == "student" else a.pruned_precisions
+        rows += export_all(variant, ck, work / "export", calib, verify, precs, work / "export_rows.json",
+                           a.accuracy_control)
     fr = a.fr_model if a.fr_model.is_file() else None
     meas = measure(rows, ckpts, a.images, val_csv, fr, a.threads, a.accuracy_images)
     for r in rows:

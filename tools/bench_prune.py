@@ -157,6 +157,14 @@ def check_large(work: Path, rounds: int, runs: int) -> dict:
     return out
 
 
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """Rows of an earlier run of the same part that this run did not redo, plus this run's rows."""
+    key = lambda r: (r["method"], r["rho"], r.get("recovery_epochs", 0))  # noqa: E731
+    redone = {key(r) for r in new}
+    kept = [r for r in old if key(r) not in redone]
+    return [new[0], *[r for r in kept if r["method"] != "unpruned"], *new[1:]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", type=Path, default=DISTILLED)
@@ -169,7 +177,7 @@ def main() -> None:
     ap.add_argument("--rhos", default="0.1:0.9:0.1")
     ap.add_argument("--recovery-rhos", default="0.3,0.5,0.7")
     ap.add_argument("--finetune-epochs", type=int, default=3)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--n-eval", type=int, default=800)
     ap.add_argument("--n-train", type=int, default=3000)
     ap.add_argument("--no-pauc", action="store_true")
@@ -242,6 +250,7 @@ def main() -> None:
 
     smeta = _read(ckpt)["meta"]
     report_src.update(epoch=smeta.get("epoch"), val_metrics_vs_teacher=smeta.get("metrics"))
+    prev_ckpt = report.get("checkpoint")
     report.update({"commands": commands, "checkpoint": str(ckpt), "student": report_src, "stand_in": standin,
                    "stand_in_description": standin_desc, "split": split,
                    "environment": {"python": platform.python_version(), "torch": torch.__version__,
@@ -253,13 +262,16 @@ def main() -> None:
                   latency_runs=args.latency_runs, prune={"seed": args.seed, "round_to": args.round_to or None})
     if "sweep" in parts:
         rows = sweep(ckpt, work / "sweep", SweepConfig(rhos=tuple(parse_rhos(args.rhos)), methods=methods, **common))
-        report["sweep"] = {"rows": rows, "meta": json.loads((work / "sweep" / "sweep.json").read_text())["meta"]}
+        old = report.get("sweep", {}).get("rows", []) if prev_ckpt == str(ckpt) else []
+        report["sweep"] = {"rows": merge_rows(old, rows),
+                           "meta": json.loads((work / "sweep" / "sweep.json").read_text())["meta"]}
     if "recovery" in parts:
         rec = RecoveryConfig(epochs=args.finetune_epochs, images=str(tr_root), lr=args.lr, batch_size=64,
                              threads=args.threads, seed=args.seed)
         rows = sweep(ckpt, work / f"recovery_ft{args.finetune_epochs}",
                      SweepConfig(rhos=tuple(parse_rhos(args.recovery_rhos)), methods=methods, recovery=rec, **common))
-        report["recovery"] = {"rows": rows, "meta": json.loads(
+        old = report.get("recovery", {}).get("rows", []) if prev_ckpt == str(ckpt) else []
+        report["recovery"] = {"rows": merge_rows(old, rows), "meta": json.loads(
             (work / f"recovery_ft{args.finetune_epochs}" / "sweep.json").read_text())["meta"]}
     report["seconds_last_run"] = round(time.time() - t0, 1)
     write_json(results_json, report)

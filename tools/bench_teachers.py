@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += [sev_row, rnd_row]
 
     result = {
-        "command": "python tools/bench_teachers.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python tools/bench_teachers.py " + " ".join(_reproducible(argv if argv is not None else sys.argv[1:])),
         "fr_model": fr, "images_root": args.images, "n_images": len(rels), "n_clean": int((severity == 0).sum()),
         "n_identities": len(set(idents)), "severities": args.severities, "kinds": sorted(set(kinds) - {"clean"}),
         "n_genuine": comp.n_genuine, "n_impostor": comp.n_impostor, "fmr": 1e-3, "discard_limit": 0.3,
@@ -208,6 +208,22 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(out.with_suffix(".md"), render_md(result))
     print(f"wrote {out.with_suffix('.md')}")
     return 0
+
+
+def _reproducible(argv: list[str]) -> list[str]:
+    """The command line without the options that only split or assemble the work (same results)."""
+    out, skip = [], False
+    for a in argv:
+        if a in ("--configs", "--tag"):
+            skip = True
+            continue
+        if a == "--only-done":
+            continue
+        if skip and not a.startswith("--"):
+            continue
+        skip = False
+        out.append(a)
+    return out
 
 
 def _srcc(a: np.ndarray, b: np.ndarray) -> float:
@@ -228,7 +244,9 @@ def render_md(r: dict[str, Any]) -> str:
     head = ["| teacher | pAUC x1e3 (fixed) | norm. (fixed) | pAUC x1e3 (reestimate) | norm. (reest.) | "
             "SRCC vs -severity | images/s |", "|---|---|---|---|---|---|---|"]
     md = ["# Quality teachers on LFW dev (MobileFaceNet): EDC pAUC", "",
-          f"Reproduce: `nice -n 10 {r['command']}`", "",
+          f"Reproduce: `nice -n 10 {r['command']}` (rows can be split over parallel runs with `--configs GLOB... "
+          "--tag NAME` and assembled with `--only-done`; scores are deterministic, only images/s depends on the load).",
+          "",
           f"Set: {r['n_images']} images = {r['n_clean']} clean LFW dev crops of {r['n_identities']} identities "
           f"(>= 2 images each) + one degraded copy per image at each severity {r['severities']} "
           f"(kind drawn per image from {', '.join(r['kinds'])}). Comparisons: {r['n_genuine']} genuine "
@@ -236,8 +254,7 @@ def render_md(r: dict[str, Any]) -> str:
           f"embeddings. EDC: FNMR at FMR {r['fmr']:g}, discarding up to {r['discard_limit']}; pAUC x1e3 (lower is "
           "better); normalised pAUC: 0 = oracle, 1 = random discarding (fixed convention). "
           f"Throughput on {r['threads']} threads of a shared 2-core CPU, batch {r['batch_size']}.", "",
-          *([] if r.get("complete", True) else ["**Partial run**: only the rows below were measured before the "
-                                                "report was written (`--only-done`); missing cells show `-`.", ""]),
+          *([] if r.get("complete", True) else ["**Partial run**: only the rows below were measured; missing cells show `-`.", ""]),
           "## Summary", "", *head]
     best = {}
     for x in rows:

@@ -29,7 +29,7 @@ import click
               help="Images root for recovery (and for SRCC in a sweep unless --eval-images).")
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
               help="Teacher labels CSV for recovery (default: distil from the unpruned model).")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Recovery learning rate.")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Recovery learning rate.")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Recovery batch size.")
 @click.option("--eval-images", type=click.Path(file_okay=False), default=None,
               help="Sweep: held-out images for SRCC vs the unpruned model (and pAUC).")

@@ -112,6 +112,7 @@ class DistillConfig:
             training labels, or ``none``); stored in the checkpoint meta.
         sampler: ``random`` or ``stratified`` (uniform over ``sampler_bins`` score bins, then within).
         ema: EMA decay of the weights (0 = off); validation and ``best.pt`` use the EMA weights.
+            The average spans ~1/(1-ema) steps: keep it well below the run's total steps.
         early_stop: stop after this many epochs without val SRCC improvement (0 = off).
         device: ``cpu``, ``cuda`` or ``auto``; AMP and channels-last are used only on CUDA.
         threads: torch CPU threads (0 = leave torch's default).

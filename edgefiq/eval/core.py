@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -190,10 +191,13 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
     if emb_map is not None:
         emb = np.stack([emb_map[r] for r in rels]).astype(np.float32)
         fr_desc = f"precomputed ({Path(embeddings).name})"  # type: ignore[arg-type]
+        origin = Path(embeddings).with_suffix(".json")  # type: ignore[arg-type]
+        if origin.is_file():  # written by --save-embeddings: name the FR model that made them
+            fr_desc += f" from {json.loads(origin.read_text()).get('fr_model', '?')}"
     else:
         emb, fr_desc = _embed(fr_model, [root / r for r in rels], batch_size)  # type: ignore[arg-type]
         if save_embeddings is not None:
-            _save_embeddings(Path(save_embeddings), emb, rels)
+            _save_embeddings(Path(save_embeddings), emb, rels, fr_desc)
 
     if identities_from_folders:
         ids = [identity_of(r) for r in rels]
@@ -216,7 +220,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         protocol = f"pairs ({Path(pairs).name})"  # type: ignore[arg-type]
     if same_source_index is not None:
         src = _read_sources(Path(same_source_index))
-        sid = np.array([src.get(r, r) for r in rels])
+        _, sid = np.unique(np.array([src.get(r, r) for r in rels]), return_inverse=True)  # int codes, not strings
         before = len(comps)
         comps = comps.select(sid[comps.i] != sid[comps.j])
         protocol += f", {before - len(comps)} same-source pairs left out"
@@ -265,11 +269,12 @@ def _num(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def _save_embeddings(out: Path, emb: np.ndarray, rels: list[str]) -> None:
+def _save_embeddings(out: Path, emb: np.ndarray, rels: list[str], fr_desc: str) -> None:
     """Keep the embeddings so a re-run can use ``--embeddings`` (FR inference is the slow part)."""
-    from edgefiq.utils import atomic_path, atomic_write_text
+    from edgefiq.utils import atomic_path, atomic_write_text, write_json
 
     out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "embeddings.json", {"fr_model": fr_desc, "n": len(rels), "dim": int(emb.shape[1])})
     with atomic_path(out / "embeddings.npy") as tmp:
         with open(tmp, "wb") as f:
             np.save(f, emb)

@@ -102,7 +102,9 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".ortq-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(out), Reader(calibration, input_name), quant_format=QuantFormat.QDQ,
+        # histogram calibrators stack per-batch arrays: equal batch sizes (1) keep them homogeneous
+        batch = 16 if method == "minmax" else 1
+        quantize_static(str(pre), str(out), Reader(calibration, input_name, batch), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=methods[method],
                         extra_options={"CalibTensorRangeSymmetric": False, "CalibMovingAverage": False})

@@ -263,7 +263,8 @@ def threshold_at_fmr(impostor_similarity: np.ndarray, fmr: float) -> float:
     if s.size == 0:
         raise ValueError("no impostor comparisons: cannot set a threshold")
     k = min(int(math.floor(fmr * s.size + 1e-9)), s.size - 1)  # 0-based index in decreasing order
-    return float(-np.partition(-s, k)[k])
+    a = s.size - 1 - k                                          # the same element in increasing order
+    return float(np.partition(s, a)[a])
 
 
 @dataclass
@@ -380,6 +381,7 @@ def edc_curve(comparisons: Comparisons, quality: np.ndarray, *, fmr: float = 1e-
     fnmr, thr, xs = [], [], []
     if convention == "reestimate":
         imp_sorted = s_sorted[~g_sorted]
+        gen_sorted = s_sorted[g_sorted]
         cum_imp = np.r_[0, np.cumsum(~g_sorted)]
     for k in counts.tolist():
         g_rem = n_gen - int(cum_gen[k]) if over == "all" else n - k
@@ -392,7 +394,7 @@ def edc_curve(comparisons: Comparisons, quality: np.ndarray, *, fmr: float = 1e-
             if n_imp - int(cum_imp[k]) <= 0:
                 continue
             t = threshold_at_fmr(imp_sorted[int(cum_imp[k]):], fmr)
-            f = int(((s_sorted[k:] <= t) & g_sorted[k:]).sum())
+            f = int((gen_sorted[int(cum_gen[k]):] <= t).sum())
         xs.append(k / n)
         fnmr.append(f / g_rem)
         thr.append(t)

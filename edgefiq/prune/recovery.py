@@ -53,7 +53,7 @@ class RecoveryConfig:
     epochs: int = 0
     images: str | None = None
     labels: str | None = None
-    lr: float = 1e-3
+    lr: float = 2e-3
     batch_size: int = 64
     losses: dict[str, float] = field(default_factory=lambda: {"kd_mse": 1.0, "plcc": 0.5})
     val_fraction: float = 0.1
@@ -104,6 +104,35 @@ def write_kd_labels(dense: nn.Module, images: str | Path, preprocess: Preprocess
     return out_csv
 
 
+def fold_output_affine(model: nn.Module, mean: float, std: float, example: torch.Tensor) -> dict[str, Any] | None:
+    """Make ``model`` output ``std * y + mean`` by rescaling its output layer, if that is exact.
+
+    Returns the applied map, or None (model unchanged) when the output is not affine in the
+    output layer (e.g. a sigmoid head); such a model keeps z-scored outputs, recorded in the report.
+    """
+    from edgefiq.prune.common import find_head
+
+    if mean == 0.0 and std == 1.0:
+        return {"mean": 0.0, "std": 1.0}
+    head = dict(model.named_modules())[find_head(model, example)]
+    if getattr(head, "bias", None) is None:  # adding a bias would change the checkpoint's keys
+        log.warning("recovery: output layer has no bias; the fine-tuned model outputs z-scores")
+        return None
+    model.eval()
+    with torch.no_grad():
+        before = model(example).double()
+        w, b = head.weight.detach().clone(), head.bias.detach().clone()
+        head.weight.mul_(std)
+        head.bias.mul_(std).add_(mean)
+        after = model(example).double()
+        if torch.allclose(after, before * std + mean, rtol=1e-4, atol=1e-5 * max(1.0, abs(mean) + std)):
+            return {"mean": mean, "std": std}
+        head.weight.copy_(w)
+        head.bias.copy_(b)
+    log.warning("recovery: output is not affine in the output layer; the fine-tuned model outputs z-scores")
+    return None
+
+
 @contextlib.contextmanager
 def _transient_student(model: nn.Module) -> Iterator[str]:
     """Register ``model`` under a unique STUDENTS name for the duration of the block."""
@@ -150,7 +179,9 @@ def recover(pruned: nn.Module, dense: nn.Module, preprocess: Preprocess, cfg: Re
         labels, source, norm = Path(cfg.labels), "teacher labels", "zscore"
     else:
         labels = write_kd_labels(dense, cfg.images, preprocess, work / "kd_labels.csv")
-        source, norm = "unpruned model (KD)", "none"
+        # z-scored targets keep the loss well scaled however narrow the unpruned scores are;
+        # the affine map back is folded into the output layer afterwards
+        source, norm = "unpruned model (KD)", "zscore"
     dcfg = DistillConfig(
         student="?", input_size=tuple(preprocess.size), target_norm=norm, seed=cfg.seed, threads=cfg.threads,
         data=DataConfig(images=str(cfg.images), labels=str(labels), val_fraction=cfg.val_fraction),
@@ -169,12 +200,17 @@ def recover(pruned: nn.Module, dense: nn.Module, preprocess: Preprocess, cfg: Re
             h.remove()
     best = read_checkpoint(result.best)
     pruned.load_state_dict(best["state_dict"], strict=True)
+    folded = None
+    if not cfg.labels:
+        tn = (best.get("meta") or {}).get("target_norm") or {}
+        folded = fold_output_affine(pruned, float(tn.get("mean", 0.0)), float(tn.get("std", 1.0)),
+                                    torch.randn(4, 3, *preprocess.size, generator=torch.Generator().manual_seed(0)))
     if masks:
         mods = dict(pruned.named_modules())
         with torch.no_grad():
             for n, m in masks.items():
                 mods[n].weight.mul_(m.to(mods[n].weight.dtype))
     pruned.eval()
-    metrics = {"epochs": cfg.epochs, "labels": source, "run_dir": str(run_dir), "lr": cfg.lr,
+    metrics = {"epochs": cfg.epochs, "labels": source, "run_dir": str(run_dir), "lr": cfg.lr, "output_affine": folded,
                "losses": dict(cfg.losses), **{k: v for k, v in result.metrics.items() if k.startswith("val_")}}
     return pruned, metrics
