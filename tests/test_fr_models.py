@@ -10,7 +10,7 @@ import torch
 
 from edgefiq.errors import DataError
 from edgefiq.models.fr import embed_paths, infer_arch, load_fr_model
-from edgefiq.models.iresnet import IRESNET_LAYERS, IResNet
+from edgefiq.models.iresnet import IRESNET_LAYERS
 from edgefiq.models.mobilefacenet import MobileFaceNet
 from edgefiq.registry import FR_MODELS
 
