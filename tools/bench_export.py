@@ -156,13 +156,16 @@ def export_all(variant: str, ckpt: Path, out_dir: Path, calib: Path, verify: Pat
     from edgefiq.export import export_checkpoint
     from edgefiq.registry import BACKENDS
 
+    from edgefiq.utils import sha256_file
+
+    sha = sha256_file(ckpt)   # cached rows belong to this exact checkpoint
     done = json.loads(cache.read_text()) if cache.is_file() else {}
     jobs = [(t, p, None) for t in BACKENDS.names() for p in BACKENDS.get(t).precisions if p in precisions]
     if accuracy_control is not None and "int8" in precisions:
         jobs.append(("openvino", "int8", accuracy_control))
     rows = []
     for target, precision, ac in jobs:
-        key = f"{variant}/{target}/{precision}" + (f"/ac{ac}" if ac is not None else "")
+        key = f"{sha[:12]}/{variant}/{target}/{precision}" + (f"/ac{ac}" if ac is not None else "")
         if key in done:
             rows.append(done[key])
             continue
@@ -231,7 +234,7 @@ def to_markdown(res: dict) -> str:
              f"Latency: `edgefiq.bench.benchmark` (p50 of >= 30 runs and >= 1 s after warm-up, batch 1) on "
              f"{s['machine']} shared with other jobs, so absolute times are noisy.", "",
              "| variant | target | precision | size MB | gate | max abs diff | mean abs diff | SRCC vs fp32 | "
-             "SRCC vs teacher | pAUC x1e3 (fp32 torch) | p50 ms 1 thr | p50 ms 2 thr |",
+             "SRCC vs teacher | pAUC x1e3 (torch fp32 ckpt) | p50 ms 1 thr | p50 ms 2 thr |",
              "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
 
     def f(v: Any, fmt: str = ".4f") -> str:
@@ -245,7 +248,7 @@ def to_markdown(res: dict) -> str:
         lines.append(f"| {r['variant']} | {tgt} | {r['precision']} | {f(r.get('size_mb'), '.2f')} | {gate} | "
                      f"{f(r.get('max_abs_diff'), '.2e')} | {f(r.get('mean_abs_diff'), '.2e')} | {f(r.get('srcc_vs_fp32'))} | "
                      f"{f(r.get('srcc'))} | {pauc} | {f(r.get('p50_ms_t1'), '.2f')} | {f(r.get('p50_ms_t2'), '.2f')} |")
-    lines += ["", "Torch checkpoints (the fp32 reference each artifact is gated against):", "",
+    lines += ["", "Torch checkpoints (eager, via `edgefiq.bench.benchmark`; the fp32 reference each artifact is gated against):", "",
               "| variant | SRCC vs teacher | pAUC x1e3 | p50 ms 1 thr | p50 ms 2 thr |", "|---|---:|---:|---:|---:|"]
     for v, d in res["checkpoints"].items():
         lines.append(f"| {v} (torch eager) | {f(d.get('srcc'))} | {f(d.get('pauc_x1e3'), '.2f')} | "
@@ -285,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     os.environ.setdefault("EDGEFIQ_QUIET", "1")
     work = a.work
-    standin = False
-    if not a.ckpt.is_file():
+    standin = a.ckpt.resolve() == (work / "standin.pt").resolve()
+    if standin or not a.ckpt.is_file():
         if a.standin is None:
             print(f"Error: {a.ckpt} not found (train it with tools/bench_distill.py, or pass --standin STEPS)", file=sys.stderr)
             return 1
@@ -299,7 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     verify = work / "verify.npz"
     if not verify.is_file():
         verify_npz(a.images, val_csv, verify, a.verify_n)
-    ckpts = {"student": a.ckpt, "pruned": pruned_copy(a.ckpt, work / "pruned.pt", a.prune_rho)}
+    from edgefiq.utils import sha256_file
+
+    ckpts = {"student": a.ckpt,
+             "pruned": pruned_copy(a.ckpt, work / f"pruned-{sha256_file(a.ckpt)[:12]}.pt", a.prune_rho)}
     rows = []
     for variant, ck in ckpts.items():
         precs = ["fp32", "fp16", "int8"] if variant == "student" else a.pruned_precisions

@@ -312,7 +312,8 @@ def render(r: dict) -> str:
                 lines += [f"Params -{100 * p['params_reduction']:.1f}%, MACs -{100 * p['macs_reduction']:.1f}%, "
                           f"exported to ONNX (parity-checked by `edgefiq.export`), latency {p['latency_ms']:.3f} ms "
                           f"vs {rows[0]['latency_ms']:.3f} ms unpruned in the same run (median ratio "
-                          f"{p['latency_ratio']:.2f}, fastest-call ratio {p['latency_min_ratio']:.2f}).", ""]
+                          f"{p['latency_ratio']:.2f}" + (f", fastest-call ratio {p['latency_min_ratio']:.2f}"
+                                                     if "latency_min_ratio" in p else "") + ").", ""]
     for key, title in (("sweep", "Sweep without recovery"), ("recovery", "With recovery fine-tuning")):
         if key in r:
             lines += [f"## {title}", "", format_markdown(r[key]["rows"], r[key]["meta"]), ""]

@@ -57,9 +57,13 @@ def format_markdown(rows: list[dict[str, Any]], env: dict[str, Any] | None = Non
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    """Ultralytics-style summary table on stdout (rich)."""
-    from rich.console import Console
-    from rich.table import Table
+    """Ultralytics-style summary table on stdout (rich; plain Markdown where rich is not installed)."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # minimal device install
+        print(format_markdown(rows))
+        return
 
     cols = _columns(rows)
     table = Table(title="edgefiq bench")
