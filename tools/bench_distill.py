@@ -361,8 +361,7 @@ def notes(res: dict) -> list[str]:
         "- Training budget: this 2-core machine was shared with ~15 concurrently running jobs of other "
         "engineers (load average ~17); the niced training processes received ~10-15% of one core each, so the "
         "students were trained for a few hundred optimizer steps from scratch (no ImageNet weights offline). "
-        "s/epoch and img/s above are wall-clock under that load, not the machine's capacity (an unloaded "
-        "core trains mobilenetv3_small_100 at 112x112 at ~85 img/s, emo_1m ~3x slower).",
+        "s/epoch and img/s above are wall-clock under that load, not the machine's capacity.",
         "- What limits the numbers: optimizer steps (students are far from converged; the loss was still falling), "
         "training from scratch, and the share of subtle (clean-vs-clean) quality differences that a student "
         "must learn from ~7k identities. More epochs (the recipe's cosine schedule is set per run), a stratified "
