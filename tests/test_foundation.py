@@ -67,3 +67,14 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(b"done")
     assert target.read_bytes() == b"done"
+
+
+def test_atomic_path_result_has_umask_mode(tmp_path) -> None:
+    import os
+
+    target = tmp_path / "report.json"
+    with atomic_path(target) as tmp:
+        tmp.write_text("{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

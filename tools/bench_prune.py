@@ -319,9 +319,18 @@ def render(r: dict) -> str:
             lines += [f"## {title}", "", format_markdown(r[key]["rows"], r[key]["meta"]), ""]
             if key == "recovery":
                 rc = r[key]["meta"]["recovery"]
-                lines += [f"Recovery: {rc['epochs']} epochs of `edgefiq.distill` (losses {rc['losses']}, lr {rc['lr']}, "
-                          f"batch {rc['batch_size']}) with the unpruned model's scores as targets (KD); unstructured "
-                          "masks kept fixed during fine-tuning.", ""]
+                lines += [f"Recovery: `recovery_epochs` epochs (per row) of `edgefiq.distill` (losses {rc['losses']}, "
+                          f"lr {rc['lr']}, batch {rc['batch_size']}) on the training identities, with the unpruned "
+                          "model's scores as targets (KD, z-scored, affine map folded back into the output layer); "
+                          "unstructured masks kept fixed during fine-tuning. Rows of different runs are merged: each "
+                          "row's latency ratio is against the unpruned model timed in its own run.", ""]
+    lines += ["## Reading the tables", "",
+              "- `structured` removes channels: params, MACs, file size and latency all fall. `l1`/`random` only "
+              "zero weights: the dense ONNX graph runs at the same speed, and only the gzip size shows the sparsity.",
+              "- `srcc_vs_unpruned` is rank agreement with the unpruned student on held-out identities. A small "
+              "regressor's ranking is fragile: even light structured pruning scrambles it until recovery fine-tuning.",
+              "- `recovery_val_srcc` in `results/prune.json` is the distillation loop's own validation (10% of the "
+              "training identities), used to pick the best epoch.", ""]
     return "\n".join(lines) + "\n"
 
 
