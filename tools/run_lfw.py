@@ -70,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copytree(run_dir / "plots", out / "plots")
     write_json(out / "run.json", {
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "recipe": str(Path(args.recipe).relative_to(ROOT)) if Path(args.recipe).resolve().is_relative_to(ROOT)
+        "recipe": str(Path(args.recipe).resolve().relative_to(ROOT)) if Path(args.recipe).resolve().is_relative_to(ROOT)
         else args.recipe,
         "overrides": overrides, "variables": variables, "wall_seconds_this_invocation": round(wall, 1),
         "stages": [{"stage": r.name, "status": r.status, "seconds": round(r.seconds, 1)} for r in reports],
+        "note": "skipped stages were computed by an earlier invocation in the same run folder; the wall time "
+                "of every stage's last execution is in report.json stage_seconds",
         "machine": {"cpus": _cpus(), "platform": platform.platform(), "python": platform.python_version()},
     })
     rep = json.loads((out / "report.json").read_text())
