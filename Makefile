@@ -21,10 +21,10 @@ quickstart: install
 	$(BIN)/edgefiq run recipes/quickstart.yaml
 
 test: install
-	$(BIN)/python -m pytest -m "" tests
+	$(BIN)/python tools/run_tests.py -m ""
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow" tests
+	$(BIN)/python tools/run_tests.py -m "not slow"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
