@@ -83,7 +83,7 @@ def plot_latency(rows: list[dict[str, Any]], out_png: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgefiq.utils import atomic_path
+    from edgefiq.utils import save_figure
 
     ok = [r for r in rows if "p50_ms" in r]
     arts = list(dict.fromkeys(r["artifact"] for r in ok)) or ["(no successful rows)"]
@@ -106,11 +106,7 @@ def plot_latency(rows: list[dict[str, Any]], out_png: str | Path) -> Path:
     ax.grid(axis="y", alpha=0.3)
     if settings:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(out_png)
+    return save_figure(fig, out_png)
 
 
 def write_bench_report(rows: list[dict[str, Any]], out_json: str | Path, *, env: dict[str, Any] | None = None,

@@ -60,11 +60,7 @@ def load_image(path: str | Path) -> np.ndarray:
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    p = Path(path)
-    if not p.is_file():
-        raise BadImageError(p, "file not found")
-    if p.stat().st_size == 0:
-        raise BadImageError(p, "empty file (0 bytes)")
+    p = _existing_nonempty(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -107,6 +103,16 @@ def to_rgb_array(im: "object") -> np.ndarray:
     if im.mode != "RGB":
         im = im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
     return np.asarray(im, dtype=np.uint8).copy()
+
+
+def _existing_nonempty(path: str | Path) -> Path:
+    """``path`` as a Path, or ``BadImageError`` if it is missing or has zero bytes."""
+    p = Path(path)
+    if not p.is_file():
+        raise BadImageError(p, "file not found")
+    if p.stat().st_size == 0:
+        raise BadImageError(p, "empty file (0 bytes)")
+    return p
 
 
 def _short(e: BaseException) -> str:
@@ -217,11 +223,7 @@ def image_info(path: str | Path, verify: bool = False) -> ImageInfo:
     """
     from PIL import Image, UnidentifiedImageError
 
-    p = Path(path)
-    if not p.is_file():
-        raise BadImageError(p, "file not found")
-    if p.stat().st_size == 0:
-        raise BadImageError(p, "empty file (0 bytes)")
+    p = _existing_nonempty(path)
     try:
         with Image.open(p) as im:
             info = ImageInfo(im.width, im.height, im.mode, im.format or "?")

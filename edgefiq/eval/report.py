@@ -74,7 +74,7 @@ def plot_edc(report: dict[str, Any], out_png: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from edgefiq.utils import atomic_path
+    from edgefiq.utils import save_figure
 
     fmrs, convs = report["fmrs"], report["conventions"]
     limit = report["limit"]
@@ -104,11 +104,7 @@ def plot_edc(report: dict[str, Any], out_png: str | Path) -> Path:
             ax.set_title(f"EDC, FMR {fmr:g}, {conv} threshold")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return Path(out_png)
+    return save_figure(fig, out_png)
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from edgefiq.pipeline.recipe import RunRecipe
 from edgefiq.pipeline.runner import STATE_FILE, StageContext
-from edgefiq.utils import atomic_write_text, write_json
+from edgefiq.utils import atomic_write_text, save_figure, write_json
 
 log = logging.getLogger("edgefiq.pipeline")
 
@@ -231,10 +231,7 @@ def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         p = pdir / f"edc_fmr{fmr}.png"
-        fig.tight_layout()
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        out.append(p)
+        out.append(save_figure(fig, p))
     lat = [r for r in arts if isinstance(r.get("p50_ms"), (int, float))]
     if lat:
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -251,8 +248,5 @@ def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         p = pdir / "latency_vs_srcc.png"
-        fig.tight_layout()
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        out.append(p)
+        out.append(save_figure(fig, p))
     return out
