@@ -6,7 +6,8 @@ Stages (each resumable; outputs under ``--work``, default ``runs/bench_distill``
    the 8 kinds, one kind per image at severities 0.3/0.6/1.0); the benchmark set is every clean
    image plus ONE of its degraded copies (severity drawn per image, seeded), exposed as a symlink
    tree ``data/subset``. Validation identities = those in ``pairs.txt`` folds 6-7; training = all
-   other dev identities.
+   other dev identities. ``--train-copies all`` keeps all three degraded copies of every
+   training image (validation images unchanged), i.e. 2x the training views of ``one``.
 2. ``label``: PreFIQs labels of every subset image. ``--labeller teachers`` uses
    ``edgefiq.teachers.label_images``; ``builtin`` computes the same math here (MobileFaceNet from
    ``edgefiq.models.fr``, a copy pruned by ``edgefiq.prune.prune_model(method="l1", rho=0.4,
@@ -45,9 +46,13 @@ SEVERITIES = (0.3, 0.6, 1.0)
 
 
 # ----------------------------------------------------------------------------- prepare
-def prepare(work: Path) -> tuple[Path, Path]:
-    """Degraded set + one-degraded-copy-per-image subset (symlinks); returns (subset root, subset index)."""
+def prepare(work: Path, train_copies: str = "one", val_ids: set[str] | None = None) -> tuple[Path, Path]:
+    """Degraded set + one-degraded-copy-per-image subset (symlinks); returns (subset root, subset index).
+
+    With ``train_copies="all"``, images of identities outside ``val_ids`` keep every degraded copy.
+    """
     from edgefiq.data.degrade import DEGRADATIONS, make_degraded_set
+    from edgefiq.data.readers import identity_of
 
     src = SHARED / "lfw-dev" / "aligned112"
     deg_root = work / "data" / "lfw_degraded"
@@ -67,7 +72,9 @@ def prepare(work: Path) -> tuple[Path, Path]:
         group = by_src[s]
         keep += [r for r in group if r["kind"] == "clean"]
         deg = sorted((r for r in group if r["kind"] != "clean"), key=lambda r: r["path"])
-        if deg:
+        if deg and train_copies == "all" and identity_of(s) not in (val_ids or set()):
+            keep += deg
+        elif deg:
             keep.append(deg[np.random.default_rng([0, zlib.crc32(s.encode())]).integers(len(deg))])
     for r in keep:
         link = sub_root / r["path"]
@@ -387,6 +394,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="cap steps per epoch, per student (last value repeats; 0 = full epochs)")
     ap.add_argument("--min-train", type=int, default=None,
                     help="train once this many training images are labelled (default: all)")
+    ap.add_argument("--train-copies", choices=["one", "all"], default="one",
+                    help="degraded copies per training image: one (as validation) or all three severities")
     ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
     args = ap.parse_args(argv)
 
@@ -396,8 +405,8 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     run_dir = Path(args.run_dir) if args.run_dir else work
-    root, index = prepare(work)
     val_ids = val_identities(work)
+    root, index = prepare(work, args.train_copies, set(val_ids.read_text().split()))
     rows = read_rows(index)
     rel, sources = [r["path"] for r in rows], [r["source"] for r in rows]
     labeller = args.labeller
@@ -426,7 +435,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage in ("eval", "all"):
         cmd = ("nice -n 10 python tools/bench_distill.py --stage all --threads 1 "
                f"--students {' '.join(args.students)} --epochs {' '.join(map(str, args.epochs))} "
-               f"--max-steps {' '.join(map(str, args.max_steps))}")
+               f"--max-steps {' '.join(map(str, args.max_steps))}"
+               + (f" --train-copies {args.train_copies} --work {args.work}" if args.train_copies != "one" else ""))
         shared = {"command": cmd, "labeller": {
             "builtin": "built-in PreFIQs (edgefiq.models.fr MobileFaceNet + edgefiq.prune l1 global rho 0.4; "
                        "quality = -||n(e) - n(e_pruned)||)"}[labeller],

@@ -118,7 +118,7 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
                  precision: str = "fp32", calibration: Any = None, verify: Any = None,
                  accuracy_control: float | None = None, channels_last: bool = False, no_verify: bool = False,
                  arch: str = "model", name: str | None = None, pruning: dict[str, Any] | None = None,
-                 source_sha256: str = "", calibration_method: str = "minmax", calibration_limit: int | None = 300,
+                 source_sha256: str = "", calibration_method: str = "default", calibration_limit: int | None = 300,
                  verify_limit: int | None = 500, threads: int | None = None,
                  advanced: dict[str, Any] | None = None) -> ExportResult:
     """Export a torch ``model`` to one ``target`` backend, verify it, and publish it atomically.
@@ -177,11 +177,11 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
     example = torch.from_numpy(np.ascontiguousarray(vx[:1]))
     ref = torch_scores(model, vx)
     methods = tuple(getattr(backend, "calibration_methods", ()))
-    if precision == "int8" and calibration_method not in methods:
-        if calibration_method != "minmax" or not methods:  # an explicit choice this backend cannot honour
-            raise UsageError(f"{target} int8 calibration method {calibration_method!r} is not supported "
-                             f"(supports {', '.join(methods) or 'none'})")
-        calibration_method = methods[0]
+    if precision == "int8" and calibration_method == "default":
+        calibration_method = methods[0] if methods else "default"
+    elif precision == "int8" and calibration_method not in methods:   # an explicit choice this backend cannot honour
+        raise UsageError(f"{target} int8 calibration method {calibration_method!r} is not supported "
+                         f"(supports {', '.join(methods) or 'only its own'})")
     adv = {"calibration_method": calibration_method, **(advanced or {})}
     if accuracy_control is not None:
         adv.update(accuracy_control=float(accuracy_control), validation=vx, validation_reference=ref)
@@ -264,7 +264,7 @@ def export_checkpoint(ckpt: str | Path, target: str, out_dir: str | Path, *, pre
                             verify=verify, accuracy_control=accuracy_control, channels_last=channels_last,
                             no_verify=no_verify, **common)
     results, failures = [], []
-    method = common.pop("calibration_method", "minmax")
+    method = common.pop("calibration_method", "default")
     for t in BACKENDS.names():
         b = BACKENDS.get(t)()
         if precision not in b.precisions:
@@ -273,7 +273,7 @@ def export_checkpoint(ckpt: str | Path, target: str, out_dir: str | Path, *, pre
         try:
             results.append(export_model(
                 ck.model, ck.preprocess, t, out_dir, precision=precision, calibration=calibration, verify=verify,
-                calibration_method=method if method in getattr(b, "calibration_methods", ()) else "minmax",
+                calibration_method=method if method in getattr(b, "calibration_methods", ()) else "default",
                 accuracy_control=accuracy_control if getattr(b, "supports_accuracy_control", False) else None,
                 channels_last=channels_last and getattr(b, "supports_channels_last", False),
                 no_verify=no_verify, **common))

@@ -114,7 +114,7 @@ class OpenVinoBackend:
     suffix = ".xml"
     precisions = ("fp32", "fp16", "int8")
     packages = ("torch", "openvino", "nncf")
-    calibration_methods = ("nncf-minmax",)   # first = default
+    calibration_methods = ("nncf",)   # first = default
     supports_accuracy_control = True
 
     def available(self) -> bool:

@@ -6,7 +6,9 @@ Precisions:
 * ``fp16``: fp16 weights (ai-edge-quantizer's fp16 recipe, ``quant_recipes.full_fp16_recipe``),
   float32 compute and I/O.
 * ``int8``: PT2E static quantisation (``PT2EQuantizer`` with the symmetric per-channel config),
-  calibrated on the calibration set. The model then takes int8 input and returns int8
+  calibrated on the calibration set: by default through NNCF's ``quantize_pt2e`` (its range
+  estimation and fast bias correction; the 1-output score head stays float), or plain PT2E
+  with histogram observers (``advanced["calibration_method"] = "pt2e-histogram"``). The model then takes int8 input and returns int8
   output; the scales/zero-points are stored in the sidecar and the runner (de)quantises,
   so callers still pass float32 and get float32 scores.
 
@@ -60,21 +62,72 @@ def _quiet() -> Any:
         logging.disable(previous)
 
 
-def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last: bool) -> tuple[Any, Any]:
-    """PT2E-quantise ``module`` (already channel-last wrapped if asked); returns (module, quant_config)."""
-    import torch
+def _head_modules(graph_module: Any) -> list[str]:
+    """Qualified name of the module that runs the graph's last ``linear`` (the 1-output score head)."""
+    linears = [n for n in graph_module.graph.nodes if n.op == "call_function" and "linear" in str(n.target)]
+    if not linears:
+        return []
+    stack = linears[-1].meta.get("nn_module_stack") or {}
+    return [list(stack.values())[-1][0]] if stack else []
+
+
+def _quantizer(float_modules: list[str]) -> Any:
+    """litert-torch's PT2E quantizer (int8 symmetric per-channel weights, affine int8 activations)
+    that leaves the ops of ``float_modules`` unannotated, so they stay float in the TFLite graph."""
     from litert_torch.quantize import pt2e_quantizer as pq
+
+    class Quantizer(pq.PT2EQuantizer):
+        def _annotate_for_static_quantization_config(self, model: Any) -> Any:
+            def quantize_node(node: Any) -> bool:
+                names = [v[0] for v in (node.meta.get("nn_module_stack") or {}).values()]
+                return not any(n == f or n.startswith(f + ".") for n in names for f in float_modules)
+
+            self._annotate_all_static_patterns(model, self.global_config, quantize_node)
+            return model
+
+    return Quantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
+
+
+def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last: bool, *, method: str = "nncf",
+               report: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """PT2E-quantise ``module`` (already channel-last wrapped if asked); returns (module, quant_config).
+
+    ``nncf``: NNCF's ``quantize_pt2e`` with the litert-torch quantizer (NNCF's activation range
+    estimation and fast bias correction) and the score head kept in float. ``pt2e-histogram``:
+    plain ``prepare_pt2e``/``convert_pt2e`` with histogram observers on every op.
+    """
+    import torch
     from litert_torch.quantize import quant_config as qc
     from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
 
-    quantizer = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
-    prepared = quantize_pt2e.prepare_pt2e(torch.export.export(module, (example,)).module(), quantizer)
-    with torch.no_grad():
-        for i in range(len(calibration)):
-            x = calibration[i:i + 1]
-            prepared(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1) if channels_last else x)))
-    converted = move_exported_model_to_eval(quantize_pt2e.convert_pt2e(prepared, fold_quantize=False))
-    return converted, qc.QuantConfig(pt2e_quantizer=quantizer)
+    layout = (lambda x: x.transpose(0, 2, 3, 1)) if channels_last else (lambda x: x)
+    batches = [torch.from_numpy(np.ascontiguousarray(layout(calibration[i:i + 1]))) for i in range(len(calibration))]
+    graph = torch.export.export(module, (example,)).module()
+    if method == "nncf":
+        import logging
+
+        import nncf
+        from nncf.experimental.torch.fx import quantize_pt2e as nncf_quantize_pt2e
+
+        nncf.set_log_level(logging.ERROR)
+        head = _head_modules(graph)
+        quantizer = _quantizer(head)
+        converted = nncf_quantize_pt2e(graph, quantizer, nncf.Dataset(batches), subset_size=len(batches),
+                                       fold_quantize=False)
+        if report is not None:
+            report.update(quantizer="nncf+litert-pt2e", float_layers=head)
+    elif method == "pt2e-histogram":
+        quantizer = _quantizer([])
+        prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
+        with torch.no_grad():
+            for x in batches:
+                prepared(x)
+        converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+        if report is not None:
+            report.update(quantizer="litert-pt2e", float_layers=[])
+    else:
+        raise UsageError(f"tflite int8: unknown calibration method {method!r}")
+    return move_exported_model_to_eval(converted), qc.QuantConfig(pt2e_quantizer=quantizer)
 
 
 @BACKENDS.register("tflite")
@@ -84,8 +137,8 @@ class TfliteBackend:
     name = "tflite"
     suffix = ".tflite"
     precisions = ("fp32", "fp16", "int8")
-    packages = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer")
-    calibration_methods = ("pt2e-histogram",)   # first = default
+    packages = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "nncf")
+    calibration_methods = ("nncf", "pt2e-histogram")   # first = default
     supports_channels_last = True
 
     def available(self) -> bool:
@@ -111,7 +164,9 @@ class TfliteBackend:
             elif options.precision == "int8":
                 if options.calibration is None:
                     raise UsageError("tflite int8 needs calibration images (--calibration DIR)")
-                module, quant = _pt2e_int8(module, example, options.calibration, options.channels_last)
+                module, quant = _pt2e_int8(module, example, options.calibration, options.channels_last,
+                                           method=str(options.advanced.get("calibration_method", "nncf")),
+                                           report=options.advanced.setdefault("quantization_report", {}))
             elif options.precision != "fp32":
                 raise UsageError(f"tflite: unsupported precision {options.precision!r}")
             with torch.no_grad():
