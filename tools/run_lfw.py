@@ -6,6 +6,7 @@ stay in the run folder; only the report is copied.
 
 Example:
     python tools/run_lfw.py                                   # -> results/lfw/
+    python tools/run_lfw.py --ci                              # the smaller size CI runs (tests/test_pipeline_lfw.py)
     python tools/run_lfw.py --full                            # the recipe as written (hours on 2 cores)
     python tools/run_lfw.py --recipe recipes/quickstart.yaml --results results/quickstart --full
 """
@@ -36,13 +37,18 @@ REDUCED = (
     "bench.options={min_time_s: 0.5}",
 )
 
+# CI (tests/test_pipeline_lfw.py): REDUCED on fewer identities, to fit CI's budget next to the test suite.
+CI = (*REDUCED, "data.max_identities=150")
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default=str(ROOT / "recipes" / "lfw-mobilefacenet.yaml"))
     ap.add_argument("--results", default=str(ROOT / "results" / "lfw"))
     ap.add_argument("--run-dir", default=None, help="run folder (default: runs/<recipe name>)")
-    ap.add_argument("--full", action="store_true", help="no reduced overrides")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help="no reduced overrides")
+    size.add_argument("--ci", action="store_true", help="the smaller CI size (REDUCED with fewer identities)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="extra override key.sub=value")
     ap.add_argument("--var", dest="variables", action="append", default=[], help="recipe variable NAME=VALUE")
     args = ap.parse_args(argv)
@@ -54,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgefiq.pipeline.runner import run_recipe
     from edgefiq.utils import write_json
 
-    overrides = ([] if args.full else list(REDUCED)) + args.overrides
+    overrides = ([] if args.full else list(CI if args.ci else REDUCED)) + args.overrides
     variables = dict(v.split("=", 1) for v in args.variables)
     cfg = load_recipe(args.recipe, variables, overrides)
     run_dir = Path(args.run_dir) if args.run_dir else ROOT / cfg.default_run_dir()
