@@ -170,6 +170,32 @@ def test_openvino_accuracy_control(image_sets: dict, tmp_path: Path) -> None:
     assert res.meta.parity["srcc_vs_fp32"] >= 1 - 0.002 - 1e-9
 
 
+@pytest.mark.parametrize("backend,method,quantizer,head_float", [
+    ("onnx", "default", "onnxruntime", True),
+    ("onnx", "nncf", "nncf", True),
+    ("tflite", "default", "nncf+litert-pt2e", True),
+    ("tflite", "pt2e-histogram", "litert-pt2e", False),
+])
+def test_int8_quantiser_choice_is_recorded(backend: str, method: str, quantizer: str, head_float: bool,
+                                           image_sets: dict, tmp_path: Path) -> None:
+    """``default`` picks NNCF with the score head in float; the plain quantisers stay selectable."""
+    if not BACKENDS.get(backend)().available():
+        pytest.skip(f"{backend} runtime not installed")
+    res = export_model(_student(FAST_STUDENT), Preprocess(size=SIZE), backend, tmp_path, precision="int8",
+                       calibration=image_sets["calibration"], verify=image_sets["verify"], calibration_method=method,
+                       no_verify=True)
+    q = res.meta.quantization
+    default = {"onnx": "mean-minmax", "tflite": "nncf"}[backend]
+    assert q["quantizer"] == quantizer and q["calibration_method"] == (method if method != "default" else default)
+    assert bool(q["float_layers"]) is head_float
+
+
+def test_int8_quantiser_the_backend_lacks_is_a_usage_error(image_sets: dict, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="calibration method 'entropy' is not supported"):
+        export_model(_student(FAST_STUDENT), Preprocess(size=SIZE), "tflite", tmp_path, precision="int8",
+                     calibration=image_sets["calibration"], calibration_method="entropy")
+
+
 class NoisyHead(torch.nn.Module):
     """Adds fresh noise on every call: no artifact can match it, so the fp32 gate must fail."""
 

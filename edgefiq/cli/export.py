@@ -19,11 +19,13 @@ def _options(default_precision: str) -> Callable[[Callable[..., Any]], Callable[
                      show_default=True, help="Weights/compute precision."),
         click.option("--calibration", type=click.Path(), default=None,
                      help="Calibration images: a folder or an .npz from calibration/build_calibration.py (int8)."),
-        click.option("--calibration-method", type=click.Choice(["default", "nncf", "minmax", "entropy", "percentile", "pt2e-histogram"]),
+        click.option("--calibration-method",
+                     type=click.Choice(["default", "mean-minmax", "minmax", "entropy", "percentile", "nncf",
+                                        "pt2e-histogram"]),
                      default="default", show_default=True,
-                     help="int8 quantiser. default: the backend's best (onnx and openvino: NNCF; tflite: PT2E). "
-                          "onnx also offers onnxruntime quantize_static with minmax/entropy/percentile ranges, tflite plain "
-                          "PT2E (pt2e-histogram)."),
+                     help="int8 quantiser/ranges. default = the backend's best: onnx mean-minmax (onnxruntime, "
+                          "per-image min/max averaged), openvino and tflite nncf. onnx also takes minmax, entropy, "
+                          "percentile, nncf; tflite pt2e-histogram (plain PT2E)."),
         click.option("--verify", type=click.Path(), default=None,
                      help="Held-out verification images for the parity gate (default: the calibration set)."),
         click.option("--channels-last", is_flag=True, help="NHWC model input (tflite)."),

@@ -7,19 +7,22 @@ forces opset 18 and external weight files. Precisions:
   on by default when onnxslim is installed).
 * ``fp16``: weights and activations in float16 with float32 inputs/outputs
   (``onnxruntime.transformers.float16``, ``keep_io_types=True``).
-* ``int8``: static quantisation in QDQ format (int8 weights per channel), run by onnxruntime.
-  ``advanced["calibration_method"]`` picks the quantiser:
+* ``int8``: static quantisation in QDQ format (int8 weights per channel, uint8 activations), run
+  by onnxruntime, with the final 1-output Gemm/MatMul (the score head) kept in float.
+  ``advanced["calibration_method"]`` picks how activation ranges are set:
 
-  - ``nncf`` (default): NNCF post-training quantisation on the ONNX graph (CPU preset:
-    quantisers placed on activation outputs, fused HardSwish/SE patterns left whole, 7-bit
-    weights against int16 saturation on CPUs without VNNI, fast bias correction), with the
-    final 1-output Gemm/MatMul kept in float, as the OpenVINO backend does.
-  - ``minmax``, ``entropy``, ``percentile``: onnxruntime ``quantize_static`` with that
-    calibration method (quantises every supported op, including SE gates and the head).
+  - ``mean-minmax`` (default): onnxruntime ``quantize_static`` with the moving average of each
+    calibration image's min/max (``CalibMovingAverage``), so a few images with outlier
+    activations do not stretch a tensor's range.
+  - ``minmax``, ``entropy``, ``percentile``: ``quantize_static``'s global min/max, entropy or
+    percentile calibration.
+  - ``nncf``: NNCF's post-training quantisation of the ONNX graph (its own quantiser placement
+    and fast bias correction). It passes the gate too, but its placement leaves many Conv
+    outputs unquantised, so onnxruntime cannot fuse them into QLinearConv: ~4x slower than fp32.
 
-  On the distilled MobileNetV3-Small the two differ by far (SRCC vs fp32 0.997 vs 0.38; see
-  ``results/export.md``): onnxruntime's placement quantises tensors whose range is set by a
-  few outlier channels while the score lives in the small ones.
+  On the distilled MobileNetV3-Small (``results/export.md``) global min/max gives SRCC vs fp32
+  0.38: a few channels with large activations on a few images set the per-tensor ranges while
+  the score lives in the small ones; ``mean-minmax`` with the float head gives 0.997.
 
 Module-level imports are torch-free: the runner only needs onnxruntime.
 """
@@ -37,7 +40,7 @@ from edgefiq.errors import BackendUnavailableError, UsageError
 from edgefiq.export.base import ExportOptions, read_meta_or_none, silence_native_stderr, to_layout
 from edgefiq.registry import BACKENDS
 
-CALIBRATION_METHODS = ("nncf", "minmax", "entropy", "percentile")
+CALIBRATION_METHODS = ("mean-minmax", "minmax", "entropy", "percentile", "nncf")
 _PIP = "pip install onnx onnxruntime"
 
 
@@ -116,27 +119,30 @@ def quantize_onnx_nncf(src: Path, out: Path, calibration: np.ndarray, *, input_n
     return out
 
 
-def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method: str = "nncf",
-                       input_name: str = "input", report: dict[str, Any] | None = None) -> Path:
+def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method: str = "mean-minmax",
+                       input_name: str = "input", keep_head_float: bool = True,
+                       report: dict[str, Any] | None = None) -> Path:
     """Static QDQ int8 quantisation of ``src`` into ``out`` (per-channel weights).
 
-    ``method`` is ``nncf`` (NNCF's quantiser) or an onnxruntime calibration method
-    (``minmax``, ``entropy``, ``percentile``) for ``quantize_static``.
+    ``method`` is ``nncf`` (NNCF's quantiser) or an onnxruntime calibration method for
+    ``quantize_static``: ``mean-minmax``, ``minmax``, ``entropy``, ``percentile``.
 
     Example:
         >>> quantize_onnx_int8(Path("m.onnx"), Path("m_int8.onnx"), calib, method="entropy")   # doctest: +SKIP
     """
     if method == "nncf":
         _require("nncf")
-        return quantize_onnx_nncf(src, out, calibration, input_name=input_name, report=report)
+        return quantize_onnx_nncf(src, out, calibration, input_name=input_name, keep_head_float=keep_head_float,
+                                  report=report)
+    import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {"mean-minmax": CalibrationMethod.MinMax, "minmax": CalibrationMethod.MinMax,
+               "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
     if method not in methods:
-        raise UsageError(f"unknown calibration method {method!r}; choose from {', '.join(methods)}")
+        raise UsageError(f"unknown calibration method {method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
 
     class Reader(_CalibrationReader, CalibrationDataReader):
         pass
@@ -144,14 +150,18 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".ortq-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        # histogram calibrators stack per-batch arrays: equal batch sizes (1) keep them homogeneous
+        graph = onnx.load(str(pre)).graph
+        head = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")][-1:] if keep_head_float else []
+        # one image per batch: the moving average then runs over per-image ranges, and the
+        # histogram calibrators need equal batch sizes to stack their arrays
         batch = 16 if method == "minmax" else 1
         quantize_static(str(pre), str(out), Reader(calibration, input_name, batch), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[method],
-                        extra_options={"CalibTensorRangeSymmetric": False, "CalibMovingAverage": False})
+                        calibrate_method=methods[method], nodes_to_exclude=head,
+                        extra_options={"CalibTensorRangeSymmetric": False,
+                                       "CalibMovingAverage": method == "mean-minmax"})
     if report is not None:
-        report.update(quantizer="onnxruntime")
+        report.update(quantizer="onnxruntime", float_layers=head)
     return out
 
 
@@ -162,7 +172,7 @@ class OnnxBackend:
     name = "onnx"
     suffix = ".onnx"
     precisions = ("fp32", "fp16", "int8")
-    packages = ("torch", "onnx", "onnxslim", "onnxruntime", "nncf")
+    packages = ("torch", "onnx", "onnxslim", "onnxruntime")
     calibration_methods = CALIBRATION_METHODS   # first = default
 
     def available(self) -> bool:
@@ -188,6 +198,7 @@ class OnnxBackend:
                     raise UsageError("onnx int8 needs calibration images (--calibration DIR)")
                 quantize_onnx_int8(fp32, out, options.calibration,
                                    method=str(options.advanced.get("calibration_method", CALIBRATION_METHODS[0])),
+                                   keep_head_float=bool(options.advanced.get("keep_head_float", True)),
                                    report=options.advanced.setdefault("quantization_report", {}))
             else:
                 raise UsageError(f"onnx: unsupported precision {options.precision!r}")
