@@ -141,3 +141,20 @@ def test_make_degraded_set_fraction_per_image_and_bad_images(tmp_path: Path) -> 
     assert "broken.jpg" in (tmp_path / "d" / "skipped.txt").read_text()
     with pytest.raises(UsageError, match="inside the source"):
         make_degraded_set(src, src / "sub")
+
+
+def test_make_degraded_set_jitter_gives_seeded_near_continuous_severities(tmp_path: Path) -> None:
+    src = _tree(tmp_path / "src")
+    kw = dict(kinds=["gaussian_blur", "noise"], severities=(0.25, 0.5, 0.75, 1.0), seed=1, jitter=0.1)
+    rows = [r for r in _rows(make_degraded_set(src, tmp_path / "a", **kw)) if r["kind"] != "clean"]
+    sev = np.array([float(r["severity"]) for r in rows])
+    base = np.array([0.25, 0.5, 0.75, 1.0])
+    nearest = base[np.abs(sev[:, None] - base[None]).argmin(1)]
+    assert np.all(np.abs(sev - nearest) <= 0.1 + 1e-9) and np.all((sev >= 0.01) & (sev <= 1.0))
+    assert len(set(sev.round(2))) > 2 * len(base)          # not the four tied levels
+    for r in rows:                                          # the file name carries the jittered severity
+        assert r["path"].endswith(f"_{float(r['severity']):.2f}.jpg")
+    again = [r for r in _rows(make_degraded_set(src, tmp_path / "b", **kw)) if r["kind"] != "clean"]
+    assert again == rows                                    # seeded
+    with pytest.raises(UsageError, match="jitter"):
+        make_degraded_set(src, tmp_path / "c", kinds=["noise"], jitter=1.5)

@@ -293,10 +293,17 @@ def degraded_name(stem: str, kind: str, severity: float) -> str:
     return f"{stem}__{kind}_{severity:.2f}.jpg"
 
 
+def _jittered(sevs: list[float], jitter: float, rng: np.random.Generator) -> list[float]:
+    """``sevs`` moved by seeded offsets in [-jitter, jitter], clipped to [0.01, 1], rounded to 0.01."""
+    if not jitter:
+        return sevs
+    return [round(float(np.clip(s + rng.uniform(-jitter, jitter), 0.01, 1.0)), 2) for s in sevs]
+
+
 def make_degraded_set(src_root: str | Path, out_root: str | Path, *, kinds: Sequence[str] = DEGRADATIONS,
                       severities: Sequence[float] = (0.25, 0.5, 0.75, 1.0), per_image: int = 1,
                       fraction: float = 1.0, seed: int = 0, include_clean: bool = True,
-                      on_bad_image: str = "error", quality: int = 95) -> Path:
+                      on_bad_image: str = "error", quality: int = 95, jitter: float = 0.0) -> Path:
     """Write degraded copies of every image under ``src_root``, mirroring its identity tree.
 
     For each selected source image (a ``fraction`` of them, chosen by seed),
@@ -317,6 +324,10 @@ def make_degraded_set(src_root: str | Path, out_root: str | Path, *, kinds: Sequ
         include_clean: also copy the clean images and list them in the index.
         on_bad_image: ``error`` (stop with the file named) or ``skip`` (list it in ``skipped.txt``).
         quality: JPEG quality used to store degraded copies.
+        jitter: each rendered severity moves by a seeded uniform offset in [-jitter, +jitter]
+            (clipped to [0.01, 1], rounded to 0.01), per image and kind, so labels derived from
+            severity are (nearly) continuous instead of a few tied levels. Keep it below half the
+            spacing of ``severities`` to keep every ladder monotone.
 
     Returns:
         Path of ``out_root/index.csv`` with columns ``path,source,kind,severity``
@@ -344,6 +355,8 @@ def make_degraded_set(src_root: str | Path, out_root: str | Path, *, kinds: Sequ
         raise UsageError(f"fraction must be in [0, 1], got {fraction}")
     if per_image < 0:
         raise UsageError(f"per_image must be >= 0, got {per_image}")
+    if not 0.0 <= jitter < 1.0:
+        raise UsageError(f"jitter must be in [0, 1), got {jitter}")
     n_kinds = len(kinds) if per_image == 0 else min(per_image, len(kinds))
 
     src_root, out_root = Path(src_root), Path(out_root)
@@ -360,7 +373,8 @@ def make_degraded_set(src_root: str | Path, out_root: str | Path, *, kinds: Sequ
         select_rng = _image_seed(seed, rel)
         chosen = select_rng.random() < fraction
         picked = [kinds[i] for i in sorted(select_rng.choice(len(kinds), size=n_kinds, replace=False))] if chosen else []
-        planned = [(k, s, (out_root / parent / degraded_name(stem, k, s))) for k in picked for s in sevs]
+        planned = [(k, s, (out_root / parent / degraded_name(stem, k, s)))
+                   for k in picked for s in _jittered(sevs, jitter, _image_seed(seed, rel, 100 + DEGRADATIONS.index(k)))]
         todo = [t for t in planned if not t[2].exists()]
         clean_out = out_root / parent / (stem + p.suffix.lower())
         need_clean = include_clean and not clean_out.exists()

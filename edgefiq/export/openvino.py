@@ -156,10 +156,9 @@ class OpenVinoRunner:
             raise BackendUnavailableError("openvino runner needs openvino: `pip install openvino`") from None
         meta = read_meta_or_none(path)
         self.layout = meta.preprocess.layout if meta else "NCHW"
-        # No thread pinning: pinned threads wait for a core another process holds (2-thread p50 on a
-        # 2-core host varied 1.7x between identical runs with pinning on), as onnxruntime's spinning did.
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-                                  "ENABLE_CPU_PINNING": False}
+        # CPU pinning stays at OpenVINO's default: turning it off made 4 of 8 OpenVINO p50 rows differ by
+        # 42-66% between two identical runs on this 2-core host (results/bench.md), against 1 of 8 with it.
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         self.compiled = ov.Core().compile_model(str(path), "CPU", config)

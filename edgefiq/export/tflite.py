@@ -71,10 +71,15 @@ def _head_modules(graph_module: Any) -> list[str]:
     return [list(stack.values())[-1][0]] if stack else []
 
 
-def _quantizer(float_modules: list[str]) -> Any:
+def _quantizer(float_modules: list[str], *, fixed_qparams: bool = True) -> Any:
     """litert-torch's PT2E quantizer (int8 symmetric per-channel weights, affine int8 activations)
-    that leaves the ops of ``float_modules`` unannotated, so they stay float in the TFLite graph."""
+    that leaves the ops of ``float_modules`` unannotated, so they stay float in the TFLite graph.
+
+    ``fixed_qparams=False`` also leaves sigmoid/softmax-like ops (fixed 1/256 output scale) in
+    float: NNCF's ``quantize_pt2e`` does not accept fixed-qparams specs.
+    """
     from litert_torch.quantize import pt2e_quantizer as pq
+    from litert_torch.quantize.pt2e_quantizer_utils import OP_TO_ANNOTATOR
 
     class Quantizer(pq.PT2EQuantizer):
         def _annotate_for_static_quantization_config(self, model: Any) -> Any:
@@ -82,7 +87,9 @@ def _quantizer(float_modules: list[str]) -> Any:
                 names = [v[0] for v in (node.meta.get("nn_module_stack") or {}).values()]
                 return not any(n == f or n.startswith(f + ".") for n in names for f in float_modules)
 
-            self._annotate_all_static_patterns(model, self.global_config, quantize_node)
+            for op in self.STATIC_OPS:
+                if fixed_qparams or op != "fixed_qparams":
+                    OP_TO_ANNOTATOR[op](model, self.global_config, quantize_node)
             return model
 
     return Quantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
@@ -111,7 +118,7 @@ def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last
 
         nncf.set_log_level(logging.ERROR)
         head = _head_modules(graph)
-        quantizer = _quantizer(head)
+        quantizer = _quantizer(head, fixed_qparams=False)
         converted = nncf_quantize_pt2e(graph, quantizer, nncf.Dataset(batches), subset_size=len(batches),
                                        fold_quantize=False)
         if report is not None:

@@ -51,6 +51,7 @@ class DegradeSection:
                               "exposure_under", "exposure_over")
     severities: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
     per_image: int = 1
+    jitter: float = 0.0   # seeded per-copy severity offset in [-jitter, jitter]: near-continuous labels
     seed: int = 0
 
 

@@ -55,7 +55,7 @@ def data_stage(recipe: RunRecipe) -> Any:
         images = ctx.stage_dir / "images"
         if d.enabled:
             make_degraded_set(src, images, kinds=d.kinds, severities=d.severities, per_image=d.per_image,
-                              seed=d.seed, include_clean=True, on_bad_image=recipe.data.on_bad_image)
+                              seed=d.seed, include_clean=True, on_bad_image=recipe.data.on_bad_image, jitter=d.jitter)
         else:
             _link_tree(src, images)
         if synthetic:
