@@ -123,7 +123,7 @@ def label_builtin(work: Path, root: Path, rel: list[str], order: np.ndarray, sha
 
     import torch
 
-    from edgefiq.models.fr import iter_image_batches, l2_normalise, load_fr_model
+    from edgefiq.models.fr import iter_image_batches, load_fr_model
     from edgefiq.prune import prune_model
     from edgefiq.utils import atomic_path
 
@@ -146,13 +146,21 @@ def label_builtin(work: Path, root: Path, rel: list[str], order: np.ndarray, sha
         paths = [root / rel[i] for i in idx]
         q, emb = [], []
         for x, _, _ in iter_image_batches(paths, fr.preprocess, batch_size=batch):
-            e, ep = (l2_normalise(sess.run(None, {"input": x.numpy()})[0]) for sess in sessions)
-            q.append(-np.linalg.norm(e - ep, axis=1))
+            qb, e = _prefiqs_batch(sessions, x.numpy())
+            q.append(qb)
             emb.append(e)
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(f, index=idx, quality=np.concatenate(q), emb=np.concatenate(emb).astype(np.float32))
         print(f"[label {k}/{n}] chunk {c + 1}/{len(starts)} ({len(paths) / (time.time() - t0):.1f} img/s)", flush=True)
+
+
+def _prefiqs_batch(sessions: list, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PreFIQs quality -||n(e) - n(e_pruned)|| of a preprocessed batch, and the full model's n(e)."""
+    from edgefiq.models.fr import l2_normalise
+
+    e, ep = (l2_normalise(sess.run(None, {"input": x})[0]) for sess in sessions)
+    return -np.linalg.norm(e - ep, axis=1), e
 
 
 def _ort_session(model: object, path: Path) -> object:
@@ -268,6 +276,7 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
     res["random"] = {"pauc_x1e3": float(np.mean(rnd)), "pauc_x1e3_std": float(np.std(rnd)), "seeds": 5}
     arr, _ = decode_cache(root, vrel, (112, 112), cache_dir=str(work / "cache"))
     src = ImageSource(root, vrel, (112, 112), arr)
+    clean = np.array([kinds[i] == "clean" for i in vidx])
     res["students"] = {}
     for name in students:
         ck_path = run_dir / name / "best.pt"
@@ -292,11 +301,9 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
         }
         s = res["students"][name]
         s["pauc_vs_teacher"] = s["pauc_x1e3"] / res["teacher"]["pauc_x1e3"] - 1.0
-        clean = np.array([kinds[i] == "clean" for i in vidx])
         s["srcc_clean_only"] = srcc(pred[clean], teacher[clean])
         s["srcc_degraded_only"] = srcc(pred[~clean], teacher[~clean])
-    res["teacher_flip_agreement"] = teacher_flip_agreement(work, root, vrel, teacher,
-                                                           np.array([kinds[i] == "clean" for i in vidx]))
+    res["teacher_flip_agreement"] = teacher_flip_agreement(work, root, vrel, teacher, clean)
     res["teachers_crosscheck"] = crosscheck_teacher(root, vrel[:: max(1, len(vrel) // 64)][:64], q_by_rel)
     res.update(shared_rows)
     return res
@@ -308,16 +315,14 @@ def teacher_flip_agreement(work: Path, root: Path, vrel: list[str], teacher: np.
     A mirrored face is the same face at the same quality, so this is how far the teacher agrees
     with itself: a ceiling on how well any image-only student can rank like it.
     """
-    from edgefiq.models.fr import iter_image_batches, l2_normalise, load_fr_model
     from edgefiq.metrics import srcc
+    from edgefiq.models.fr import iter_image_batches, load_fr_model
 
     fr = load_fr_model(SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt")
     sessions = [_ort_session(None, work / f"{n}.onnx") for n in ("mobilefacenet", "mfn_l1_0.4")]
     q = []
     for x, _, _ in iter_image_batches([root / r for r in vrel], fr.preprocess, batch_size=64):
-        x = np.ascontiguousarray(x.numpy()[..., ::-1])
-        e, ep = (l2_normalise(sess.run(None, {"input": x})[0]) for sess in sessions)
-        q.append(-np.linalg.norm(e - ep, axis=1))
+        q.append(_prefiqs_batch(sessions, np.ascontiguousarray(x.numpy()[..., ::-1]))[0])
     flipped = np.concatenate(q)
     return {"images": len(vrel), "srcc": srcc(teacher, flipped), "srcc_clean_only": srcc(teacher[clean], flipped[clean]),
             "srcc_degraded_only": srcc(teacher[~clean], flipped[~clean]),

@@ -93,6 +93,11 @@ class _CalibrationReader:
         self._it = iter(self._chunks)
 
 
+def _score_head(graph: Any, keep_head_float: bool) -> list[str]:
+    """Name of the graph's last Gemm/MatMul (the 1-output score head) if it stays float, else nothing."""
+    return [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")][-1:] if keep_head_float else []
+
+
 def quantize_onnx_nncf(src: Path, out: Path, calibration: np.ndarray, *, input_name: str = "input",
                        keep_head_float: bool = True, report: dict[str, Any] | None = None) -> Path:
     """NNCF int8 QDQ quantisation of ``src`` into ``out``; the result runs on onnxruntime.
@@ -108,7 +113,7 @@ def quantize_onnx_nncf(src: Path, out: Path, calibration: np.ndarray, *, input_n
 
     nncf.set_log_level(logging.ERROR)
     model = onnx.load(str(src))
-    head = [n.name for n in model.graph.node if n.op_type in ("Gemm", "MatMul")][-1:] if keep_head_float else []
+    head = _score_head(model.graph, keep_head_float)
     dataset = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))], lambda x: {input_name: x})
     q = nncf.quantize(model, dataset, subset_size=len(calibration),
                       ignored_scope=nncf.IgnoredScope(names=head) if head else None,
@@ -150,8 +155,7 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".ortq-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        graph = onnx.load(str(pre)).graph
-        head = [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")][-1:] if keep_head_float else []
+        head = _score_head(onnx.load(str(pre)).graph, keep_head_float)
         # one image per batch: the moving average then runs over per-image ranges, and the
         # histogram calibrators need equal batch sizes to stack their arrays
         batch = 16 if method == "minmax" else 1

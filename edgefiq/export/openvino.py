@@ -156,8 +156,9 @@ class OpenVinoRunner:
             raise BackendUnavailableError("openvino runner needs openvino: `pip install openvino`") from None
         meta = read_meta_or_none(path)
         self.layout = meta.preprocess.layout if meta else "NCHW"
-        # CPU pinning stays at OpenVINO's default: turning it off made 4 of 8 OpenVINO p50 rows differ by
-        # 42-66% between two identical runs on this 2-core host (results/bench.md), against 1 of 8 with it.
+        # CPU pinning stays at OpenVINO's default: turning it off did not make two identical runs agree
+        # better on a 2-core host (tools/bench_latency.py: 17 of 24 p50 rows within 15% without pinning,
+        # 10 and 19 of 24 in two runs with it; the disagreements are host noise, not the pinning).
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
