@@ -88,3 +88,14 @@ def test_cli_errors_are_one_line(tiny_ckpt: Path, tmp_path: Path) -> None:
     r = _run("export", str(tiny_ckpt), "-t", "onnx", "--channels-last", "-o", str(tmp_path / "o"))
     assert r.returncode == 2 and "tflite only" in r.stderr
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_calibration_method_the_target_lacks_is_one_line_usage_error(tiny_ckpt: Path, image_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    r = _run("quantize", str(tiny_ckpt), "-t", "tflite", "--calibration", str(image_dir),
+             "--calibration-method", "entropy", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["Error: tflite int8 calibration method 'entropy' is not supported "
+                                             "(supports nncf, pt2e-histogram)"]
+    r = _run("quantize", str(tiny_ckpt), "-t", "onnx", "--calibration-method", "bogus", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "Invalid value for '--calibration-method'" in r.stderr
