@@ -30,7 +30,8 @@ def _options(default_precision: str) -> Callable[[Callable[..., Any]], Callable[
                      help="Held-out verification images for the parity gate (default: the calibration set)."),
         click.option("--channels-last", is_flag=True, help="NHWC model input (tflite)."),
         click.option("--accuracy-control", type=float, default=None, metavar="MAX_DROP",
-                     help="openvino int8: NNCF accuracy-aware quantisation keeping SRCC vs fp32 within MAX_DROP."),
+                     help="int8, any target: mixed precision keeping the fewest blocks float so that SRCC "
+                          "vs fp32 on the calibration images drops by at most MAX_DROP (e.g. 0.01)."),
         click.option("--no-verify", is_flag=True, help="Skip the parity gate (metadata records it as unverified)."),
         click.option("--name", default=None, help="Artifact file stem (default: the checkpoint's arch)."),
         click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder."),
@@ -87,6 +88,6 @@ def quantize(ckpt: str, target: str, out: str, **kw: Any) -> None:
     \b
     Example:
       edgefiq quantize best.pt -t onnx --calibration calibration/lfw300.npz --verify heldout/ -o export/
-      edgefiq quantize best.pt -t openvino --calibration calib/ --verify val/ --accuracy-control 0.005 -o export/
+      edgefiq quantize best.pt -t tflite --calibration calib/ --verify val/ --accuracy-control 0.01 -o export/
     """
     _run(ckpt, target, out, **kw)

@@ -127,7 +127,10 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
         preprocess: the model's preprocessing (written to the sidecar).
         calibration: image folder, calibration ``.npz`` or float32 NCHW array (required for int8).
         verify: verification images (folder/``.npz``/array); default: the calibration set, else random inputs.
-        accuracy_control: OpenVINO int8 only: maximal SRCC drop vs fp32 (NNCF accuracy-aware quantisation).
+        accuracy_control: int8 only, every target: largest SRCC drop vs fp32 allowed on the calibration
+            images; the fewest blocks needed stay float (``edgefiq.export.mixed``; the sidecar's
+            ``quantization.mixed_precision`` lists them and every trial). ``advanced["float_units_hint"]``
+            = a block count that passed on another target, tried first.
         channels_last: NHWC model input (TFLite only).
         no_verify: skip the parity gate (parity is then recorded as not verified).
 
@@ -153,8 +156,10 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
         raise UsageError(f"{target} backend does not support {precision} (supports {', '.join(backend.precisions)})")
     if channels_last and not getattr(backend, "supports_channels_last", False):
         raise UsageError(f"--channels-last is supported by tflite only, not {target}")
-    if accuracy_control is not None and not (getattr(backend, "supports_accuracy_control", False) and precision == "int8"):
-        raise UsageError(f"--accuracy-control needs --precision int8 and an openvino target, not {target} {precision}")
+    if accuracy_control is not None and precision != "int8":
+        raise UsageError(f"--accuracy-control needs --precision int8, not {precision}")
+    if accuracy_control is not None and not 0 < accuracy_control < 1:
+        raise UsageError(f"--accuracy-control is the largest SRCC drop vs fp32 allowed, in (0, 1); got {accuracy_control}")
     if not backend.available():
         pkgs = [p for p in backend.packages if p != "torch"] or ["torch"]
         raise BackendUnavailableError(f"{target} backend is not installed: `pip install {' '.join(pkgs)}`")
@@ -183,8 +188,6 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
         raise UsageError(f"{target} int8 calibration method {calibration_method!r} is not supported "
                          f"(supports {', '.join(methods) or 'only its own'})")
     adv = {"calibration_method": calibration_method, **(advanced or {})}
-    if accuracy_control is not None:
-        adv.update(accuracy_control=float(accuracy_control), validation=vx, validation_reference=ref)
     options = ExportOptions(precision=precision, calibration=calib, channels_last=channels_last, advanced=adv)
 
     out_dir = Path(out_dir)
@@ -197,8 +200,15 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".export-{fname}-", dir=out_dir))
     try:
         tmp_art = tmp_dir / fname
+        mixed = None
         try:
-            backend.export(model, example, tmp_art, options)
+            if accuracy_control is None:
+                backend.export(model, example, tmp_art, options)
+            else:
+                from edgefiq.export.mixed import export_mixed
+
+                mixed = export_mixed(backend, model, example, tmp_art, options, max_drop=float(accuracy_control),
+                                     threads=threads, start=int(adv.get("float_units_hint", 0)))
         except EdgefiqError:
             raise
         except Exception as e:  # converters raise anything; the user gets one line
@@ -210,8 +220,9 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
         if precision == "int8":
             quant.update(calibration_images=int(len(calib)), calibration_method=adv.get("calibration_method"))
             quant.update(adv.get("quantization_report", {}))
-        if accuracy_control is not None:
+        if mixed is not None:
             quant["accuracy_control"] = {"metric": "srcc_vs_fp32", "max_drop": float(accuracy_control)}
+            quant["mixed_precision"] = mixed
         meta = ArtifactMeta(backend=target, precision=precision, preprocess=pp, arch=arch,
                             pruning=_pruning_summary(pruning), source_sha256=source_sha256 or _state_sha256(model),
                             quantization=quant, versions={**package_versions(*backend.packages), "numpy": np.__version__})
@@ -274,7 +285,7 @@ def export_checkpoint(ckpt: str | Path, target: str, out_dir: str | Path, *, pre
             results.append(export_model(
                 ck.model, ck.preprocess, t, out_dir, precision=precision, calibration=calibration, verify=verify,
                 calibration_method=method if method in getattr(b, "calibration_methods", ()) else "default",
-                accuracy_control=accuracy_control if getattr(b, "supports_accuracy_control", False) else None,
+                accuracy_control=accuracy_control,
                 channels_last=channels_last and getattr(b, "supports_channels_last", False),
                 no_verify=no_verify, **common))
         except EdgefiqError as e:

@@ -93,13 +93,35 @@ class _CalibrationReader:
         self._it = iter(self._chunks)
 
 
+def _nodes_in_modules(graph: Any, modules: Any) -> list[str]:
+    """Names of the nodes that belong to the torch ``modules`` (prefixes), for ``nodes_to_exclude``.
+
+    Nodes the exporter named after their module scope are matched by name; nodes without a scope
+    (onnxruntime's pre-processing inlines HardSwish into ``_inlfunc_*`` nodes) inherit the module
+    of the node producing their first input.
+    """
+    from edgefiq.export.mixed import in_units, scope_module
+
+    if not modules:
+        return []
+    producer = {o: n for n in graph.node for o in n.output}
+    owner: dict[str, str] = {}
+    for n in graph.node:
+        mod = scope_module(n.name)
+        if not mod and n.input and n.input[0] in producer:
+            mod = owner.get(producer[n.input[0]].name, "")
+        owner[n.name] = mod
+    return [n.name for n in graph.node if in_units(owner[n.name], modules)]
+
+
 def _score_head(graph: Any, keep_head_float: bool) -> list[str]:
     """Name of the graph's last Gemm/MatMul (the 1-output score head) if it stays float, else nothing."""
     return [n.name for n in graph.node if n.op_type in ("Gemm", "MatMul")][-1:] if keep_head_float else []
 
 
 def quantize_onnx_nncf(src: Path, out: Path, calibration: np.ndarray, *, input_name: str = "input",
-                       keep_head_float: bool = True, report: dict[str, Any] | None = None) -> Path:
+                       keep_head_float: bool = True, float_modules: tuple[str, ...] = (),
+                       report: dict[str, Any] | None = None) -> Path:
     """NNCF int8 QDQ quantisation of ``src`` into ``out``; the result runs on onnxruntime.
 
     Example:
@@ -113,7 +135,7 @@ def quantize_onnx_nncf(src: Path, out: Path, calibration: np.ndarray, *, input_n
 
     nncf.set_log_level(logging.ERROR)
     model = onnx.load(str(src))
-    head = _score_head(model.graph, keep_head_float)
+    head = _score_head(model.graph, keep_head_float) + _nodes_in_modules(model.graph, float_modules)
     dataset = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))], lambda x: {input_name: x})
     q = nncf.quantize(model, dataset, subset_size=len(calibration),
                       ignored_scope=nncf.IgnoredScope(names=head) if head else None,
@@ -125,7 +147,7 @@ def quantize_onnx_nncf(src: Path, out: Path, calibration: np.ndarray, *, input_n
 
 
 def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method: str = "mean-minmax",
-                       input_name: str = "input", keep_head_float: bool = True,
+                       input_name: str = "input", keep_head_float: bool = True, float_modules: tuple[str, ...] = (),
                        report: dict[str, Any] | None = None) -> Path:
     """Static QDQ int8 quantisation of ``src`` into ``out`` (per-channel weights).
 
@@ -138,7 +160,7 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method:
     if method == "nncf":
         _require("nncf")
         return quantize_onnx_nncf(src, out, calibration, input_name=input_name, keep_head_float=keep_head_float,
-                                  report=report)
+                                  float_modules=float_modules, report=report)
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -155,7 +177,8 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".ortq-") as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        head = _score_head(onnx.load(str(pre)).graph, keep_head_float)
+        graph = onnx.load(str(pre)).graph
+        head = _score_head(graph, keep_head_float) + _nodes_in_modules(graph, float_modules)
         # one image per batch: the moving average then runs over per-image ranges, and the
         # histogram calibrators need equal batch sizes to stack their arrays
         batch = 16 if method == "minmax" else 1
@@ -203,6 +226,7 @@ class OnnxBackend:
                 quantize_onnx_int8(fp32, out, options.calibration,
                                    method=str(options.advanced.get("calibration_method", CALIBRATION_METHODS[0])),
                                    keep_head_float=bool(options.advanced.get("keep_head_float", True)),
+                                   float_modules=tuple(options.advanced.get("float_modules", ())),
                                    report=options.advanced.setdefault("quantization_report", {}))
             else:
                 raise UsageError(f"onnx: unsupported precision {options.precision!r}")

@@ -5,10 +5,9 @@ the ONNX export (``advanced["source"] = "onnx"``). Precisions:
 
 * ``fp32``: full-precision weights (``save_model(..., compress_to_fp16=False)``).
 * ``fp16``: fp16-compressed weights, decompressed at load time; compute stays fp32 on CPU.
-* ``int8``: NNCF post-training quantisation (``nncf.quantize``) on the calibration set;
-  with ``advanced["accuracy_control"] = MAX_DROP``, NNCF's accuracy-aware quantisation
-  (``nncf.quantize_with_accuracy_control``) keeps the SRCC against the fp32 model on the
-  validation set within ``MAX_DROP`` by reverting the most harmful layers to float.
+* ``int8``: NNCF post-training quantisation (``nncf.quantize``) on the calibration set, with
+  the score head and any ``advanced["float_modules"]`` (mixed precision chosen by
+  ``edgefiq.export.mixed`` under ``--accuracy-control``) kept in float.
 
 The runner compiles for CPU with ``INFERENCE_PRECISION_HINT=f32`` so fp32 artifacts match
 torch to float rounding. Module-level imports are torch-free.
@@ -54,24 +53,8 @@ def _convert(model: Any, example: Any, options: ExportOptions, workdir: Path) ->
         return ov.convert_model(model.eval(), example_input=example, input=[shape])
 
 
-def _srcc_vs(reference: np.ndarray):  # noqa: ANN202 - returns an NNCF validation_fn
-    """NNCF validation function: SRCC of the candidate model's scores against the fp32 ``reference``."""
-    from edgefiq.metrics import srcc
-
-    def validate(compiled: Any, items: Any) -> tuple[float, list[float]]:
-        idx, scores = [], []
-        for i, x in items:
-            idx.append(i)
-            scores.append(float(np.asarray(compiled(x)[0]).reshape(-1)[0]))
-        ref, got = reference[np.asarray(idx)], np.asarray(scores)
-        # metric mode: SRCC for the set, -|error| per item so NNCF can rank the most damaged items
-        return float(srcc(got, ref)) if len(got) > 2 else 1.0, (-np.abs(got - ref)).tolist()
-
-    return validate
-
-
 def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> Any:
-    """NNCF int8 quantisation (optionally accuracy-controlled) of an ``openvino.Model``."""
+    """NNCF int8 quantisation of an ``openvino.Model`` (``advanced["float_modules"]`` stay float)."""
     import logging
 
     import nncf
@@ -90,32 +73,35 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> Any:
     head = [op.get_friendly_name() for op in ov_model.get_ordered_ops() if op.get_type_name() == "MatMul"][-1:]
     if not options.advanced.get("keep_head_float", True):
         head = []
-    ignored = nncf.IgnoredScope(names=head) if head else None
+    float_modules = tuple(options.advanced.get("float_modules", ()))
+    if float_modules:   # mixed precision (edgefiq.export.mixed): ops named after these torch modules
+        from edgefiq.export.mixed import in_units, scope_module
+
+        def module_of(op: Any) -> str:
+            # ops renamed by conversion (a conv with its BatchNorm fused is "Multiply_123") belong to
+            # the module of the op that consumes them (that BatchNorm's Add)
+            mod = scope_module(op.get_friendly_name())
+            consumers = [i.get_node() for o in op.outputs() for i in o.get_target_inputs()]
+            return mod or next((m for m in (scope_module(c.get_friendly_name()) for c in consumers) if m), "")
+
+        head = head + [op.get_friendly_name() for op in ov_model.get_ordered_ops()
+                       if op.get_type_name() not in ("Constant", "Parameter", "Result")
+                       and in_units(module_of(op), float_modules)]
+    ignored = nncf.IgnoredScope(names=head, validate=False) if head else None
     report = options.advanced.setdefault("quantization_report", {})
     report.update(overflow_fix=overflow_fix, float_layers=head)
-    max_drop = options.advanced.get("accuracy_control")
-    if max_drop is None:
-        return nncf.quantize(ov_model, cal_ds, subset_size=len(calib), ignored_scope=ignored, advanced_parameters=adv)
-    val = options.advanced["validation"]
-    ref = np.asarray(options.advanced["validation_reference"], np.float64)
-    val_ds = nncf.Dataset([(i, val[i:i + 1]) for i in range(len(val))], lambda item: item[1])
-    q = nncf.quantize_with_accuracy_control(ov_model, cal_ds, val_ds, _srcc_vs(ref), max_drop=float(max_drop),
-                                            drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calib),
-                                            ignored_scope=ignored, advanced_quantization_parameters=adv)
-    report["accuracy_control_max_drop"] = float(max_drop)
-    return q
+    return nncf.quantize(ov_model, cal_ds, subset_size=len(calib), ignored_scope=ignored, advanced_parameters=adv)
 
 
 @BACKENDS.register("openvino")
 class OpenVinoBackend:
-    """OpenVINO IR: fp32, fp16 weight compression, int8 via NNCF (optionally accuracy-controlled)."""
+    """OpenVINO IR: fp32, fp16 weight compression, int8 via NNCF."""
 
     name = "openvino"
     suffix = ".xml"
     precisions = ("fp32", "fp16", "int8")
     packages = ("torch", "openvino", "nncf")
     calibration_methods = ("nncf",)   # first = default
-    supports_accuracy_control = True
 
     def available(self) -> bool:
         return importlib.util.find_spec("openvino") is not None and importlib.util.find_spec("nncf") is not None

@@ -97,12 +97,13 @@ def _quantizer(float_modules: list[str], *, fixed_qparams: bool = True) -> Any:
 
 
 def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last: bool, *, method: str = "nncf",
-               report: dict[str, Any] | None = None) -> tuple[Any, Any]:
+               float_modules: tuple[str, ...] = (), report: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """PT2E-quantise ``module`` (already channel-last wrapped if asked); returns (module, quant_config).
 
     ``nncf``: NNCF's ``quantize_pt2e`` with the litert-torch quantizer (NNCF's activation range
     estimation and fast bias correction) and the score head kept in float. ``pt2e-histogram``:
     plain ``prepare_pt2e``/``convert_pt2e`` with histogram observers on every op.
+    ``float_modules``: torch module names left unquantised (mixed precision).
     """
     import torch
     from litert_torch.quantize import quant_config as qc
@@ -118,21 +119,21 @@ def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last
         from nncf.experimental.torch.fx import quantize_pt2e as nncf_quantize_pt2e
 
         nncf.set_log_level(logging.ERROR)
-        head = _head_modules(graph)
+        head = _head_modules(graph) + list(float_modules)
         quantizer = _quantizer(head, fixed_qparams=False)
         converted = nncf_quantize_pt2e(graph, quantizer, nncf.Dataset(batches), subset_size=len(batches),
                                        fold_quantize=False)
         if report is not None:
             report.update(quantizer="nncf+litert-pt2e", float_layers=head)
     elif method == "pt2e-histogram":
-        quantizer = _quantizer([])
+        quantizer = _quantizer(list(float_modules))
         prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
         with torch.no_grad():
             for x in batches:
                 prepared(x)
         converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
         if report is not None:
-            report.update(quantizer="litert-pt2e", float_layers=[])
+            report.update(quantizer="litert-pt2e", float_layers=list(float_modules))
     else:
         raise UsageError(f"tflite int8: unknown calibration method {method!r}")
     return move_exported_model_to_eval(converted), qc.QuantConfig(pt2e_quantizer=quantizer)
@@ -175,6 +176,7 @@ class TfliteBackend:
                 module, quant = _pt2e_int8(module, example, options.calibration, options.channels_last,
                                            method=str(options.advanced.get("calibration_method",
                                                                            self.calibration_methods[0])),
+                                           float_modules=tuple(options.advanced.get("float_modules", ())),
                                            report=options.advanced.setdefault("quantization_report", {}))
             elif options.precision != "fp32":
                 raise UsageError(f"tflite: unsupported precision {options.precision!r}")

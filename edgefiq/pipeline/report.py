@@ -80,12 +80,21 @@ def build_rows(outputs: dict[str, dict[str, Any]], run_dir: Path | None = None) 
         b = bench.get(art.get("path") or "", {})
         row = {"model": art["name"], "kind": "artifact", "student": art.get("student"), "method": art.get("method"),
                "rho": art.get("rho"), "target": art["target"], "precision": art["precision"],
+               "precision_detail": _precision(art), "mixed_precision": art.get("mixed_precision"),
                "path": art.get("path"), "size_bytes": b.get("size_bytes") or _size(art.get("path"), run_dir),
                "p50_ms": b.get("p50_ms"), "bench_status": b.get("status"), **_metrics(e),
                "parity": parity_summary(art.get("parity") or {}), "parity_detail": art.get("parity") or {}}
         row["status"] = _status(art, e, b)
         rows.append(row)
     return rows
+
+
+def _precision(art: dict[str, Any]) -> str:
+    """``int8``, or ``int8 mixed (2/17 blocks int8)`` when accuracy control kept blocks in float."""
+    mixed = art.get("mixed_precision")
+    if not mixed or not mixed.get("float_units"):
+        return str(art["precision"])
+    return f"{art['precision']} mixed ({mixed['int8_units']}/{mixed['units']} blocks int8)"
 
 
 def _metrics(e: dict[str, Any]) -> dict[str, Any]:
@@ -179,6 +188,12 @@ def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) 
         "- SRCC: Spearman correlation with the teacher's scores on the validation images. Parity: the export's "
         "check of the artifact against the torch model (fp32: max abs diff; int8: SRCC vs fp32).",
         f"- Status: {'every artifact ok' if summary['all_ok'] else 'SOME ARTIFACTS FAILED (see status column)'}",
+        *(["- int8 mixed (k/N blocks int8): under accuracy control (`export.options.accuracy_control`) plain int8 "
+           "did not rank like fp32, so the other N-k blocks stay float (the fewest that hold SRCC vs fp32 on the "
+           "calibration images; the artifact's sidecar lists them and every trial). Few int8 blocks means the model "
+           "is sensitive to 8-bit activations, and its int8 artifact is close to fp32 in size and speed."]
+          if any(r.get("mixed_precision") and r["mixed_precision"].get("float_units") for r in summary["rows"])
+          else []),
         "",
     ]
     head = ["model", "method", "rho", "target", "precision", "size", "p50 ms (1 thr)", "SRCC vs teacher",
@@ -187,7 +202,8 @@ def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) 
     for r in summary["rows"]:
         cells = [r["model"] if r["kind"] != "teacher" else f"**teacher** ({t.get('name')})",
                  r.get("method") or "—", _fmt(r.get("rho"), "g"), r.get("target") or "—",
-                 r.get("precision") or "—", _size_str(r.get("size_bytes")), _fmt(r.get("p50_ms"), ".3g"),
+                 r.get("precision_detail") or r.get("precision") or "—", _size_str(r.get("size_bytes")),
+                 _fmt(r.get("p50_ms"), ".3g"),
                  _fmt(r.get("srcc"), ".4f"), *[_fmt(r.get(f"pauc@{f}"), ".2f") for f in fmrs],
                  r.get("parity") or "—", r["status"]]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")

@@ -316,15 +316,24 @@ def export_stage(recipe: RunRecipe) -> Stage:
             verify = None  # too few held-out images to rank: the export verifies on the calibration images
         artifacts: list[dict[str, Any]] = []
         for m in models:
+            float_units = 0   # under accuracy control: the block count that passed on the previous target
             for target in recipe.export.targets:
                 for precision in recipe.export.precisions:
                     odir = ctx.stage_dir / m["name"] / f"{target}-{precision}"
                     row = {**m, "target": target, "precision": precision}
+                    options = dict(recipe.export.options)
+                    if precision != "int8":
+                        options.pop("accuracy_control", None)
+                    elif "accuracy_control" in options:
+                        options["advanced"] = {**options.get("advanced", {}), "float_units_hint": float_units}
                     try:
                         res = export_checkpoint(ctx.path(m["checkpoint"]), target, odir, precision=precision,
-                                                calibration=calib, verify=verify, name=_artifact_name(m),
-                                                **dict(recipe.export.options))
+                                                calibration=calib, verify=verify, name=_artifact_name(m), **options)
                         meta = res.meta.to_dict() if hasattr(res.meta, "to_dict") else dict(res.meta)
+                        mixed = (meta.get("quantization") or {}).get("mixed_precision")
+                        if mixed:
+                            float_units = len(mixed["float_units"])
+                            row["mixed_precision"] = {k: mixed[k] for k in ("units", "int8_units", "float_units")}
                         row.update(path=ctx.rel(res.path), parity=_jsonable(meta.get("parity", {})),
                                    status="ok")
                     except EdgefiqError as e:

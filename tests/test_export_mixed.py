@@ -1,0 +1,124 @@
+"""Mixed precision under accuracy control (``edgefiq.export.mixed``): units, ranking, search."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from edgefiq.export.mixed import (head_module, in_units, label, precision_units, rank_units, scope_module,
+                                  search_float_units)
+
+
+def test_scope_module_reads_both_converters_naming() -> None:
+    assert scope_module("/net/blocks/blocks.0/blocks.0.0/conv_dw/Conv") == "net.blocks.0.0.conv_dw"
+    assert scope_module("/net/conv_stem/Conv") == "net.conv_stem"
+    assert scope_module("__module.net.bn1.act/aten::hardswish_/HSwish") == "net.bn1.act"
+    assert scope_module("Multiply_10766") == "" and scope_module("_inlfunc_HardSwish_HS_X") == ""
+    assert in_units("net.blocks.1.0.conv_pw", ["net.blocks.1.0"]) and not in_units("net.blocks.1.10", ["net.blocks.1.1"])
+    assert not in_units("", ["net"])
+
+
+def test_precision_units_are_blocks_of_a_timm_student() -> None:
+    from edgefiq.registry import STUDENTS
+
+    model = STUDENTS.get("mobilenetv3_small_100")()
+    head = head_module(model)
+    units = precision_units(model, skip=[head])
+    assert head == "net.classifier" and head not in units
+    assert units[:3] == [("net.conv_stem",), ("net.bn1",), ("net.blocks.0.0",)]
+    assert ("net.blocks.4.2",) in units and ("net.conv_head",) in units
+    # every conv lies in exactly one unit
+    convs = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(sum(in_units(c, u) for u in units) == 1 for c in convs)
+
+
+def test_precision_units_group_a_flat_layer_sequence() -> None:
+    from edgefiq.registry import STUDENTS
+
+    model = STUDENTS.get("tiny_cnn")()   # features = conv, bn, relu, conv, bn, relu, ...
+    units = precision_units(model, skip=["head"])
+    assert units[0] == ("features.0", "features.1", "features.2")
+    assert label(units[0]) == "features.0+features.1+features.2" and units[-1] == ("pool",)
+
+
+class _Block(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.act = torch.nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(x))
+
+
+class _Net(torch.nn.Module):
+    """Three blocks; block ``b`` carries the score in a channel 1000x smaller than a loud one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.blocks = torch.nn.Sequential(*[_Block() for _ in range(3)])
+        with torch.no_grad():
+            for blk in self.blocks:
+                blk.conv.weight.copy_(torch.eye(4).reshape(4, 4, 1, 1).repeat(1, 1, 3, 3) / 9)
+                blk.conv.bias.zero_()
+            self.blocks[1].conv.weight[0] *= 2000.0   # a loud channel sets block 1's int8 range ...
+            self.blocks[2].conv.weight[0] /= 2000.0   # ... and only block 1's
+        self.head = torch.nn.Linear(4, 1)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([[0.0, 1.0, 0.0, 0.0]]))
+            self.head.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(x).mean((2, 3)))
+
+
+def test_rank_units_puts_the_harmful_block_first() -> None:
+    model = _Net().eval()
+    g = np.random.default_rng(0)
+    x = np.abs(g.standard_normal((48, 4, 8, 8))).astype(np.float32)
+    x[:, 1] *= 0.01
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).reshape(-1).numpy()
+    units = precision_units(model, skip=["head"])
+    assert units == [("blocks.0",), ("blocks.1",), ("blocks.2",)]
+    ranking = rank_units(model, units, x, ref, "head")
+    assert ranking[0][0] == ("blocks.1",)
+    assert ranking[0][1] > ranking[-1][1]
+
+
+def test_search_bisects_to_the_fewest_float_units() -> None:
+    ranked = [f"u{i}" for i in range(17)]
+    calls: list[int] = []
+
+    def trial(float_units: list[str]) -> float:
+        calls.append(len(float_units))
+        return 0.9 + 0.01 * len(float_units)    # monotone: 5 units reach 0.95
+
+    chosen, history = search_float_units(trial, ranked, 0.95 - 1e-9)
+    assert chosen == ranked[:5]
+    assert len(history) == len(calls) <= math.ceil(math.log2(17)) + 2
+    assert history[0] == {"float_units": 0, "srcc": 0.9}
+
+    calls.clear()
+    chosen, history = search_float_units(trial, ranked, 0.95 - 1e-9, start=7)   # hint passes: kept
+    assert chosen == ranked[:7] and calls == [7]
+
+    chosen, _ = search_float_units(lambda f: 0.5, ranked, 0.99)             # never passes: all float
+    assert chosen == ranked
+    chosen, history = search_float_units(lambda f: 1.0, ranked, 0.99)        # int8 already fine
+    assert chosen == [] and len(history) == 1
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1])
+def test_accuracy_control_range_is_checked(bad: float, tmp_path) -> None:
+    from edgefiq.data.preprocess import Preprocess
+    from edgefiq.errors import UsageError
+    from edgefiq.export.api import export_model
+
+    with pytest.raises(UsageError, match="accuracy-control"):
+        export_model(_Net(), Preprocess(size=(8, 8)), "onnx", tmp_path, precision="int8",
+                     calibration=np.zeros((16, 4, 8, 8), np.float32), accuracy_control=bad)
