@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from edgefiq.bench import benchmark, check_floors, time_callable
 from edgefiq.bench.report import format_markdown, write_bench_report
 from edgefiq.cli import cli
+from edgefiq.errors import UsageError
 
 from test_runtime import edgefiq_artifacts  # noqa: F401  (session fixture)
 
@@ -126,6 +127,30 @@ def test_isolated_rows_per_process(edgefiq_artifacts, tmp_path):
     assert rows[0]["status"] == "ok" and rows[0]["isolated"] and rows[0]["peak_rss_mb"] > 0
     assert rows[0]["path"] == str(edgefiq_artifacts["onnx"])
     assert rows[1]["status"] == "failed" and "not found" in rows[1]["reason"]
+
+
+def test_rounds_take_the_median_of_round_medians(edgefiq_artifacts, tmp_path):
+    from edgefiq.bench import benchmark_isolated, merge_rounds
+
+    rows = benchmark([edgefiq_artifacts["onnx"]], threads=(1,), batches=(1,), warmup=0, min_runs=6, min_time_s=0.0,
+                     rounds=3)
+    r = rows[0]
+    assert r["status"] == "ok" and r["rounds"] == 3 and len(r["p50_rounds_ms"]) == 3
+    assert r["p50_ms"] == pytest.approx(float(np.median(r["p50_rounds_ms"])))
+    assert r["runs"] >= 6 and r["p50_spread"] >= 0
+    iso = benchmark_isolated([edgefiq_artifacts["onnx"]], threads=(1,), batches=(1,), warmup=0, min_runs=2,
+                             min_time_s=0.0, rounds=2)
+    assert iso[0]["rounds"] == 2 and iso[0]["isolated"] and len(iso[0]["p50_rounds_ms"]) == 2
+    # hand-made rounds: median of medians, min of minima, runs summed, a failed round wins
+    a = {"p50_ms": 1.0, "p90_ms": 2.0, "min_ms": 0.5, "runs": 4, "batch": 2, "throughput": 2000.0}
+    b = {"p50_ms": 5.0, "p90_ms": 6.0, "min_ms": 0.9, "runs": 4, "batch": 2, "throughput": 400.0}
+    c = {"p50_ms": 2.0, "p90_ms": 3.0, "min_ms": 0.7, "runs": 4, "batch": 2, "throughput": 1000.0}
+    m = merge_rounds([[a], [b], [c]])[0]
+    assert (m["p50_ms"], m["p90_ms"], m["min_ms"], m["runs"]) == (2.0, 3.0, 0.5, 12)
+    assert m["throughput"] == pytest.approx(1000.0) and m["p50_spread"] == pytest.approx(2.0)
+    assert merge_rounds([[a], [{"status": "failed", "reason": "x"}]])[0]["status"] == "failed"
+    with pytest.raises(UsageError, match="rounds"):
+        benchmark([edgefiq_artifacts["onnx"]], rounds=0)
 
 
 def test_peak_rss_is_not_inherited_from_parent():

@@ -3,7 +3,9 @@
 1. Export the student checkpoint to ONNX, OpenVINO and TFLite at fp32 and int8
    (``edgefiq.export.export_checkpoint``, parity-checked; int8 calibrated on 64 LFW dev images)
    into ``--work`` (default ``runs/bench_latency``, gitignored). Existing exports are reused.
-2. Run ``python -m edgefiq bench`` on all artifacts twice (separate processes, ``nice``).
+2. Run ``python -m edgefiq bench --isolate --rounds N`` on all artifacts twice (``nice``): each
+   run times every artifact in N interleaved rounds, a fresh process per artifact and round,
+   and reports the median of the round medians (``--rounds 1`` = one process per artifact).
 3. Write ``results/bench.json`` (both runs, environment, load average, per-row p50 agreement)
    ``results/bench.md`` (run-1 table + agreement table) and ``results/bench.png``.
 
@@ -93,9 +95,10 @@ def export_all(ckpt: Path, work: Path) -> tuple[list[Path], list[dict]]:
     return arts, log
 
 
-def run_bench(arts: list[Path], out: Path, threads: str, batch: str, min_time: float) -> dict:
+def run_bench(arts: list[Path], out: Path, threads: str, batch: str, min_time: float, rounds: int) -> dict:
     cmd = [sys.executable, "-m", "edgefiq", "-q", "bench", *map(str, arts), "--threads", threads, "--batch", batch,
-           "--min-time", str(min_time), "--min-runs", "50", "--warmup", "10", "--isolate", "--no-png", "-o", str(out)]
+           "--min-time", str(min_time), "--min-runs", "50", "--warmup", "10", "--isolate", "--rounds", str(rounds),
+           "--no-png", "-o", str(out)]
     load = os.getloadavg()
     subprocess.run(["nice", "-n", "10", *cmd], check=True, stdout=subprocess.DEVNULL)
     data = json.loads(out.read_text())
@@ -122,13 +125,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_latency")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--batch", default="1,8")
-    ap.add_argument("--min-time", type=float, default=2.0)
+    ap.add_argument("--min-time", type=float, default=2.0, help="timed seconds per setting, split over the rounds")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per run (median of round medians)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     ckpt, ckpt_desc = checkpoint(args.checkpoint, args.work, args.arch)
     arts, export_log = export_all(ckpt, args.work)
-    runs = [run_bench(arts, args.work / f"run{k}.json", args.threads, args.batch, args.min_time) for k in (1, 2)]
+    runs = [run_bench(arts, args.work / f"run{k}.json", args.threads, args.batch, args.min_time, args.rounds)
+            for k in (1, 2)]
     agree = agreement(runs[0]["rows"], runs[1]["rows"])
 
     from edgefiq.bench.report import format_markdown, plot_latency
@@ -147,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
            f"{summary['rows_within_15pct']} of {summary['rows_compared']} rows within 15%; max relative difference "
            f"{summary['max_rel_diff']:.1%}. Load average (1/5/15 min) before the runs: "
            + "; ".join("/".join(f"{v:.2f}" for v in la) for la in summary["loadavg_before_runs"])
-           + " (the host is 2 cores shared with other jobs: not a quiet machine).\n\n"
+           + (" (2-core VM; 1-minute load below 0.5 before both runs)" if max(la[0] for la in summary["loadavg_before_runs"]) < 0.5
+              else " (2-core VM with other work running before a run: not a quiet machine)") + ".\n\n"
            "| artifact | threads | batch | p50 run 1 ms | p50 run 2 ms | diff | within 15% |\n|---|---:|---:|---:|---:|---:|---|\n")
     for a in agree:
         if a["within"] is None:

@@ -7,7 +7,8 @@ Example:
     >>> rows = benchmark(["student.onnx"], threads=(1, 2), batches=(1, 8))   # doctest: +SKIP
 """
 
-from edgefiq.bench.core import benchmark, benchmark_isolated, check_floors, environment
+from edgefiq.bench.core import benchmark, benchmark_isolated, check_floors, environment, merge_rounds
 from edgefiq.bench.timing import peak_rss_mb, time_callable
 
-__all__ = ["benchmark", "benchmark_isolated", "check_floors", "environment", "time_callable", "peak_rss_mb"]
+__all__ = ["benchmark", "benchmark_isolated", "check_floors", "environment", "merge_rounds", "time_callable",
+           "peak_rss_mb"]

@@ -96,7 +96,7 @@ def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,),
               images: str | Path | None = None, reference: str | Path | None = None,
               fr_model: str | Path | None = None, embeddings: str | Path | None = None,
               embeddings_index: str | Path | None = None, fmr: float = 1e-3, limit: float = 0.3,
-              max_images: int | None = None) -> list[dict[str, Any]]:
+              max_images: int | None = None, rounds: int = 1) -> list[dict[str, Any]]:
     """Benchmark every artifact at every (threads, batch) on one device.
 
     Args:
@@ -110,6 +110,10 @@ def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,),
         fr_model, embeddings, embeddings_index: add pAUC x1e3 (identity folders of ``images``).
         fmr, limit: EDC settings for the pAUC column (fixed-threshold convention).
         max_images: score at most this many images (sorted) for the accuracy columns.
+        rounds: split the timing into this many interleaved rounds (every artifact in turn, then
+            again), each with ``min_time_s / rounds`` and ``min_runs / rounds``; ``p50_ms`` is the
+            median of the rounds' medians (see :func:`merge_rounds`). A busy spell on a shared
+            machine then hits one round of every artifact instead of every run of one artifact.
 
     Returns:
         One dict per (artifact, threads, batch).
@@ -120,6 +124,15 @@ def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,),
     """
     if device not in DEVICES:
         raise UsageError(f"--device must be cpu, cuda or ssh://user@host[:port], got {device!r}")
+    if rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, got {rounds}")
+    if rounds > 1:
+        kw = dict(threads=threads, batches=batches, device=device, warmup=warmup, fmr=fmr, limit=limit,
+                  min_runs=max(1, -(-min_runs // rounds)), min_time_s=min_time_s / rounds)
+        acc = dict(images=images, reference=reference, fr_model=fr_model, embeddings=embeddings,
+                   embeddings_index=embeddings_index, max_images=max_images)
+        # accuracy does not depend on timing: it is scored in the first round only
+        return merge_rounds([benchmark(artifacts, **kw, **(acc if r == 0 else {})) for r in range(rounds)])
     if (images is None) != (reference is None) or (images is None and (fr_model or embeddings)):
         raise UsageError("accuracy columns need --images DIR and --reference scores.csv (plus --fr-model/--embeddings for pAUC)")
     accuracy_ctx = _AccuracyContext.build(images, reference, fr_model, embeddings, embeddings_index,
@@ -166,11 +179,13 @@ def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,),
     return rows
 
 
-def benchmark_isolated(artifacts: Sequence[str | Path], **kwargs: Any) -> list[dict[str, Any]]:
+def benchmark_isolated(artifacts: Sequence[str | Path], *, rounds: int = 1, **kwargs: Any) -> list[dict[str, Any]]:
     """``benchmark`` with each artifact in a fresh ``python -m edgefiq bench`` process.
 
     Peak RSS then belongs to one artifact (plus the interpreter), not to everything loaded
-    before it. Keyword arguments are those of ``benchmark``.
+    before it. Keyword arguments are those of ``benchmark``. With ``rounds > 1`` every round
+    starts a fresh process per artifact (round-robin over the artifacts), so a per-process
+    state (thread placement on a 2-core VM) is sampled ``rounds`` times too.
 
     Example:
         >>> rows = benchmark_isolated(["a.onnx", "b.xml"], threads=(1,))   # doctest: +SKIP
@@ -186,6 +201,14 @@ def benchmark_isolated(artifacts: Sequence[str | Path], **kwargs: Any) -> list[d
     unknown = set(kwargs) - set(flags)
     if unknown:
         raise UsageError(f"isolated benchmark does not support {sorted(unknown)}")
+    if rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, got {rounds}")
+    if rounds > 1:
+        kw = {**kwargs, "min_runs": max(1, -(-int(kwargs.get("min_runs", 30)) // rounds)),
+              "min_time_s": float(kwargs.get("min_time_s", 1.0)) / rounds}
+        acc = ("images", "reference", "fr_model", "embeddings", "embeddings_index")
+        return merge_rounds([benchmark_isolated(artifacts, **{k: v for k, v in kw.items() if r == 0 or k not in acc})
+                             for r in range(rounds)])
     args: list[str] = []
     for k, v in kwargs.items():
         if v is None:
@@ -207,6 +230,43 @@ def benchmark_isolated(artifacts: Sequence[str | Path], **kwargs: Any) -> list[d
                 r["isolated"] = True
                 rows.append(r)
     return rows
+
+
+def merge_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per setting from per-round rows (same settings, same order in every round).
+
+    ``p50/p90/p99/mean_ms``: median over the rounds of each round's value; ``min_ms``: the
+    minimum; ``runs``: the sum; ``first_ms``/``load_ms``: the first round's (a cold start);
+    ``p50_rounds_ms``: each round's median, and ``p50_spread``: (max - min) / median of those.
+    A row that failed in any round keeps that round's failure.
+
+    Example:
+        >>> merge_rounds([[{"p50_ms": 1.0, "runs": 5}], [{"p50_ms": 3.0, "runs": 5}], [{"p50_ms": 2.0, "runs": 5}]])[0]["p50_ms"]
+        2.0
+    """
+    if not rounds:
+        return []
+    merged: list[dict[str, Any]] = []
+    for per in zip(*rounds):
+        failed = [r for r in per if "p50_ms" not in r]
+        if failed:
+            merged.append({**failed[0], "rounds": len(per)})
+            continue
+        row = dict(per[0])
+        for key in ("p50_ms", "p90_ms", "p99_ms", "mean_ms"):
+            if all(key in r for r in per):
+                row[key] = float(np.median([r[key] for r in per]))
+        row["min_ms"] = float(min(r.get("min_ms", r["p50_ms"]) for r in per))
+        row["runs"] = int(sum(r.get("runs", 0) for r in per))
+        p50s = [float(r["p50_ms"]) for r in per]
+        row.update(rounds=len(per), p50_rounds_ms=p50s,
+                   p50_spread=float((max(p50s) - min(p50s)) / row["p50_ms"]) if row["p50_ms"] > 0 else 0.0)
+        if "throughput" in row and row["p50_ms"] > 0:
+            row["throughput"] = float(row.get("batch", 1) * 1000.0 / row["p50_ms"])
+        if any("peak_rss_mb" in r for r in per):
+            row["peak_rss_mb"] = max(float(r.get("peak_rss_mb", 0.0)) for r in per)
+        merged.append(row)
+    return merged
 
 
 def _read_meta_dict(path: Path) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ COLUMNS: list[tuple[str, str, str]] = [  # (key, header, format)
     ("artifact", "artifact", "s"), ("backend", "backend", "s"), ("precision", "prec", "s"), ("device", "device", "s"),
     ("threads", "thr", "d"), ("batch", "batch", "d"), ("size_mb", "size MB", ".2f"), ("load_ms", "load ms", ".1f"),
     ("first_ms", "first ms", ".2f"), ("p50_ms", "p50 ms", ".3f"), ("p90_ms", "p90 ms", ".3f"),
-    ("p99_ms", "p99 ms", ".3f"), ("throughput", "img/s", ".1f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
+    ("p99_ms", "p99 ms", ".3f"), ("p50_spread", "p50 spread", ".0%"), ("throughput", "img/s", ".1f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
     ("srcc", "SRCC", ".4f"), ("pauc_x1e3", "pAUC x1e3", ".2f"), ("status", "status", "s"),
 ]
 
@@ -33,7 +33,7 @@ def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    optional = {"srcc", "pauc_x1e3"}
+    optional = {"srcc", "pauc_x1e3", "p50_spread"}   # p50_spread: with --rounds > 1
     return [c for c in COLUMNS if c[0] not in optional or any(c[0] in r for r in rows)]
 
 

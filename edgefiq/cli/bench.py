@@ -50,13 +50,16 @@ def _floors(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) 
 @click.option("--ssh-key", type=click.Path(dir_okay=False), default=None, help="Private key for ssh devices.")
 @click.option("--ssh-option", "ssh_options", multiple=True, help="Extra ssh -o option, e.g. StrictHostKeyChecking=no.")
 @click.option("--isolate", is_flag=True, help="One process per artifact, so peak RSS is per artifact.")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Interleaved timing rounds (all artifacts, then again), each with 1/N of --min-time; "
+                   "p50 = median of the rounds' medians. Steadier on a shared or small machine.")
 @click.option("--no-png", is_flag=True, help="Do not write the PNG plot.")
 @click.option("-o", "--out", "out_json", type=click.Path(dir_okay=False), required=True,
               help="Output JSON; .md and .png are written next to it.")
 def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], device: str, warmup: int, min_runs: int,
           min_time: float, images: str | None, reference: str | None, fr_model: str | None, embeddings: str | None,
           embeddings_index: str | None, floors: dict[str, float], remote_python: str, ssh_key: str | None,
-          ssh_options: tuple[str, ...], isolate: bool, no_png: bool, out_json: str) -> None:
+          ssh_options: tuple[str, ...], isolate: bool, rounds: int, no_png: bool, out_json: str) -> None:
     """Benchmark ARTIFACTS: p50/p90/p99 latency, throughput, load/first-call time, size, peak RSS.
 
     Every backend is timed by the same routine (warm-up, then until both --min-runs and
@@ -68,6 +71,7 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
       edgefiq bench export/student.onnx export/student.xml export/student.tflite \\
         --threads 1,2 --batch 1,8 -o bench.json
       edgefiq bench student_int8.onnx --floor throughput=200 -o bench.json
+      edgefiq bench a.onnx b.xml c.tflite --isolate --rounds 5 --min-time 5 -o bench.json
       edgefiq bench student.onnx --images faces/ --reference teacher.csv -o bench.json
       edgefiq bench student.onnx --device ssh://pi@raspberrypi --remote-python python3 -o pi.json
     """
@@ -76,8 +80,10 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
     from edgefiq.errors import EdgefiqError, UsageError
 
     settings = {"threads": threads, "batch": batches, "device": device, "warmup": warmup, "min_runs": min_runs,
-                "min_time_s": min_time, "isolated": isolate}
+                "min_time_s": min_time, "isolated": isolate, "rounds": rounds}
     if device.startswith("ssh://"):
+        if rounds > 1:
+            raise UsageError("--rounds is not supported on ssh devices yet; run it locally or with --rounds 1")
         if images or reference or fr_model or embeddings:
             raise UsageError("accuracy columns are not computed on ssh devices; run them locally")
         from edgefiq.bench.remote import benchmark_remote
@@ -89,7 +95,7 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
         run = benchmark_isolated if isolate else benchmark
         rows = run(artifacts, threads=threads, batches=batches, device=device, warmup=warmup,
                    min_runs=min_runs, min_time_s=min_time, images=images, reference=reference,
-                   fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index)
+                   fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index, rounds=rounds)
         env = environment()
     paths = write_bench_report(rows, out_json, env=env, settings=settings, png=not no_png)
     print_table(rows)
