@@ -122,3 +122,22 @@ def test_accuracy_control_range_is_checked(bad: float, tmp_path) -> None:
     with pytest.raises(UsageError, match="accuracy-control"):
         export_model(_Net(), Preprocess(size=(8, 8)), "onnx", tmp_path, precision="int8",
                      calibration=np.zeros((16, 4, 8, 8), np.float32), accuracy_control=bad)
+
+
+def test_report_rows_show_mixed_precision() -> None:
+    """The run report names a mixed int8 artifact's int8 share and explains it once."""
+    from edgefiq.pipeline.report import build_rows, render_markdown
+
+    art = {"name": "s", "target": "onnx", "precision": "int8", "status": "ok", "path": "export/s.onnx",
+           "parity": {"passed": True, "srcc_vs_fp32": 0.995},
+           "mixed_precision": {"units": 17, "int8_units": 2, "float_units": ["net.conv_stem"] * 15}}
+    plain = {**art, "precision": "fp32", "mixed_precision": None, "path": "export/s32.onnx"}
+    outputs = {"export": {"artifacts": [art, plain]},
+               "eval": {"rows": [{"source": "s/onnx-int8", "srcc": 0.8}, {"source": "s/onnx-fp32", "srcc": 0.81}]},
+               "bench": {"rows": [{"path": "export/s.onnx", "p50_ms": 0.4}, {"path": "export/s32.onnx", "p50_ms": 0.3}]}}
+    rows = build_rows(outputs)
+    assert rows[0]["precision"] == "int8" and rows[0]["precision_detail"] == "int8 mixed (2/17 blocks int8)"
+    assert rows[1]["precision_detail"] == "fp32" and rows[0]["status"] == "ok"
+    md = render_markdown({"recipe": "r", "rows": rows, "all_ok": True, "teacher": {"name": "t"}, "data": {},
+                          "eval": {}, "synthetic": False}, [], [])
+    assert "| int8 mixed (2/17 blocks int8) |" in md and md.count("int8 mixed (k/N blocks int8)") == 1
