@@ -118,6 +118,8 @@ class DistillConfig:
         threads: torch CPU threads (0 = leave torch's default).
         save_every_steps: also checkpoint ``last.pt`` mid-epoch every N steps (0 = epoch ends only).
         max_steps_per_epoch: cap steps per epoch (0 = full epoch), for quick runs.
+        quant_aware: round activations to 8 bits while training (``edgefiq.distill.quant_aware``)
+            so the float student survives int8 export; validation and checkpoints stay float.
     """
 
     student: str = "mobilenetv3_small_100"
@@ -141,3 +143,4 @@ class DistillConfig:
     save_every_steps: int = 0
     max_steps_per_epoch: int = 0
     val_batch_size: int = 256
+    quant_aware: bool = False

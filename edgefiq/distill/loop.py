@@ -120,6 +120,12 @@ class _Trainer:
         from edgefiq.models.students import model_profile
 
         self.profile = model_profile(self.model, tuple(cfg.input_size))
+        self.hooks: list[Any] = []
+        if cfg.quant_aware:
+            from edgefiq.distill.quant_aware import install
+
+            # training-mode hooks, stateless: checkpoints and resume are unaffected; removed after the run
+            self.hooks = install(self.model)
         self.model.to(self.device)
         self.cuda = self.device.type == "cuda"
         if self.cuda and cfg.channels_last:
@@ -369,4 +375,8 @@ def distill(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False) ->
     trainer = _Trainer(cfg, out, resume)
     if trainer.env.main:
         dump_resolved(cfg, out / "recipe.yaml")
-    return trainer.run()
+    try:
+        return trainer.run()
+    finally:
+        for h in trainer.hooks:   # the model may be the caller's (pruning recovery)
+            h.remove()

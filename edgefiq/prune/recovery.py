@@ -48,6 +48,7 @@ class RecoveryConfig:
         max_steps_per_epoch: cap steps per epoch (0 = full epochs).
         threads: torch CPU threads (0 = torch default).
         seed: run seed.
+        quant_aware: round activations to 8 bits while training (``edgefiq.distill.quant_aware``).
     """
 
     epochs: int = 0
@@ -60,6 +61,7 @@ class RecoveryConfig:
     max_steps_per_epoch: int = 0
     threads: int = 0
     seed: int = 0
+    quant_aware: bool = False
 
 
 def score_images(model: nn.Module, paths: list[Path], preprocess: Preprocess, *, batch_size: int = 64,
@@ -185,7 +187,7 @@ def recover(pruned: nn.Module, dense: nn.Module, preprocess: Preprocess, cfg: Re
     dcfg = DistillConfig(
         student="?", input_size=tuple(preprocess.size), target_norm=norm, seed=cfg.seed, threads=cfg.threads,
         data=DataConfig(images=str(cfg.images), labels=str(labels), val_fraction=cfg.val_fraction),
-        losses=dict(cfg.losses), max_steps_per_epoch=cfg.max_steps_per_epoch,
+        losses=dict(cfg.losses), max_steps_per_epoch=cfg.max_steps_per_epoch, quant_aware=cfg.quant_aware,
         optim=OptimConfig(lr=cfg.lr, batch_size=cfg.batch_size, epochs=cfg.epochs, warmup_epochs=min(0.2, cfg.epochs),
                           weight_decay=1e-4, min_lr=cfg.lr * 0.01))
     handles = keep_masked_zero(pruned, masks) if masks else []
