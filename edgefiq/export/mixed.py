@@ -327,11 +327,12 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
         float_units, history = search_float_units(trial, ranked, 1.0 - max_drop, start=start)
         if len(float_units) == len(units):
             partial = [t for t in history if t["float_units"] < len(units)]
-            best = max(partial, key=lambda t: t["srcc"])
+            best = max(partial, key=lambda t: t["srcc"]) if partial else None
+            tried = (f"best with some int8: {best['float_units']} of {len(units)} blocks float, SRCC "
+                     f"{best['srcc']:.4f}" if best else "only all-float was tried")
             raise ExportError(
-                f"accuracy control: no block can stay int8 within SRCC drop {max_drop:g} vs fp32 (best with some "
-                f"int8: {best['float_units']} of {len(units)} blocks float, SRCC {best['srcc']:.4f}); this model does "
-                "not quantise: keep fp32, allow a larger --accuracy-control, or retrain it")
+                f"accuracy control: no block can stay int8 within SRCC drop {max_drop:g} vs fp32 ({tried}); this "
+                "model does not quantise: keep fp32, allow a larger --accuracy-control, or retrain it")
         for f in artifact_files(backend, trials / f"k{len(float_units)}" / Path(out).name):
             os.replace(f, Path(out).parent / f.name)
     finally:
