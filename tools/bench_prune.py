@@ -270,6 +270,8 @@ def main() -> None:
                              threads=args.threads, seed=args.seed)
         rows = sweep(ckpt, work / f"recovery_ft{args.finetune_epochs}",
                      SweepConfig(rhos=tuple(parse_rhos(args.recovery_rhos)), methods=methods, recovery=rec, **common))
+        for r in rows[1:]:   # rows of earlier runs may have trained on another --n-train
+            r["recovery_images"] = split["train_images"]
         old = report.get("recovery", {}).get("rows", []) if prev_ckpt == str(ckpt) else []
         report["recovery"] = {"rows": merge_rows(old, rows), "meta": json.loads(
             (work / f"recovery_ft{args.finetune_epochs}" / "sweep.json").read_text())["meta"]}
@@ -299,7 +301,8 @@ def render(r: dict) -> str:
                   f"{vm.get('val_srcc', float('nan')):.3f}).", ""]
     lines += [f"Data: `{s['images']}`; SRCC vs the unpruned model and pAUC on {s['eval_images']} images of "
               f"{s['eval_identities']} held-out identities (LFW pairs.txt folds 6-7); recovery fine-tuning on "
-              f"{s['train_images']} images of {s['train_identities']} other identities (seed {s['seed']}). "
+              f"other identities (seed {s['seed']}; images per row in `recovery_images`, the last run's: "
+              f"{s['train_images']} images of {s['train_identities']} identities). "
               "pAUC x1e3: EDC FNMR at FMR 1e-3 over discard 0-0.3, MobileFaceNet comparisons (lower is better). "
               "Latency: onnxruntime fp32, 1 thread, batch 1, median over interleaved rounds on a shared 2-core "
               "machine (ratios within a table are the meaningful part).", ""]

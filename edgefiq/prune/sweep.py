@@ -26,7 +26,7 @@ from edgefiq.prune.recovery import RecoveryConfig
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["method", "rho", "recovery_epochs", "params", "nonzero_params", "macs", "params_reduction",
+COLUMNS = ["method", "rho", "recovery_epochs", "recovery_images", "params", "nonzero_params", "macs", "params_reduction",
            "macs_reduction", "sparsity", "ckpt_mb", "gzip_mb", "onnx_mb", "latency_ms", "latency_ratio",
            "latency_min_ms", "latency_min_ratio",
            "srcc_vs_unpruned", "pauc_x1e3"]
