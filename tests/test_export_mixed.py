@@ -141,3 +141,36 @@ def test_report_rows_show_mixed_precision() -> None:
     md = render_markdown({"recipe": "r", "rows": rows, "all_ok": True, "teacher": {"name": "t"}, "data": {},
                           "eval": {}, "synthetic": False}, [], [])
     assert "| int8 mixed (2/17 blocks int8) |" in md and md.count("int8 mixed (k/N blocks int8)") == 1
+
+
+def test_a_mixed_artifact_that_scores_exactly_like_fp32_is_refused(tmp_path) -> None:
+    """Blocks a backend leaves unquantised anyway (an activation feeding the float head) must not pass as int8:
+    if the chosen trial's scores equal fp32 to fp32 tolerance, accuracy control refuses instead of labelling it."""
+    from edgefiq.errors import ExportError
+    from edgefiq.export.base import ExportOptions
+    from edgefiq.export.mixed import export_mixed
+
+    model = _Net().eval()
+
+    class Backend:   # a stand-in backend: with any block float it reproduces fp32 exactly, all-int8 scrambles it
+        suffix = ".bin"
+
+        def export(self, m, example, out, options):
+            out.write_text("x")
+            self.exact = bool(options.advanced["float_modules"])
+
+        def load(self, path, threads=None):
+            def run(x):
+                with torch.no_grad():
+                    y = model(torch.from_numpy(x)).reshape(-1).numpy()
+                return y if self.exact else -y
+            return run
+
+        def files(self, path):
+            return [path]
+
+    x = np.abs(np.random.default_rng(0).standard_normal((32, 4, 8, 8))).astype(np.float32)
+    opts = ExportOptions(precision="int8", calibration=x)
+    with pytest.raises(ExportError, match="do not change the scores"):
+        export_mixed(Backend(), model, torch.from_numpy(x[:1]), tmp_path / "m.bin", opts, max_drop=0.01)
+    assert not (tmp_path / ".mixed-trials").exists() and not (tmp_path / "m.bin").exists()

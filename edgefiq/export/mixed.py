@@ -307,11 +307,12 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
     calib = options.calibration
     reference = torch_scores(model, calib)
     head = head_module(model)
-    units = precision_units(model, skip=[head] if head else [])
-    ranking = rank_units(model, units, calib, reference, head)
-    ranked = [u for u, _ in ranking]
+    ranking = rank_units(model, precision_units(model, skip=[head] if head else []), calib, reference, head)
+    units = ranked = [u for u, _ in ranking]
     trials = Path(out).parent / ".mixed-trials"
     reports: dict[int, dict[str, Any]] = {}
+    max_diff: dict[int, float] = {}
+    float_tol = 1e-4 * max(1.0, float(np.max(np.abs(reference))))   # the fp32 parity tolerance
 
     def trial(float_units: list[Unit]) -> float:
         path = trials / f"k{len(float_units)}" / Path(out).name
@@ -321,10 +322,18 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
         backend.export(model, example, path, dataclasses.replace(
             options, advanced={**options.advanced, "float_modules": modules, "quantization_report": report}))
         reports[len(float_units)] = report
-        return _srcc(runner_scores(backend.load(path, threads), calib), reference)
+        scores = runner_scores(backend.load(path, threads), calib)
+        max_diff[len(float_units)] = float(np.max(np.abs(scores - reference)))
+        return _srcc(scores, reference)
 
     try:
         float_units, history = search_float_units(trial, ranked, 1.0 - max_drop, start=start)
+        if len(float_units) < len(units) and max_diff[len(float_units)] <= float_tol:
+            raise ExportError(
+                f"accuracy control: the {len(units) - len(float_units)} block(s) left in int8 do not change the "
+                f"scores (max |d| {max_diff[len(float_units)]:.1e} vs fp32 on the calibration images): no block "
+                f"that int8 touches stays within SRCC drop {max_drop:g}; this model does not quantise: keep fp32, "
+                "allow a larger --accuracy-control, or retrain it")
         if len(float_units) == len(units):
             partial = [t for t in history if t["float_units"] < len(units)]
             best = max(partial, key=lambda t: t["srcc"]) if partial else None
