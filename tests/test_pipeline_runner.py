@@ -151,3 +151,12 @@ def test_external_input_change_reruns(tmp_path: Path) -> None:
     assert Engine(run_dir, [Stage("read", read, config={}, inputs=(src,))]).run()[0].status == "skipped"
     src.write_text("2")
     assert Engine(run_dir, [Stage("read", read, config={}, inputs=(src,))]).run()[0].outputs == {"value": 2}
+
+
+def test_an_output_string_longer_than_a_file_name_is_not_taken_for_a_path(tmp_path: Path) -> None:
+    """A stage may record a failure reason (e.g. an export's one-line error) longer than NAME_MAX."""
+    reason = "failed: " + "accuracy control refused this model " * 12
+    stages = [Stage("only", lambda ctx: {"rows": [{"status": reason}]}, config={})]
+    reps = Engine(tmp_path, stages).run()
+    assert reps[0].status == "ran" and reps[0].outputs["rows"][0]["status"] == reason
+    assert [r.status for r in Engine(tmp_path, stages).run()] == ["skipped"]

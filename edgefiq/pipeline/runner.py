@@ -162,7 +162,7 @@ class Engine:
     def _outputs_fingerprint(self, outputs: dict[str, Any]) -> str:
         prints: dict[str, str] = {}
         for k, v in _flatten(outputs):
-            if isinstance(v, str) and v and not v.startswith("/") and (self.run_dir / v).exists():
+            if isinstance(v, str) and v and not v.startswith("/") and _is_file_or_dir(self.run_dir / v):
                 prints[k] = fingerprint(self.run_dir / v)
         return _digest({"values": outputs, "files": prints})
 
@@ -276,3 +276,11 @@ def run_recipe(recipe: Any, run_dir: str | Path | None = None, *, only: str | No
 
         torch.set_num_threads(recipe.threads)
     return Engine(out, build_stages(recipe)).run(only=only, start=start)
+
+
+def _is_file_or_dir(path: Path) -> bool:
+    """``path.exists()`` for any string an output holds: a failure reason is no path (and may be too long for one)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
