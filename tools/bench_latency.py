@@ -152,9 +152,12 @@ def main(argv: list[str] | None = None) -> None:
            f"{summary['rows_within_15pct']} of {summary['rows_compared']} rows within 15%; max relative difference "
            f"{summary['max_rel_diff']:.1%}. Load average (1/5/15 min) before the runs: "
            + "; ".join("/".join(f"{v:.2f}" for v in la) for la in summary["loadavg_before_runs"])
-           + (" (2-core VM; 1-minute load below 0.5 before both runs)" if max(la[0] for la in summary["loadavg_before_runs"]) < 0.5
-              else " (2-core VM with other work running before a run: not a quiet machine)") + ".\n\n"
-           "| artifact | threads | batch | p50 run 1 ms | p50 run 2 ms | diff | within 15% |\n|---|---:|---:|---:|---:|---:|---|\n")
+           + (" (run 2 starts right after run 1, so its 1-minute figure includes run 1's own load; "
+              + ("the machine was quiet before run 1" if summary["loadavg_before_runs"][0][0] < 0.6
+                 else "other work was running before run 1: not a quiet machine") + "). "
+              "The 2-thread rows use both cores of this VM, so anything else the host runs lands on a benchmark "
+              "thread; `p50 spread` in the table is the spread of the rounds' medians within run 1.\n\n")
+           + "| artifact | threads | batch | p50 run 1 ms | p50 run 2 ms | diff | within 15% |\n|---|---:|---:|---:|---:|---:|---|\n")
     for a in agree:
         if a["within"] is None:
             md += f"| {a['artifact']} | {a['threads']} | {a['batch']} | - | - | - | (failed row) |\n"
