@@ -150,7 +150,8 @@ def export_all(variant: str, ckpt: Path, out_dir: Path, calib: Path, verify: Pat
     """Every backend x precision of one checkpoint; gate failures are recorded, not raised.
 
     Rows are cached in ``cache`` (JSON) so an interrupted run resumes without re-exporting.
-    With ``accuracy_control``, one more openvino int8 row uses NNCF accuracy-aware quantisation.
+    With ``accuracy_control``, one more openvino int8 row uses accuracy-controlled mixed precision
+    (``edgefiq.export.mixed``).
     """
     from edgefiq.errors import EdgefiqError
     from edgefiq.export import export_checkpoint
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--accuracy-images", type=int, default=600, help="validation images for SRCC/pAUC (first N sorted)")
     ap.add_argument("--pruned-precisions", nargs="+", default=["fp32", "fp16", "int8"])
     ap.add_argument("--accuracy-control", type=float, default=None, metavar="MAX_DROP",
-                    help="also export openvino int8 with NNCF accuracy control (SRCC drop <= MAX_DROP)")
+                    help="also export openvino int8 with accuracy control (SRCC drop <= MAX_DROP)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--results", type=Path, default=ROOT / "results")
     ap.add_argument("--standin", type=int, default=None, metavar="STEPS",
