@@ -124,15 +124,11 @@ def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,),
     """
     if device not in DEVICES:
         raise UsageError(f"--device must be cpu, cuda or ssh://user@host[:port], got {device!r}")
-    if rounds < 1:
-        raise UsageError(f"--rounds must be >= 1, got {rounds}")
-    if rounds > 1:
-        kw = dict(threads=threads, batches=batches, device=device, warmup=warmup, fmr=fmr, limit=limit,
-                  min_runs=max(1, -(-min_runs // rounds)), min_time_s=min_time_s / rounds)
-        acc = dict(images=images, reference=reference, fr_model=fr_model, embeddings=embeddings,
-                   embeddings_index=embeddings_index, max_images=max_images)
-        # accuracy does not depend on timing: it is scored in the first round only
-        return merge_rounds([benchmark(artifacts, **kw, **(acc if r == 0 else {})) for r in range(rounds)])
+    if rounds != 1:
+        return _in_rounds(benchmark, artifacts, rounds, dict(
+            threads=threads, batches=batches, device=device, warmup=warmup, min_runs=min_runs, min_time_s=min_time_s,
+            fmr=fmr, limit=limit, images=images, reference=reference, fr_model=fr_model, embeddings=embeddings,
+            embeddings_index=embeddings_index, max_images=max_images))
     if (images is None) != (reference is None) or (images is None and (fr_model or embeddings)):
         raise UsageError("accuracy columns need --images DIR and --reference scores.csv (plus --fr-model/--embeddings for pAUC)")
     accuracy_ctx = _AccuracyContext.build(images, reference, fr_model, embeddings, embeddings_index,
@@ -201,14 +197,8 @@ def benchmark_isolated(artifacts: Sequence[str | Path], *, rounds: int = 1, **kw
     unknown = set(kwargs) - set(flags)
     if unknown:
         raise UsageError(f"isolated benchmark does not support {sorted(unknown)}")
-    if rounds < 1:
-        raise UsageError(f"--rounds must be >= 1, got {rounds}")
-    if rounds > 1:
-        kw = {**kwargs, "min_runs": max(1, -(-int(kwargs.get("min_runs", 30)) // rounds)),
-              "min_time_s": float(kwargs.get("min_time_s", 1.0)) / rounds}
-        acc = ("images", "reference", "fr_model", "embeddings", "embeddings_index")
-        return merge_rounds([benchmark_isolated(artifacts, **{k: v for k, v in kw.items() if r == 0 or k not in acc})
-                             for r in range(rounds)])
+    if rounds != 1:
+        return _in_rounds(benchmark_isolated, artifacts, rounds, kwargs)
     args: list[str] = []
     for k, v in kwargs.items():
         if v is None:
@@ -230,6 +220,21 @@ def benchmark_isolated(artifacts: Sequence[str | Path], *, rounds: int = 1, **kw
                 r["isolated"] = True
                 rows.append(r)
     return rows
+
+
+_ACCURACY_ARGS = ("images", "reference", "fr_model", "embeddings", "embeddings_index", "max_images")
+
+
+def _in_rounds(run: Any, artifacts: Sequence[str | Path], rounds: int, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+    """``run`` (``benchmark`` or ``benchmark_isolated``) ``rounds`` times with 1/rounds of the timing
+    budget each, merged by :func:`merge_rounds`. Accuracy does not depend on timing: it is scored
+    in the first round only."""
+    if rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, got {rounds}")
+    first = {**kwargs, "min_runs": max(1, -(-int(kwargs.get("min_runs", 30)) // rounds)),
+             "min_time_s": float(kwargs.get("min_time_s", 1.0)) / rounds}
+    later = {k: v for k, v in first.items() if k not in _ACCURACY_ARGS}
+    return merge_rounds([run(artifacts, **(first if r == 0 else later)) for r in range(rounds)])
 
 
 def merge_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
