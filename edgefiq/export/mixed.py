@@ -40,9 +40,17 @@ def _has_weights(module: Any) -> bool:
     return any(type(m).__name__ in WEIGHTED for m in module.modules())
 
 
+def _layer_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Type names of the layers whose outputs backends quantise, and of reshape-only layers: the sets
+    quantisation-aware training uses (``edgefiq.distill.quant_aware``), imported when torch is in use."""
+    from edgefiq.distill.quant_aware import _PASS, QUANTISED
+
+    return tuple(c.__name__ for c in QUANTISED), tuple(c.__name__ for c in _PASS)
+
+
 def _is_op(module: Any) -> bool:
     """A module whose output a backend quantises: weighted, normalising, activation or pooling."""
-    return any(type(m).__name__ in WEIGHTED + _Simulator.ACT for m in module.modules())
+    return any(type(m).__name__ in WEIGHTED + _layer_names()[0] for m in module.modules())
 
 
 Unit = tuple[str, ...]   # torch module names kept float together
@@ -136,10 +144,10 @@ def in_units(module: str, units: Sequence[str]) -> bool:
 
 
 def _srcc(a: np.ndarray, b: np.ndarray) -> float:
-    """SRCC, with 0 for constant scores (int8 can flatten a score to one value: no ranking left)."""
-    from edgefiq.metrics import srcc
+    """The parity gate's SRCC, with 0 for constant scores (int8 can flatten a score: no ranking left)."""
+    from edgefiq.export.parity import _srcc as parity_srcc
 
-    v = float(srcc(a, b)) if np.ptp(a) > 0 and np.ptp(b) > 0 else 0.0
+    v = parity_srcc(a, b)
     return 0.0 if np.isnan(v) else v
 
 
@@ -152,14 +160,12 @@ def head_module(model: Any) -> str | None:
 class _Simulator:
     """Torch int8 simulation with per-unit switches (see the module docstring)."""
 
-    ACT = ("ReLU", "ReLU6", "Hardswish", "Hardsigmoid", "SiLU", "GELU", "Sigmoid", "BatchNorm2d", "LayerNorm",
-           "GroupNorm", "AdaptiveAvgPool2d")
-    PASS = ("Flatten", "Identity", "Dropout")   # reshape-only modules between the head and its producer
 
     def __init__(self, model: Any, units: list[Unit], calibration: np.ndarray, head: str | None) -> None:
         import torch
 
         self.torch = torch
+        self.ACT, self.PASS = _layer_names()
         self.model = model.eval()
         self.units = units
         mods = dict(model.named_modules())
