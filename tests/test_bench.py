@@ -110,6 +110,13 @@ def test_cli_bench_table_and_floor_exit(edgefiq_artifacts, tmp_path):
     assert r.returncode == 1 and "floor violation" in r.stderr and "Traceback" not in r.stderr
     r = CliRunner().invoke(cli, ["bench", onnx, "--floor", "nonsense", "-o", str(tmp_path / "d.json")])
     assert r.exit_code == 2
+    # --rounds through the CLI: the report gains the spread column; 0 rounds is a usage error
+    r = CliRunner().invoke(cli, ["bench", onnx, "--min-runs", "2", "--min-time", "0", "--warmup", "0", "--rounds", "2",
+                                 "--no-png", "-o", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+    assert "p50 spread" in (tmp_path / "e.md").read_text() and "rounds=2" in (tmp_path / "e.md").read_text()
+    r = CliRunner().invoke(cli, ["bench", onnx, "--rounds", "0", "-o", str(tmp_path / "f.json")])
+    assert r.exit_code == 2 and "--rounds" in r.output
 
 
 def test_help_has_example():

@@ -99,3 +99,12 @@ def test_calibration_method_the_target_lacks_is_one_line_usage_error(tiny_ckpt: 
                                              "(supports nncf, pt2e-histogram)"]
     r = _run("quantize", str(tiny_ckpt), "-t", "onnx", "--calibration-method", "bogus", "-o", str(tmp_path / "o"))
     assert r.returncode == 2 and "Invalid value for '--calibration-method'" in r.stderr
+
+
+def test_accuracy_control_bad_value_is_one_line_usage_error(tiny_ckpt: Path, image_dir: Path, tmp_path: Path) -> None:
+    r = _run("quantize", str(tiny_ckpt), "-t", "onnx", "--calibration", str(image_dir), "--accuracy-control", "1.5",
+             "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "--accuracy-control is the largest SRCC drop vs fp32 allowed, in (0, 1); got 1.5" in r.stderr
+    r = _run("export", str(tiny_ckpt), "-t", "onnx", "--accuracy-control", "0.01", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "--accuracy-control needs --precision int8, not fp32" in r.stderr
