@@ -35,6 +35,34 @@ def test_time_callable_reaches_both_minimums():
     assert t["throughput"] == pytest.approx(1000.0 / t["p50_ms"])
 
 
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="other_cpu reads /proc (Linux)")
+def test_other_cpu_sees_a_competing_process():
+    """A busy-looping child shows up as about one core of other load; the timed call itself
+    (sleeping) does not count as other load."""
+    quiet = time_callable(lambda: time.sleep(0.002), warmup=0, min_runs=1, min_time_s=0.3)
+    assert quiet["other_cpu"] is not None and quiet["other_cpu"] >= 0
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        busy = time_callable(lambda: time.sleep(0.002), warmup=0, min_runs=1, min_time_s=0.5)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert busy["other_cpu"] >= 0.6
+
+
+def test_other_cpu_subtracts_own_ticks():
+    import os
+
+    from edgefiq.bench.timing import other_cpu
+
+    hz = os.sysconf("SC_CLK_TCK")
+    # 2 s: all CPUs busy for 3 s of CPU time, 2 s of it this process's -> 0.5 cores of others
+    assert other_cpu((0, 0), (3 * hz, 2 * hz), 2.0) == pytest.approx(0.5)
+    assert other_cpu((0, 0), (hz, 2 * hz), 1.0) == 0.0   # tick skew never goes negative
+    assert other_cpu(None, (1, 1), 1.0) is None and other_cpu((0, 0), (1, 1), 0.0) is None
+
+
 def test_benchmark_rows_onnx_and_checkpoint(edgefiq_artifacts):
     onnx = edgefiq_artifacts["onnx"]
     rows = benchmark([onnx, edgefiq_artifacts["ckpt"]], threads=(1,), batches=(1, 4), **FAST)

@@ -77,6 +77,22 @@ def test_recovery_keeps_sparsity(ckpt: Path, images: Path, tmp_path: Path) -> No
     assert not torch.equal(ck.model.features[3].weight, dense.features[3].weight)  # it trained
 
 
+@pytest.mark.parametrize("kd", ["online", "offline"])
+def test_recovery_kd_targets(ckpt: Path, images: Path, tmp_path: Path, kd: str) -> None:
+    """Online KD scores the views in the loop (no label file); offline writes the unpruned model's
+    scores of the original images once. Both fold the output back to the unpruned model's scale."""
+    out = tmp_path / "ft.pt"
+    res = CliRunner().invoke(cli, ["prune", str(ckpt), "--rho", "0.5", "-m", "structured", "--round-to", "2",
+                                   "--finetune-epochs", "1", "--images", str(images), "--batch-size", "8",
+                                   "--kd", kd, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rec = load_checkpoint(out).pruning["recovery"]
+    assert rec["labels"].startswith(f"unpruned model (KD, {kd}") and rec["output_affine"] is not None
+    assert (tmp_path / "ft.recovery" / "kd_labels.csv").is_file() == (kd == "offline")
+    teacher = (tmp_path / "ft.recovery" / "recovery" / "recipe.yaml").read_text()
+    assert ("teacher: _recovery_" in teacher) == (kd == "online")
+
+
 @pytest.mark.parametrize("args,err,msg", [
     (["--rho", "a:b"], "UsageError", "--rho"),
     (["--rho", "0.5", "--finetune-epochs", "2"], "UsageError", "needs --images"),

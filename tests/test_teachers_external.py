@@ -71,6 +71,27 @@ def test_model_teacher_torchscript(tmp_path: Path) -> None:
         make_teacher("model", {"model": str(tmp_path / "wide.ts")}).score_paths(rels, root=tmp_path)
 
 
+def test_model_teacher_scores_in_memory_views_like_files(tmp_path: Path) -> None:
+    """``score_images`` (online distillation's path) gives the file path's scores for the same pixels,
+    for a model file and for an in-memory module."""
+    from edgefiq.data.images import load_image
+    from edgefiq.data.preprocess import Preprocess
+    from edgefiq.teachers.external import ModuleTeacher
+
+    rels = _tree(tmp_path, n=5)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, 2), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, 1)).eval()
+    torch.jit.trace(net, torch.zeros(1, 3, 112, 112)).save(str(tmp_path / "q.ts"))
+    views = [load_image(tmp_path / r) for r in rels]
+    from_files = make_teacher("model", {"model": str(tmp_path / "q.ts")}, batch_size=2).score_paths(rels, root=tmp_path)
+    t = make_teacher("model", {"model": str(tmp_path / "q.ts")}, batch_size=2)
+    np.testing.assert_allclose(t.score_images(views), from_files, rtol=1e-5, atol=1e-6)
+    mod = ModuleTeacher(net, Preprocess(), batch_size=2)
+    np.testing.assert_allclose(mod.score_images(views), from_files, rtol=1e-5, atol=1e-6)
+    assert mod.config()["teacher"] == "module" and mod.score_images([]).shape == (0,)
+
+
 def test_ensemble_rank_average(tmp_path: Path) -> None:
     rels = _tree(tmp_path)
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"

@@ -114,7 +114,8 @@ def agreement(r1: list[dict], r2: list[dict], tol: float = 0.15) -> list[dict]:
             continue
         rel = abs(a["p50_ms"] - b["p50_ms"]) / min(a["p50_ms"], b["p50_ms"])
         out.append({"artifact": a["artifact"], "threads": a["threads"], "batch": a["batch"], "p50_run1": a["p50_ms"],
-                    "p50_run2": b["p50_ms"], "rel_diff": rel, "within": bool(rel <= tol)})
+                    "p50_run2": b["p50_ms"], "rel_diff": rel, "within": bool(rel <= tol),
+                    "other_cpu_run1": a.get("other_cpu"), "other_cpu_run2": b.get("other_cpu")})
     return out
 
 
@@ -140,7 +141,11 @@ def main(argv: list[str] | None = None) -> None:
     from edgefiq.utils import atomic_write_text, write_json
 
     ok = [a for a in agree if a["within"] is not None]
+    by_threads = {t: [sum(a["within"] for a in ok if a["threads"] == t), sum(a["threads"] == t for a in ok)]
+                  for t in sorted({a["threads"] for a in ok})}
+    others = [o for a in ok for o in (a["other_cpu_run1"], a["other_cpu_run2"]) if o is not None]
     summary = {"checkpoint": ckpt_desc, "rows_compared": len(ok), "rows_within_15pct": sum(a["within"] for a in ok),
+               "within_by_threads": by_threads, "max_other_cpu": max(others) if others else None,
                "max_rel_diff": max((a["rel_diff"] for a in ok), default=None),
                "loadavg_before_runs": [r["loadavg_before"] for r in runs]}
     write_json(args.out.with_suffix(".json"), {"summary": summary, "exports": export_log, "agreement": agree,
@@ -155,15 +160,20 @@ def main(argv: list[str] | None = None) -> None:
            + (" (run 2 starts right after run 1, so its 1-minute figure includes run 1's own load; "
               + ("the machine was quiet before run 1" if summary["loadavg_before_runs"][0][0] < 0.6
                  else "other work was running before run 1: not a quiet machine") + "). "
-              "The 2-thread rows use both cores of this VM, so anything else the host runs lands on a benchmark "
-              "thread; `p50 spread` in the table is the spread of the rounds' medians within run 1.\n\n")
-           + "| artifact | threads | batch | p50 run 1 ms | p50 run 2 ms | diff | within 15% |\n|---|---:|---:|---:|---:|---:|---|\n")
+              "By thread count: " + ", ".join(f"{t} thread(s) {w} of {n}" for t, (w, n) in by_threads.items()) + ". "
+              + (f"Other processes kept at most {summary['max_other_cpu']:.2f} cores busy while any row was timed "
+                 "(`other CPU`, measured per round from /proc). " if others else "")
+              + "The 2-thread rows use both cores of this VM; `p50 spread` in the table is the spread of the rounds' "
+              "medians within run 1.\n\n")
+           + "| artifact | threads | batch | p50 run 1 ms | p50 run 2 ms | diff | within 15% | other CPU run 1 / 2 |\n"
+           "|---|---:|---:|---:|---:|---:|---|---|\n")
     for a in agree:
         if a["within"] is None:
             md += f"| {a['artifact']} | {a['threads']} | {a['batch']} | - | - | - | (failed row) |\n"
         else:
+            oc = " / ".join("-" if o is None else f"{o:.2f}" for o in (a["other_cpu_run1"], a["other_cpu_run2"]))
             md += (f"| {a['artifact']} | {a['threads']} | {a['batch']} | {a['p50_run1']:.3f} | {a['p50_run2']:.3f} | "
-                   f"{a['rel_diff']:.1%} | {'yes' if a['within'] else 'NO'} |\n")
+                   f"{a['rel_diff']:.1%} | {'yes' if a['within'] else 'NO'} | {oc} |\n")
     md += "\n## Exports\n\n" + "".join(f"- {e['target']} {e['precision']}: {e['status']}"
                                        + (f" ({e.get('reason')})" if e["status"] == "failed" else "") + "\n"
                                        for e in export_log)

@@ -159,7 +159,10 @@ def check_large(work: Path, rounds: int, runs: int) -> dict:
 
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     """Rows of an earlier run of the same part that this run did not redo, plus this run's rows."""
-    key = lambda r: (r["method"], r["rho"], r.get("recovery_epochs", 0))  # noqa: E731
+    key = lambda r: (r["method"], r["rho"], r.get("recovery_epochs", 0), r.get("recovery_kd") or "offline")  # noqa: E731
+    for r in old:   # rows from before recovery_kd was recorded trained on offline KD labels
+        if r.get("recovery_epochs") and not r.get("recovery_kd"):
+            r["recovery_kd"] = "offline"
     redone = {key(r) for r in new}
     kept = [r for r in old if key(r) not in redone]
     return [new[0], *[r for r in kept if r["method"] != "unpruned"], *new[1:]]
@@ -177,6 +180,9 @@ def main() -> None:
     ap.add_argument("--rhos", default="0.1:0.9:0.1")
     ap.add_argument("--recovery-rhos", default="0.3,0.5,0.7")
     ap.add_argument("--finetune-epochs", type=int, default=3)
+    ap.add_argument("--kd", choices=["online", "offline"], default="online",
+                    help="recovery targets: the unpruned model's scores of each augmented view (online) or of the "
+                         "original images, computed once (offline)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--n-eval", type=int, default=800)
     ap.add_argument("--n-train", type=int, default=3000)
@@ -267,14 +273,14 @@ def main() -> None:
                            "meta": json.loads((work / "sweep" / "sweep.json").read_text())["meta"]}
     if "recovery" in parts:
         rec = RecoveryConfig(epochs=args.finetune_epochs, images=str(tr_root), lr=args.lr, batch_size=64,
-                             threads=args.threads, seed=args.seed)
-        rows = sweep(ckpt, work / f"recovery_ft{args.finetune_epochs}",
+                             threads=args.threads, seed=args.seed, online_kd=args.kd == "online")
+        rec_dir = work / (f"recovery_ft{args.finetune_epochs}" + ("_online" if args.kd == "online" else ""))
+        rows = sweep(ckpt, rec_dir,
                      SweepConfig(rhos=tuple(parse_rhos(args.recovery_rhos)), methods=methods, recovery=rec, **common))
         for r in rows[1:]:   # rows of earlier runs may have trained on another --n-train
             r["recovery_images"] = split["train_images"]
         old = report.get("recovery", {}).get("rows", []) if prev_ckpt == str(ckpt) else []
-        report["recovery"] = {"rows": merge_rows(old, rows), "meta": json.loads(
-            (work / f"recovery_ft{args.finetune_epochs}" / "sweep.json").read_text())["meta"]}
+        report["recovery"] = {"rows": merge_rows(old, rows), "meta": json.loads((rec_dir / "sweep.json").read_text())["meta"]}
     report["seconds_last_run"] = round(time.time() - t0, 1)
     write_json(results_json, report)
     atomic_write_text(args.results / "prune.md", render(report))
@@ -325,6 +331,10 @@ def render(r: dict) -> str:
                 lines += [f"Recovery: `recovery_epochs` epochs (per row) of `edgefiq.distill` (losses {rc['losses']}, "
                           f"lr {rc['lr']}, batch {rc['batch_size']}) on the training identities, with the unpruned "
                           "model's scores as targets (KD, z-scored, affine map folded back into the output layer); "
+                          "`recovery_kd` online = the unpruned model scores each augmented (flipped, shifted) view, "
+                          "offline = its scores of the original images, computed once, stand for every view (offline rows: "
+                          "the recovery command with `--kd offline`, the only mode before online KD; the online row "
+                          "is the listed command); "
                           "unstructured masks kept fixed during fine-tuning. Rows of different runs are merged: each "
                           "row's latency ratio is against the unpruned model timed in its own run.", ""]
     lines += ["## Reading the tables", "",

@@ -242,7 +242,8 @@ def merge_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
     ``p50/p90/p99/mean_ms``: median over the rounds of each round's value; ``min_ms``: the
     minimum; ``runs``: the sum; ``first_ms``/``load_ms``: the first round's (a cold start);
-    ``p50_rounds_ms``: each round's median, and ``p50_spread``: (max - min) / median of those.
+    ``p50_rounds_ms``: each round's median, and ``p50_spread``: (max - min) / median of those;
+    ``other_cpu``: the mean over the rounds (``other_cpu_rounds``: each round's).
     A row that failed in any round keeps that round's failure.
 
     Example:
@@ -264,6 +265,9 @@ def merge_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         row["min_ms"] = float(min(r.get("min_ms", r["p50_ms"]) for r in per))
         row["runs"] = int(sum(r.get("runs", 0) for r in per))
         p50s = [float(r["p50_ms"]) for r in per]
+        others = [r.get("other_cpu") for r in per]
+        if all(o is not None for o in others):
+            row.update(other_cpu=float(np.mean(others)), other_cpu_rounds=[float(o) for o in others])
         row.update(rounds=len(per), p50_rounds_ms=p50s,
                    p50_spread=float((max(p50s) - min(p50s)) / row["p50_ms"]) if row["p50_ms"] > 0 else 0.0)
         if "throughput" in row and row["p50_ms"] > 0:

@@ -16,7 +16,8 @@ COLUMNS: list[tuple[str, str, str]] = [  # (key, header, format)
     ("artifact", "artifact", "s"), ("backend", "backend", "s"), ("precision", "prec", "s"), ("device", "device", "s"),
     ("threads", "thr", "d"), ("batch", "batch", "d"), ("size_mb", "size MB", ".2f"), ("load_ms", "load ms", ".1f"),
     ("first_ms", "first ms", ".2f"), ("p50_ms", "p50 ms", ".3f"), ("p90_ms", "p90 ms", ".3f"),
-    ("p99_ms", "p99 ms", ".3f"), ("p50_spread", "p50 spread", ".0%"), ("throughput", "img/s", ".1f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
+    ("p99_ms", "p99 ms", ".3f"), ("p50_spread", "p50 spread", ".0%"), ("other_cpu", "other CPU", ".2f"),
+    ("throughput", "img/s", ".1f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
     ("srcc", "SRCC", ".4f"), ("pauc_x1e3", "pAUC x1e3", ".2f"), ("status", "status", "s"),
 ]
 
@@ -33,7 +34,7 @@ def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    optional = {"srcc", "pauc_x1e3", "p50_spread"}   # p50_spread: with --rounds > 1
+    optional = {"srcc", "pauc_x1e3", "p50_spread", "other_cpu"}   # p50_spread: with --rounds > 1; other_cpu: Linux
     return [c for c in COLUMNS if c[0] not in optional or any(c[0] in r for r in rows)]
 
 
@@ -48,7 +49,8 @@ def format_markdown(rows: list[dict[str, Any]], env: dict[str, Any] | None = Non
     if settings:
         lines.append("- settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     lines += ["- latency per call of `batch` images (perf_counter_ns); img/s at the median; "
-              "peak RSS = benchmark process high-water mark so far (VmHWM; per artifact with --isolate)", "",
+              "peak RSS = benchmark process high-water mark so far (VmHWM; per artifact with --isolate); "
+              "other CPU = cores other processes kept busy while it was timed (0 = quiet machine)", "",
               "| " + " | ".join(h for _, h, _ in cols) + " |",
               "|" + "|".join("---" if f == "s" else "---:" for _, _, f in cols) + "|"]
     for r in rows:

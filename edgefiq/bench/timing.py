@@ -5,6 +5,12 @@ first-inference time), ``warmup`` further calls, then timed calls until BOTH ``m
 calls and ``min_time_s`` seconds are reached (capped by ``max_runs``). Each call is timed
 with ``time.perf_counter_ns``. Latency percentiles use numpy's linear interpolation.
 
+``other_cpu`` (Linux): CPU cores that *other* processes kept busy, on average, while the calls
+were timed: all CPUs' busy time in ``/proc/stat`` (steal included) minus this process's own
+(``/proc/self/stat``, every thread), over the wall time. On a 2-core machine a 2-thread
+benchmark needs both cores, so anything else running lands on a benchmark thread; this says
+whether a timing was taken on a quiet machine.
+
 Example:
     >>> t = time_callable(lambda: sum(range(100)), min_runs=5, min_time_s=0.0, warmup=1)
     >>> t["runs"] >= 5 and t["p50_ms"] >= 0
@@ -17,6 +23,29 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """``(busy ticks of all CPUs, ticks of this process)`` from ``/proc``; None where unavailable."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        with open("/proc/self/stat") as f:
+            st = f.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return None
+    # user nice system [idle iowait] irq softirq steal; utime + stime are fields 14-15 of stat
+    return sum(v[:3]) + sum(v[5:8]), int(st[11]) + int(st[12])
+
+
+def other_cpu(before: tuple[int, int] | None, after: tuple[int, int] | None, seconds: float) -> float | None:
+    """Mean number of cores busy with other processes between two :func:`cpu_ticks` readings."""
+    import os
+
+    if before is None or after is None or seconds <= 0:
+        return None
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / hz / seconds)
 
 
 def time_callable(fn: Callable[[], Any], *, warmup: int = 5, min_runs: int = 30, min_time_s: float = 1.0,
@@ -32,7 +61,7 @@ def time_callable(fn: Callable[[], Any], *, warmup: int = 5, min_runs: int = 30,
 
     Returns:
         ``first_ms, mean_ms, p50_ms, p90_ms, p99_ms, min_ms, runs, throughput`` (images/s from
-        the median latency).
+        the median latency) and ``other_cpu`` (None off Linux).
 
     Example:
         >>> time_callable(lambda: None, min_runs=3, min_time_s=0)["runs"]
@@ -44,17 +73,19 @@ def time_callable(fn: Callable[[], Any], *, warmup: int = 5, min_runs: int = 30,
     for _ in range(warmup):
         fn()
     times: list[int] = []
+    ticks = cpu_ticks()
     start = time.perf_counter_ns()
     min_ns = int(min_time_s * 1e9)
     while len(times) < max_runs and (len(times) < min_runs or time.perf_counter_ns() - start < min_ns):
         t = time.perf_counter_ns()
         fn()
         times.append(time.perf_counter_ns() - t)
+    others = other_cpu(ticks, cpu_ticks(), (time.perf_counter_ns() - start) / 1e9)
     ms = np.asarray(times, dtype=np.float64) / 1e6
     p50 = float(np.percentile(ms, 50))
     return {"first_ms": first_ms, "mean_ms": float(ms.mean()), "p50_ms": p50,
             "p90_ms": float(np.percentile(ms, 90)), "p99_ms": float(np.percentile(ms, 99)),
-            "min_ms": float(ms.min()), "runs": int(ms.size),
+            "min_ms": float(ms.min()), "runs": int(ms.size), "other_cpu": others,
             "throughput": float(batch * 1000.0 / p50) if p50 > 0 else float("inf")}
 
 

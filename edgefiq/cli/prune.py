@@ -29,6 +29,9 @@ import click
               help="Images root for recovery (and for SRCC in a sweep unless --eval-images).")
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
               help="Teacher labels CSV for recovery (default: distil from the unpruned model).")
+@click.option("--kd", type=click.Choice(["online", "offline"]), default="online", show_default=True,
+              help="Recovery without --labels: the unpruned model scores every augmented view (online) or the "
+                   "original images once (offline, faster; flipped/shifted views then reuse the unflipped score).")
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Recovery learning rate.")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Recovery batch size.")
 @click.option("--eval-images", type=click.Path(file_okay=False), default=None,
@@ -40,7 +43,7 @@ import click
               help="Output checkpoint (one ratio) or output folder (sweep).")
 def prune(ckpt: str, rho: str, methods: tuple[str, ...], importance: str, scope: str, round_to: int | None,
           ignored: tuple[str, ...], steps: int, seed: int, finetune_epochs: int, images: str | None,
-          labels: str | None, lr: float, batch_size: int, eval_images: str | None, max_eval_images: int | None,
+          labels: str | None, kd: str, lr: float, batch_size: int, eval_images: str | None, max_eval_images: int | None,
           fr_model: str | None, out: str) -> None:
     """Prune checkpoint CKPT: remove channels (structured) or zero weights (l1, random).
 
@@ -64,7 +67,7 @@ def prune(ckpt: str, rho: str, methods: tuple[str, ...], importance: str, scope:
     if finetune_epochs and not images:
         raise UsageError("--finetune-epochs needs --images (the recovery training images)")
     recovery = RecoveryConfig(epochs=finetune_epochs, images=images, labels=labels, lr=lr, batch_size=batch_size,
-                              seed=seed)
+                              seed=seed, online_kd=kd == "online")
     opts = dict(importance=importance, scope=scope, round_to=round_to or None, ignored_layers=tuple(ignored),
                 iterative_steps=steps, seed=seed)
     if len(rhos) == 1 and len(methods) == 1 and ":" not in rho:

@@ -1,15 +1,20 @@
 """Recovery fine-tuning after pruning, through the distillation loop (``edgefiq.distill``).
 
-Two label sources:
+Label sources:
 
-* knowledge distillation from the unpruned model (default): the unpruned model scores the
-  images once, and the pruned model is trained to reproduce those scores (``kd_mse`` +
-  ``plcc``, no target normalisation, so the outputs keep the unpruned model's scale);
+* knowledge distillation from the unpruned model, online (default): the unpruned model
+  scores every augmented (flipped, shifted) view the pruned model trains on, so each
+  target is the unpruned model's output on exactly those pixels;
+* the same, offline (``online_kd=False``): the unpruned model scores the original images
+  once; a flipped or shifted view then carries the label of the unaugmented image, which
+  the unpruned model itself does not reproduce exactly;
 * the original teacher labels CSV (``path,quality``), as the student was first trained.
 
-The pruned model is handed to the distillation loop through a transient ``STUDENTS``
-entry (the loop builds its model from the registry); ``best.pt`` of that run is loaded
-back into the pruned model. For unstructured pruning, gradient hooks keep pruned weights
+KD targets are z-scored for the loss (``kd_mse`` + ``plcc``) and the affine map back is
+folded into the output layer, so the outputs keep the unpruned model's scale. The pruned
+model (and the unpruned one as online teacher) reach the distillation loop through
+transient registry entries (the loop builds models and teachers by name); ``best.pt`` of
+that run is loaded back into the pruned model. For unstructured pruning, gradient hooks keep pruned weights
 at exactly zero during training and the masks are re-applied at the end.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -49,6 +55,8 @@ class RecoveryConfig:
         threads: torch CPU threads (0 = torch default).
         seed: run seed.
         quant_aware: round activations to 8 bits while training (``edgefiq.distill.quant_aware``).
+        online_kd: KD targets computed by the unpruned model on each augmented view (default);
+            False = its scores of the original images, computed once.
     """
 
     epochs: int = 0
@@ -62,6 +70,7 @@ class RecoveryConfig:
     threads: int = 0
     seed: int = 0
     quant_aware: bool = False
+    online_kd: bool = True
 
 
 def score_images(model: nn.Module, paths: list[Path], preprocess: Preprocess, *, batch_size: int = 64,
@@ -135,18 +144,24 @@ def fold_output_affine(model: nn.Module, mean: float, std: float, example: torch
     return None
 
 
-@contextlib.contextmanager
-def _transient_student(model: nn.Module) -> Iterator[str]:
-    """Register ``model`` under a unique STUDENTS name for the duration of the block."""
-    from edgefiq.registry import STUDENTS
+def recovery_targets(cfg: RecoveryConfig) -> str | None:
+    """What the recovery trains against: ``online`` / ``offline`` KD, ``labels``, or None (no recovery)."""
+    if cfg.epochs <= 0:
+        return None
+    return "labels" if cfg.labels else ("online" if cfg.online_kd else "offline")
 
-    name = f"_pruned_{uuid.uuid4().hex[:8]}"
-    STUDENTS.get("tiny_cnn")  # populate the registry first
-    STUDENTS.register(name)(lambda **_: model)
+
+@contextlib.contextmanager
+def _transient(registry: Any, obj: Any, known: str) -> Iterator[str]:
+    """Register ``obj`` (returned by its factory) under a unique name of ``registry`` for the block;
+    ``known`` is any registered name, looked up first so the registry is populated."""
+    name = f"_recovery_{uuid.uuid4().hex[:8]}"
+    registry.get(known)
+    registry.register(name)(lambda **_: obj)
     try:
         yield name
     finally:
-        STUDENTS._entries.pop(name, None)  # noqa: SLF001 - a scoped, private entry
+        registry._entries.pop(name, None)  # noqa: SLF001 - a scoped, private entry
 
 
 def recover(pruned: nn.Module, dense: nn.Module, preprocess: Preprocess, cfg: RecoveryConfig, work_dir: str | Path,
@@ -170,6 +185,8 @@ def recover(pruned: nn.Module, dense: nn.Module, preprocess: Preprocess, cfg: Re
     from edgefiq.distill import DataConfig, DistillConfig, OptimConfig, distill
     from edgefiq.models.checkpoint import read_checkpoint
     from edgefiq.prune.unstructured import keep_masked_zero
+    from edgefiq.registry import STUDENTS, TEACHERS
+    from edgefiq.teachers.external import ModuleTeacher
 
     if cfg.epochs <= 0:
         return pruned, {"epochs": 0}
@@ -177,26 +194,32 @@ def recover(pruned: nn.Module, dense: nn.Module, preprocess: Preprocess, cfg: Re
         raise UsageError("recovery fine-tuning needs --images (and optionally --labels)")
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
+    online = recovery_targets(cfg) == "online"
     if cfg.labels:
-        labels, source, norm = Path(cfg.labels), "teacher labels", "zscore"
+        labels, source = str(cfg.labels), "teacher labels"
+    elif online:
+        labels, source = None, "unpruned model (KD, online: every augmented view)"
     else:
-        labels = write_kd_labels(dense, cfg.images, preprocess, work / "kd_labels.csv")
-        # z-scored targets keep the loss well scaled however narrow the unpruned scores are;
-        # the affine map back is folded into the output layer afterwards
-        source, norm = "unpruned model (KD)", "zscore"
+        labels = str(write_kd_labels(dense, cfg.images, preprocess, work / "kd_labels.csv"))
+        source = "unpruned model (KD, offline: original images)"
+    # z-scored targets keep the loss well scaled however narrow the unpruned scores are;
+    # for KD the affine map back is folded into the output layer afterwards
     dcfg = DistillConfig(
-        student="?", input_size=tuple(preprocess.size), target_norm=norm, seed=cfg.seed, threads=cfg.threads,
-        data=DataConfig(images=str(cfg.images), labels=str(labels), val_fraction=cfg.val_fraction),
+        student="?", input_size=tuple(preprocess.size), target_norm="zscore", seed=cfg.seed, threads=cfg.threads,
+        data=DataConfig(images=str(cfg.images), labels=labels, val_fraction=cfg.val_fraction),
         losses=dict(cfg.losses), max_steps_per_epoch=cfg.max_steps_per_epoch, quant_aware=cfg.quant_aware,
         optim=OptimConfig(lr=cfg.lr, batch_size=cfg.batch_size, epochs=cfg.epochs, warmup_epochs=min(0.2, cfg.epochs),
                           weight_decay=1e-4, min_lr=cfg.lr * 0.01))
     handles = keep_masked_zero(pruned, masks) if masks else []
     run_dir = work / "recovery"
     try:
-        with _transient_student(pruned) as name:
-            import dataclasses
-
-            result = distill(dataclasses.replace(dcfg, student=name), run_dir)
+        with contextlib.ExitStack() as stack:
+            student = stack.enter_context(_transient(STUDENTS, pruned, "tiny_cnn"))
+            data = dcfg.data
+            if online:
+                teacher = ModuleTeacher(dense, preprocess, description="unpruned model", batch_size=cfg.batch_size)
+                data = dataclasses.replace(data, teacher=stack.enter_context(_transient(TEACHERS, teacher, "model")))
+            result = distill(dataclasses.replace(dcfg, student=student, data=data), run_dir)
     finally:
         for h in handles:
             h.remove()

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import UsageError
-from edgefiq.prune.recovery import RecoveryConfig
+from edgefiq.prune.recovery import RecoveryConfig, recovery_targets
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["method", "rho", "recovery_epochs", "recovery_images", "params", "nonzero_params", "macs", "params_reduction",
+COLUMNS = ["method", "rho", "recovery_epochs", "recovery_kd", "recovery_images", "params", "nonzero_params", "macs", "params_reduction",
            "macs_reduction", "sparsity", "ckpt_mb", "gzip_mb", "onnx_mb", "latency_ms", "latency_ratio",
            "latency_min_ms", "latency_min_ratio",
            "srcc_vs_unpruned", "pauc_x1e3"]
@@ -216,7 +216,8 @@ def sweep(ckpt: str | Path, out_dir: str | Path, cfg: SweepConfig) -> list[dict[
     for method in cfg.methods:
         for rho in cfg.rhos:
             tag = f"{method}_rho{rho:.2f}" + (f"_ft{cfg.recovery.epochs}" if cfg.recovery.epochs else "")
-            row: dict[str, Any] = {"method": method, "rho": rho, "recovery_epochs": cfg.recovery.epochs}
+            row: dict[str, Any] = {"method": method, "rho": rho, "recovery_epochs": cfg.recovery.epochs,
+                                   "recovery_kd": recovery_targets(cfg.recovery)}
             rows.append(row)
             log.info("[prune sweep] %s", tag)
             try:

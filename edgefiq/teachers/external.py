@@ -83,19 +83,56 @@ class ModelTeacher(Teacher):
         skip = check_on_bad_image(on_bad_image) == "skip"
         for x, ok, idx in iter_image_batches([root / r for r in relpaths], pp, batch_size=self.batch_size,
                                              workers=self.workers, skip_bad=skip):
-            y = model(x.to(self.device))
-            y = (y[0] if isinstance(y, (tuple, list)) else y).float().reshape(x.shape[0], -1).cpu().numpy()
-            if y.shape[1] != 1:
-                raise DataError(f"{self.path}: the model outputs {y.shape[1]} values per image; a quality model outputs 1")
-            s = y[:, 0].astype(np.float64)
+            s = self._scalar(model(x.to(self.device)), x.shape[0])
             s[~ok] = np.nan
             q[idx] = s
         return {"quality": q}
+
+    def _scalar(self, y: Any, n: int) -> np.ndarray:
+        y = (y[0] if isinstance(y, (tuple, list)) else y).float().reshape(n, -1).cpu().numpy()
+        if y.shape[1] != 1:
+            raise DataError(f"{self.path}: the model outputs {y.shape[1]} values per image; a quality model outputs 1")
+        return y[:, 0].astype(np.float64)
+
+    @torch.no_grad()
+    def score_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of in-memory uint8 HWC RGB images, e.g. the augmented views of online distillation.
+
+        Example:
+            >>> ModelTeacher("quality.onnx").score_images([np.zeros((112, 112, 3), np.uint8)])   # doctest: +SKIP
+            array([0.42])
+        """
+        model, pp = self._load()
+        out = [self._scalar(model(torch.from_numpy(pp.batch(images[i:i + self.batch_size])).to(self.device)),
+                            len(images[i:i + self.batch_size]))
+               for i in range(0, len(images), self.batch_size)]
+        return np.concatenate(out) if out else np.zeros(0)
 
     def config(self) -> dict[str, Any]:
         _, pp = self._load()
         return {"teacher": self.name, "model": str(self.path), "sha256": sha256_file(self.path),
                 "preprocess": pp.to_dict(), "batch_size": self.batch_size, "device": self.device}
+
+
+class ModuleTeacher(ModelTeacher):
+    """An in-memory torch scalar model as a teacher (not registered: built by code, e.g. pruning
+    recovery, where the unpruned model scores every augmented view of the pruned one).
+
+    Example:
+        >>> t = ModuleTeacher(dense_model, Preprocess(size=(112, 112)))   # doctest: +SKIP
+        >>> t.score_images(views)                                          # doctest: +SKIP
+    """
+
+    name = "module"
+
+    def __init__(self, module: torch.nn.Module, preprocess: Any, *, description: str = "in-memory model",
+                 batch_size: int = 64, device: str = "cpu") -> None:
+        self.path, self.batch_size, self.device, self.workers = Path(description), int(batch_size), device, 0
+        self._model = (module.to(device).eval(), preprocess)
+
+    def config(self) -> dict[str, Any]:
+        return {"teacher": self.name, "model": str(self.path), "preprocess": self._model[1].to_dict(),
+                "batch_size": self.batch_size, "device": self.device}
 
 
 @TEACHERS.register("csv")
