@@ -14,6 +14,10 @@ Stages (each resumable; outputs under ``--work``, default ``runs/bench_distill``
    scope="global")``, quality = -||n(e) - n(e_pruned)||). Either way the full-model embeddings of
    the validation images are stored for the EDC. ``--shard k/n`` splits the work over processes.
 3. ``train``: ``edgefiq.distill.distill`` for each ``--students`` name (resumable).
+   ``--train-labels mirror-avg`` trains on the mean of the teacher's score of each training image
+   and of its mirror image (one extra teacher pass over the training images, cached in
+   ``label_chunks_mirror/``); validation labels stay the teacher's plain scores. Rows of such a
+   run are tagged ``(mirror-avg labels)``; use a separate ``--run-dir``.
 4. ``eval``: SRCC/PLCC/KRCC of each student's best checkpoint vs the teacher on the validation
    images; pAUC x1e3 (EDC FNMR at FMR 1e-3, discard 0.3, fixed threshold) of student, teacher and
    random scores on the same comparisons (all genuine and all impostor pairs among validation
@@ -220,12 +224,15 @@ def merge_labels(work: Path, rel: list[str], order: np.ndarray, n_val: int, min_
 
 
 # ----------------------------------------------------------------------------- train
-def recipe(student: str, root: Path, labels: Path, index: Path, val_ids: Path, work: Path, epochs: int,
+def recipe(student: str, root: Path, labels: tuple[Path, Path], index: Path, work: Path, epochs: int,
            threads: int) -> dict:
-    """The distillation recipe used for every student (see results/distill.md for the rationale)."""
+    """The distillation recipe used for every student (see results/distill.md for the rationale).
+
+    ``labels`` = (training CSV, validation CSV): the validation identities are those of the second.
+    """
     return {
         "student": student, "input_size": [112, 112],
-        "data": {"images": str(root), "labels": str(labels), "index": str(index), "val_identities": str(val_ids),
+        "data": {"images": str(root), "labels": str(labels[0]), "val_labels": str(labels[1]), "index": str(index),
                  "cache": True, "cache_dir": str(work / "cache")},
         "augment": {"hflip": 0.5, "shift": 4},
         "losses": {"plcc": 1.0, "rank": 1.0, "mse": 0.5},
@@ -247,8 +254,61 @@ def train(student: str, rec: dict, run_dir: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- eval
+def label_mirrored(work: Path, root: Path, rel: list[str], idx: np.ndarray, batch: int = 64) -> np.ndarray:
+    """The teacher's quality of the horizontally mirrored images ``idx`` (chunks of 512, resumable)."""
+    from edgefiq.models.fr import iter_image_batches, load_fr_model
+    from edgefiq.utils import atomic_path
+
+    fr = load_fr_model(SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt")
+    sessions = [_ort_session(None, work / f"{n}.onnx") for n in ("mobilefacenet", "mfn_l1_0.4")]
+    chunks = work / "label_chunks_mirror"
+    chunks.mkdir(parents=True, exist_ok=True)
+    out = np.full(len(idx), np.nan)
+    starts = range(0, len(idx), 512)
+    for c, s in enumerate(starts):
+        f = chunks / f"chunk_{s:06d}.npz"
+        if not f.exists():
+            t0, q = time.time(), []
+            for x, _, _ in iter_image_batches([root / rel[i] for i in idx[s:s + 512]], fr.preprocess, batch_size=batch):
+                q.append(_prefiqs_batch(sessions, np.ascontiguousarray(x.numpy()[..., ::-1]))[0])
+            with atomic_path(f) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, index=idx[s:s + 512], quality=np.concatenate(q))
+            print(f"[label mirror] chunk {c + 1}/{len(starts)} ({len(idx[s:s + 512]) / (time.time() - t0):.1f} img/s)",
+                  flush=True)
+        z = np.load(f)
+        if not np.array_equal(z["index"], idx[s:s + 512]):
+            raise SystemExit(f"{f}: written for another image order; delete {chunks} and rerun")
+        out[s:s + 512] = z["quality"]
+    return out
+
+
+def split_label_files(work: Path, root: Path, rel: list[str], order: np.ndarray, n_val: int,
+                      mirror_avg: bool) -> tuple[Path, Path]:
+    """``labels_train[_mirror_avg].csv`` and ``labels_val.csv`` from ``labels.csv``.
+
+    With ``mirror_avg`` a training image's label is the mean of the teacher's score of the image
+    and of its mirror image. The student trains with random horizontal flips, and a flipped view
+    otherwise carries the unflipped image's score, which the teacher itself only reproduces at
+    SRCC ~0.95 (its mirror agreement); the average is the same for both views. Validation labels
+    are always the teacher's plain scores: the reported SRCC is against the teacher as it is.
+    """
+    from edgefiq.utils import atomic_write_text
+
+    q = dict(r.values() for r in csv.DictReader(open(work / "labels.csv", newline="")))
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])   # file order = labels.csv order
+    train = np.array([i for i in train if rel[i] in q], np.int64)
+    tq = np.array([float(q[rel[i]]) for i in train])
+    if mirror_avg:
+        tq = 0.5 * (tq + label_mirrored(work, root, rel, train))
+    files = (work / ("labels_train_mirror_avg.csv" if mirror_avg else "labels_train.csv"), work / "labels_val.csv")
+    atomic_write_text(files[0], "path,quality\n" + "".join(f"{rel[i]},{v:.7g}\n" for i, v in zip(train, tq)))
+    atomic_write_text(files[1], "path,quality\n" + "".join(f"{rel[i]},{q[rel[i]]}\n" for i in val))
+    return files
+
+
 def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: list[str], students: list[str],
-             val_ids: Path, shared_rows: dict, kinds: list[str]) -> dict:
+             val_ids: Path, shared_rows: dict, kinds: list[str], tag: str = "") -> dict:
     import torch
 
     from edgefiq.data.readers import identity_of, read_labels_csv
@@ -288,7 +348,7 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
                                    for s in range(0, len(src), 256)]).astype(np.float64)
         model_json = json.loads((run_dir / name / "model.json").read_text())
         hist = [json.loads(ln) for ln in (run_dir / name / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-        res["students"][name] = {
+        res["students"][name + tag] = {
             "srcc": srcc(pred, teacher), "plcc": plcc(pred, teacher), "krcc": krcc(pred, teacher),
             "pauc_x1e3": edc_pauc(comps, pred, fmr=1e-3, limit=0.3),
             "params": model_json["params"], "macs": model_json["macs"], "best_epoch": model_json["best_epoch"],
@@ -299,7 +359,8 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
             "history": [{k: h[k] for k in ("epoch", "train_loss", "val_srcc", "val_plcc")} for h in hist],
             "checkpoint": str(ck_path.relative_to(ROOT) if ck_path.is_relative_to(ROOT) else ck_path),
         }
-        s = res["students"][name]
+        s = res["students"][name + tag]
+        s["command"] = shared_rows["command"]
         s["pauc_vs_teacher"] = s["pauc_x1e3"] / res["teacher"]["pauc_x1e3"] - 1.0
         s["srcc_clean_only"] = srcc(pred[clean], teacher[clean])
         s["srcc_degraded_only"] = srcc(pred[~clean], teacher[~clean])
@@ -446,6 +507,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="train once this many training images are labelled (default: all)")
     ap.add_argument("--train-copies", choices=["one", "all"], default="one",
                     help="degraded copies per training image: one (as validation) or all three severities")
+    ap.add_argument("--train-labels", choices=["teacher", "mirror-avg"], default="teacher",
+                    help="training labels: the teacher's scores, or their mean with the teacher's scores of the "
+                         "mirrored images (validation labels are always the teacher's)")
     ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
     args = ap.parse_args(argv)
 
@@ -472,11 +536,12 @@ def main(argv: list[str] | None = None) -> None:
         print("labels incomplete (other shards still running?)")
         return
     print(f"labels: {n_val} validation + {n_train} training images", flush=True)
+    labels = split_label_files(work, root, rel, order, n_val, args.train_labels == "mirror-avg")
     if args.stage in ("train", "all"):
         for i, name in enumerate(args.students):
             epochs = args.epochs[min(i, len(args.epochs) - 1)]
             t0 = time.time()
-            rec = recipe(name, root, work / "labels.csv", index, val_ids, work, epochs, args.threads)
+            rec = recipe(name, root, labels, index, work, epochs, args.threads)
             cap = args.max_steps[min(i, len(args.max_steps) - 1)]
             if cap:
                 rec["max_steps_per_epoch"] = cap
@@ -486,16 +551,23 @@ def main(argv: list[str] | None = None) -> None:
         cmd = (f"python tools/bench_distill.py --stage all --threads {args.threads} "
                f"--students {' '.join(args.students)} --epochs {' '.join(map(str, args.epochs))} "
                f"--max-steps {' '.join(map(str, args.max_steps))}"
-               + (f" --train-copies {args.train_copies} --work {args.work}" if args.train_copies != "one" else ""))
+               + (f" --train-copies {args.train_copies} --work {args.work}" if args.train_copies != "one" else "")
+               + (f" --train-labels {args.train_labels}" if args.train_labels != "teacher" else "")
+               + (f" --run-dir {args.run_dir}" if args.run_dir else ""))
         shared = {"command": cmd, "labeller": {
             "builtin": "built-in PreFIQs (edgefiq.models.fr MobileFaceNet + edgefiq.prune l1 global rho 0.4; "
                        "quality = -||n(e) - n(e_pruned)||)"}[labeller],
             "train_copies": args.train_copies,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads "
-                       f"{args.threads}", "recipes": {n: recipe(n, root, work / 'labels.csv', index, val_ids, work,
+                       f"{args.threads}", "recipes": {n: recipe(n, root, labels, index, work,
                                                                args.epochs[min(i, len(args.epochs) - 1)], args.threads)
                                                         for i, n in enumerate(args.students)}}
-        res = evaluate(work, run_dir, root, rel, sources, args.students, val_ids, shared, [r["kind"] for r in rows])
+        tag = " (mirror-avg labels)" if args.train_labels == "mirror-avg" else ""
+        res = evaluate(work, run_dir, root, rel, sources, args.students, val_ids, shared, [r["kind"] for r in rows], tag)
+        prev = Path(args.out).with_suffix(".json")
+        if prev.is_file():   # rows of other runs (other students or label variants) stay in the table
+            old = json.loads(prev.read_text()).get("students", {})
+            res["students"] = {**{k: v for k, v in old.items() if k not in res["students"]}, **res["students"]}
         res["notes"] = notes(res)
         write_report(res, Path(args.out))
         print(json.dumps({k: v for k, v in res.items() if k not in ("recipes",)}, indent=1, default=str)[:3000])
