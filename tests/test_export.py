@@ -219,6 +219,33 @@ def test_int8_quantiser_choice_is_recorded(backend: str, method: str, quantizer:
     assert bool(q["float_layers"]) is head_float
 
 
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_auto_calibration_keeps_the_best_trial(backend: str, image_sets: dict, tmp_path: Path) -> None:
+    """``auto`` quantises with the backend's candidate methods and keeps the best SRCC vs fp32 on the
+    calibration images; the sidecar lists every trial and the artifact is the chosen trial's."""
+    from edgefiq.export.autocal import GOOD_ENOUGH
+    from edgefiq.export.parity import runner_scores, torch_scores
+    from edgefiq.metrics import srcc
+
+    b = BACKENDS.get(backend)()
+    if not b.available():
+        pytest.skip(f"{backend} runtime not installed")
+    model = _student(FAST_STUDENT)
+    res = export_model(model, Preprocess(size=SIZE), backend, tmp_path, precision="int8",
+                       calibration=image_sets["calibration"], verify=image_sets["verify"], calibration_method="auto",
+                       no_verify=True)
+    q = res.meta.quantization
+    trials = q["calibration_auto"]["trials"]
+    tried = [t["method"] for t in trials]
+    assert tried == list(b.auto_calibration[:len(tried)])   # in order; stops early only past GOOD_ENOUGH
+    scores = [t["srcc_vs_fp32"] for t in trials]
+    assert q["calibration_method"] == tried[int(np.argmax(scores))]
+    assert len(tried) == len(b.auto_calibration) or max(scores) >= GOOD_ENOUGH
+    got = runner_scores(b.load(res.path), image_sets["calibration"])
+    assert srcc(got, torch_scores(model, image_sets["calibration"])) == pytest.approx(max(scores), abs=1e-4)
+    assert not list(tmp_path.glob(".export-*"))   # trial folders are gone
+
+
 def test_int8_quantiser_the_backend_lacks_is_a_usage_error(image_sets: dict, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="calibration method 'entropy' is not supported"):
         export_model(_student(FAST_STUDENT), Preprocess(size=SIZE), "tflite", tmp_path, precision="int8",

@@ -20,12 +20,14 @@ def _options(default_precision: str) -> Callable[[Callable[..., Any]], Callable[
         click.option("--calibration", type=click.Path(), default=None,
                      help="Calibration images: a folder or an .npz from calibration/build_calibration.py (int8)."),
         click.option("--calibration-method",
-                     type=click.Choice(["default", "mean-minmax", "minmax", "entropy", "percentile", "nncf",
-                                        "pt2e-histogram"]),
+                     type=click.Choice(["default", "auto", "mean-minmax", "minmax", "entropy", "percentile", "nncf",
+                                        "nncf-minmax", "nncf-asym", "nncf-asym-minmax", "pt2e-histogram"]),
                      default="default", show_default=True,
-                     help="int8 quantiser/ranges. default = the backend's best: onnx mean-minmax (onnxruntime, "
-                          "per-image min/max averaged), openvino and tflite nncf. onnx also takes minmax, entropy, "
-                          "percentile, nncf; tflite pt2e-histogram (plain PT2E)."),
+                     help="int8 quantiser/ranges. default = the backend's first: onnx mean-minmax (onnxruntime, "
+                          "per-image min/max averaged), openvino and tflite nncf. auto = try the backend's methods "
+                          "and keep the one whose scores rank the calibration images most like fp32 (SRCC). onnx "
+                          "also takes minmax, entropy, percentile, nncf; openvino nncf-minmax, nncf-asym, "
+                          "nncf-asym-minmax (asymmetric activations); tflite pt2e-histogram (plain PT2E)."),
         click.option("--verify", type=click.Path(), default=None,
                      help="Held-out verification images for the parity gate (default: the calibration set)."),
         click.option("--channels-last", is_flag=True, help="NHWC model input (tflite)."),

@@ -126,6 +126,10 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
     Args:
         preprocess: the model's preprocessing (written to the sidecar).
         calibration: image folder, calibration ``.npz`` or float32 NCHW array (required for int8).
+        calibration_method: int8 activation ranges: ``default`` (the backend's first method), one of
+            the backend's ``calibration_methods``, or ``auto``: each of its ``auto_calibration`` methods
+            is tried and the best SRCC vs fp32 on the calibration images is kept
+            (``edgefiq.export.autocal``; the sidecar's ``quantization.calibration_auto`` lists the trials).
         verify: verification images (folder/``.npz``/array); default: the calibration set, else random inputs.
         accuracy_control: int8 only, every target: largest SRCC drop vs fp32 allowed on the calibration
             images; the fewest blocks needed stay float (``edgefiq.export.mixed``; the sidecar's
@@ -182,9 +186,10 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
     example = torch.from_numpy(np.ascontiguousarray(vx[:1]))
     ref = torch_scores(model, vx)
     methods = tuple(getattr(backend, "calibration_methods", ()))
-    if precision == "int8" and calibration_method == "default":
+    auto = precision == "int8" and calibration_method == "auto" and bool(getattr(backend, "auto_calibration", ()))
+    if precision == "int8" and calibration_method in ("default", "auto") and not auto:
         calibration_method = methods[0] if methods else "default"
-    elif precision == "int8" and calibration_method not in methods:   # an explicit choice this backend cannot honour
+    elif precision == "int8" and not auto and calibration_method not in methods:   # a choice this backend cannot honour
         raise UsageError(f"{target} int8 calibration method {calibration_method!r} is not supported "
                          f"(supports {', '.join(methods) or 'only its own'})")
     adv = {"calibration_method": calibration_method, **(advanced or {})}
@@ -200,11 +205,18 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".export-{fname}-", dir=out_dir))
     try:
         tmp_art = tmp_dir / fname
-        mixed = None
+        mixed = trials = None
         try:
-            if accuracy_control is None:
+            if auto:   # every candidate method is a real quantisation; the best on the calibration images stays
+                from edgefiq.export.autocal import choose_calibration
+
+                adv["calibration_method"], chosen, trials, report = choose_calibration(
+                    backend, model, example, tmp_art, options, threads=threads)
+                if accuracy_control is None:
+                    adv["quantization_report"], tmp_art = report, chosen
+            if accuracy_control is None and not auto:
                 backend.export(model, example, tmp_art, options)
-            else:
+            elif accuracy_control is not None:
                 from edgefiq.export.mixed import export_mixed
 
                 mixed = export_mixed(backend, model, example, tmp_art, options, max_drop=float(accuracy_control),
@@ -219,6 +231,8 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
             quant = dict(backend.quantization_info(tmp_art))
         if precision == "int8":
             quant.update(calibration_images=int(len(calib)), calibration_method=adv.get("calibration_method"))
+            if trials is not None:
+                quant["calibration_auto"] = {"metric": "srcc_vs_fp32 on the calibration images", "trials": trials}
             quant.update(adv.get("quantization_report", {}))
         if mixed is not None:
             quant["accuracy_control"] = {"metric": "srcc_vs_fp32", "max_drop": float(accuracy_control)}
@@ -284,7 +298,8 @@ def export_checkpoint(ckpt: str | Path, target: str, out_dir: str | Path, *, pre
         try:
             results.append(export_model(
                 ck.model, ck.preprocess, t, out_dir, precision=precision, calibration=calibration, verify=verify,
-                calibration_method=method if method in getattr(b, "calibration_methods", ()) else "default",
+                calibration_method=method if method == "auto" or method in getattr(b, "calibration_methods", ())
+                else "default",
                 accuracy_control=accuracy_control,
                 channels_last=channels_last and getattr(b, "supports_channels_last", False),
                 no_verify=no_verify, **common))

@@ -22,7 +22,9 @@ forces opset 18 and external weight files. Precisions:
 
   On the distilled MobileNetV3-Small (``results/export.md``) global min/max gives SRCC vs fp32
   0.38: a few channels with large activations on a few images set the per-tensor ranges while
-  the score lives in the small ones; ``mean-minmax`` with the float head gives 0.997.
+  the score lives in the small ones; ``mean-minmax`` with the float head gives 0.997. The
+  quickstart's synthetic student is the opposite case, hence ``auto`` (``edgefiq.export.autocal``),
+  which tries ``auto_calibration`` in order and keeps the best.
 
 Module-level imports are torch-free: the runner only needs onnxruntime.
 """
@@ -201,6 +203,7 @@ class OnnxBackend:
     precisions = ("fp32", "fp16", "int8")
     packages = ("torch", "onnx", "onnxslim", "onnxruntime")
     calibration_methods = CALIBRATION_METHODS   # first = default
+    auto_calibration = ("mean-minmax", "minmax", "percentile")   # tried in order by calibration_method="auto"
 
     def available(self) -> bool:
         return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))

@@ -7,7 +7,10 @@ the ONNX export (``advanced["source"] = "onnx"``). Precisions:
 * ``fp16``: fp16-compressed weights, decompressed at load time; compute stays fp32 on CPU.
 * ``int8``: NNCF post-training quantisation (``nncf.quantize``) on the calibration set, with
   the score head and any ``advanced["float_modules"]`` (mixed precision chosen by
-  ``edgefiq.export.mixed`` under ``--accuracy-control``) kept in float.
+  ``edgefiq.export.mixed`` under ``--accuracy-control``) kept in float. Calibration methods:
+  ``nncf`` (NNCF's defaults: symmetric activations), ``nncf-minmax`` (global min/max ranges),
+  ``nncf-asym`` / ``nncf-asym-minmax`` (the same with asymmetric activations, NNCF's "mixed"
+  preset); ``auto`` (``edgefiq.export.autocal``) tries ``auto_calibration`` in order.
 
 The runner compiles for CPU with ``INFERENCE_PRECISION_HINT=f32`` so fp32 artifacts match
 torch to float rounding. Module-level imports are torch-free.
@@ -27,6 +30,12 @@ from edgefiq.export.base import ExportOptions, read_meta_or_none, to_layout
 from edgefiq.registry import BACKENDS
 
 _PIP = "pip install openvino nncf"
+# calibration method -> (NNCF preset, activation range estimator; None = NNCF's default ranges).
+# The "mixed" preset quantises activations asymmetrically (OpenVINO's advice for non-ReLU
+# activations such as hard-swish); "performance" symmetrically.
+CALIBRATION_METHODS: dict[str, tuple[str, str | None]] = {
+    "nncf": ("performance", None), "nncf-minmax": ("performance", "MINMAX"),
+    "nncf-asym": ("mixed", None), "nncf-asym-minmax": ("mixed", "MINMAX")}
 
 
 def _require(*modules: str) -> None:
@@ -68,7 +77,16 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> Any:
     cal_ds = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
     # u8 x s8 products saturate int16 on CPUs without VNNI (AVX2): 7-bit weights everywhere avoid it.
     overflow_fix = str(options.advanced.get("overflow_fix", "enable"))
-    adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix(overflow_fix))
+    method = str(options.advanced.get("calibration_method", "nncf"))
+    if method not in CALIBRATION_METHODS:
+        raise UsageError(f"openvino: unknown calibration method {method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
+    preset, estimator = CALIBRATION_METHODS[method]
+    kw = {}
+    if estimator:
+        from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+        kw["activations_range_estimator_params"] = getattr(RangeEstimatorParametersSet, estimator)
+    adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix(overflow_fix), **kw)
     # The 1-output regression head is tiny and sets the score's resolution: keep it in float.
     head = [op.get_friendly_name() for op in ov_model.get_ordered_ops() if op.get_type_name() == "MatMul"][-1:]
     if not options.advanced.get("keep_head_float", True):
@@ -90,7 +108,9 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> Any:
     ignored = nncf.IgnoredScope(names=head, validate=False) if head else None
     report = options.advanced.setdefault("quantization_report", {})
     report.update(overflow_fix=overflow_fix, float_layers=head)
-    return nncf.quantize(ov_model, cal_ds, subset_size=len(calib), ignored_scope=ignored, advanced_parameters=adv)
+    report.update(preset=preset, activation_ranges=estimator or "nncf default")
+    return nncf.quantize(ov_model, cal_ds, subset_size=len(calib), ignored_scope=ignored, advanced_parameters=adv,
+                         preset=nncf.QuantizationPreset(preset))
 
 
 @BACKENDS.register("openvino")
@@ -101,7 +121,8 @@ class OpenVinoBackend:
     suffix = ".xml"
     precisions = ("fp32", "fp16", "int8")
     packages = ("torch", "openvino", "nncf")
-    calibration_methods = ("nncf",)   # first = default
+    calibration_methods = tuple(CALIBRATION_METHODS)   # first = default
+    auto_calibration = ("nncf", "nncf-asym-minmax", "nncf-asym")   # tried in order by calibration_method="auto"
 
     def available(self) -> bool:
         return importlib.util.find_spec("openvino") is not None and importlib.util.find_spec("nncf") is not None

@@ -148,6 +148,7 @@ class TfliteBackend:
     precisions = ("fp32", "fp16", "int8")
     packages = ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer", "nncf")
     calibration_methods = ("nncf", "pt2e-histogram")   # first = default
+    auto_calibration = calibration_methods   # tried in order by calibration_method="auto"
     supports_channels_last = True
 
     def available(self) -> bool:
