@@ -422,8 +422,10 @@ def write_report(res: dict, out: Path) -> None:
 
     write_json(out.with_suffix(".json"), res)
     t, r, v = res["teacher"], res["random"], res["validation"]
+    cmds = list(dict.fromkeys(s.get("command") or res["command"] for s in res["students"].values())) or [res["command"]]
     lines = ["# Distillation benchmark: PreFIQs(MobileFaceNet, l1, rho 0.4) -> students", "",
-             f"Reproduce: `{res['command']}`", "",
+             "Reproduce" + (" (each command adds or updates its rows)" if len(cmds) > 1 else "") + ":", "",
+             *[f"- `{c}`" for c in cmds], "",
              f"Data: LFW dev aligned 112x112; every image clean + one degraded copy (8 kinds, severity 0.3/0.6/1.0, "
              f"seeded){'; training images also get their other two severities (--train-copies all)' if res.get('train_copies') == 'all' else ''}. Validation = identities of `pairs.txt` folds 6-7 ({v['identities']} identities, {v['images']} "
              f"images; {v['genuine']} genuine / {v['impostor']} impostor comparisons, same-photo pairs excluded); "
@@ -477,6 +479,16 @@ def notes(res: dict) -> list[str]:
                        f"schedule it stayed within {min(tail):.3f}-{max(tail):.3f} while the training loss kept "
                        f"falling ({s['history'][len(val) // 2]['train_loss']:.3f} -> {s['history'][-1]['train_loss']:.3f}): "
                        "more epochs of this recipe fit the training identities, not the validation ones.")
+    for name, s in res["students"].items():
+        base = res["students"].get(name.replace(" (mirror-avg labels)", ""))
+        if name.endswith("(mirror-avg labels)") and base is not None and base is not s:
+            out.append(f"- {name}: trained on the mean of the teacher's score of each training image and of its "
+                       f"mirror image, validated against the teacher's plain scores: SRCC {s['srcc']:.3f} vs "
+                       f"{base['srcc']:.3f} with the plain labels, same recipe otherwise. With random flips in "
+                       "training, a plain label is the score of the unflipped image only, which the teacher itself "
+                       "reproduces on the mirror image at the self-agreement above; the averaged label is the same "
+                       "for both views." + (" No measurable gain: that label noise is not what limits the student."
+                                            if abs(s["srcc"] - base["srcc"]) < 0.005 else ""))
     out += [
         "- s/epoch and img/s are wall-clock on this 2-core machine (students trained from scratch: no "
         "ImageNet weights offline). What limits the numbers: the clean-vs-clean ordering, where the teacher is "
@@ -566,7 +578,8 @@ def main(argv: list[str] | None = None) -> None:
         res = evaluate(work, run_dir, root, rel, sources, args.students, val_ids, shared, [r["kind"] for r in rows], tag)
         prev = Path(args.out).with_suffix(".json")
         if prev.is_file():   # rows of other runs (other students or label variants) stay in the table
-            old = json.loads(prev.read_text()).get("students", {})
+            old_res = json.loads(prev.read_text())
+            old = {k: {"command": old_res.get("command"), **v} for k, v in old_res.get("students", {}).items()}
             res["students"] = {**{k: v for k, v in old.items() if k not in res["students"]}, **res["students"]}
         res["notes"] = notes(res)
         write_report(res, Path(args.out))
