@@ -129,58 +129,76 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--min-time", type=float, default=2.0, help="timed seconds per setting, split over the rounds")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per run (median of round medians)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench")
+    ap.add_argument("--render", action="store_true", help="only rewrite OUT.md/.png from OUT.json (no timing)")
     args = ap.parse_args(argv)
-    args.work.mkdir(parents=True, exist_ok=True)
-    ckpt, ckpt_desc = checkpoint(args.checkpoint, args.work, args.arch)
-    arts, export_log = export_all(ckpt, args.work)
-    runs = [run_bench(arts, args.work / f"run{k}.json", args.threads, args.batch, args.min_time, args.rounds)
-            for k in (1, 2)]
-    agree = agreement(runs[0]["rows"], runs[1]["rows"])
-
-    from edgefiq.bench.report import format_markdown, plot_latency
+    from edgefiq.bench.report import plot_latency
     from edgefiq.utils import atomic_write_text, write_json
 
+    if args.render:
+        report = json.loads(args.out.with_suffix(".json").read_text())
+    else:
+        args.work.mkdir(parents=True, exist_ok=True)
+        ckpt, ckpt_desc = checkpoint(args.checkpoint, args.work, args.arch)
+        arts, export_log = export_all(ckpt, args.work)
+        runs = [run_bench(arts, args.work / f"run{k}.json", args.threads, args.batch, args.min_time, args.rounds)
+                for k in (1, 2)]
+        agree = agreement(runs[0]["rows"], runs[1]["rows"])
+        report = {"summary": summarise(agree, runs, ckpt_desc), "exports": export_log, "agreement": agree,
+                  "run1": runs[0], "run2": runs[1],
+                  "command": "nice -n 10 python tools/bench_latency.py " + " ".join(argv or sys.argv[1:])}
+        write_json(args.out.with_suffix(".json"), report)
+    md = render(report)
+    atomic_write_text(args.out.with_suffix(".md"), md)
+    plot_latency(report["run1"]["rows"], args.out.with_suffix(".png"))
+    print(md)
+
+
+def summarise(agree: list[dict], runs: list[dict], ckpt_desc: str) -> dict:
     ok = [a for a in agree if a["within"] is not None]
     by_threads = {t: [sum(a["within"] for a in ok if a["threads"] == t), sum(a["threads"] == t for a in ok)]
                   for t in sorted({a["threads"] for a in ok})}
-    others = [o for a in ok for o in (a["other_cpu_run1"], a["other_cpu_run2"]) if o is not None]
-    summary = {"checkpoint": ckpt_desc, "rows_compared": len(ok), "rows_within_15pct": sum(a["within"] for a in ok),
-               "within_by_threads": by_threads, "max_other_cpu": max(others) if others else None,
-               "max_rel_diff": max((a["rel_diff"] for a in ok), default=None),
-               "loadavg_before_runs": [r["loadavg_before"] for r in runs]}
-    write_json(args.out.with_suffix(".json"), {"summary": summary, "exports": export_log, "agreement": agree,
-                                               "run1": runs[0], "run2": runs[1],
-                                               "command": "nice -n 10 python tools/bench_latency.py " + " ".join(argv or sys.argv[1:])})
-    md = format_markdown(runs[0]["rows"], runs[0]["environment"], runs[0]["settings"]).replace(
-        "# edgefiq bench", f"# edgefiq bench: {ckpt_desc}", 1)
+    others = [o for a in ok for o in (a.get("other_cpu_run1"), a.get("other_cpu_run2")) if o is not None]
+    return {"checkpoint": ckpt_desc, "rows_compared": len(ok), "rows_within_15pct": sum(a["within"] for a in ok),
+            "within_by_threads": by_threads, "max_other_cpu": max(others) if others else None,
+            "max_rel_diff": max((a["rel_diff"] for a in ok), default=None),
+            "loadavg_before_runs": [r["loadavg_before"] for r in runs]}
+
+
+def render(report: dict) -> str:
+    """results/bench.md from the JSON report."""
+    from edgefiq.bench.report import format_markdown
+
+    summary, agree, run1 = report["summary"], report["agreement"], report["run1"]
+    md = format_markdown(run1["rows"], run1["environment"], run1["settings"]).replace(
+        "# edgefiq bench", f"# edgefiq bench: {summary['checkpoint']}", 1)
+    others = summary.get("max_other_cpu")
+    quiet = (f"Other processes kept at most {others:.2f} cores busy while any row was timed (`other CPU`, "
+             "measured per round from /proc): both runs were timed on a quiet machine. " if others is not None and others < 0.2
+             else f"Other processes kept up to {others:.2f} cores busy while rows were timed (`other CPU`): "
+             "not a quiet machine. " if others is not None else "")
     md += ("\n## Run-to-run agreement of p50 (second run in a fresh process)\n\n"
            f"{summary['rows_within_15pct']} of {summary['rows_compared']} rows within 15%; max relative difference "
-           f"{summary['max_rel_diff']:.1%}. Load average (1/5/15 min) before the runs: "
+           f"{summary['max_rel_diff']:.1%}. By thread count: "
+           + ", ".join(f"{t} thread(s) {w} of {n}" for t, (w, n) in summary["within_by_threads"].items()) + ". "
+           + quiet + "Load average (1/5/15 min) before the runs: "
            + "; ".join("/".join(f"{v:.2f}" for v in la) for la in summary["loadavg_before_runs"])
-           + (" (run 2 starts right after run 1, so its 1-minute figure includes run 1's own load; "
-              + ("the machine was quiet before run 1" if summary["loadavg_before_runs"][0][0] < 0.6
-                 else "other work was running before run 1: not a quiet machine") + "). "
-              "By thread count: " + ", ".join(f"{t} thread(s) {w} of {n}" for t, (w, n) in by_threads.items()) + ". "
-              + (f"Other processes kept at most {summary['max_other_cpu']:.2f} cores busy while any row was timed "
-                 "(`other CPU`, measured per round from /proc). " if others else "")
-              + "The 2-thread rows use both cores of this VM; `p50 spread` in the table is the spread of the rounds' "
-              "medians within run 1.\n\n")
-           + "| artifact | threads | batch | p50 run 1 ms | p50 run 2 ms | diff | within 15% | other CPU run 1 / 2 |\n"
+           + " (a trailing average: it includes work that ended before the runs started, and run 1 for run 2). "
+           "The 2-thread rows use both cores of this VM; `p50 spread` in the table is the spread of the rounds' "
+           "medians within run 1.\n\n"
+           "| artifact | threads | batch | p50 run 1 ms | p50 run 2 ms | diff | within 15% | other CPU run 1 / 2 |\n"
            "|---|---:|---:|---:|---:|---:|---|---|\n")
     for a in agree:
         if a["within"] is None:
-            md += f"| {a['artifact']} | {a['threads']} | {a['batch']} | - | - | - | (failed row) |\n"
+            md += f"| {a['artifact']} | {a['threads']} | {a['batch']} | - | - | - | (failed row) | |\n"
         else:
-            oc = " / ".join("-" if o is None else f"{o:.2f}" for o in (a["other_cpu_run1"], a["other_cpu_run2"]))
+            oc = " / ".join("-" if o is None else f"{o:.2f}" for o in (a.get("other_cpu_run1"), a.get("other_cpu_run2")))
             md += (f"| {a['artifact']} | {a['threads']} | {a['batch']} | {a['p50_run1']:.3f} | {a['p50_run2']:.3f} | "
                    f"{a['rel_diff']:.1%} | {'yes' if a['within'] else 'NO'} | {oc} |\n")
     md += "\n## Exports\n\n" + "".join(f"- {e['target']} {e['precision']}: {e['status']}"
                                        + (f" ({e.get('reason')})" if e["status"] == "failed" else "") + "\n"
-                                       for e in export_log)
-    md += "\nReproduce: `nice -n 10 python tools/bench_latency.py` (see the JSON for the exact arguments).\n"
-    atomic_write_text(args.out.with_suffix(".md"), md)
-    plot_latency(runs[0]["rows"], args.out.with_suffix(".png"))
-    print(md)
+                                       for e in report["exports"])
+    md += f"\nReproduce: `{report['command']}`\n"
+    return md
 
 
 if __name__ == "__main__":
