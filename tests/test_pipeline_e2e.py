@@ -51,7 +51,9 @@ data:
 teacher: {name: severity}
 distill:
   students: [{arch: mobilenetv3_small_100}]
-  defaults: {input_size: [32, 32], optim: {epochs: 3, batch_size: 8, lr: 0.004, warmup_epochs: 0.3}, threads: 2}
+  # enough epochs that distillation is still running well after its first one (the kill test waits for
+  # it; with 3 epochs of ~0.1 s the run sometimes finished distilling between two polls)
+  defaults: {input_size: [32, 32], optim: {epochs: 48, batch_size: 8, lr: 0.004, warmup_epochs: 0.3}, threads: 2}
 prune: {methods: [structured], rhos: [0.3]}
 export: {targets: [onnx], precisions: [fp32, int8], calibration_size: 16}
 eval: {fr_arch: pixels}
@@ -115,7 +117,7 @@ def test_kill_during_distill_then_rerun_resumes_with_same_report(tmp_path: Path)
         metrics = student / "metrics.jsonl"
         if (student / "last.pt").is_file() and metrics.is_file() and metrics.read_text().count("\n") >= 1:
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert proc.poll() is None, "the run ended before it could be killed during distillation"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
