@@ -212,15 +212,15 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
 
                 adv["calibration_method"], chosen, trials, report = choose_calibration(
                     backend, model, example, tmp_art, options, threads=threads)
-                if accuracy_control is None:
-                    adv["quantization_report"], tmp_art = report, chosen
-            if accuracy_control is None and not auto:
-                backend.export(model, example, tmp_art, options)
-            elif accuracy_control is not None:
+            if accuracy_control is not None:   # mixed precision, with the chosen calibration method under auto
                 from edgefiq.export.mixed import export_mixed
 
                 mixed = export_mixed(backend, model, example, tmp_art, options, max_drop=float(accuracy_control),
                                      threads=threads, start=int(adv.get("float_units_hint", 0)))
+            elif auto:   # the chosen trial is the artifact
+                adv["quantization_report"], tmp_art = report, chosen
+            else:
+                backend.export(model, example, tmp_art, options)
         except EdgefiqError:
             raise
         except Exception as e:  # converters raise anything; the user gets one line

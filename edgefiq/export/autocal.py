@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,8 @@ def choose_calibration(backend: Any, model: Any, example: Any, out: Path, option
         ExportError: no method could quantise the model (each one's reason, one line).
     """
     from edgefiq.export.api import explain_conversion_error
-    from edgefiq.export.mixed import _srcc
-    from edgefiq.export.parity import runner_scores, torch_scores
+    from edgefiq.export.mixed import _srcc, quantise_and_score
+    from edgefiq.export.parity import torch_scores
 
     calib = options.calibration
     reference = torch_scores(model, calib)
@@ -49,12 +48,10 @@ def choose_calibration(backend: Any, model: Any, example: Any, out: Path, option
     best: tuple[float, str, Path, dict[str, Any]] | None = None
     for method in backend.auto_calibration:
         path = Path(out).parent / f"auto-{method}" / Path(out).name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        report: dict[str, Any] = {}
         try:
-            backend.export(model, example, path, dataclasses.replace(
-                options, advanced={**options.advanced, "calibration_method": method, "quantization_report": report}))
-            srcc = _srcc(runner_scores(backend.load(path, threads), calib), reference)
+            scores, report = quantise_and_score(backend, model, example, path, options, calib, threads=threads,
+                                                calibration_method=method)
+            srcc = _srcc(scores, reference)
         except EdgefiqError as e:
             trials.append({"method": method, "error": str(e)})
             continue

@@ -160,7 +160,6 @@ def head_module(model: Any) -> str | None:
 class _Simulator:
     """Torch int8 simulation with per-unit switches (see the module docstring)."""
 
-
     def __init__(self, model: Any, units: list[Unit], calibration: np.ndarray, head: str | None) -> None:
         import torch
 
@@ -291,6 +290,22 @@ def search_float_units(trial: Callable[[list[Any]], float], ranked: Sequence[Any
     return list(ranked[:hi]), history
 
 
+def quantise_and_score(backend: Any, model: Any, example: Any, path: Path, options: Any, calibration: np.ndarray, *,
+                       threads: int | None = None, **advanced: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """One int8 trial: export ``model`` to ``path`` with ``options`` plus the ``advanced`` settings, then
+    score ``calibration`` with the backend's own runner. Returns (scores, the quantiser's report).
+    Accuracy control and auto calibration (``edgefiq.export.autocal``) are made of such trials."""
+    import dataclasses
+
+    from edgefiq.export.parity import runner_scores
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {}
+    backend.export(model, example, path, dataclasses.replace(
+        options, advanced={**options.advanced, **advanced, "quantization_report": report}))
+    return runner_scores(backend.load(path, threads), calibration), report
+
+
 def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any, *, max_drop: float,
                  threads: int | None = None, start: int = 0) -> dict[str, Any]:
     """Int8-export ``model`` to ``out`` keeping the fewest blocks float for SRCC vs fp32 >= 1 - max_drop.
@@ -303,12 +318,11 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
         >>> export_mixed(BACKENDS.get("onnx")(), model, x[:1], Path("m_int8.onnx"), opts, max_drop=0.01)  # doctest: +SKIP
         {'max_drop': 0.01, 'units': 17, 'float_modules': ['net.conv_stem', ...], 'trials': [...], ...}
     """
-    import dataclasses
     import os
     import shutil
 
     from edgefiq.export.base import artifact_files
-    from edgefiq.export.parity import runner_scores, torch_scores
+    from edgefiq.export.parity import torch_scores
 
     calib = options.calibration
     reference = torch_scores(model, calib)
@@ -321,14 +335,9 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
     float_tol = 1e-4 * max(1.0, float(np.max(np.abs(reference))))   # the fp32 parity tolerance
 
     def trial(float_units: list[Unit]) -> float:
-        path = trials / f"k{len(float_units)}" / Path(out).name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        report: dict[str, Any] = {}
-        modules = [m for u in float_units for m in u]
-        backend.export(model, example, path, dataclasses.replace(
-            options, advanced={**options.advanced, "float_modules": modules, "quantization_report": report}))
-        reports[len(float_units)] = report
-        scores = runner_scores(backend.load(path, threads), calib)
+        scores, reports[len(float_units)] = quantise_and_score(
+            backend, model, example, trials / f"k{len(float_units)}" / Path(out).name, options, calib,
+            threads=threads, float_modules=[m for u in float_units for m in u])
         max_diff[len(float_units)] = float(np.max(np.abs(scores - reference)))
         return _srcc(scores, reference)
 

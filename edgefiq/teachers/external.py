@@ -103,9 +103,8 @@ class ModelTeacher(Teacher):
             array([0.42])
         """
         model, pp = self._load()
-        out = [self._scalar(model(torch.from_numpy(pp.batch(images[i:i + self.batch_size])).to(self.device)),
-                            len(images[i:i + self.batch_size]))
-               for i in range(0, len(images), self.batch_size)]
+        chunks = [images[i:i + self.batch_size] for i in range(0, len(images), self.batch_size)]
+        out = [self._scalar(model(torch.from_numpy(pp.batch(c)).to(self.device)), len(c)) for c in chunks]
         return np.concatenate(out) if out else np.zeros(0)
 
     def config(self) -> dict[str, Any]:
