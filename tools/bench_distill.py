@@ -16,7 +16,7 @@ Stages (each resumable; outputs under ``--work``, default ``runs/bench_distill``
 3. ``train``: ``edgefiq.distill.distill`` for each ``--students`` name (resumable).
    ``--train-labels mirror-avg`` trains on the mean of the teacher's score of each training image
    and of its mirror image (one extra teacher pass over the training images, cached in
-   ``label_chunks_mirror/``); validation labels stay the teacher's plain scores. Rows of such a
+   ``label_chunks_mirror/train/``); validation labels stay the teacher's plain scores. Rows of such a
    run are tagged ``(mirror-avg labels)``; use a separate ``--run-dir``.
 4. ``eval``: SRCC/PLCC/KRCC of each student's best checkpoint vs the teacher on the validation
    images; pAUC x1e3 (EDC FNMR at FMR 1e-3, discard 0.3, fixed threshold) of student, teacher and
@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 SHARED = Path(os.environ.get("EDGEFIQ_SHARED", ROOT.parent / "shared" / "data"))
 SEVERITIES = (0.3, 0.6, 1.0)
+MIRROR_TAG = " (mirror-avg labels)"   # row-name suffix of --train-labels mirror-avg runs
 
 
 # ----------------------------------------------------------------------------- prepare
@@ -254,31 +255,32 @@ def train(student: str, rec: dict, run_dir: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- eval
-def label_mirrored(work: Path, root: Path, rel: list[str], idx: np.ndarray, batch: int = 64) -> np.ndarray:
-    """The teacher's quality of the horizontally mirrored images ``idx`` (chunks of 512, resumable)."""
+def mirrored_quality(work: Path, root: Path, rels: list[str], cache: str, batch: int = 64) -> np.ndarray:
+    """The teacher's quality of the horizontally mirrored images ``rels`` (in chunks of 512, cached under
+    ``label_chunks_mirror/<cache>/``, so an interrupted run resumes)."""
     from edgefiq.models.fr import iter_image_batches, load_fr_model
     from edgefiq.utils import atomic_path
 
     fr = load_fr_model(SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt")
     sessions = [_ort_session(None, work / f"{n}.onnx") for n in ("mobilefacenet", "mfn_l1_0.4")]
-    chunks = work / "label_chunks_mirror"
+    chunks = work / "label_chunks_mirror" / cache
     chunks.mkdir(parents=True, exist_ok=True)
-    out = np.full(len(idx), np.nan)
-    starts = range(0, len(idx), 512)
+    out = np.full(len(rels), np.nan)
+    starts = range(0, len(rels), 512)
     for c, s in enumerate(starts):
-        f = chunks / f"chunk_{s:06d}.npz"
+        part, f = rels[s:s + 512], chunks / f"chunk_{s:06d}.npz"
         if not f.exists():
             t0, q = time.time(), []
-            for x, _, _ in iter_image_batches([root / rel[i] for i in idx[s:s + 512]], fr.preprocess, batch_size=batch):
+            for x, _, _ in iter_image_batches([root / r for r in part], fr.preprocess, batch_size=batch):
                 q.append(_prefiqs_batch(sessions, np.ascontiguousarray(x.numpy()[..., ::-1]))[0])
             with atomic_path(f) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, index=idx[s:s + 512], quality=np.concatenate(q))
-            print(f"[label mirror] chunk {c + 1}/{len(starts)} ({len(idx[s:s + 512]) / (time.time() - t0):.1f} img/s)",
+                    np.savez(fh, paths=np.array(part), quality=np.concatenate(q))
+            print(f"[label mirror {cache}] chunk {c + 1}/{len(starts)} ({len(part) / (time.time() - t0):.1f} img/s)",
                   flush=True)
         z = np.load(f)
-        if not np.array_equal(z["index"], idx[s:s + 512]):
-            raise SystemExit(f"{f}: written for another image order; delete {chunks} and rerun")
+        if z["paths"].tolist() != part:
+            raise SystemExit(f"{f}: written for other images; delete {chunks} and rerun")
         out[s:s + 512] = z["quality"]
     return out
 
@@ -293,17 +295,19 @@ def split_label_files(work: Path, root: Path, rel: list[str], order: np.ndarray,
     SRCC ~0.95 (its mirror agreement); the average is the same for both views. Validation labels
     are always the teacher's plain scores: the reported SRCC is against the teacher as it is.
     """
+    from edgefiq.data.readers import read_labels_csv
     from edgefiq.utils import atomic_write_text
 
-    q = dict(r.values() for r in csv.DictReader(open(work / "labels.csv", newline="")))
+    paths, labels = read_labels_csv(work / "labels.csv", root)
+    q = {p.relative_to(root).as_posix(): v for p, v in zip(paths, labels)}
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])   # file order = labels.csv order
-    train = np.array([i for i in train if rel[i] in q], np.int64)
-    tq = np.array([float(q[rel[i]]) for i in train])
+    train_rel = [rel[i] for i in train if rel[i] in q]
+    tq = np.array([q[r] for r in train_rel])
     if mirror_avg:
-        tq = 0.5 * (tq + label_mirrored(work, root, rel, train))
+        tq = 0.5 * (tq + mirrored_quality(work, root, train_rel, "train"))
     files = (work / ("labels_train_mirror_avg.csv" if mirror_avg else "labels_train.csv"), work / "labels_val.csv")
-    atomic_write_text(files[0], "path,quality\n" + "".join(f"{rel[i]},{v:.7g}\n" for i, v in zip(train, tq)))
-    atomic_write_text(files[1], "path,quality\n" + "".join(f"{rel[i]},{q[rel[i]]}\n" for i in val))
+    atomic_write_text(files[0], "path,quality\n" + "".join(f"{r},{v:.7g}\n" for r, v in zip(train_rel, tq)))
+    atomic_write_text(files[1], "path,quality\n" + "".join(f"{rel[i]},{q[rel[i]]:.7g}\n" for i in val))
     return files
 
 
@@ -377,14 +381,8 @@ def teacher_flip_agreement(work: Path, root: Path, vrel: list[str], teacher: np.
     with itself: a ceiling on how well any image-only student can rank like it.
     """
     from edgefiq.metrics import srcc
-    from edgefiq.models.fr import iter_image_batches, load_fr_model
 
-    fr = load_fr_model(SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt")
-    sessions = [_ort_session(None, work / f"{n}.onnx") for n in ("mobilefacenet", "mfn_l1_0.4")]
-    q = []
-    for x, _, _ in iter_image_batches([root / r for r in vrel], fr.preprocess, batch_size=64):
-        q.append(_prefiqs_batch(sessions, np.ascontiguousarray(x.numpy()[..., ::-1]))[0])
-    flipped = np.concatenate(q)
+    flipped = mirrored_quality(work, root, vrel, "val")
     return {"images": len(vrel), "srcc": srcc(teacher, flipped), "srcc_clean_only": srcc(teacher[clean], flipped[clean]),
             "srcc_degraded_only": srcc(teacher[~clean], flipped[~clean]),
             "note": "SRCC(teacher(x), teacher(mirror(x))) on the validation images"}
@@ -480,8 +478,8 @@ def notes(res: dict) -> list[str]:
                        f"falling ({s['history'][len(val) // 2]['train_loss']:.3f} -> {s['history'][-1]['train_loss']:.3f}): "
                        "more epochs of this recipe fit the training identities, not the validation ones.")
     for name, s in res["students"].items():
-        base = res["students"].get(name.replace(" (mirror-avg labels)", ""))
-        if name.endswith("(mirror-avg labels)") and base is not None and base is not s:
+        base = res["students"].get(name.removesuffix(MIRROR_TAG))
+        if name.endswith(MIRROR_TAG) and base is not None:
             out.append(f"- {name}: trained on the mean of the teacher's score of each training image and of its "
                        f"mirror image, validated against the teacher's plain scores: SRCC {s['srcc']:.3f} vs "
                        f"{base['srcc']:.3f} with the plain labels, same recipe otherwise. With random flips in "
@@ -574,7 +572,7 @@ def main(argv: list[str] | None = None) -> None:
                        f"{args.threads}", "recipes": {n: recipe(n, root, labels, index, work,
                                                                args.epochs[min(i, len(args.epochs) - 1)], args.threads)
                                                         for i, n in enumerate(args.students)}}
-        tag = " (mirror-avg labels)" if args.train_labels == "mirror-avg" else ""
+        tag = MIRROR_TAG if args.train_labels == "mirror-avg" else ""
         res = evaluate(work, run_dir, root, rel, sources, args.students, val_ids, shared, [r["kind"] for r in rows], tag)
         prev = Path(args.out).with_suffix(".json")
         if prev.is_file():   # rows of other runs (other students or label variants) stay in the table
