@@ -101,6 +101,20 @@ def test_calibration_method_the_target_lacks_is_one_line_usage_error(tiny_ckpt: 
     assert r.returncode == 2 and "Invalid value for '--calibration-method'" in r.stderr
 
 
+def test_calibration_method_auto_through_the_cli(tiny_ckpt: Path, image_dir: Path, tmp_path: Path) -> None:
+    """``--calibration-method auto`` reaches the export: the sidecar lists the trials in the backend's
+    order and names the kept method among them."""
+    from edgefiq.registry import BACKENDS
+
+    r = _run("quantize", str(tiny_ckpt), "-t", "onnx", "--calibration", str(image_dir), "--calibration-method", "auto",
+             "--no-verify", "-o", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    q = json.loads((tmp_path / "o" / "tiny_cnn_int8.onnx.json").read_text())["quantization"]
+    tried = [t["method"] for t in q["calibration_auto"]["trials"]]
+    assert tried == list(BACKENDS.get("onnx").auto_calibration[:len(tried)]) and q["calibration_method"] in tried
+    assert "--calibration-method auto" in CliRunner().invoke(cli, ["quantize", "--help"]).output
+
+
 def test_accuracy_control_bad_value_is_one_line_usage_error(tiny_ckpt: Path, image_dir: Path, tmp_path: Path) -> None:
     r = _run("quantize", str(tiny_ckpt), "-t", "onnx", "--calibration", str(image_dir), "--accuracy-control", "1.5",
              "-o", str(tmp_path / "o"))

@@ -159,7 +159,7 @@ def check_large(work: Path, rounds: int, runs: int) -> dict:
 
 def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     """Rows of an earlier run of the same part that this run did not redo, plus this run's rows."""
-    key = lambda r: (r["method"], r["rho"], r.get("recovery_epochs", 0), r.get("recovery_kd") or "offline")  # noqa: E731
+    key = lambda r: (r["method"], r["rho"], r.get("recovery_epochs", 0), r.get("recovery_kd"))  # noqa: E731
     for r in old:   # rows from before recovery_kd was recorded trained on offline KD labels
         if r.get("recovery_epochs") and not r.get("recovery_kd"):
             r["recovery_kd"] = "offline"

@@ -91,5 +91,6 @@ def quantize(ckpt: str, target: str, out: str, **kw: Any) -> None:
     Example:
       edgefiq quantize best.pt -t onnx --calibration calibration/lfw300.npz --verify heldout/ -o export/
       edgefiq quantize best.pt -t tflite --calibration calib/ --verify val/ --accuracy-control 0.01 -o export/
+      edgefiq quantize best.pt -t all --calibration calib/ --verify val/ --calibration-method auto -o export/
     """
     _run(ckpt, target, out, **kw)
