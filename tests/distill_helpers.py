@@ -33,3 +33,36 @@ def recipe_dict(root: Path, **over: object) -> dict:
                "losses": {"plcc": 1.0, "rank": 0.5}, "threads": 1, "seed": 0}
     d.update(over)
     return d
+
+
+def metrics_rows(run: Path) -> list[dict]:
+    """``metrics.jsonl`` rows without the machine-dependent timing keys (for exact-resume comparisons)."""
+    import json
+
+    from edgefiq.distill.loop import TIMING_KEYS
+
+    return [{k: v for k, v in json.loads(ln).items() if k not in TIMING_KEYS}
+            for ln in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def interrupt_then_resume(cfg: object, out: Path, monkeypatch: object, *, after_epoch: int) -> None:
+    """Run ``distill(cfg, out)``, interrupted (KeyboardInterrupt) right after epoch ``after_epoch`` was
+    checkpointed, then ``distill(cfg, out, resume=True)`` to the end."""
+    import pytest
+
+    from edgefiq.distill import distill
+    from edgefiq.distill.loop import _Trainer
+
+    end_epoch = _Trainer._end_epoch
+
+    def stop(self, epoch, *a):  # type: ignore[no-untyped-def]
+        row = end_epoch(self, epoch, *a)
+        if epoch == after_epoch:
+            raise KeyboardInterrupt
+        return row
+
+    monkeypatch.setattr(_Trainer, "_end_epoch", stop)  # type: ignore[attr-defined]
+    with pytest.raises(KeyboardInterrupt):
+        distill(cfg, out)
+    monkeypatch.setattr(_Trainer, "_end_epoch", end_epoch)  # type: ignore[attr-defined]
+    distill(cfg, out, resume=True)

@@ -17,7 +17,10 @@ Stages (each resumable; outputs under ``--work``, default ``runs/bench_distill``
    ``--train-labels mirror-avg`` trains on the mean of the teacher's score of each training image
    and of its mirror image (one extra teacher pass over the training images, cached in
    ``label_chunks_mirror/train/``); validation labels stay the teacher's plain scores. Rows of such a
-   run are tagged ``(mirror-avg labels)``; use a separate ``--run-dir``.
+   run are tagged ``(mirror-avg labels)``; use a separate ``--run-dir``. ``--feature-kd W`` adds
+   feature-level distillation (``edgefiq.distill.feature_kd``): the student's pooled features also
+   regress the FR model's normalised embedding of each training image (stored by the label stage,
+   ``feature_targets.npz``) with weight ``W``; rows tagged ``(+ FR-embedding feature KD)``.
 4. ``eval``: SRCC/PLCC/KRCC of each student's best checkpoint vs the teacher on the validation
    images; pAUC x1e3 (EDC FNMR at FMR 1e-3, discard 0.3, fixed threshold) of student, teacher and
    random scores on the same comparisons (all genuine and all impostor pairs among validation
@@ -48,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("EDGEFIQ_SHARED", ROOT.parent / "shared" / "data"))
 SEVERITIES = (0.3, 0.6, 1.0)
 MIRROR_TAG = " (mirror-avg labels)"   # row-name suffix of --train-labels mirror-avg runs
+FEATURE_TAG = " (+ FR-embedding feature KD)"   # row-name suffix of --feature-kd runs
 
 
 # ----------------------------------------------------------------------------- prepare
@@ -226,12 +230,15 @@ def merge_labels(work: Path, rel: list[str], order: np.ndarray, n_val: int, min_
 
 # ----------------------------------------------------------------------------- train
 def recipe(student: str, root: Path, labels: tuple[Path, Path], index: Path, work: Path, epochs: int,
-           threads: int) -> dict:
+           threads: int, feature_kd: float = 0.0) -> dict:
     """The distillation recipe used for every student (see results/distill.md for the rationale).
 
     ``labels`` = (training CSV, validation CSV): the validation identities are those of the second.
+    ``feature_kd`` > 0 adds the FR-embedding feature term (targets from ``feature_targets``).
     """
-    return {
+    extra = ({"feature_kd": {"targets": str(work / "feature_targets.npz"), "weight": feature_kd, "loss": "cosine"}}
+             if feature_kd > 0 else {})
+    return {**extra,
         "student": student, "input_size": [112, 112],
         "data": {"images": str(root), "labels": str(labels[0]), "val_labels": str(labels[1]), "index": str(index),
                  "cache": True, "cache_dir": str(work / "cache")},
@@ -252,6 +259,16 @@ def train(student: str, rec: dict, run_dir: Path) -> Path:
     out = run_dir / student
     distill(from_mapping(DistillConfig, rec), out, resume=True)
     return out
+
+
+def feature_targets(work: Path, rel: list[str]) -> Path:
+    """``feature_targets.npz``: the full model's normalised embedding of every labelled image (the label
+    stage stores them in ``embeddings.npy``, row = index order), for ``--feature-kd``."""
+    from edgefiq.distill.feature_kd import save_targets
+
+    emb = np.load(work / "embeddings.npy")
+    ok = np.isfinite(emb).all(axis=1)
+    return save_targets(work / "feature_targets.npz", [r for r, k in zip(rel, ok) if k], emb[ok])
 
 
 # ----------------------------------------------------------------------------- eval
@@ -487,13 +504,22 @@ def notes(res: dict) -> list[str]:
                        "reproduces on the mirror image at the self-agreement above; the averaged label is the same "
                        "for both views." + (" No measurable gain: that label noise is not what limits the student."
                                             if abs(s["srcc"] - base["srcc"]) < 0.005 else ""))
+    for name, s in res["students"].items():
+        base = res["students"].get(name.removesuffix(FEATURE_TAG))
+        if name.endswith(FEATURE_TAG) and base is not None:
+            out.append(f"- {name}: the same recipe plus feature-level distillation (`feature_kd`, weight in "
+                       "the row's command): the student's pooled features, through a "
+                       "training-only linear projection, regress the FR model's normalised embedding of each "
+                       f"training image (cosine loss). SRCC {s['srcc']:.3f} vs {base['srcc']:.3f} without, pAUC "
+                       f"{s['pauc_x1e3']:.2f} vs {base['pauc_x1e3']:.2f}; the exported student is the same network.")
+    measured_fkd = any(n.endswith(FEATURE_TAG) for n in res["students"])
     out += [
         "- s/epoch and img/s are wall-clock on this 2-core machine (students trained from scratch: no "
         "ImageNet weights offline). What limits the numbers: the clean-vs-clean ordering, where the teacher is "
         "least consistent with itself (see its mirror agreement) and the student is weakest; training from "
         "scratch on ~3.5k training identities. Levers not available offline here: ImageNet-pretrained weights "
-        "(`student_options.weights`), more identities; available but not yet measured: feature-level "
-        "distillation from the FR embedding.",
+        "(`student_options.weights`), more identities" + ("." if measured_fkd else "; available but not yet "
+                                                          "measured: feature-level distillation from the FR embedding."),
         "- An earlier attempt of this benchmark (2 short epochs, EMA decay 0.998) validated EMA weights that "
         "averaged over more steps than the run had (~300), i.e. mostly the initial weights: SRCC 0.21. The "
         "recipe trains without EMA; keep 1/(1-ema) well below the number of steps.",
@@ -520,6 +546,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--train-labels", choices=["teacher", "mirror-avg"], default="teacher",
                     help="training labels: the teacher's scores, or their mean with the teacher's scores of the "
                          "mirrored images (validation labels are always the teacher's)")
+    ap.add_argument("--feature-kd", type=float, default=0.0, metavar="W",
+                    help="weight of feature-level distillation from the FR embeddings (0 = off)")
     ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
     args = ap.parse_args(argv)
 
@@ -547,11 +575,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(f"labels: {n_val} validation + {n_train} training images", flush=True)
     labels = split_label_files(work, root, rel, order, n_val, args.train_labels == "mirror-avg")
+    if args.feature_kd > 0:
+        feature_targets(work, rel)
     if args.stage in ("train", "all"):
         for i, name in enumerate(args.students):
             epochs = args.epochs[min(i, len(args.epochs) - 1)]
             t0 = time.time()
-            rec = recipe(name, root, labels, index, work, epochs, args.threads)
+            rec = recipe(name, root, labels, index, work, epochs, args.threads, args.feature_kd)
             cap = args.max_steps[min(i, len(args.max_steps) - 1)]
             if cap:
                 rec["max_steps_per_epoch"] = cap
@@ -563,6 +593,7 @@ def main(argv: list[str] | None = None) -> None:
                f"--max-steps {' '.join(map(str, args.max_steps))}"
                + (f" --train-copies {args.train_copies} --work {args.work}" if args.train_copies != "one" else "")
                + (f" --train-labels {args.train_labels}" if args.train_labels != "teacher" else "")
+               + (f" --feature-kd {args.feature_kd:g}" if args.feature_kd > 0 else "")
                + (f" --run-dir {args.run_dir}" if args.run_dir else ""))
         shared = {"command": cmd, "labeller": {
             "builtin": "built-in PreFIQs (edgefiq.models.fr MobileFaceNet + edgefiq.prune l1 global rho 0.4; "
@@ -570,9 +601,10 @@ def main(argv: list[str] | None = None) -> None:
             "train_copies": args.train_copies,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads "
                        f"{args.threads}", "recipes": {n: recipe(n, root, labels, index, work,
-                                                               args.epochs[min(i, len(args.epochs) - 1)], args.threads)
+                                                               args.epochs[min(i, len(args.epochs) - 1)], args.threads,
+                                                               args.feature_kd)
                                                         for i, n in enumerate(args.students)}}
-        tag = MIRROR_TAG if args.train_labels == "mirror-avg" else ""
+        tag = (MIRROR_TAG if args.train_labels == "mirror-avg" else "") + (FEATURE_TAG if args.feature_kd > 0 else "")
         res = evaluate(work, run_dir, root, rel, sources, args.students, val_ids, shared, [r["kind"] for r in rows], tag)
         prev = Path(args.out).with_suffix(".json")
         if prev.is_file():   # rows of other runs (other students or label variants) stay in the table

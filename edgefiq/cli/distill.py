@@ -25,6 +25,8 @@ Example:
       --student mobilenetv3_small_100 --epochs 10 -o runs/distill
   edgefiq distill --recipe distill.yaml --loss plcc=1 --loss rank=0.5 -o runs/d --resume
   torchrun --nproc_per_node 2 -m edgefiq distill --recipe distill.yaml -o runs/ddp
+  edgefiq distill --recipe distill.yaml --feature-targets fr_emb.npz \
+      --feature-kd 1.0 -o runs/d-fkd
 """
 
 
@@ -73,6 +75,10 @@ def _build_config(recipe: str | None, flags: dict[str, Any], sets: tuple[str, ..
               "the recipe's losses.")
 @click.option("--val-identities", help="Text file of validation identities (one per line).")
 @click.option("--val-labels", help="Explicit validation label CSV.")
+@click.option("--feature-targets", type=click.Path(dir_okay=False), help="Feature distillation targets: .npz "
+              "with paths + vectors (one vector per training image, e.g. FR embeddings).")
+@click.option("--feature-kd", "feature_kd", type=float, metavar="WEIGHT", help="Weight of the feature "
+              "distillation term (student's pooled features -> targets through a training-only projection).")
 @click.option("--device", help="cpu, cuda or auto.")
 @click.option("--threads", type=int, help="torch CPU threads.")
 @click.option("--seed", type=int)
@@ -81,14 +87,16 @@ def _build_config(recipe: str | None, flags: dict[str, Any], sets: tuple[str, ..
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from last.pt.")
 def distill(recipe: str | None, images: str | None, labels: str | None, teacher: str | None, student: str | None,
             epochs: int | None, batch_size: int | None, lr: float | None, losses: tuple[str, ...],
-            val_identities: str | None, val_labels: str | None, device: str | None, threads: int | None,
+            val_identities: str | None, val_labels: str | None, feature_targets: str | None,
+            feature_kd: float | None, device: str | None, threads: int | None,
             seed: int | None, sets: tuple[str, ...], out: str, resume: bool) -> None:
     from edgefiq.cli import echo_table
     from edgefiq.distill import distill as run
 
     flags = {"data.images": images, "data.labels": labels, "data.teacher": teacher, "student": student,
              "optim.epochs": epochs, "optim.batch_size": batch_size, "optim.lr": lr,
-             "data.val_identities": val_identities, "data.val_labels": val_labels, "device": device,
+             "data.val_identities": val_identities, "data.val_labels": val_labels,
+             "feature_kd.targets": feature_targets, "feature_kd.weight": feature_kd, "device": device,
              "threads": threads, "seed": seed}
     cfg = _build_config(recipe, {**flags, "_losses": losses}, sets)
     res = run(cfg, out, resume=resume)

@@ -101,6 +101,22 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class FeatureKDConfig:
+    """Feature-level distillation (``edgefiq.distill.feature_kd``), off unless ``weight > 0``.
+
+    Attributes:
+        targets: ``.npz`` with ``paths`` (as in the label CSV) and ``vectors`` ``[N, D]``: one vector per
+            training image, e.g. the FR model's L2-normalised embeddings that a PreFIQs labeller computes.
+        weight: weight of the feature term in the training loss.
+        loss: ``cosine`` (1 - cosine similarity) or ``mse``.
+    """
+
+    targets: str | None = None
+    weight: float = 0.0
+    loss: Literal["cosine", "mse"] = "cosine"
+
+
+@dataclass(frozen=True)
 class DistillConfig:
     """A distillation run.
 
@@ -118,8 +134,13 @@ class DistillConfig:
         threads: torch CPU threads (0 = leave torch's default).
         save_every_steps: also checkpoint ``last.pt`` mid-epoch every N steps (0 = epoch ends only).
         max_steps_per_epoch: cap steps per epoch (0 = full epoch), for quick runs.
-        quant_aware: round activations to 8 bits while training (``edgefiq.distill.quant_aware``)
-            so the float student survives int8 export; validation and checkpoints stay float.
+        quant_aware: train against 8-bit activations (``edgefiq.distill.quant_aware``: fixed ranges
+            observed on training images, batch norm frozen) so the float student survives int8
+            export; validation and checkpoints stay float.
+        quant_aware_epochs: with ``quant_aware``, only the last N epochs are quantisation-aware
+            (0 = all, e.g. pruning recovery from a trained model); ``best.pt`` is chosen among them.
+        feature_kd: also regress per-image teacher vectors from the student's pooled features
+            through a training-only projection (``FeatureKDConfig``).
     """
 
     student: str = "mobilenetv3_small_100"
@@ -144,3 +165,5 @@ class DistillConfig:
     max_steps_per_epoch: int = 0
     val_batch_size: int = 256
     quant_aware: bool = False
+    quant_aware_epochs: int = 0
+    feature_kd: FeatureKDConfig = field(default_factory=FeatureKDConfig)

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 # metrics.jsonl keys that depend on the machine, not on the training (excluded from exact-resume checks)
 TIMING_KEYS = ("time_s", "images_per_s")
+RANGE_IMAGES = 256   # training images (evenly spaced, unaugmented) whose activations set the QAT ranges
 
 
 @dataclass
@@ -120,19 +121,29 @@ class _Trainer:
         from edgefiq.models.students import model_profile
 
         self.profile = model_profile(self.model, tuple(cfg.input_size))
-        self.hooks: list[Any] = []
+        self.hooks: list[Any] = []   # removed after the run (the model may be the caller's)
+        self.qat = None
         if cfg.quant_aware:
-            from edgefiq.distill.quant_aware import install
+            from edgefiq.distill.quant_aware import QuantAware
 
-            # training-mode hooks, stateless: checkpoints and resume are unaffected; removed after the run
-            self.hooks = install(self.model)
+            self.qat = QuantAware(self.model)
+            self.hooks.append(self.qat)
+        qat_epochs = cfg.quant_aware_epochs if 0 < cfg.quant_aware_epochs < cfg.optim.epochs else cfg.optim.epochs
+        self.qat_start = cfg.optim.epochs - qat_epochs if self.qat is not None else 0
         self.model.to(self.device)
         self.cuda = self.device.type == "cuda"
         if self.cuda and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
-        self.net = ddp.wrap(self.model, self.env, self.device)
-        self.opt = build_optimizer(self.model, cfg.optim)
+        self.fkd = None   # training-only projection for feature-level distillation (after the EMA copy)
+        if self.data.train_vectors is not None:
+            from edgefiq.distill.feature_kd import FeatureHead
+
+            self.fkd = FeatureHead(self.model, self.data.train_vectors.shape[1]).to(self.device)
+            self.hooks.append(self.fkd)
+        self.trained = self.fkd if self.fkd is not None else self.model
+        self.net = ddp.wrap(self.trained, self.env, self.device)
+        self.opt = build_optimizer(self.trained, cfg.optim)
         self.scaler = torch.amp.GradScaler("cuda") if (self.cuda and cfg.amp) else None
         n = len(self.data.train.rel)
         self.steps = max(1, n // cfg.optim.batch_size)
@@ -167,6 +178,8 @@ class _Trainer:
             extra["ema"] = self.ema.state_dict()
         if self.scaler is not None:
             extra["scaler"] = self.scaler.state_dict()
+        if self.fkd is not None:
+            extra["feature_proj"] = self.fkd.proj.state_dict()
         save_checkpoint(self.out / "last.pt", self.model, arch=self.cfg.student, arch_kwargs=self.cfg.student_options,
                         preprocess=self.pp, meta=self._meta(), extra=extra)
 
@@ -175,6 +188,10 @@ class _Trainer:
 
         p = read_checkpoint(self.out / "last.pt")
         self.model.load_state_dict(p["state_dict"])
+        if self.fkd is not None:
+            if "feature_proj" not in p:
+                raise UsageError(f"{self.out / 'last.pt'} was trained without feature_kd; resume it without")
+            self.fkd.proj.load_state_dict(p["feature_proj"])
         self.opt.load_state_dict(p["optimizer"])
         self.loss.load_state_dict(p["loss_state"])
         if self.ema is not None and "ema" in p:
@@ -224,22 +241,34 @@ class _Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         extra = {"severity": torch.from_numpy(sev).to(self.device),
                  "clean_index": torch.from_numpy(clean_index(rel, src)).to(self.device)}
+        if self.data.train_vectors is not None:
+            extra["vectors"] = torch.from_numpy(self.data.train_vectors[idx]).to(self.device)
         return x, torch.as_tensor(y, dtype=torch.float32, device=self.device), extra
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, extra: dict[str, Any], lr: float) -> dict[str, float]:
         set_lr(self.opt, lr)
         self.opt.zero_grad(set_to_none=True)
         ctx = torch.autocast("cuda") if self.scaler is not None else contextlib.nullcontext()
+        vectors = extra.pop("vectors", None)
         with ctx:
-            pred = self.net(x).float()
-        terms = self.loss(pred, y, **extra)
+            out = self.net(x)
+        if self.fkd is not None:
+            from edgefiq.distill.feature_kd import feature_loss
+
+            pred, vec = out[0].float(), out[1].float()
+            terms = self.loss(pred, y, **extra)
+            f = feature_loss(vec, vectors, self.cfg.feature_kd.loss)
+            terms["loss"] = terms["loss"] + self.cfg.feature_kd.weight * f
+            terms["feature_kd"] = f.detach()
+        else:
+            terms = self.loss(out.float(), y, **extra)
         if self.scaler is not None:
             self.scaler.scale(terms["loss"]).backward()
             self.scaler.unscale_(self.opt)
         else:
             terms["loss"].backward()
         if self.cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.trained.parameters(), self.cfg.optim.grad_clip)
         if self.scaler is not None:
             self.scaler.step(self.opt)
             self.scaler.update()
@@ -250,6 +279,18 @@ class _Trainer:
         return {k: float(v.detach()) for k, v in terms.items()}
 
     # ------------------------------------------------------------------ epochs
+    def _start_qat_epoch(self) -> None:
+        """Observe activation ranges (at an epoch's start; a mid-epoch resume reuses the saved ones),
+        round over them while training, and freeze batch norm."""
+        st = self.state
+        if st["step"] == 0 or "qat_ranges" not in st:
+            n = len(self.data.train.rel)
+            idx = np.unique(np.linspace(0, n - 1, min(RANGE_IMAGES, n)).round().astype(int))
+            x = to_tensor(self.data.train_src.get(idx), self.pp).to(self.device)
+            st["qat_ranges"] = self.qat.observe(x, batch_size=self.cfg.val_batch_size)
+        self.qat.activate(st["qat_ranges"])
+        self.qat.freeze_norms()
+
     def _end_epoch(self, epoch: int, seconds: float, images: int) -> dict[str, Any]:
         cfg, st = self.cfg, self.state
         seen = max(1, st["seen"])
@@ -260,7 +301,9 @@ class _Trainer:
         row.update(validate(self._scores_module(), self.data, self.pp, self.device, cfg.val_batch_size))
         row.update({"time_s": round(seconds, 3), "images_per_s": round(images / max(seconds, 1e-9), 1)})
         srcc = row["val_srcc"] if np.isfinite(row["val_srcc"]) else -math.inf
-        if srcc > st["best_srcc"]:
+        if epoch < self.qat_start:   # before quantisation-aware training: not a candidate for best.pt
+            pass
+        elif srcc > st["best_srcc"]:
             st.update(best_srcc=srcc, best_epoch=epoch, bad_epochs=0)
             self.best_metrics = {k: v for k, v in row.items() if k not in TIMING_KEYS}
             if self.env.main:
@@ -279,7 +322,7 @@ class _Trainer:
                 if st["plateau_wait"] >= cfg.optim.patience:
                     st["plateau_scale"] *= cfg.optim.gamma
                     st["plateau_wait"] = 0
-        if cfg.early_stop and st["bad_epochs"] >= cfg.early_stop:
+        if cfg.early_stop and epoch >= self.qat_start and st["bad_epochs"] >= cfg.early_stop:
             st["stopped"] = True
         if self.env.main:
             with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -299,6 +342,8 @@ class _Trainer:
             order = epoch_order(self.data.train.labels, epoch=epoch, seed=cfg.seed, kind=cfg.sampler,
                                 bins=cfg.sampler_bins)
             t0, images = time.perf_counter(), 0
+            if self.qat is not None and epoch >= self.qat_start:
+                self._start_qat_epoch()
             bar = progress(total=(self.steps - st["step"]) * bs, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
                            unit="img")
             with bar:

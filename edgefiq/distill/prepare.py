@@ -38,6 +38,7 @@ class Prepared:
     norm: dict[str, float]
     teacher: Any = None
     teacher_desc: dict[str, Any] | None = None
+    train_vectors: np.ndarray | None = None   # feature_kd targets, one row per training image
 
     def score_online(self, imgs: np.ndarray) -> np.ndarray:
         """Teacher scores of in-memory uint8 views (online self-training).
@@ -101,6 +102,10 @@ def prepare_data(cfg: DistillConfig, out: Path | None) -> Prepared:
         raise UsageError("no images root: pass --images DIR (or data.images in the recipe)")
     if bool(d.labels) == bool(d.teacher):
         raise UsageError("give exactly one label source: --labels CSV (offline teacher) or --teacher NAME (online)")
+    fkd = cfg.feature_kd
+    if fkd.weight > 0 and (not fkd.targets or d.teacher):
+        raise UsageError("feature_kd needs feature_kd.targets (one vector per training image) and offline labels "
+                         "(an online teacher's degraded views have no stored vector)")
     if (cfg.augment.degrade_p > 0 or cfg.augment.degrade_pairs) and not d.teacher:
         raise UsageError("augment.degrade_p / degrade_pairs change the label, so they need an online teacher "
                          "(--teacher); with offline labels, degrade the images first (edgefiq data degrade) and label them")
@@ -123,8 +128,13 @@ def prepare_data(cfg: DistillConfig, out: Path | None) -> Prepared:
         norm = {"mean": float(np.mean(labels_for_norm)), "std": std if std > 0 else 1.0}
     else:
         norm = {"mean": 0.0, "std": 1.0}
+    vectors = None
+    if fkd.weight > 0:
+        from edgefiq.distill.feature_kd import load_targets
+
+        vectors = load_targets(fkd.targets, train.rel)  # type: ignore[arg-type]
     log.info("distill data: %d train / %d val images", len(train.rel), len(val.rel))
-    return Prepared(train, val, train_src, val_src, norm, teacher, desc)
+    return Prepared(train, val, train_src, val_src, norm, teacher, desc, vectors)
 
 
 def _online_sets(cfg: DistillConfig) -> tuple[LabelledSet, LabelledSet, Any, dict[str, Any]]:
