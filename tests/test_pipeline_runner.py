@@ -160,3 +160,17 @@ def test_an_output_string_longer_than_a_file_name_is_not_taken_for_a_path(tmp_pa
     reps = Engine(tmp_path, stages).run()
     assert reps[0].status == "ran" and reps[0].outputs["rows"][0]["status"] == reason
     assert [r.status for r in Engine(tmp_path, stages).run()] == ["skipped"]
+
+
+def test_report_table_escapes_pipes_inside_cells():
+    from edgefiq.pipeline.report import parity_summary, render_markdown
+
+    parity = parity_summary({"passed": True, "max_abs_diff": 3e-6, "srcc": 1.0})
+    assert "max|d|" in parity
+    row = {"kind": "artifact", "model": "m", "method": "none", "rho": 0, "target": "onnx", "precision": "fp32",
+           "size_bytes": 1000, "p50_ms": 0.3, "srcc": 0.9, "parity": parity, "status": "ok"}
+    summary = {"synthetic": False, "recipe": "r", "teacher": {"name": "t"}, "data": {}, "eval": {},
+               "convention": "fixed", "discard_limit": 0.3, "all_ok": True, "rows": [row]}
+    table = [ln for ln in render_markdown(summary, [], []).splitlines() if ln.startswith("| m |")]
+    cells = table[0].replace("\\|", "").strip("|").split("|")   # unescaped pipes separate cells
+    assert len(cells) == 10 and "max\\|d\\|" in table[0]        # 10 columns without pAUC columns

@@ -377,7 +377,8 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
             "train_images_seen": _views_seen(run_dir / name, model_json),
             "seconds_per_epoch": float(np.median([h["time_s"] for h in hist])) if hist else None,
             "train_images_per_s": float(np.median([h["images_per_s"] for h in hist])) if hist else None,
-            "history": [{k: h[k] for k in ("epoch", "train_loss", "val_srcc", "val_plcc")} for h in hist],
+            "history": [{k: h[k] for k in ("epoch", "train_loss", "train_feature_kd", "val_srcc", "val_plcc") if k in h}
+                        for h in hist],
             "checkpoint": str(ck_path.relative_to(ROOT) if ck_path.is_relative_to(ROOT) else ck_path),
         }
         s = res["students"][name + tag]
@@ -507,11 +508,16 @@ def notes(res: dict) -> list[str]:
     for name, s in res["students"].items():
         base = res["students"].get(name.removesuffix(FEATURE_TAG))
         if name.endswith(FEATURE_TAG) and base is not None:
+            fk = [h["train_feature_kd"] for h in s.get("history", []) if "train_feature_kd" in h]
             out.append(f"- {name}: the same recipe plus feature-level distillation (`feature_kd`, weight in "
                        "the row's command): the student's pooled features, through a "
                        "training-only linear projection, regress the FR model's normalised embedding of each "
                        f"training image (cosine loss). SRCC {s['srcc']:.3f} vs {base['srcc']:.3f} without, pAUC "
-                       f"{s['pauc_x1e3']:.2f} vs {base['pauc_x1e3']:.2f}; the exported student is the same network.")
+                       f"{s['pauc_x1e3']:.2f} vs {base['pauc_x1e3']:.2f}; the exported student is the same network."
+                       + (f" The cosine term fell from {fk[0]:.2f} to {fk[-1]:.2f} over the run (1 - mean cosine "
+                          "similarity to the embedding)." if fk else "")
+                       + (" No measurable gain: what the student learns of the embedding does not order the "
+                          "validation faces better." if abs(s["srcc"] - base["srcc"]) < 0.005 else ""))
     measured_fkd = any(n.endswith(FEATURE_TAG) for n in res["students"])
     out += [
         "- s/epoch and img/s are wall-clock on this 2-core machine (students trained from scratch: no "

@@ -252,16 +252,14 @@ class _Trainer:
         vectors = extra.pop("vectors", None)
         with ctx:
             out = self.net(x)
-        if self.fkd is not None:
+        pred, vec = out if self.fkd is not None else (out, None)
+        terms = self.loss(pred.float(), y, **extra)
+        if vec is not None:
             from edgefiq.distill.feature_kd import feature_loss
 
-            pred, vec = out[0].float(), out[1].float()
-            terms = self.loss(pred, y, **extra)
-            f = feature_loss(vec, vectors, self.cfg.feature_kd.loss)
+            f = feature_loss(vec.float(), vectors, self.cfg.feature_kd.loss)
             terms["loss"] = terms["loss"] + self.cfg.feature_kd.weight * f
             terms["feature_kd"] = f.detach()
-        else:
-            terms = self.loss(out.float(), y, **extra)
         if self.scaler is not None:
             self.scaler.scale(terms["loss"]).backward()
             self.scaler.unscale_(self.opt)

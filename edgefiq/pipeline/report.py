@@ -206,7 +206,7 @@ def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) 
                  _fmt(r.get("p50_ms"), ".3g"),
                  _fmt(r.get("srcc"), ".4f"), *[_fmt(r.get(f"pauc@{f}"), ".2f") for f in fmrs],
                  r.get("parity") or "—", r["status"]]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")  # a '|' in a cell splits it
     if summary.get("stage_seconds"):
         lines += ["", "Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in summary["stage_seconds"].items()
                                                            if isinstance(v, (int, float)))]
