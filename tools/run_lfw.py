@@ -30,7 +30,6 @@ REDUCED = (
     "data.max_identities=300",
     "data.degrade.severities=[0.5, 1.0]",
     "distill.defaults.optim.epochs=6",
-    "distill.defaults.quant_aware_epochs=2",
     "distill.defaults.early_stop=0",
     "prune.finetune_epochs=1",
     "export.calibration_size=128",
