@@ -211,15 +211,14 @@ class _Simulator:
     def scores(self, x: np.ndarray, quantised_units: Sequence[Unit]) -> np.ndarray:
         """Scores of ``x`` with the activations and weights of ``quantised_units`` fake-quantised."""
         torch = self.torch
+        from edgefiq.distill.quant_aware import fake_quant_uint8   # the rounding QAT trains against
         handles, saved = [], []
         for u in quantised_units:
             for n in self.acts[u]:
                 lo, hi = self.ranges.get(n, (0.0, 0.0))
                 if hi > lo and n != self.float_output:
-                    scale = (hi - lo) / 255.0
-                    zp = int(round(-lo / scale))
                     handles.append(self.mods[n].register_forward_hook(
-                        lambda _m, _i, o, s=scale, z=zp: torch.fake_quantize_per_tensor_affine(o, s, z, 0, 255)))
+                        lambda _m, _i, o, lo=lo, hi=hi: fake_quant_uint8(o, lo, hi)))
             for n in self.weights[u]:
                 m = self.mods[n]
                 w = m.weight.data
