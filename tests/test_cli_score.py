@@ -46,3 +46,24 @@ def test_score_help_and_errors(edgefiq_artifacts, tmp_path):
     r = subprocess.run([sys.executable, "-m", "edgefiq", "score", str(tmp_path / "none.onnx"), str(imgs), "-o",
                         str(tmp_path / "x.csv")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "does not exist" in r.stderr or r.returncode == 1 and "not found" in r.stderr
+
+
+def test_score_mirror_average_is_the_mean_over_image_and_mirror(edgefiq_artifacts, tmp_path):
+    from PIL import Image
+
+    src = edgefiq_artifacts["images"]
+    mirrored = tmp_path / "mirrored"
+    for p in sorted(src.rglob("*.png")):
+        out = mirrored / p.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(p).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(out)
+    onnx = str(edgefiq_artifacts["onnx"])
+    for args, name in (([str(src)], "plain"), ([str(mirrored)], "mirror"), ([str(src), "--mirror-average"], "avg")):
+        res = CliRunner().invoke(cli, ["score", onnx, args[0], "-o", str(tmp_path / f"{name}.csv"), "--batch", "5",
+                                       *args[1:]])
+        assert res.exit_code == 0, res.output
+    plain, mirror, avg = (_read(tmp_path / f"{n}.csv") for n in ("plain", "mirror", "avg"))
+    assert list(avg) == list(plain) and len(avg) == 12
+    expect = 0.5 * (np.array(list(plain.values())) + np.array(list(mirror.values())))
+    np.testing.assert_allclose(list(avg.values()), expect, atol=1e-5)
+    assert np.abs(np.array(list(plain.values())) - expect).max() > 1e-4   # the mirror pass changes the scores

@@ -17,8 +17,11 @@ import click
               help="TSV 'relpath<TAB>x1 y1 ... x5 y5': align each image to the ArcFace template first.")
 @click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="Stop at the first unreadable image, or skip it and list it in skipped.txt next to the CSV.")
+@click.option("--mirror-average", is_flag=True,
+              help="Score each image as the mean of its and its mirror image's score (two passes: twice the "
+                   "compute, usually a closer ranking).")
 def score(model: str, images: str, out_csv: str, batch_size: int, threads: int | None, landmarks: str | None,
-          on_bad_image: str) -> None:
+          on_bad_image: str, mirror_average: bool) -> None:
     """Score every image under IMAGES with MODEL and write a path,quality CSV.
 
     MODEL is an exported artifact (.onnx, OpenVINO .xml, .tflite, TorchScript) with its
@@ -30,9 +33,10 @@ def score(model: str, images: str, out_csv: str, batch_size: int, threads: int |
       edgefiq score export/student_int8.onnx ../shared/data/lfw-dev/aligned112 -o scores.csv
       edgefiq score runs/distill/best.pt faces/ -o q.csv --on-bad-image skip
       edgefiq score student.onnx raw/ -o q.csv --landmarks landmarks.tsv
+      edgefiq score student_fp32.onnx faces/ -o q.csv --mirror-average
     """
     from edgefiq.runtime.score import score_folder
 
     out = score_folder(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
-                       landmarks_tsv=landmarks)
+                       landmarks_tsv=landmarks, mirror_average=mirror_average)
     click.echo(f"wrote {out}")

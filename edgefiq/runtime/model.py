@@ -36,6 +36,9 @@ class QualityModel:
         preprocess: pixel convention from the sidecar / checkpoint.
         runner: callable on an NCHW float32 batch (runners convert to their native layout).
         meta: the sidecar as a dict (empty for checkpoints).
+        mirror_average: score each image as the mean of its score and its mirror image's score
+            (two runner calls per batch). A mirrored face has the same quality, so averaging the
+            two cancels part of the model's error at twice the compute.
     """
 
     path: Path
@@ -44,6 +47,7 @@ class QualityModel:
     preprocess: Preprocess
     runner: Callable[[np.ndarray], np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
+    mirror_average: bool = False
 
     def prepare(self, img: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """HxWx3 uint8 RGB -> one preprocessed CHW float32 array (aligned first if landmarks given)."""
@@ -56,6 +60,12 @@ class QualityModel:
 
     def score_batch(self, batch_nchw: np.ndarray) -> np.ndarray:
         """Scores of a preprocessed NCHW float32 batch as a 1-D float32 array."""
+        scores = self._run(batch_nchw)
+        if self.mirror_average:
+            scores = 0.5 * (scores + self._run(np.asarray(batch_nchw)[..., ::-1]))
+        return scores
+
+    def _run(self, batch_nchw: np.ndarray) -> np.ndarray:
         out = np.asarray(self.runner(np.ascontiguousarray(batch_nchw, dtype=np.float32)), dtype=np.float32)
         return out.reshape(len(batch_nchw), -1)[:, 0]
 
@@ -104,13 +114,15 @@ def _checkpoint_model(path: Path, threads: int | None) -> QualityModel:
                         meta={"arch": ck.arch, "pruning": ck.pruning})
 
 
-def load_model(path: str | Path, threads: int | None = None) -> QualityModel:
+def load_model(path: str | Path, threads: int | None = None, *, mirror_average: bool = False) -> QualityModel:
     """Load an exported artifact (sidecar required) or an edgefiq checkpoint for scoring.
 
     Args:
         path: ``.onnx`` / ``.xml`` / ``.tflite`` / ``.ts`` artifact with its ``<file>.json``
             sidecar, or an edgefiq ``.pt`` checkpoint.
         threads: intra-op threads of the runtime (None = runtime default).
+        mirror_average: score every image as the mean over it and its mirror image
+            (``QualityModel.mirror_average``; twice the compute).
 
     Raises:
         DataError: file or sidecar missing/unreadable.
@@ -123,12 +135,15 @@ def load_model(path: str | Path, threads: int | None = None) -> QualityModel:
     if not p.exists():
         raise DataError(f"{p}: model file not found")
     if p.suffix in CHECKPOINT_SUFFIXES:
-        return _checkpoint_model(p, threads)
-    from edgefiq.export.base import load_runner
+        qm = _checkpoint_model(p, threads)
+    else:
+        from edgefiq.export.base import load_runner
 
-    runner, meta = load_runner(p, threads)
-    return QualityModel(path=p, backend=meta.backend, precision=meta.precision, preprocess=meta.preprocess,
-                        runner=runner, meta=meta.to_dict())
+        runner, meta = load_runner(p, threads)
+        qm = QualityModel(path=p, backend=meta.backend, precision=meta.precision, preprocess=meta.preprocess,
+                          runner=runner, meta=meta.to_dict())
+    qm.mirror_average = mirror_average
+    return qm
 
 
 def landmarks_for(relpaths: Sequence[str], marks: Mapping[str, np.ndarray] | None) -> list[np.ndarray | None] | None:

@@ -91,7 +91,7 @@ def write_scores_csv(out_csv: str | Path, relpaths: Sequence[str], scores: np.nd
 
 def score_folder(model_path: str | Path, images: str | Path, out_csv: str | Path, *, batch_size: int = 32,
                  threads: int | None = None, on_bad_image: str = "error",
-                 landmarks_tsv: str | Path | None = None) -> Path:
+                 landmarks_tsv: str | Path | None = None, mirror_average: bool = False) -> Path:
     """Score every image under ``images`` and write ``out_csv`` (``path`` relative to ``images``).
 
     Args:
@@ -102,6 +102,7 @@ def score_folder(model_path: str | Path, images: str | Path, out_csv: str | Path
         threads: runtime intra-op threads.
         on_bad_image: ``error`` or ``skip``.
         landmarks_tsv: optional ``relpath<TAB>x1 y1 .. x5 y5`` file: align each image first.
+        mirror_average: score each image as the mean over it and its mirror image (2x compute).
 
     Returns:
         The CSV path.
@@ -123,7 +124,7 @@ def score_folder(model_path: str | Path, images: str | Path, out_csv: str | Path
         from edgefiq.data.align import read_landmarks_tsv
 
         marks = read_landmarks_tsv(landmarks_tsv)
-    model = load_model(model_path, threads=threads)
+    model = load_model(model_path, threads=threads, mirror_average=mirror_average)
     skips = SkipLog()
     kept, scores = score_paths(model, paths, relpaths=rels, batch_size=batch_size, on_bad_image=on_bad_image,
                                skips=skips, landmarks=marks)
