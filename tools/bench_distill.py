@@ -21,6 +21,9 @@ Stages (each resumable; outputs under ``--work``, default ``runs/bench_distill``
    feature-level distillation (``edgefiq.distill.feature_kd``): the student's pooled features also
    regress the FR model's normalised embedding of each training image (stored by the label stage,
    ``feature_targets.npz``) with weight ``W``; rows tagged ``(+ FR-embedding feature KD)``.
+   ``--train-jitter K`` adds K re-posed, re-lit copies of every training image (``jitter_views``),
+   each labelled by the teacher (cached in ``label_chunks_jit<K>/``); rows tagged
+   ``(+ teacher-labelled jitter views)``. ``--ema D`` validates and keeps EMA weights.
 4. ``eval``: SRCC/PLCC/KRCC of each student's best checkpoint vs the teacher on the validation
    images; pAUC x1e3 (EDC FNMR at FMR 1e-3, discard 0.3, fixed threshold) of student, teacher and
    random scores on the same comparisons (all genuine and all impostor pairs among validation
@@ -52,6 +55,7 @@ SHARED = Path(os.environ.get("EDGEFIQ_SHARED", ROOT.parent / "shared" / "data"))
 SEVERITIES = (0.3, 0.6, 1.0)
 MIRROR_TAG = " (mirror-avg labels)"   # row-name suffix of --train-labels mirror-avg runs
 FEATURE_TAG = " (+ FR-embedding feature KD)"   # row-name suffix of --feature-kd runs
+JITTER_TAG = " (+ teacher-labelled jitter views)"   # row-name suffix of --train-jitter runs
 
 
 # ----------------------------------------------------------------------------- prepare
@@ -172,8 +176,8 @@ def _prefiqs_batch(sessions: list, x: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return -np.linalg.norm(e - ep, axis=1), e
 
 
-def _ort_session(model: object, path: Path) -> object:
-    """Export ``model`` to ONNX (dynamic batch) once and open a 1-thread onnxruntime session."""
+def _ort_session(model: object, path: Path, threads: int = 1) -> object:
+    """Export ``model`` to ONNX (dynamic batch) once and open an onnxruntime session (1 thread default)."""
     import warnings
 
     import onnxruntime as ort
@@ -188,7 +192,7 @@ def _ort_session(model: object, path: Path) -> object:
                               input_names=["input"], output_names=["emb"],
                               dynamic_axes={"input": {0: "n"}, "emb": {0: "n"}})
     so = ort.SessionOptions()
-    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
@@ -230,11 +234,12 @@ def merge_labels(work: Path, rel: list[str], order: np.ndarray, n_val: int, min_
 
 # ----------------------------------------------------------------------------- train
 def recipe(student: str, root: Path, labels: tuple[Path, Path], index: Path, work: Path, epochs: int,
-           threads: int, feature_kd: float = 0.0) -> dict:
+           threads: int, feature_kd: float = 0.0, ema: float = 0.0) -> dict:
     """The distillation recipe used for every student (see results/distill.md for the rationale).
 
     ``labels`` = (training CSV, validation CSV): the validation identities are those of the second.
     ``feature_kd`` > 0 adds the FR-embedding feature term (targets from ``feature_targets``).
+    ``ema`` > 0 validates and keeps EMA weights of that decay.
     """
     extra = ({"feature_kd": {"targets": str(work / "feature_targets.npz"), "weight": feature_kd, "loss": "cosine"}}
              if feature_kd > 0 else {})
@@ -248,7 +253,7 @@ def recipe(student: str, root: Path, labels: tuple[Path, Path], index: Path, wor
         "optim": {"name": "adamw", "lr": 1.5e-3 if student.startswith("emo") else 2e-3, "weight_decay": 0.02,
                   "batch_size": 64, "epochs": epochs, "schedule": "cosine", "warmup_epochs": 0.5, "min_lr": 1e-5,
                   "grad_clip": 1.0},
-        "sampler": "random", "ema": 0.0, "seed": 0, "threads": threads,  # runs are a few hundred steps: no EMA
+        "sampler": "random", "ema": ema, "seed": 0, "threads": threads,
     }
 
 
@@ -273,14 +278,20 @@ def feature_targets(work: Path, rel: list[str]) -> Path:
 
 # ----------------------------------------------------------------------------- eval
 def mirrored_quality(work: Path, root: Path, rels: list[str], cache: str, batch: int = 64) -> np.ndarray:
-    """The teacher's quality of the horizontally mirrored images ``rels`` (in chunks of 512, cached under
+    """The teacher's quality of the horizontally mirrored images ``rels`` (cached under
     ``label_chunks_mirror/<cache>/``, so an interrupted run resumes)."""
+    return teacher_quality(work, root, rels, work / "label_chunks_mirror" / cache, mirror=True, batch=batch)
+
+
+def teacher_quality(work: Path, root: Path, rels: list[str], chunks: Path, *, mirror: bool = False,
+                    batch: int = 64, threads: int = 1) -> np.ndarray:
+    """The teacher's quality of the images ``rels`` (optionally mirrored), in chunks of 512 cached under
+    ``chunks`` (checked against the image list), so an interrupted run resumes."""
     from edgefiq.models.fr import iter_image_batches, load_fr_model
     from edgefiq.utils import atomic_path
 
     fr = load_fr_model(SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt")
-    sessions = [_ort_session(None, work / f"{n}.onnx") for n in ("mobilefacenet", "mfn_l1_0.4")]
-    chunks = work / "label_chunks_mirror" / cache
+    sessions = [_ort_session(None, work / f"{n}.onnx", threads) for n in ("mobilefacenet", "mfn_l1_0.4")]
     chunks.mkdir(parents=True, exist_ok=True)
     out = np.full(len(rels), np.nan)
     starts = range(0, len(rels), 512)
@@ -289,16 +300,100 @@ def mirrored_quality(work: Path, root: Path, rels: list[str], cache: str, batch:
         if not f.exists():
             t0, q = time.time(), []
             for x, _, _ in iter_image_batches([root / r for r in part], fr.preprocess, batch_size=batch):
-                q.append(_prefiqs_batch(sessions, np.ascontiguousarray(x.numpy()[..., ::-1]))[0])
+                x = x.numpy()
+                q.append(_prefiqs_batch(sessions, np.ascontiguousarray(x[..., ::-1]) if mirror else x)[0])
             with atomic_path(f) as tmp:
                 with open(tmp, "wb") as fh:
                     np.savez(fh, paths=np.array(part), quality=np.concatenate(q))
-            print(f"[label mirror {cache}] chunk {c + 1}/{len(starts)} ({len(part) / (time.time() - t0):.1f} img/s)",
+            print(f"[label {chunks.name}] chunk {c + 1}/{len(starts)} ({len(part) / (time.time() - t0):.1f} img/s)",
                   flush=True)
         z = np.load(f)
         if z["paths"].tolist() != part:
             raise SystemExit(f"{f}: written for other images; delete {chunks} and rerun")
         out[s:s + 512] = z["quality"]
+    return out
+
+
+def jitter_views(root: Path, rels: list[str], k: int) -> list[str]:
+    """``k`` re-posed, re-lit copies of every image of ``rels``, written next to it as
+    ``<stem>__jit<j>.jpg`` (JPEG 95; seeded by path, so reruns give the same files); returns their paths.
+
+    Each view: rotation U(-10, 10) deg, scale U(0.9, 1.1), shift U(-5, 5) px about the crop centre
+    (borders reflected); with probability 0.5 also brightness U(-20, 20), contrast U(0.8, 1.2) and
+    saturation U(0.7, 1.3). The teacher labels every view: these are new images, not label-preserving
+    augmentations.
+    """
+    from PIL import Image
+
+    from edgefiq.utils import atomic_path
+
+    out, pad = [], 28
+    for r in rels:
+        img = None
+        for j in range(1, k + 1):
+            rj = r[:-len(Path(r).suffix)] + f"__jit{j}.jpg"
+            out.append(rj)
+            if (root / rj).exists():
+                continue
+            if img is None:
+                img = np.asarray(Image.open(root / r).convert("RGB"))
+            rng = np.random.default_rng([j, zlib.crc32(r.encode())])
+            th, sc = np.deg2rad(rng.uniform(-10, 10)), rng.uniform(0.9, 1.1)
+            tx, ty = rng.uniform(-5, 5, size=2)
+            h, w = img.shape[:2]
+            cx, cy = w / 2, h / 2
+            a, b = np.cos(th) / sc, np.sin(th) / sc          # output -> input: R^T (out - c - t) / s + c
+            d, e = -b, a
+            data = (a, b, cx + pad - a * (cx + tx) - b * (cy + ty), d, e, cy + pad - d * (cx + tx) - e * (cy + ty))
+            src = Image.fromarray(np.pad(img, ((pad, pad), (pad, pad), (0, 0)), mode="reflect"))
+            v = np.asarray(src.transform((w, h), Image.Transform.AFFINE, data, resample=Image.Resampling.BICUBIC),
+                           np.float32)
+            if rng.random() < 0.5:
+                bright, contrast, sat = rng.uniform(-20, 20), rng.uniform(0.8, 1.2), rng.uniform(0.7, 1.3)
+                gray = v.mean(axis=2, keepdims=True)
+                v = gray + sat * (v - gray)
+                v = (v - v.mean()) * contrast + v.mean() + bright
+            with atomic_path(root / rj) as tmp:
+                Image.fromarray(np.clip(np.rint(v), 0, 255).astype(np.uint8)).save(tmp, format="JPEG", quality=95)
+    return out
+
+
+def jitter_label_file(work: Path, root: Path, train_csv: Path, k: int, threads: int) -> Path:
+    """``labels_train_jit<k>.csv``: the rows of ``train_csv`` plus ``k`` jitter views of each of its
+    images (``jitter_views``), every view labelled by the teacher (cached in ``label_chunks_jit<k>/``)."""
+    from edgefiq.data.readers import read_labels_csv
+    from edgefiq.utils import atomic_write_text
+
+    paths, q = read_labels_csv(train_csv, root)
+    rels = [p.relative_to(root).as_posix() for p in paths]
+    t0 = time.time()
+    views = jitter_views(root, rels, k)
+    print(f"[jitter] {len(views)} views of {len(rels)} training images ready ({time.time() - t0:.0f} s)", flush=True)
+    vq = teacher_quality(work, root, views, work / f"label_chunks_jit{k}", threads=threads)
+    out = work / f"labels_train_jit{k}.csv"
+    atomic_write_text(out, "path,quality\n" + "".join(f"{r},{v:.7g}\n" for r, v in zip(rels + views, np.r_[q, vq])))
+    return out
+
+
+def fraction_label_file(work: Path, root: Path, train_csv: Path, fraction: float) -> Path:
+    """``labels_train_ids<fraction>.csv``: the rows of ``train_csv`` of whole identities, taken in seeded
+    random order until they hold ``fraction`` of its images (every copy of an image follows its identity)."""
+    from edgefiq.data.readers import identity_of, read_labels_csv
+    from edgefiq.utils import atomic_write_text
+
+    paths, q = read_labels_csv(train_csv, root)
+    rels = [p.relative_to(root).as_posix() for p in paths]
+    count: dict[str, int] = {}
+    for r in rels:
+        count[identity_of(r)] = count.get(identity_of(r), 0) + 1
+    keep: set[str] = set()
+    for name in np.random.default_rng(0).permutation(sorted(count)).tolist():
+        if sum(count[k] for k in keep) >= fraction * len(rels):
+            break
+        keep.add(name)
+    out = work / f"labels_train_ids{fraction:g}.csv"
+    atomic_write_text(out, "path,quality\n" + "".join(f"{r},{v:.7g}\n" for r, v in zip(rels, q)
+                                                        if identity_of(r) in keep))
     return out
 
 
@@ -365,8 +460,9 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
             continue
         ck = load_checkpoint(ck_path)
         with torch.no_grad():
-            pred = np.concatenate([ck.model(to_tensor(src.get(list(range(s, min(s + 256, len(src))))), ck.preprocess)).numpy()
-                                   for s in range(0, len(src), 256)]).astype(np.float64)
+            x = [to_tensor(src.get(list(range(s, min(s + 256, len(src))))), ck.preprocess) for s in range(0, len(src), 256)]
+            pred = np.concatenate([ck.model(b).numpy() for b in x]).astype(np.float64)
+            pred_mirror = np.concatenate([ck.model(torch.flip(b, [3])).numpy() for b in x]).astype(np.float64)
         model_json = json.loads((run_dir / name / "model.json").read_text())
         hist = [json.loads(ln) for ln in (run_dir / name / "metrics.jsonl").read_text().splitlines() if ln.strip()]
         res["students"][name + tag] = {
@@ -385,6 +481,10 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
         s["command"] = shared_rows["command"]
         s["pauc_vs_teacher"] = s["pauc_x1e3"] / res["teacher"]["pauc_x1e3"] - 1.0
         s["srcc_clean_only"] = srcc(pred[clean], teacher[clean])
+        both = 0.5 * (pred + pred_mirror)   # scored as the mean over the image and its mirror image (2 passes)
+        s["mirror_scoring"] = {"srcc": srcc(both, teacher), "plcc": plcc(both, teacher),
+                               "pauc_x1e3": edc_pauc(comps, both, fmr=1e-3, limit=0.3),
+                               "srcc_mirror_only": srcc(pred_mirror, teacher)}
         s["srcc_degraded_only"] = srcc(pred[~clean], teacher[~clean])
     res["teacher_flip_agreement"] = teacher_flip_agreement(work, root, vrel, teacher, clean)
     res["teachers_crosscheck"] = crosscheck_teacher(root, vrel[:: max(1, len(vrel) // 64)][:64], q_by_rel)
@@ -457,6 +557,13 @@ def write_report(res: dict, out: Path) -> None:
                      f"| {s['krcc']:.4f} | {s['pauc_x1e3']:.2f} | {s['pauc_vs_teacher']:+.1%} "
                      f"| {s['seconds_per_epoch']:.0f} | {s['train_images_per_s']:.0f} "
                      f"| {s['epochs_run']} ({s['best_epoch'] + 1}) |")
+    mirror = {n: s["mirror_scoring"] for n, s in res["students"].items() if "mirror_scoring" in s}
+    if mirror:
+        lines += ["", "Scored as the mean of the image's and its mirror image's score (two student passes, so twice "
+                  "the MACs; the same checkpoints):", "",
+                  "| model | SRCC vs teacher | PLCC | pAUC x1e3 | pAUC vs teacher |", "|---|---|---|---|---|"]
+        lines += [f"| {n} | {m['srcc']:.4f} | {m['plcc']:.4f} | {m['pauc_x1e3']:.2f} "
+                  f"| {m['pauc_x1e3'] / t['pauc_x1e3'] - 1:+.1%} |" for n, m in mirror.items()]
     lines += ["", "Targets: mobilenetv3_small_100 SRCC >= 0.85 vs teacher and pAUC within 10% of the teacher's.", ""]
     lines += res.get("notes", [])
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
@@ -518,6 +625,7 @@ def notes(res: dict) -> list[str]:
                           "similarity to the embedding)." if fk else "")
                        + (" No measurable gain: what the student learns of the embedding does not order the "
                           "validation faces better." if abs(s["srcc"] - base["srcc"]) < 0.005 else ""))
+    out += _variant_notes(res)
     measured_fkd = any(n.endswith(FEATURE_TAG) for n in res["students"])
     out += [
         "- s/epoch and img/s are wall-clock on this 2-core machine (students trained from scratch: no "
@@ -530,6 +638,33 @@ def notes(res: dict) -> list[str]:
         "averaged over more steps than the run had (~300), i.e. mostly the initial weights: SRCC 0.21. The "
         "recipe trains without EMA; keep 1/(1-ema) well below the number of steps.",
     ]
+    return out
+
+
+def _variant_notes(res: dict) -> list[str]:
+    """Notes comparing the --train-jitter / --train-fraction / --ema rows with the plain recipe's row."""
+    out, rows = [], res["students"]
+    for name, s in rows.items():
+        arch = name.split(" ")[0]
+        base = rows.get(arch)
+        if base is None or name == arch:
+            continue
+        vs = (f"SRCC {s['srcc']:.3f} vs {base['srcc']:.3f} with the plain recipe (clean-only {s['srcc_clean_only']:.3f} "
+              f"vs {base['srcc_clean_only']:.3f}), pAUC {s['pauc_x1e3']:.2f} vs {base['pauc_x1e3']:.2f}")
+        if JITTER_TAG in name:
+            out.append(f"- {name}: every training image also gets a re-posed, re-lit copy (rotation up to 10 deg, "
+                       "scale 0.9-1.1, shift up to 5 px, half of them with brightness/contrast/saturation changes) "
+                       f"that the teacher labels: {s['train_images']} training images instead of {base['train_images']}, "
+                       f"at about the same number of training views seen ({s['train_images_seen']} vs "
+                       f"{base['train_images_seen']}). {vs}.")
+        elif "of training identities)" in name:
+            out.append(f"- {name}: trained on whole identities holding about that share of the training images "
+                       f"({s['train_images']} of {base['train_images']}), for about the same number of training "
+                       f"views seen ({s['train_images_seen']} vs {base['train_images_seen']}). {vs}. The drop from "
+                       "halving the identities is what doubling them might give back, at best.")
+        elif "(EMA " in name:
+            out.append(f"- {name}: the plain recipe, validated and kept as an exponential moving average of the "
+                       f"weights. {vs}.")
     return out
 
 
@@ -554,6 +689,15 @@ def main(argv: list[str] | None = None) -> None:
                          "mirrored images (validation labels are always the teacher's)")
     ap.add_argument("--feature-kd", type=float, default=0.0, metavar="W",
                     help="weight of feature-level distillation from the FR embeddings (0 = off)")
+    ap.add_argument("--train-jitter", type=int, default=0, metavar="K",
+                    help="add K re-posed/re-lit views of every training image, each labelled by the teacher "
+                         "(0 = off); compare at equal training views seen (fewer --epochs)")
+    ap.add_argument("--train-fraction", type=float, default=1.0, metavar="F",
+                    help="train on a seeded random fraction F of the training identities (learning curve over "
+                         "identities; give proportionally more --epochs for equal steps)")
+    ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                    help="validate and keep EMA weights of this decay (0 = off; keep 1/(1-DECAY) well below the "
+                         "run's steps)")
     ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
     args = ap.parse_args(argv)
 
@@ -583,11 +727,15 @@ def main(argv: list[str] | None = None) -> None:
     labels = split_label_files(work, root, rel, order, n_val, args.train_labels == "mirror-avg")
     if args.feature_kd > 0:
         feature_targets(work, rel)
+    if args.train_jitter > 0:
+        labels = (jitter_label_file(work, root, labels[0], args.train_jitter, args.threads), labels[1])
+    if args.train_fraction < 1:
+        labels = (fraction_label_file(work, root, labels[0], args.train_fraction), labels[1])
     if args.stage in ("train", "all"):
         for i, name in enumerate(args.students):
             epochs = args.epochs[min(i, len(args.epochs) - 1)]
             t0 = time.time()
-            rec = recipe(name, root, labels, index, work, epochs, args.threads, args.feature_kd)
+            rec = recipe(name, root, labels, index, work, epochs, args.threads, args.feature_kd, args.ema)
             cap = args.max_steps[min(i, len(args.max_steps) - 1)]
             if cap:
                 rec["max_steps_per_epoch"] = cap
@@ -600,6 +748,9 @@ def main(argv: list[str] | None = None) -> None:
                + (f" --train-copies {args.train_copies} --work {args.work}" if args.train_copies != "one" else "")
                + (f" --train-labels {args.train_labels}" if args.train_labels != "teacher" else "")
                + (f" --feature-kd {args.feature_kd:g}" if args.feature_kd > 0 else "")
+               + (f" --train-jitter {args.train_jitter}" if args.train_jitter > 0 else "")
+               + (f" --ema {args.ema:g}" if args.ema > 0 else "")
+               + (f" --train-fraction {args.train_fraction:g}" if args.train_fraction < 1 else "")
                + (f" --run-dir {args.run_dir}" if args.run_dir else ""))
         shared = {"command": cmd, "labeller": {
             "builtin": "built-in PreFIQs (edgefiq.models.fr MobileFaceNet + edgefiq.prune l1 global rho 0.4; "
@@ -608,9 +759,11 @@ def main(argv: list[str] | None = None) -> None:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads "
                        f"{args.threads}", "recipes": {n: recipe(n, root, labels, index, work,
                                                                args.epochs[min(i, len(args.epochs) - 1)], args.threads,
-                                                               args.feature_kd)
+                                                               args.feature_kd, args.ema)
                                                         for i, n in enumerate(args.students)}}
-        tag = (MIRROR_TAG if args.train_labels == "mirror-avg" else "") + (FEATURE_TAG if args.feature_kd > 0 else "")
+        tag = ((MIRROR_TAG if args.train_labels == "mirror-avg" else "") + (FEATURE_TAG if args.feature_kd > 0 else "")
+               + (JITTER_TAG if args.train_jitter > 0 else "") + (f" (EMA {args.ema:g})" if args.ema > 0 else "")
+               + (f" ({args.train_fraction:.0%} of training identities)" if args.train_fraction < 1 else ""))
         res = evaluate(work, run_dir, root, rel, sources, args.students, val_ids, shared, [r["kind"] for r in rows], tag)
         prev = Path(args.out).with_suffix(".json")
         if prev.is_file():   # rows of other runs (other students or label variants) stay in the table
