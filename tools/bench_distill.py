@@ -660,11 +660,18 @@ def _variant_notes(res: dict) -> list[str]:
         elif "of training identities)" in name:
             out.append(f"- {name}: trained on whole identities holding about that share of the training images "
                        f"({s['train_images']} of {base['train_images']}), for about the same number of training "
-                       f"views seen ({s['train_images_seen']} vs {base['train_images_seen']}). {vs}. The drop from "
-                       "halving the identities is what doubling them might give back, at best.")
+                       f"views seen ({s['train_images_seen']} vs {base['train_images_seen']}). {vs}: the gain from "
+                       "doubling the training identities, which a further doubling would have to repeat (or better) "
+                       "for the plain recipe to reach the target.")
         elif "(EMA " in name:
             out.append(f"- {name}: the plain recipe, validated and kept as an exponential moving average of the "
                        f"weights. {vs}.")
+    for name, s in rows.items():
+        m = s.get("mirror_scoring")
+        if m:
+            out.append(f"- {name}, scored as the mean over the image and its mirror image (`edgefiq score "
+                       f"--mirror-average`, two passes): SRCC {m['srcc']:.3f} vs {s['srcc']:.3f} from one pass, pAUC "
+                       f"{m['pauc_x1e3']:.2f} vs {s['pauc_x1e3']:.2f}.")
     return out
 
 
