@@ -23,7 +23,9 @@ Stages (each resumable; outputs under ``--work``, default ``runs/bench_distill``
    ``feature_targets.npz``) with weight ``W``; rows tagged ``(+ FR-embedding feature KD)``.
    ``--train-jitter K`` adds K re-posed, re-lit copies of every training image (``jitter_views``),
    each labelled by the teacher (cached in ``label_chunks_jit<K>/``); rows tagged
-   ``(+ teacher-labelled jitter views)``. ``--ema D`` validates and keeps EMA weights.
+   ``(+ teacher-labelled jitter views)``. ``--train-fraction F`` trains on whole identities holding
+   a fraction F of the training images (a learning curve over identities). ``--ema D`` validates and
+   keeps EMA weights.
 4. ``eval``: SRCC/PLCC/KRCC of each student's best checkpoint vs the teacher on the validation
    images; pAUC x1e3 (EDC FNMR at FMR 1e-3, discard 0.3, fixed threshold) of student, teacher and
    random scores on the same comparisons (all genuine and all impostor pairs among validation
@@ -378,22 +380,15 @@ def jitter_label_file(work: Path, root: Path, train_csv: Path, k: int, threads: 
 def fraction_label_file(work: Path, root: Path, train_csv: Path, fraction: float) -> Path:
     """``labels_train_ids<fraction>.csv``: the rows of ``train_csv`` of whole identities, taken in seeded
     random order until they hold ``fraction`` of its images (every copy of an image follows its identity)."""
-    from edgefiq.data.readers import identity_of, read_labels_csv
+    from edgefiq.data.readers import read_labels_csv
+    from edgefiq.pipeline.evaluation import _identity_subset
     from edgefiq.utils import atomic_write_text
 
     paths, q = read_labels_csv(train_csv, root)
     rels = [p.relative_to(root).as_posix() for p in paths]
-    count: dict[str, int] = {}
-    for r in rels:
-        count[identity_of(r)] = count.get(identity_of(r), 0) + 1
-    keep: set[str] = set()
-    for name in np.random.default_rng(0).permutation(sorted(count)).tolist():
-        if sum(count[k] for k in keep) >= fraction * len(rels):
-            break
-        keep.add(name)
+    keep = _identity_subset(rels, int(np.ceil(fraction * len(rels))), seed=0)
     out = work / f"labels_train_ids{fraction:g}.csv"
-    atomic_write_text(out, "path,quality\n" + "".join(f"{r},{v:.7g}\n" for r, v in zip(rels, q)
-                                                        if identity_of(r) in keep))
+    atomic_write_text(out, "path,quality\n" + "".join(f"{rels[k]},{q[k]:.7g}\n" for k in keep))
     return out
 
 
@@ -460,9 +455,12 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
             continue
         ck = load_checkpoint(ck_path)
         with torch.no_grad():
-            x = [to_tensor(src.get(list(range(s, min(s + 256, len(src))))), ck.preprocess) for s in range(0, len(src), 256)]
-            pred = np.concatenate([ck.model(b).numpy() for b in x]).astype(np.float64)
-            pred_mirror = np.concatenate([ck.model(torch.flip(b, [3])).numpy() for b in x]).astype(np.float64)
+            preds, mirrors = [], []   # one batch in memory at a time
+            for s in range(0, len(src), 256):
+                b = to_tensor(src.get(list(range(s, min(s + 256, len(src))))), ck.preprocess)
+                preds.append(ck.model(b).numpy())
+                mirrors.append(ck.model(torch.flip(b, [3])).numpy())
+            pred, pred_mirror = (np.concatenate(v).astype(np.float64) for v in (preds, mirrors))
         model_json = json.loads((run_dir / name / "model.json").read_text())
         hist = [json.loads(ln) for ln in (run_dir / name / "metrics.jsonl").read_text().splitlines() if ln.strip()]
         res["students"][name + tag] = {
