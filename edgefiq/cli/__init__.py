@@ -34,6 +34,65 @@ COMMANDS: dict[str, str] = {
 }
 
 
+# verb -> the first line of its help, shown by `edgefiq --help` without importing the verb
+# (importing distill or export pulls in torch: seconds and hundreds of MB). A test keeps
+# these equal to the commands' own help; a verb missing here is imported to get its help.
+SUMMARIES: dict[str, str] = {
+    "data": "Inspect, align, degrade and sample face-image data; build calibration sets.",
+    "label": "Label every image under IMAGES with a quality teacher; write OUTPUT (path,quality[,columns]).",
+    "distill": "Train a small student to reproduce a teacher's quality scores.",
+    "prune": "Prune checkpoint CKPT: remove channels (structured) or zero weights (l1, random).",
+    "export": "Export checkpoint CKPT to an edge format and check it scores like torch.",
+    "quantize": "Quantise checkpoint CKPT to int8 for a target (same flags as export, int8 by default).",
+    "eval": "Compare quality sources by EDC/pAUC (both threshold conventions) and SRCC/PLCC.",
+    "score": "Score every image under IMAGES with MODEL and write a path,quality CSV.",
+    "bench": "Benchmark ARTIFACTS: p50/p90/p99 latency, throughput, load/first-call time, size, peak RSS.",
+    "run": "Run RECIPE: data -> label -> distill -> prune -> export -> eval -> bench -> report.",
+    "recipe": "Work with recipe files (YAML descriptions of a whole run).",
+}
+
+
+def configure_output(verbose: bool | None = None, quiet: bool | None = None) -> None:
+    """Apply -v/-q (given before or after the verb): log level, progress bars, third-party noise."""
+    if verbose is not None:
+        os.environ["EDGEFIQ_VERBOSE"] = "1" if verbose else os.environ.get("EDGEFIQ_VERBOSE", "0")
+    if quiet:
+        os.environ["EDGEFIQ_QUIET"] = "1"
+    verbose_on = os.environ.get("EDGEFIQ_VERBOSE") == "1"
+    quiet_on = os.environ.get("EDGEFIQ_QUIET") == "1"
+    logging.basicConfig(level=logging.DEBUG if verbose_on else logging.WARNING if quiet_on else logging.INFO,
+                        format="%(message)s", stream=sys.stderr, force=True)
+    from edgefiq.console import silence_third_party
+
+    silence_third_party(verbose=verbose_on)
+
+
+def _flag_callback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        configure_output(verbose=True) if param.name == "verbose" else configure_output(quiet=True)
+
+
+_GLOBAL_FLAGS = (
+    (("-v", "--verbose"), "Show debug logs, third-party library logs and full tracebacks."),
+    (("-q", "--quiet"), "No progress bars or info logs."),
+)
+
+
+def add_global_flags(cmd: click.Command) -> click.Command:
+    """Let -v/-q also follow the verb (``edgefiq score ... -v``), on every subcommand too."""
+    if getattr(cmd, "_edgefiq_global_flags", False):
+        return cmd
+    taken = {o for p in cmd.params for o in getattr(p, "opts", [])}
+    for opts, help_ in _GLOBAL_FLAGS:
+        if not taken.intersection(opts):
+            cmd.params.append(click.Option(list(opts), is_flag=True, expose_value=False, is_eager=True,
+                                           callback=_flag_callback, help=help_))
+    cmd._edgefiq_global_flags = True  # type: ignore[attr-defined]
+    for sub in getattr(cmd, "commands", {}).values():
+        add_global_flags(sub)
+    return cmd
+
+
 class LazyGroup(click.Group):
     """A click group that imports a verb's module only when that verb is used."""
 
@@ -45,11 +104,22 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        return add_global_flags(getattr(importlib.import_module(module), attr))
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0])
+        if name not in COMMANDS and not ctx.resilient_parsing and not name.startswith("-"):
+            from edgefiq.registry import suggest
+
+            ctx.fail(f"No such command {name!r}{suggest(name, list(COMMANDS))}")
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
+            if name in SUMMARIES:
+                rows.append((name, SUMMARIES[name]))
+                continue
             try:
                 cmd = self.get_command(ctx, name)
             except ImportError as e:  # e.g. torch-free install: verb needs torch
@@ -64,7 +134,7 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="edgefiq")
-@click.option("-v", "--verbose", is_flag=True, help="Show debug logs and full tracebacks.")
+@click.option("-v", "--verbose", is_flag=True, help="Show debug logs, third-party library logs and full tracebacks.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or info logs.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
@@ -80,10 +150,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     """
     ctx.obj = {"verbose": verbose}
     os.environ["EDGEFIQ_VERBOSE"] = "1" if verbose else "0"
-    if quiet:
-        os.environ["EDGEFIQ_QUIET"] = "1"
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
-                        format="%(message)s", stream=sys.stderr)
+    configure_output(verbose=verbose, quiet=quiet)
 
 
 def main(argv: list[str] | None = None) -> Any:
