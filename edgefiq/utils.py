@@ -49,10 +49,11 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON, atomically (numpy scalars and Paths allowed)."""
-    return atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    return atomic_write_text(path, json.dumps(data, indent=2, default=json_default) + "\n")
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=...)`` hook: numpy scalars/arrays and paths as plain JSON values."""
     if hasattr(o, "item"):
         return o.item()
     if hasattr(o, "tolist"):

@@ -90,7 +90,7 @@ def test_recovery_kd_targets(ckpt: Path, images: Path, tmp_path: Path, kd: str) 
     assert rec["labels"].startswith(f"unpruned model (KD, {kd}") and rec["output_affine"] is not None
     assert (tmp_path / "ft.recovery" / "kd_labels.csv").is_file() == (kd == "offline")
     teacher = (tmp_path / "ft.recovery" / "recovery" / "recipe.yaml").read_text()
-    assert ("teacher: _recovery_" in teacher) == (kd == "online")
+    assert ("teacher: model" in teacher) == (kd == "online")
 
 
 @pytest.mark.parametrize("args,err,msg", [

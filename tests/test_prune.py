@@ -140,7 +140,7 @@ def test_pruned_checkpoint_reloads_in_fresh_process(tmp_path, method: str) -> No
 def test_pruning_a_pruned_checkpoint_composes_structures(tmp_path) -> None:
     from edgefiq.data.preprocess import Preprocess
     from edgefiq.models.checkpoint import load_checkpoint, save_checkpoint
-    from edgefiq.prune import prune_checkpoint
+    from edgefiq.pipeline.pruning import prune_checkpoint
 
     ck = save_checkpoint(tmp_path / "d.pt", _tiny(), arch="tiny_cnn", arch_kwargs={"width": 16},
                          preprocess=Preprocess(size=(32, 32)))
@@ -154,7 +154,7 @@ def test_pruning_a_pruned_checkpoint_composes_structures(tmp_path) -> None:
 
 
 def test_fold_output_affine_is_exact_for_linear_head_only() -> None:
-    from edgefiq.prune.recovery import fold_output_affine
+    from edgefiq.pipeline.recovery import fold_output_affine
 
     model = _tiny()
     with torch.no_grad():

@@ -43,8 +43,8 @@ def test_structured_onnx_latency_lower_than_unpruned(tmp_path) -> None:
     """Measured once with a wide margin (the benchmark tool records the real numbers)."""
     from edgefiq.data.preprocess import Preprocess
     from edgefiq.models.checkpoint import save_checkpoint
-    from edgefiq.prune import prune_checkpoint
-    from edgefiq.prune.sweep import _onnx, interleaved_latency
+    from edgefiq.pipeline.pruning import prune_checkpoint
+    from edgefiq.pipeline.sweep import _onnx, interleaved_latency
 
     dense = save_checkpoint(tmp_path / "d.pt", _student("mobilenetv3_large_100"), arch="mobilenetv3_large_100",
                             preprocess=Preprocess(size=(112, 112)))

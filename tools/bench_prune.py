@@ -1,6 +1,6 @@
 """Pruning benchmark: rho sweeps of the distilled student for structured, L1 and random pruning.
 
-What it measures (``edgefiq.prune.sweep``): params (and non-zero params), MACs, checkpoint
+What it measures (``edgefiq.pipeline.sweep``): params (and non-zero params), MACs, checkpoint
 size and its gzip size, ONNX fp32 size, onnxruntime latency at 1 thread (batch 1, interleaved
 rounds), SRCC of the pruned model against the unpruned one on held-out identities, and EDC
 pAUC x1e3 (MobileFaceNet comparisons, FMR 1e-3, discard 0.3) of the pruned scores.
@@ -141,7 +141,7 @@ def check_large(work: Path, rounds: int, runs: int) -> dict:
 
     from edgefiq.data.preprocess import Preprocess
     from edgefiq.models.checkpoint import save_checkpoint
-    from edgefiq.prune.sweep import SweepConfig, sweep
+    from edgefiq.pipeline.sweep import SweepConfig, sweep
     from edgefiq.registry import STUDENTS
 
     ck = work / "large" / "mobilenetv3_large_100.pt"
@@ -200,8 +200,8 @@ def main() -> None:
 
     import torch
 
-    from edgefiq.prune import RecoveryConfig
-    from edgefiq.prune.sweep import SweepConfig, format_markdown, parse_rhos, sweep
+    from edgefiq.pipeline.recovery import RecoveryConfig
+    from edgefiq.pipeline.sweep import SweepConfig, format_markdown, parse_rhos, sweep
     from edgefiq.utils import atomic_write_text, write_json
 
     torch.set_num_threads(args.threads)
@@ -289,7 +289,7 @@ def main() -> None:
 
 def render(r: dict) -> str:
     """results/prune.md from the JSON report."""
-    from edgefiq.prune.sweep import format_markdown
+    from edgefiq.pipeline.sweep import format_markdown
 
     s = r["split"]
     cmds = r.get("commands") or {"all": r.get("command", "")}

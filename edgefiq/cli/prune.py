@@ -60,8 +60,9 @@ def prune(ckpt: str, rho: str, methods: tuple[str, ...], importance: str, scope:
       edgefiq prune best.pt --rho 0.1:0.9:0.1 -m structured -m l1 -m random --eval-images heldout/ -o sweep/
     """
     from edgefiq.errors import UsageError
-    from edgefiq.prune import RecoveryConfig, prune_checkpoint
-    from edgefiq.prune.sweep import SweepConfig, format_markdown, parse_rhos, sweep
+    from edgefiq.pipeline.pruning import prune_checkpoint
+    from edgefiq.pipeline.recovery import RecoveryConfig
+    from edgefiq.pipeline.sweep import SweepConfig, format_markdown, parse_rhos, sweep
 
     rhos = parse_rhos(rho)
     if finetune_epochs and not images:

@@ -105,7 +105,8 @@ def validate(model: torch.nn.Module, data: Prepared, pp: Preprocess, device: tor
 class _Trainer:
     """Holds the run state; ``run()`` trains from the current state to the end."""
 
-    def __init__(self, cfg: DistillConfig, out: Path, resume: bool) -> None:
+    def __init__(self, cfg: DistillConfig, out: Path, resume: bool, model: torch.nn.Module | None = None,
+                 teacher: Any = None) -> None:
         self.cfg, self.out = cfg, out
         self.device = _device(cfg.device)
         self.env = ddp.setup(self.device.type)
@@ -115,9 +116,10 @@ class _Trainer:
         if cfg.optim.batch_size < 2 * self.env.world:
             raise UsageError(f"optim.batch_size {cfg.optim.batch_size} too small for {self.env.world} process(es)")
         self.pp = Preprocess(size=tuple(cfg.input_size))  # type: ignore[arg-type]
-        self.model = STUDENTS.get(cfg.student)(**cfg.student_options).to(self.device)
+        built = model if model is not None else STUDENTS.get(cfg.student)(**cfg.student_options)
+        self.model = built.to(self.device)
         self.loss = HybridLoss(cfg.losses, cfg.loss_options).to(self.device)  # bad names fail before data loads
-        self.data = prepare_data(cfg, self.out if self.env.main else None)
+        self.data = prepare_data(cfg, self.out if self.env.main else None, teacher=teacher)
         from edgefiq.models.students import model_profile
 
         self.profile = model_profile(self.model, tuple(cfg.input_size))
@@ -390,7 +392,8 @@ class _Trainer:
                              history=history)
 
 
-def distill(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False) -> DistillResult:
+def distill(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False, model: torch.nn.Module | None = None,
+            teacher: Any = None) -> DistillResult:
     """Train ``cfg.student`` against the teacher's labels; write the run folder ``out_dir``.
 
     Args:
@@ -398,6 +401,10 @@ def distill(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False) ->
         out_dir: run folder (created).
         resume: continue from ``out_dir/last.pt`` if present (exactly: same final metrics as an
             uninterrupted run on CPU with the same seed).
+        model: train this module (in place) instead of building ``cfg.student`` from the registry
+            (e.g. a pruned model); checkpoints still record ``cfg.student`` as the architecture name.
+        teacher: an online teacher object (``score_images``/``score_paths``) used instead of building
+            ``cfg.data.teacher`` from the registry; ``cfg.data.teacher`` then only names it.
 
     Returns:
         ``DistillResult(best, last, metrics, history)``.
@@ -415,7 +422,7 @@ def distill(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False) ->
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = _Trainer(cfg, out, resume)
+    trainer = _Trainer(cfg, out, resume, model=model, teacher=teacher)
     if trainer.env.main:
         dump_resolved(cfg, out / "recipe.yaml")
     try:

@@ -95,8 +95,11 @@ def _sources(cfg: DistillConfig, ls: LabelledSet, out: Path | None) -> tuple[Lab
     return _drop_bad(ls, ImageSource(ls.root, ls.rel, size, arr), bad, out)  # type: ignore[arg-type]
 
 
-def prepare_data(cfg: DistillConfig, out: Path | None) -> Prepared:
-    """Build the train/val sets, their uint8 sources and the label normalisation of ``cfg``."""
+def prepare_data(cfg: DistillConfig, out: Path | None, teacher: Any = None) -> Prepared:
+    """Build the train/val sets, their uint8 sources and the label normalisation of ``cfg``.
+
+    ``teacher`` is an online teacher object to use instead of building ``cfg.data.teacher``.
+    """
     d = cfg.data
     if not d.images:
         raise UsageError("no images root: pass --images DIR (or data.images in the recipe)")
@@ -109,13 +112,14 @@ def prepare_data(cfg: DistillConfig, out: Path | None) -> Prepared:
     if (cfg.augment.degrade_p > 0 or cfg.augment.degrade_pairs) and not d.teacher:
         raise UsageError("augment.degrade_p / degrade_pairs change the label, so they need an online teacher "
                          "(--teacher); with offline labels, degrade the images first (edgefiq data degrade) and label them")
-    teacher = desc = None
+    desc = None
     if d.labels:
+        teacher = None
         full = read_labelled_set(d.images, d.labels, d.index)
         train, val = _split(cfg, full)
         desc = {"kind": "offline", "labels": str(d.labels)}
     else:
-        train, val, teacher, desc = _online_sets(cfg)
+        train, val, teacher, desc = _online_sets(cfg, teacher)
         if cfg.sampler == "stratified":
             raise UsageError("sampler: stratified needs offline labels (scores of the training images)")
     train, train_src = _sources(cfg, train, out)
@@ -137,7 +141,7 @@ def prepare_data(cfg: DistillConfig, out: Path | None) -> Prepared:
     return Prepared(train, val, train_src, val_src, norm, teacher, desc, vectors)
 
 
-def _online_sets(cfg: DistillConfig) -> tuple[LabelledSet, LabelledSet, Any, dict[str, Any]]:
+def _online_sets(cfg: DistillConfig, teacher: Any = None) -> tuple[LabelledSet, LabelledSet, Any, dict[str, Any]]:
     from edgefiq.data.readers import list_images
     from edgefiq.registry import TEACHERS
 
@@ -148,12 +152,13 @@ def _online_sets(cfg: DistillConfig) -> tuple[LabelledSet, LabelledSet, Any, dic
     if d.index:
         info = read_index(d.index)
         full.source = [info.get(r, (r, 0.0))[0] for r in rel]
-    opts = dict(d.teacher_options)
-    factory = TEACHERS.get(d.teacher)
-    try:  # views are temporary files: keep them out of the teacher's on-disk embedding cache
-        teacher = factory(**{"cache": False, **opts})
-    except TypeError:
-        teacher = factory(**opts)
+    if teacher is None:
+        opts = dict(d.teacher_options)
+        factory = TEACHERS.get(d.teacher)
+        try:  # views are temporary files: keep them out of the teacher's on-disk embedding cache
+            teacher = factory(**{"cache": False, **opts})
+        except TypeError:
+            teacher = factory(**opts)
     ids = read_identity_list(d.val_identities) if d.val_identities is not None else None
     tr, va = identity_split(full.source, val_fraction=d.val_fraction, seed=cfg.seed, val_identities=ids)
     train, val = full.subset(tr), full.subset(va)

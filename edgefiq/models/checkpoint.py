@@ -9,8 +9,8 @@ A checkpoint is a ``torch.save`` dict of plain types and tensors, so it loads wi
      "meta": {...}}
 
 Structured pruning changes layer shapes; the pruning package records what it needs in
-``pruning["structure"]`` and ``restore_structure`` (in ``edgefiq.prune``) reshapes the
-freshly built model before the weights are loaded, so nothing is guessed from shapes.
+``pruning["structure"]`` and ``restore_structure`` (``edgefiq.models.structure``) reshapes
+the freshly built model before the weights are loaded, so nothing is guessed from shapes.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     model = STUDENTS.get(payload["arch"])(**payload["arch_kwargs"])
     pruning = payload.get("pruning")
     if pruning and pruning.get("structure"):
-        from edgefiq.prune import restore_structure
+        from edgefiq.models.structure import restore_structure
 
         model = restore_structure(model, pruning["structure"])
     model.load_state_dict(payload["state_dict"], strict=True)

@@ -5,7 +5,7 @@
     data    synthetic sample (if asked) + degraded copies + identity-disjoint split
     label   ``edgefiq.teachers.label_images``            teacher quality for every image
     distill ``edgefiq.distill.distill``                  one student per ``distill.students`` entry
-    prune   ``edgefiq.prune.prune_checkpoint``           every student x method x rho
+    prune   ``edgefiq.pipeline.pruning.prune_checkpoint`` every student x method x rho
     export  ``edgefiq.export.export_checkpoint``         every model x target x precision (parity-gated)
     eval    ``edgefiq.pipeline.evaluation.evaluate_artifacts`` SRCC vs teacher + EDC pAUC on validation
     bench   ``edgefiq.bench.benchmark``                  latency of every artifact
@@ -241,9 +241,9 @@ def distill_data_fields(ctx: StageContext, data: dict[str, Any], labels: dict[st
 def _jsonable(obj: Any) -> Any:
     import json
 
-    from edgefiq.utils import _json_default
+    from edgefiq.utils import json_default
 
-    return json.loads(json.dumps(obj, default=_json_default))
+    return json.loads(json.dumps(obj, default=json_default))
 
 
 # ----------------------------------------------------------------------------- prune
@@ -251,7 +251,8 @@ def prune_stage(recipe: RunRecipe) -> Stage:
     """Prune every distilled student with every (method, rho) of the recipe."""
 
     def run(ctx: StageContext) -> dict[str, Any]:
-        prune_checkpoint = _prune_checkpoint_fn()
+        from edgefiq.pipeline.pruning import prune_checkpoint
+
         data, labels = ctx.outputs["data"], ctx.outputs["label"]
         p = recipe.prune
         out: dict[str, Any] = {}
@@ -270,32 +271,6 @@ def prune_stage(recipe: RunRecipe) -> Stage:
         return out
 
     return Stage("prune", run, config=to_dict(recipe.prune), depends=("data", "label", "distill"))
-
-
-def _prune_checkpoint_fn() -> Any:
-    """``edgefiq.prune.prune_checkpoint``, or (until the prune package ships it) the same contract
-    composed from ``prune_model`` + ``save_checkpoint`` (no recovery fine-tuning in that case)."""
-    import edgefiq.prune as prune
-
-    if hasattr(prune, "prune_checkpoint"):
-        return prune.prune_checkpoint
-
-    def prune_checkpoint(ckpt: Path, out: Path, *, rho: float, method: str, finetune_epochs: int = 0,
-                         **kwargs: Any) -> Path:
-        import torch
-
-        from edgefiq.models.checkpoint import load_checkpoint, save_checkpoint
-
-        if finetune_epochs:
-            log.warning("[prune] edgefiq.prune.prune_checkpoint is not available: pruning without recovery")
-        kwargs = {k: v for k, v in kwargs.items() if k not in ("data", "labels")}
-        ck = load_checkpoint(ckpt)
-        model, info = prune.prune_model(ck.model, torch.zeros(1, 3, *ck.preprocess.size), rho=rho, method=method,
-                                        **kwargs)
-        return save_checkpoint(out, model, arch=ck.arch, arch_kwargs=ck.arch_kwargs, preprocess=ck.preprocess,
-                               pruning=prune.checkpoint_pruning(info), meta={**ck.meta, "pruned_from": str(ckpt)})
-
-    return prune_checkpoint
 
 
 # ----------------------------------------------------------------------------- export

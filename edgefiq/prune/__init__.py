@@ -4,9 +4,11 @@ Public API:
     prune_model(model, example_input, *, rho, method, ...) -> (model, info)
     restore_structure(model, structure) -> model   (rebuild a pruned architecture for loading)
     checkpoint_pruning(info) -> dict                (what a checkpoint stores under "pruning")
-    prune_checkpoint(ckpt, out, *, rho, method, ..., recovery=None) -> Path
-    RecoveryConfig, recover                         (fine-tuning after pruning, via edgefiq.distill)
-    sweep(ckpt, out_dir, SweepConfig(...)) -> rows  (rho sweeps: size, MACs, latency, SRCC, pAUC)
+
+The workflows over these primitives live in the pipeline layer (they train, export and
+benchmark): ``edgefiq.pipeline.pruning.prune_checkpoint`` (prune a checkpoint file, optionally
+fine-tune), ``edgefiq.pipeline.recovery`` (``RecoveryConfig``, ``recover``) and
+``edgefiq.pipeline.sweep`` (``SweepConfig``, ``sweep``: rho sweeps of size, MACs, latency, SRCC, pAUC).
 
 Example:
     >>> import torch
@@ -18,11 +20,7 @@ Example:
 
 from __future__ import annotations
 
+from edgefiq.models.structure import restore_structure
 from edgefiq.prune.api import METHODS, checkpoint_pruning, prune_model
-from edgefiq.prune.checkpoint import prune_checkpoint
-from edgefiq.prune.recovery import RecoveryConfig, recover
-from edgefiq.prune.structure import restore_structure
-from edgefiq.prune.sweep import SweepConfig, sweep
 
-__all__ = ["METHODS", "RecoveryConfig", "checkpoint_pruning", "prune_checkpoint", "prune_model", "recover",
-           "restore_structure", "SweepConfig", "sweep"]
+__all__ = ["METHODS", "checkpoint_pruning", "prune_model", "restore_structure"]

@@ -4,7 +4,7 @@ Coupled layers (a conv, its BatchNorm, the depthwise conv and the 1x1 conv that 
 channels, residual additions, squeeze-excite gates, LayerNorms...) are pruned together as
 one group, ranked by a group magnitude importance (L1 or L2 norm). The output layer is
 never pruned on its output side, so the model still returns one score (or an embedding
-of the same size). The shape changes are recorded with :mod:`edgefiq.prune.structure`.
+of the same size). The shape changes are recorded with :mod:`edgefiq.models.structure`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from edgefiq.prune.common import find_head, resolve_layers
-from edgefiq.prune.structure import diff_structure, snapshot
+from edgefiq.models.structure import diff_structure, snapshot
 
 
 HEAD_ATTRS = ("num_heads", "num_head", "heads")

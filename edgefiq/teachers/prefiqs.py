@@ -64,7 +64,7 @@ def pruned_copy(fr: torch.nn.Module, *, method: str, rho: float, scope: str = "g
         try:
             saved = torch.load(disk, map_location="cpu", weights_only=True)
             if saved.get("structure"):
-                from edgefiq.prune import restore_structure
+                from edgefiq.models.structure import restore_structure
 
                 model = restore_structure(model, saved["structure"])
             model.load_state_dict(saved["state"], strict=True)

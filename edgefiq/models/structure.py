@@ -1,4 +1,7 @@
-"""Record and replay the shape changes made by structured pruning.
+"""The pruned-structure record of a checkpoint: record and replay the shape changes of structured pruning.
+
+It lives with the checkpoint format (``edgefiq.models.checkpoint``) because loading a
+pruned checkpoint replays it; ``edgefiq.prune`` records it while pruning.
 
 Structured pruning rewrites layers in place (fewer channels, smaller ``groups``,
 shorter ``normalized_shape``, fewer heads...). To reload a pruned checkpoint we record,
@@ -11,6 +14,7 @@ built model so ``load_state_dict(strict=True)`` succeeds. The record holds only
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -86,7 +90,7 @@ def restore_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
 
     Args:
         model: the unpruned architecture, built the same way as before pruning.
-        structure: ``info["structure"]`` from :func:`edgefiq.prune.prune_model`.
+        structure: ``info["structure"]`` from ``edgefiq.prune.prune_model``.
 
     Raises:
         DataError: the record does not match this architecture.
@@ -117,3 +121,22 @@ def restore_structure(model: nn.Module, structure: dict[str, Any]) -> nn.Module:
                 raise DataError(f"pruned structure names buffer {name}.{k}, which this architecture lacks")
             mod._buffers[k] = torch.zeros(shape, dtype=old.dtype)
     return model
+
+
+def merge_structures(first: dict[str, Any] | None, second: dict[str, Any] | None) -> dict[str, Any] | None:
+    """One structure record equivalent to replaying ``first`` then ``second`` (for pruning a pruned model).
+
+    Example:
+        >>> merge_structures(None, {"version": 1, "modules": {}})
+        {'version': 1, 'modules': {}}
+    """
+    if not first:
+        return second
+    if not second:
+        return first
+    modules = copy.deepcopy(first["modules"])
+    for name, entry in second["modules"].items():
+        dst = modules.setdefault(name, {})
+        for kind, values in entry.items():
+            dst.setdefault(kind, {}).update(copy.deepcopy(values))
+    return {"version": second["version"], "modules": modules}

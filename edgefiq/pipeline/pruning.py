@@ -1,4 +1,8 @@
-"""``prune_checkpoint``: prune an edgefiq checkpoint (optionally fine-tune) and write a new one + a report."""
+"""``prune_checkpoint``: prune an edgefiq checkpoint (optionally fine-tune) and write a new one + a report.
+
+A workflow over ``edgefiq.prune`` (the pruning primitives) and ``edgefiq.pipeline.recovery``
+(fine-tuning through ``edgefiq.distill``), so it lives in the pipeline layer.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,8 @@ from typing import Any
 
 import torch
 
-from edgefiq.prune.recovery import RecoveryConfig
-
-
-def merge_structures(first: dict[str, Any] | None, second: dict[str, Any] | None) -> dict[str, Any] | None:
-    """One structure record equivalent to replaying ``first`` then ``second`` (for pruning a pruned model).
-
-    Example:
-        >>> merge_structures(None, {"version": 1, "modules": {}})
-        {'version': 1, 'modules': {}}
-    """
-    if not first:
-        return second
-    if not second:
-        return first
-    modules = copy.deepcopy(first["modules"])
-    for name, entry in second["modules"].items():
-        dst = modules.setdefault(name, {})
-        for kind, values in entry.items():
-            dst.setdefault(kind, {}).update(copy.deepcopy(values))
-    return {"version": second["version"], "modules": modules}
+from edgefiq.models.structure import merge_structures
+from edgefiq.pipeline.recovery import RecoveryConfig
 
 
 def example_input(size: tuple[int, int], batch: int = 1) -> torch.Tensor:
@@ -87,7 +73,7 @@ def prune_checkpoint(ckpt: str | Path, out: str | Path, *, rho: float, method: s
     masks = info.get("masks")
     rec_metrics: dict[str, Any] = {"epochs": 0}
     if recovery is not None and recovery.epochs > 0:
-        from edgefiq.prune.recovery import recover
+        from edgefiq.pipeline.recovery import recover
 
         model, rec_metrics = recover(model, dense, src.preprocess, recovery,
                                      out.parent / f"{out.stem}.recovery", masks=masks)

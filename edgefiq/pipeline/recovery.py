@@ -12,22 +12,20 @@ Label sources:
 
 KD targets are z-scored for the loss (``kd_mse`` + ``plcc``) and the affine map back is
 folded into the output layer, so the outputs keep the unpruned model's scale. The pruned
-model (and the unpruned one as online teacher) reach the distillation loop through
-transient registry entries (the loop builds models and teachers by name); ``best.pt`` of
-that run is loaded back into the pruned model. For unstructured pruning, gradient hooks keep pruned weights
+model (and the unpruned one as online teacher) are handed to ``edgefiq.distill.distill``
+as objects (``model=``, ``teacher=``); ``best.pt`` of that run is loaded back into the
+pruned model. For unstructured pruning, gradient hooks keep pruned weights
 at exactly zero during training and the masks are re-applied at the end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import logging
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -151,19 +149,6 @@ def recovery_targets(cfg: RecoveryConfig) -> str | None:
     return "labels" if cfg.labels else ("online" if cfg.online_kd else "offline")
 
 
-@contextlib.contextmanager
-def _transient(registry: Any, obj: Any, known: str) -> Iterator[str]:
-    """Register ``obj`` (returned by its factory) under a unique name of ``registry`` for the block;
-    ``known`` is any registered name, looked up first so the registry is populated."""
-    name = f"_recovery_{uuid.uuid4().hex[:8]}"
-    registry.get(known)
-    registry.register(name)(lambda **_: obj)
-    try:
-        yield name
-    finally:
-        registry._entries.pop(name, None)  # noqa: SLF001 - a scoped, private entry
-
-
 def recover(pruned: nn.Module, dense: nn.Module, preprocess: Preprocess, cfg: RecoveryConfig, work_dir: str | Path,
             *, masks: dict[str, torch.Tensor] | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Fine-tune ``pruned`` (in place) to recover the unpruned model's (or the teacher's) scores.
@@ -185,7 +170,6 @@ def recover(pruned: nn.Module, dense: nn.Module, preprocess: Preprocess, cfg: Re
     from edgefiq.distill import DataConfig, DistillConfig, OptimConfig, distill
     from edgefiq.models.checkpoint import read_checkpoint
     from edgefiq.prune.unstructured import keep_masked_zero
-    from edgefiq.registry import STUDENTS, TEACHERS
     from edgefiq.teachers.external import ModuleTeacher
 
     if cfg.epochs <= 0:
@@ -205,21 +189,19 @@ def recover(pruned: nn.Module, dense: nn.Module, preprocess: Preprocess, cfg: Re
     # z-scored targets keep the loss well scaled however narrow the unpruned scores are;
     # for KD the affine map back is folded into the output layer afterwards
     dcfg = DistillConfig(
-        student="?", input_size=tuple(preprocess.size), target_norm="zscore", seed=cfg.seed, threads=cfg.threads,
+        student="pruned", input_size=tuple(preprocess.size), target_norm="zscore", seed=cfg.seed, threads=cfg.threads,
         data=DataConfig(images=str(cfg.images), labels=labels, val_fraction=cfg.val_fraction),
         losses=dict(cfg.losses), max_steps_per_epoch=cfg.max_steps_per_epoch, quant_aware=cfg.quant_aware,
         optim=OptimConfig(lr=cfg.lr, batch_size=cfg.batch_size, epochs=cfg.epochs, warmup_epochs=min(0.2, cfg.epochs),
                           weight_decay=1e-4, min_lr=cfg.lr * 0.01))
     handles = keep_masked_zero(pruned, masks) if masks else []
     run_dir = work / "recovery"
+    teacher = None
+    if online:
+        teacher = ModuleTeacher(dense, preprocess, description="unpruned model", batch_size=cfg.batch_size)
+        dcfg = dataclasses.replace(dcfg, data=dataclasses.replace(dcfg.data, teacher="model"))
     try:
-        with contextlib.ExitStack() as stack:
-            student = stack.enter_context(_transient(STUDENTS, pruned, "tiny_cnn"))
-            data = dcfg.data
-            if online:
-                teacher = ModuleTeacher(dense, preprocess, description="unpruned model", batch_size=cfg.batch_size)
-                data = dataclasses.replace(data, teacher=stack.enter_context(_transient(TEACHERS, teacher, "model")))
-            result = distill(dataclasses.replace(dcfg, student=student, data=data), run_dir)
+        result = distill(dcfg, run_dir, model=pruned, teacher=teacher)
     finally:
         for h in handles:
             h.remove()

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import UsageError
-from edgefiq.prune.recovery import RecoveryConfig, recovery_targets
+from edgefiq.pipeline.recovery import RecoveryConfig, recovery_targets
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class _Accuracy:
 
     def __init__(self, dense: Any, preprocess: Any, cfg: SweepConfig) -> None:
         from edgefiq.data.readers import identity_of, list_images
-        from edgefiq.prune.recovery import score_images
+        from edgefiq.pipeline.recovery import score_images
 
         root = Path(cfg.eval_images)  # type: ignore[arg-type]
         if not root.is_dir():
@@ -157,7 +157,7 @@ class _Accuracy:
 
     def evaluate(self, model: Any) -> dict[str, float]:
         from edgefiq.metrics import srcc
-        from edgefiq.prune.recovery import score_images
+        from edgefiq.pipeline.recovery import score_images
 
         q = score_images(model, self.paths, self.preprocess, desc="pruned")
         out = {"srcc_vs_unpruned": float(srcc(q, self.reference))}
@@ -190,7 +190,7 @@ def sweep(ckpt: str | Path, out_dir: str | Path, cfg: SweepConfig) -> list[dict[
     """
     from edgefiq.errors import EdgefiqError
     from edgefiq.models.checkpoint import load_checkpoint
-    from edgefiq.prune.checkpoint import example_input, prune_checkpoint
+    from edgefiq.pipeline.pruning import example_input, prune_checkpoint
     from edgefiq.prune.common import profile
     from edgefiq.utils import atomic_write_text, write_json
 
