@@ -127,7 +127,7 @@ def test_floors_and_reports(edgefiq_artifacts, tmp_path):
 def test_cli_bench_table_and_floor_exit(edgefiq_artifacts, tmp_path):
     onnx = str(edgefiq_artifacts["onnx"])
     res = CliRunner().invoke(cli, ["bench", onnx, "--min-runs", "3", "--min-time", "0", "--warmup", "0",
-                                   "--batch", "1,2", "-o", str(tmp_path / "b.json")])
+                                   "--batch-size", "1,2", "-o", str(tmp_path / "b.json")])
     assert res.exit_code == 0, res.output
     assert "p50 ms" in res.output and "ok" in res.output
     assert (tmp_path / "b.md").is_file() and (tmp_path / "b.png").is_file()
@@ -135,7 +135,7 @@ def test_cli_bench_table_and_floor_exit(edgefiq_artifacts, tmp_path):
     r = subprocess.run([sys.executable, "-m", "edgefiq", "-q", "bench", onnx, "--min-runs", "3", "--min-time", "0",
                         "--no-png", "--floor", "throughput=1e12", "-o", str(tmp_path / "c.json")],
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1 and "floor violation" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "failed row" in r.stderr and "Traceback" not in r.stderr
     r = CliRunner().invoke(cli, ["bench", onnx, "--floor", "nonsense", "-o", str(tmp_path / "d.json")])
     assert r.exit_code == 2
     # --rounds through the CLI: the report gains the spread column; 0 rounds is a usage error

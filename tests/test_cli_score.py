@@ -22,7 +22,7 @@ def _read(path):
 def test_score_artifact_and_checkpoint_agree(edgefiq_artifacts, tmp_path):
     imgs = str(edgefiq_artifacts["images"])
     for name, model in (("a.csv", edgefiq_artifacts["onnx"]), ("c.csv", edgefiq_artifacts["ckpt"])):
-        res = CliRunner().invoke(cli, ["score", str(model), imgs, "-o", str(tmp_path / name), "--batch", "5"])
+        res = CliRunner().invoke(cli, ["score", str(model), imgs, "-o", str(tmp_path / name), "--batch-size", "5"])
         assert res.exit_code == 0, res.output
     a, c = _read(tmp_path / "a.csv"), _read(tmp_path / "c.csv")
     assert list(a) == list(c) and len(a) == 12 and list(a) == sorted(a)
@@ -59,7 +59,7 @@ def test_score_mirror_average_is_the_mean_over_image_and_mirror(edgefiq_artifact
         Image.open(p).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(out)
     onnx = str(edgefiq_artifacts["onnx"])
     for args, name in (([str(src)], "plain"), ([str(mirrored)], "mirror"), ([str(src), "--mirror-average"], "avg")):
-        res = CliRunner().invoke(cli, ["score", onnx, args[0], "-o", str(tmp_path / f"{name}.csv"), "--batch", "5",
+        res = CliRunner().invoke(cli, ["score", onnx, args[0], "-o", str(tmp_path / f"{name}.csv"), "--batch-size", "5",
                                        *args[1:]])
         assert res.exit_code == 0, res.output
     plain, mirror, avg = (_read(tmp_path / f"{n}.csv") for n in ("plain", "mirror", "avg"))

@@ -191,7 +191,7 @@ def benchmark_isolated(artifacts: Sequence[str | Path], *, rounds: int = 1, **kw
     import sys
     import tempfile
 
-    flags = {"threads": "--threads", "batches": "--batch", "device": "--device", "warmup": "--warmup",
+    flags = {"threads": "--threads", "batches": "--batch-size", "device": "--device", "warmup": "--warmup",
              "min_runs": "--min-runs", "min_time_s": "--min-time", "images": "--images", "reference": "--reference",
              "fr_model": "--fr-model", "embeddings": "--embeddings", "embeddings_index": "--embeddings-index"}
     unknown = set(kwargs) - set(flags)
@@ -210,7 +210,7 @@ def benchmark_isolated(artifacts: Sequence[str | Path], *, rounds: int = 1, **kw
             out = Path(tmp) / f"{n}.json"
             res = subprocess.run([sys.executable, "-m", "edgefiq", "-q", "bench", str(art), *args, "--no-png",
                                   "-o", str(out)], capture_output=True, text=True)
-            if res.returncode != 0 or not out.is_file():
+            if not out.is_file():   # exit code 1 with a report = a failed row, kept as such
                 err = (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[-1]
                 rows.append({**_base_row(Path(art), str(kwargs.get("device", "cpu")), 0, 0), "status": "failed",
                              "reason": f"benchmark process failed: {err}"})
@@ -340,6 +340,46 @@ class _AccuracyContext:
         if self.comps is not None:
             out["pauc_x1e3"] = edc_pauc(self.comps, q, fmr=self.fmr, limit=self.limit)
         return out
+
+
+def select_artifacts(paths: Sequence[str | Path]) -> list[str]:
+    """The benchmarkable files among ``paths``: drops sidecars and an artifact's companion files.
+
+    ``edgefiq bench export/*`` expands to ``student.onnx student.onnx.json student.xml
+    student.bin ...``; the ``.json`` sidecars, the OpenVINO ``.bin`` weights next to their
+    ``.xml`` and ONNX external ``.data`` files are parts of an artifact, not artifacts.
+
+    Raises:
+        UsageError: nothing is left to benchmark.
+
+    Example:
+        >>> select_artifacts(["m.onnx", "m.onnx.json", "report.md"])
+        ['m.onnx']
+    """
+    kept = []
+    for p in map(Path, paths):
+        companion = p.suffix == ".bin" and p.with_suffix(".xml").is_file()
+        external = p.suffix == ".data" or p.name.endswith(".onnx_data")
+        if p.suffix in (".json", ".md", ".png", ".csv", ".txt") or companion or external:
+            log.debug("[bench] skipping %s (not an artifact)", p)
+            continue
+        kept.append(str(p))
+    if not kept:
+        raise UsageError("no artifact to benchmark among the given files (sidecars .json, .bin weights, "
+                         "reports are skipped); pass .onnx, .xml, .tflite, .ts or .pt files")
+    return kept
+
+
+def failed_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """One message per row whose status is ``failed`` or ``failed validation`` (bench exits 1 on any).
+
+    Example:
+        >>> failed_rows([{"artifact": "m.onnx", "threads": 1, "batch": 1, "status": "failed", "reason": "x"}])
+        ['m.onnx threads=1 batch=1: failed (x)']
+    """
+    return [f"{r['artifact']} threads={r['threads']} batch={r['batch']}: {r['status']}"
+            + (f" ({r['reason']})" if r.get("reason") else "")
+            for r in rows if str(r.get("status", "")).startswith("failed")]
 
 
 def check_floors(rows: list[dict[str, Any]], floors: dict[str, float]) -> list[str]:

@@ -114,10 +114,10 @@ def benchmark_remote(artifacts: Sequence[str | Path], url: str, *, threads: Sequ
         dev.copy(files, dev.remote(rdir + "/"))
         cmd = " ".join(shlex.quote(c) for c in [
             remote_python, "-m", "edgefiq", "-q", "bench", *names,
-            "--threads", ",".join(map(str, threads)), "--batch", ",".join(map(str, batches)),
+            "--threads", ",".join(map(str, threads)), "--batch-size", ",".join(map(str, batches)),
             "--warmup", str(warmup), "--min-runs", str(min_runs), "--min-time", str(min_time_s),
             "--no-png", "-o", "bench.json"])
-        dev.run(f"cd {shlex.quote(rdir)} && {cmd}")
+        dev.run(f"cd {shlex.quote(rdir)} && {{ {cmd}; test -f bench.json; }}")   # failed rows exit 1
         with tempfile.TemporaryDirectory() as tmp:
             dev.copy([dev.remote(rdir + "/bench.json")], tmp)
             data = json.loads((Path(tmp) / "bench.json").read_text())

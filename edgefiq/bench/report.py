@@ -115,6 +115,9 @@ def write_bench_report(rows: list[dict[str, Any]], out_json: str | Path, *, env:
                        settings: dict[str, Any] | None = None, png: bool = True) -> dict[str, Path]:
     """Write ``out_json`` plus ``.md`` and (if matplotlib is installed) ``.png`` next to it.
 
+    ``out_json`` may be a folder (existing, ending in ``/``, or without a suffix): the report is
+    then ``bench.json``/``.md``/``.png`` inside it.
+
     Example:
         >>> write_bench_report(rows, "results/bench.json")   # doctest: +SKIP
     """
@@ -123,6 +126,8 @@ def write_bench_report(rows: list[dict[str, Any]], out_json: str | Path, *, env:
     from edgefiq.utils import atomic_write_text, write_json
 
     out = Path(out_json)
+    if out.is_dir() or str(out_json).endswith(("/", "\\")) or not out.suffix:   # a folder
+        out = out / "bench.json"
     paths = {"json": write_json(out, {"environment": env or {}, "settings": settings or {}, "rows": rows}),
              "md": atomic_write_text(out.with_suffix(".md"), format_markdown(rows, env, settings))}
     if png and importlib.util.find_spec("matplotlib") is not None:  # not part of the device runtime

@@ -30,8 +30,10 @@ def _floors(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) 
 
 @click.command("bench")
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--threads", default="1", show_default=True, callback=_ints, help="Thread counts, comma-separated.")
-@click.option("--batch", "batches", default="1", show_default=True, callback=_ints, help="Batch sizes, comma-separated.")
+@click.option("--threads", default="1", show_default=True, callback=_ints,
+              help="Runtime threads; bench sweeps, so a comma list (1,2,4) gives one row per value.")
+@click.option("--batch-size", "batches", default="1", show_default=True, callback=_ints,
+              help="Images per call; a comma list (1,8) gives one row per value.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or ssh://user@host[:port].")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed calls after the first.")
 @click.option("--min-runs", type=click.IntRange(min=1), default=30, show_default=True, help="Minimum timed calls.")
@@ -54,30 +56,40 @@ def _floors(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) 
               help="Interleaved timing rounds (all artifacts, then again), each with 1/N of --min-time; "
                    "p50 = median of the rounds' medians. Steadier on a shared or small machine.")
 @click.option("--no-png", is_flag=True, help="Do not write the PNG plot.")
-@click.option("-o", "--out", "out_json", type=click.Path(dir_okay=False), required=True,
-              help="Output JSON; .md and .png are written next to it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON on stdout instead of a table.")
+@click.option("-o", "--output", "out_json", type=click.Path(allow_dash=True), default=None,
+              help="Report: a .json file (.md and .png next to it), a folder (gets bench.json/.md/.png), "
+                   "or - for JSON on stdout. Default: print the table only.")
 def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], device: str, warmup: int, min_runs: int,
           min_time: float, images: str | None, reference: str | None, fr_model: str | None, embeddings: str | None,
           embeddings_index: str | None, floors: dict[str, float], remote_python: str, ssh_key: str | None,
-          ssh_options: tuple[str, ...], isolate: bool, rounds: int, no_png: bool, out_json: str) -> None:
+          ssh_options: tuple[str, ...], isolate: bool, rounds: int, no_png: bool, as_json: bool,
+          out_json: str | None) -> None:
     """Benchmark ARTIFACTS: p50/p90/p99 latency, throughput, load/first-call time, size, peak RSS.
 
     Every backend is timed by the same routine (warm-up, then until both --min-runs and
     --min-time are reached). Status: ok / failed validation (sidecar parity failed) /
-    failed (reason) / unavailable (e.g. cuda without a GPU). Runs without torch.
+    failed (reason) / unavailable (e.g. cuda without a GPU). The exit code is 1 if any row
+    failed. Sidecars (.json) and OpenVINO .bin weights among ARTIFACTS are skipped, so
+    `bench export/*` works. Runs without torch.
 
     \b
     Example:
       edgefiq bench export/student.onnx export/student.xml export/student.tflite \\
-        --threads 1,2 --batch 1,8 -o bench.json
+        --threads 1,2 --batch-size 1,8 -o bench.json
+      edgefiq bench export/* -o results/        # a folder: results/bench.json, .md, .png
+      edgefiq bench export/student_int8.onnx --json | jq '.[0].p50_ms'
       edgefiq bench student_int8.onnx --floor throughput=200 -o bench.json
       edgefiq bench a.onnx b.xml c.tflite --isolate --rounds 5 --min-time 5 -o bench.json
       edgefiq bench student.onnx --images faces/ --reference teacher.csv -o bench.json
       edgefiq bench student.onnx --device ssh://pi@raspberrypi --remote-python python3 -o pi.json
     """
     from edgefiq.bench import benchmark, benchmark_isolated, check_floors, environment
+    from edgefiq.bench.core import failed_rows, select_artifacts
     from edgefiq.bench.report import print_table, write_bench_report
     from edgefiq.errors import EdgefiqError, UsageError
+
+    artifacts = select_artifacts(artifacts)
 
     settings = {"threads": threads, "batch": batches, "device": device, "warmup": warmup, "min_runs": min_runs,
                 "min_time_s": min_time, "isolated": isolate, "rounds": rounds}
@@ -97,9 +109,16 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
                    min_runs=min_runs, min_time_s=min_time, images=images, reference=reference,
                    fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index, rounds=rounds)
         env = environment()
-    paths = write_bench_report(rows, out_json, env=env, settings=settings, png=not no_png)
-    print_table(rows)
-    click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
-    bad = check_floors(rows, floors) if floors else []
+    if out_json == "-" or as_json:
+        import json
+
+        click.echo(json.dumps(rows if as_json else {"environment": env, "settings": settings, "rows": rows},
+                              indent=2, default=str))
+    else:
+        print_table(rows)
+    if out_json and out_json != "-":
+        paths = write_bench_report(rows, out_json, env=env, settings=settings, png=not no_png)
+        click.echo("wrote " + ", ".join(str(p) for p in paths.values()), err=as_json)
+    bad = (check_floors(rows, floors) if floors else []) + failed_rows(rows)
     if bad:
-        raise EdgefiqError(f"{len(bad)} floor violation(s): " + "; ".join(bad))
+        raise EdgefiqError(f"{len(bad)} failed row(s): " + "; ".join(bad))

@@ -6,11 +6,20 @@ import click
 
 
 @click.command("score")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("images", type=click.Path())
-@click.option("-o", "--out", "out_csv", type=click.Path(dir_okay=False), required=True,
-              help="Output CSV (path,quality; path relative to IMAGES).")
-@click.option("--batch", "batch_size", type=click.IntRange(min=1), default=32, show_default=True,
+@click.argument("inputs", nargs=-1, required=True, metavar="[MODEL] IMAGES", type=click.Path())
+@click.option("--model", "model_opt", default=None, metavar="SPEC",
+              help="builtin, builtin:NAME or builtin:NAME/KEY (see `edgefiq models`), or a model file; "
+                   "default when no MODEL is given: the built-in model.")
+@click.option("--threshold", type=float, default=None,
+              help="Quality gate: add a decision column, 'reject' for scores below this value.")
+@click.option("--reject-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Quality gate: reject this fraction, the threshold being that quantile of --reference scores, "
+                   "else of the model's stored validation scores, else of the scored images.")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None,
+              help="path,quality CSV of this model's scores on representative images, for --reject-fraction.")
+@click.option("-o", "--output", "out_csv", type=click.Path(dir_okay=False, allow_dash=True), required=True,
+              help="Output CSV (path,quality; path relative to IMAGES); - writes it to stdout.")
+@click.option("--batch-size", "batch_size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images per runtime call.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Runtime threads (default: runtime's choice).")
 @click.option("--landmarks", type=click.Path(dir_okay=False), default=None,
@@ -20,23 +29,35 @@ import click
 @click.option("--mirror-average", is_flag=True,
               help="Score each image as the mean of its and its mirror image's score (two passes: twice the "
                    "compute, usually a closer ranking).")
-def score(model: str, images: str, out_csv: str, batch_size: int, threads: int | None, landmarks: str | None,
+def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | None, reject_fraction: float | None,
+          reference: str | None, out_csv: str, batch_size: int, threads: int | None, landmarks: str | None,
           on_bad_image: str, mirror_average: bool) -> None:
     """Score every image under IMAGES with MODEL and write a path,quality CSV.
 
     MODEL is an exported artifact (.onnx, OpenVINO .xml, .tflite, TorchScript) with its
     .json sidecar (preprocessing comes from there), or an edgefiq .pt checkpoint (needs torch).
-    Artifacts are scored without torch.
+    Without MODEL the built-in quality model scores (aligned 112x112 face crops; `edgefiq
+    models`). Artifacts are scored without torch. --threshold / --reject-fraction add a
+    decision column (accept/reject; below the threshold is rejected).
 
     \b
     Example:
+      edgefiq score ../shared/data/lfw-dev/aligned112 -o q.csv
+      edgefiq score faces/ -o q.csv --model builtin --reject-fraction 0.1
       edgefiq score export/student_int8.onnx ../shared/data/lfw-dev/aligned112 -o scores.csv
       edgefiq score runs/distill/best.pt faces/ -o q.csv --on-bad-image skip
       edgefiq score student.onnx raw/ -o q.csv --landmarks landmarks.tsv
       edgefiq score student_fp32.onnx faces/ -o q.csv --mirror-average
+      edgefiq score student_int8.onnx faces/ -o - | sort -t, -k2 -g | head
     """
+    from edgefiq.errors import UsageError
     from edgefiq.runtime.score import score_folder
 
+    if len(inputs) > 2 or (len(inputs) == 2 and model_opt is not None):
+        raise UsageError("give IMAGES, or MODEL IMAGES, or --model SPEC IMAGES")
+    model, images = (inputs[0], inputs[1]) if len(inputs) == 2 else (model_opt, inputs[0])
     out = score_folder(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
-                       landmarks_tsv=landmarks, mirror_average=mirror_average)
-    click.echo(f"wrote {out}")
+                       landmarks_tsv=landmarks, mirror_average=mirror_average, threshold=threshold,
+                       reject_fraction=reject_fraction, reference=reference)
+    if out_csv != "-":
+        click.echo(f"wrote {out}")

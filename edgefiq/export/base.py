@@ -14,29 +14,22 @@ A backend is one file in ``edgefiq/export/`` with one class registered in
 ``Preprocess`` (layout/int8 input quantisation are the runner's business) and returns
 a 1-D float32 array of scores. Module-level imports here are torch-free so the device
 runtime can use runners without torch.
+
+The sidecar (``ArtifactMeta``, ``read_meta``, ``write_meta``) and ``load_runner`` live in the
+torch-free runtime layer (``edgefiq.runtime.sidecar``) and are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from edgefiq import __version__
-from edgefiq.data.preprocess import Preprocess
-from edgefiq.errors import DataError, UsageError
-
-META_SUFFIX = ".json"
-
-
-@runtime_checkable
-class Runner(Protocol):
-    """Scores a preprocessed NCHW float32 batch: ``runner(x) -> np.ndarray[N]``."""
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray: ...
+from edgefiq.errors import UsageError
+from edgefiq.runtime.sidecar import (META_SUFFIX, ArtifactMeta, Runner, backend_for_path, load_runner, meta_path,
+                                     read_meta, read_meta_or_none, write_meta)
 
 
 @runtime_checkable
@@ -65,96 +58,9 @@ class ExportOptions:
     advanced: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class ArtifactMeta:
-    """Contents of ``<artifact>.json``: everything a runner needs plus provenance."""
-
-    backend: str
-    precision: str
-    preprocess: Preprocess
-    arch: str = ""
-    input_name: str = "input"
-    output_name: str = "quality"
-    pruning: dict[str, Any] | None = None
-    source_sha256: str = ""
-    parity: dict[str, Any] = field(default_factory=dict)
-    quantization: dict[str, Any] = field(default_factory=dict)  # e.g. input scale/zero-point
-    versions: dict[str, str] = field(default_factory=dict)
-    edgefiq_version: str = __version__
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["preprocess"] = self.preprocess.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ArtifactMeta":
-        d = dict(d)
-        d["preprocess"] = Preprocess.from_dict(d.get("preprocess", {}))
-        known = set(cls.__dataclass_fields__)
-        extra = {k: v for k, v in d.items() if k not in known}
-        meta = cls(**{k: v for k, v in d.items() if k in known})
-        meta.extra.update(extra)
-        return meta
-
-
-def meta_path(artifact: str | Path) -> Path:
-    """Sidecar path: ``model.onnx`` -> ``model.onnx.json``."""
-    p = Path(artifact)
-    return p.with_name(p.name + META_SUFFIX)
-
-
-def write_meta(artifact: str | Path, meta: ArtifactMeta) -> Path:
-    """Write the sidecar next to ``artifact`` atomically."""
-    from edgefiq.utils import write_json
-
-    return write_json(meta_path(artifact), meta.to_dict())
-
-
-def read_meta(artifact: str | Path) -> ArtifactMeta:
-    """Read the sidecar of ``artifact``.
-
-    Raises:
-        DataError: the sidecar is missing or unreadable (with the expected path).
-    """
-    mp = meta_path(artifact)
-    if not mp.is_file():
-        raise DataError(f"{artifact}: metadata sidecar {mp.name} not found; re-export with `edgefiq export`")
-    try:
-        return ArtifactMeta.from_dict(json.loads(mp.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
-        raise DataError(f"{mp}: unreadable metadata ({e})") from None
-
-
-def backend_for_path(path: str | Path) -> str:
-    """Name of the backend that produced ``path``, from its sidecar, else from its suffix."""
-    from edgefiq.registry import BACKENDS
-
-    p = Path(path)
-    if meta_path(p).is_file():
-        return read_meta(p).backend
-    for name in BACKENDS.names():
-        if p.name.endswith(BACKENDS.get(name).suffix):
-            return name
-    raise UsageError(f"{p}: cannot tell which backend made this file (no sidecar, unknown suffix)")
-
-
-def load_runner(path: str | Path, threads: int | None = None) -> tuple[Runner, ArtifactMeta]:
-    """Load any artifact with the right backend. Returns ``(runner, meta)``.
-
-    Example:
-        >>> run, meta = load_runner("out/student.onnx", threads=1)   # doctest: +SKIP
-        >>> scores = run(meta.preprocess.batch(images))               # doctest: +SKIP
-    """
-    from edgefiq.registry import BACKENDS
-
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: artifact not found")
-    name = backend_for_path(p)
-    return BACKENDS.get(name)().load(p, threads), read_meta(p)
-
+__all__ = ["META_SUFFIX", "ArtifactMeta", "Backend", "ExportOptions", "Runner", "ScoreFn", "artifact_files",
+           "backend_for_path", "dequantize_array", "load_runner", "meta_path", "package_versions", "quantize_array",
+           "read_meta", "read_meta_or_none", "silence_native_stderr", "to_layout", "write_meta"]
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 
@@ -204,11 +110,6 @@ def package_versions(*names: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-def read_meta_or_none(artifact: str | Path) -> ArtifactMeta | None:
-    """The sidecar of ``artifact`` if it exists (runners fall back to defaults without one)."""
-    return read_meta(artifact) if meta_path(artifact).is_file() else None
 
 
 def artifact_files(backend: Any, path: str | Path) -> list[Path]:

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from edgefiq.runtime.model import QualityModel, landmarks_for, load_model
+
+log = logging.getLogger("edgefiq.score")
 
 
 def score_paths(model: QualityModel, paths: Sequence[Path], *, relpaths: Sequence[str] | None = None,
@@ -52,6 +56,7 @@ def score_paths(model: QualityModel, paths: Sequence[Path], *, relpaths: Sequenc
     batch: list[np.ndarray] = []
     batch_idx: list[int] = []
     bar = progress(total=len(paths), desc=desc)
+    sizes = SizeCheck(tuple(model.preprocess.size))
 
     def flush() -> None:
         if batch:
@@ -67,35 +72,89 @@ def score_paths(model: QualityModel, paths: Sequence[Path], *, relpaths: Sequenc
             if img is None:
                 bar.update(1)
                 continue
-            batch.append(model.prepare(img, marks[k] if marks is not None else None))
+            mark = marks[k] if marks is not None else None
+            if mark is None:
+                sizes.add(keys[k], img.shape[:2])
+            batch.append(model.prepare(img, mark))
             batch_idx.append(k)
             if len(batch) >= batch_size:
                 flush()
         flush()
     finally:
         bar.close()
+    sizes.warn()
     return kept, (np.concatenate(scores) if scores else np.zeros(0, np.float32))
 
 
-def write_scores_csv(out_csv: str | Path, relpaths: Sequence[str], scores: np.ndarray) -> Path:
-    """Write ``path,quality`` rows atomically (the label CSV format of every edgefiq command)."""
+class SizeCheck:
+    """Counts images whose size differs from the model input and warns once, after scoring.
+
+    A student trained on aligned HxW face crops scores a resized 250x250 photo, a 1x1 pixel
+    or an 8000x8000 picture without complaint, and the numbers mean little. This says so.
+
+    Example:
+        >>> sc = SizeCheck((112, 112))
+        >>> sc.add("a.jpg", (250, 250))
+        >>> sc.n_other
+        1
+    """
+
+    def __init__(self, size: tuple[int, ...]) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self.n_other = 0
+        self.n_extreme = 0
+        self.example: tuple[str, tuple[int, int]] | None = None
+
+    def add(self, name: str, hw: tuple[int, ...]) -> None:
+        """Record the (height, width) of one unaligned image."""
+        h, w = int(hw[0]), int(hw[1])
+        if (h, w) == self.size:
+            return
+        self.n_other += 1
+        extreme = min(h, w) < self.size[0] // 4 or max(h, w) > 8 * max(self.size)
+        self.n_extreme += int(extreme)
+        if self.example is None or extreme:
+            self.example = (name, (h, w))
+
+    def warn(self) -> None:
+        """Log one warning when any image was not of the model's input size."""
+        if not self.n_other or self.example is None:
+            return
+        name, (h, w) = self.example
+        size = f"{self.size[0]}x{self.size[1]}"
+        extreme = f", {self.n_extreme} of them tiny or huge" if self.n_extreme else ""
+        log.warning("warning: %d image(s) are not %s aligned face crops%s (e.g. %s is %dx%d); they were resized, "
+                    "so their scores mean little: align them first (--landmarks or `edgefiq data align`)",
+                    self.n_other, size, extreme, name, h, w)
+
+
+def write_scores_csv(out_csv: str | Path, relpaths: Sequence[str], scores: np.ndarray,
+                     decision: Sequence[str] | None = None) -> Path:
+    """Write ``path,quality`` rows atomically (the label CSV format of every edgefiq command); ``-`` = stdout."""
     from edgefiq.utils import atomic_write_text
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "quality"])
-    for r, s in zip(relpaths, np.asarray(scores, dtype=np.float64).tolist()):
-        w.writerow([r, repr(float(s))])
+    w.writerow(["path", "quality", *(["decision"] if decision is not None else [])])  # decision: the quality gate
+    for k, (r, s) in enumerate(zip(relpaths, np.asarray(scores, dtype=np.float64).tolist())):
+        w.writerow([r, repr(float(s)), *([decision[k]] if decision is not None else [])])
+    if str(out_csv) == "-":
+        sys.stdout.write(buf.getvalue())
+        sys.stdout.flush()
+        return Path("-")
     return atomic_write_text(out_csv, buf.getvalue())
 
 
-def score_folder(model_path: str | Path, images: str | Path, out_csv: str | Path, *, batch_size: int = 32,
+def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str | Path, *, batch_size: int = 32,
                  threads: int | None = None, on_bad_image: str = "error",
-                 landmarks_tsv: str | Path | None = None, mirror_average: bool = False) -> Path:
+                 landmarks_tsv: str | Path | None = None, mirror_average: bool = False,
+                 threshold: float | None = None, reject_fraction: float | None = None,
+                 reference: str | Path | None = None) -> Path:
     """Score every image under ``images`` and write ``out_csv`` (``path`` relative to ``images``).
 
     Args:
-        model_path: exported artifact (with sidecar) or edgefiq ``.pt`` checkpoint.
+        model_path: exported artifact (with sidecar), edgefiq ``.pt`` checkpoint, or a built-in model
+            (``None`` = the default one, ``builtin:NAME``; ``edgefiq.runtime.builtin_models``).
         images: folder (searched recursively) or a single image file.
         out_csv: output CSV; ``skipped.txt`` is written next to it when images were skipped.
         batch_size: images per runner call.
@@ -103,6 +162,11 @@ def score_folder(model_path: str | Path, images: str | Path, out_csv: str | Path
         on_bad_image: ``error`` or ``skip``.
         landmarks_tsv: optional ``relpath<TAB>x1 y1 .. x5 y5`` file: align each image first.
         mirror_average: score each image as the mean over it and its mirror image (2x compute).
+        threshold: quality gate: a ``decision`` column, ``reject`` for scores below it.
+        reject_fraction: quality gate from a fraction to reject: the threshold is that quantile of
+            ``reference`` scores, else of the model's stored validation distribution, else of this
+            run's scores (``edgefiq.runtime.gate``).
+        reference: ``path,quality`` CSV of reference scores for ``reject_fraction``.
 
     Returns:
         The CSV path.
@@ -112,7 +176,9 @@ def score_folder(model_path: str | Path, images: str | Path, out_csv: str | Path
     """
     from edgefiq.data.images import SkipLog
     from edgefiq.data.readers import list_images, relpaths
+    from edgefiq.runtime.gate import check_gate
 
+    check_gate(threshold, reject_fraction, reference)
     root = Path(images)
     if root.is_file():
         paths, rels = [root], [root.name]
@@ -121,13 +187,47 @@ def score_folder(model_path: str | Path, images: str | Path, out_csv: str | Path
         rels = relpaths(paths, root)
     marks = None
     if landmarks_tsv is not None:
-        from edgefiq.data.align import read_landmarks_tsv
-
-        marks = read_landmarks_tsv(landmarks_tsv)
+        marks = _landmarks_for_images(landmarks_tsv, rels)
     model = load_model(model_path, threads=threads, mirror_average=mirror_average)
     skips = SkipLog()
     kept, scores = score_paths(model, paths, relpaths=rels, batch_size=batch_size, on_bad_image=on_bad_image,
                                skips=skips, landmarks=marks)
-    out = write_scores_csv(out_csv, [rels[k] for k in kept], scores)
-    skips.write(Path(out_csv).parent)
+    decision = _gate(model, scores, threshold, reject_fraction, reference)
+    out = write_scores_csv(out_csv, [rels[k] for k in kept], scores, decision)
+    if str(out_csv) == "-":
+        for p, reason in skips.entries:
+            log.warning("skipped %s: %s", p, reason)
+    else:
+        skips.write(Path(out_csv).parent)
     return out
+
+
+def _gate(model: QualityModel, scores: np.ndarray, threshold: float | None, reject_fraction: float | None,
+          reference: str | Path | None) -> list[str] | None:
+    """``accept``/``reject`` per score under the gate asked for (``edgefiq.runtime.gate``), or None."""
+    from edgefiq.runtime.gate import decisions, gate_threshold
+
+    gate = gate_threshold(model.meta, threshold=threshold, reject_fraction=reject_fraction, reference=reference,
+                          scores=scores)
+    if gate is None:
+        return None
+    out = decisions(scores, gate[0])
+    log.info("quality gate: threshold %.6g (%s): %d of %d images rejected", gate[0], gate[1], out.count("reject"),
+             len(out))
+    return out
+
+
+def _landmarks_for_images(landmarks_tsv: str | Path, rels: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read the landmarks TSV; error if none of its paths is an image under the folder, warn if some miss."""
+    from edgefiq.data.align import read_landmarks_tsv
+    from edgefiq.errors import DataError
+
+    marks = read_landmarks_tsv(landmarks_tsv)
+    missing = [r for r in rels if r not in marks]
+    if rels and len(missing) == len(rels):
+        raise DataError(f"{landmarks_tsv}: none of its {len(marks)} paths matches an image under the folder "
+                        f"(e.g. {next(iter(marks))!r} vs {rels[0]!r}); paths must be relative to IMAGES")
+    if missing:
+        log.warning("warning: %d of %d images have no line in %s and are scored unaligned (e.g. %s)",
+                    len(missing), len(rels), landmarks_tsv, missing[0])
+    return marks
