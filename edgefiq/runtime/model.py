@@ -2,7 +2,7 @@
 
 Torch-free for exported artifacts: this module imports only numpy, pillow (lazily, to
 decode and resize) and the artifact's one backend runtime (through
-``edgefiq.export.base.load_runner``). Only an edgefiq ``.pt`` checkpoint pulls in torch,
+``edgefiq.runtime.sidecar.load_runner``). Only an edgefiq ``.pt`` checkpoint pulls in torch,
 and only when one is loaded.
 
 Example:
@@ -56,10 +56,47 @@ class QualityModel:
 
             img = align_face(img, landmarks, size=tuple(self.preprocess.size))
         # runners take NCHW float32 and convert to their own layout themselves
-        return _nchw_preprocess(self.preprocess).array(img)
+        return self.preprocess.nchw().array(img)
+
+    def score(self, images: Any, batch_size: int = 32) -> np.ndarray:
+        """Quality scores of images: higher = better face image for recognition.
+
+        Args:
+            images: an image path, a PIL image, an ``(H, W, 3)`` uint8 RGB array, an
+                ``(N, H, W, 3)`` uint8 batch, an ``(N, 3, h, w)`` float32 batch already
+                preprocessed for this model, or a list of paths / PIL images / HWC arrays
+                (``edgefiq.runtime.inputs``). Other shapes or dtypes raise ``UsageError``.
+                Images should be aligned face crops; other sizes are resized.
+            batch_size: images per runtime call.
+
+        Returns:
+            One float32 score per image (a 1-element array for a single image).
+
+        Example:
+            >>> import edgefiq
+            >>> qm = edgefiq.load_model("runs/quickstart/export/onnx-int8/mobilenetv3_small_100_int8.onnx")  # doctest: +SKIP
+            >>> qm.score(["face1.jpg", "face2.jpg"])                                   # doctest: +SKIP
+            array([2.65, 0.41], dtype=float32)
+        """
+        from edgefiq.runtime.inputs import to_model_batch
+
+        if isinstance(images, (list, tuple)) and len(images) > batch_size:
+            parts = [self.score(images[s:s + batch_size], batch_size) for s in range(0, len(images), batch_size)]
+            return np.concatenate(parts)
+        batch = to_model_batch(images, self.preprocess)
+        if len(batch) == 0:
+            return np.zeros(0, np.float32)
+        return np.concatenate([self.score_batch(batch[s:s + batch_size]) for s in range(0, len(batch), batch_size)])
 
     def score_batch(self, batch_nchw: np.ndarray) -> np.ndarray:
-        """Scores of a preprocessed NCHW float32 batch as a 1-D float32 array."""
+        """Scores of a preprocessed ``(N, 3, h, w)`` float32 batch as a 1-D float32 array.
+
+        Raises ``UsageError`` for any other shape or dtype (e.g. an NHWC uint8 image batch:
+        use :meth:`score` for images).
+        """
+        from edgefiq.runtime.inputs import check_model_batch
+
+        check_model_batch(batch_nchw, self.preprocess)
         scores = self._run(batch_nchw)
         if self.mirror_average:
             scores = 0.5 * (scores + self._run(np.asarray(batch_nchw)[..., ::-1]))
@@ -84,42 +121,29 @@ class QualityModel:
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def _nchw_preprocess(pp: Preprocess) -> Preprocess:
-    if pp.layout == "NCHW":
-        return pp
-    d = pp.to_dict()
-    d["layout"] = "NCHW"
-    return Preprocess.from_dict(d)
-
-
 def _checkpoint_model(path: Path, threads: int | None) -> QualityModel:
-    """An edgefiq ``.pt`` checkpoint scored with torch (imported here, not at module level)."""
+    """An edgefiq ``.pt`` checkpoint scored with torch (through ``CHECKPOINT_RUNNERS``: the models layer)."""
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
         raise UsageError(f"{path}: scoring a .pt checkpoint needs torch; export it (`edgefiq export`) "
                          "to score on a torch-free device") from None
-    from edgefiq.models.checkpoint import load_checkpoint
+    from edgefiq.registry import CHECKPOINT_RUNNERS
 
-    if threads:
-        torch.set_num_threads(int(threads))
-    ck = load_checkpoint(path)
-    model = ck.model.eval()
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(np.ascontiguousarray(batch))).float().reshape(len(batch), -1)[:, 0].numpy()
-
-    return QualityModel(path=path, backend="checkpoint", precision="fp32", preprocess=ck.preprocess, runner=run,
-                        meta={"arch": ck.arch, "pruning": ck.pruning})
+    run, preprocess, meta = CHECKPOINT_RUNNERS.get("edgefiq")(path, threads)
+    return QualityModel(path=path, backend="checkpoint", precision="fp32", preprocess=preprocess, runner=run,
+                        meta=meta)
 
 
-def load_model(path: str | Path, threads: int | None = None, *, mirror_average: bool = False) -> QualityModel:
-    """Load an exported artifact (sidecar required) or an edgefiq checkpoint for scoring.
+def load_model(path: str | Path | None = None, threads: int | None = None, *,
+               mirror_average: bool = False) -> QualityModel:
+    """Load an exported artifact (sidecar required), an edgefiq checkpoint or a built-in model for scoring.
 
     Args:
         path: ``.onnx`` / ``.xml`` / ``.tflite`` / ``.ts`` artifact with its ``<file>.json``
-            sidecar, or an edgefiq ``.pt`` checkpoint.
+            sidecar, or an edgefiq ``.pt`` checkpoint; ``None`` or ``"builtin"`` for the default
+            built-in model, ``"builtin:NAME"`` or ``"builtin:NAME/onnx-int8"`` for another one
+            (``edgefiq.runtime.builtin_models``; ``edgefiq models`` lists them).
         threads: intra-op threads of the runtime (None = runtime default).
         mirror_average: score every image as the mean over it and its mirror image
             (``QualityModel.mirror_average``; twice the compute).
@@ -130,14 +154,17 @@ def load_model(path: str | Path, threads: int | None = None, *, mirror_average: 
 
     Example:
         >>> qm = load_model("export/student_int8.onnx", threads=2)   # doctest: +SKIP
+        >>> qm = load_model()                                         # doctest: +SKIP  (the built-in model)
     """
-    p = Path(path)
+    from edgefiq.runtime.builtin_models import is_builtin_spec, resolve_builtin
+
+    p = resolve_builtin(path) if is_builtin_spec(path) else Path(path)  # type: ignore[arg-type]
     if not p.exists():
         raise DataError(f"{p}: model file not found")
     if p.suffix in CHECKPOINT_SUFFIXES:
         qm = _checkpoint_model(p, threads)
     else:
-        from edgefiq.export.base import load_runner
+        from edgefiq.runtime.sidecar import load_runner
 
         runner, meta = load_runner(p, threads)
         qm = QualityModel(path=p, backend=meta.backend, precision=meta.precision, preprocess=meta.preprocess,
