@@ -85,3 +85,6 @@ FR_MODELS = Registry("face recognition architecture", populate="edgefiq.models.f
 TEACHERS = Registry("teacher", populate="edgefiq.teachers")
 LOSSES = Registry("loss", populate="edgefiq.losses")
 BACKENDS = Registry("backend", populate="edgefiq.export")
+# ``path, threads -> (runner, preprocess, meta)`` for model files that are not exported artifacts
+# (edgefiq ``.pt`` checkpoints): the torch-free runtime reaches the models layer through it.
+CHECKPOINT_RUNNERS = Registry("checkpoint format", populate="edgefiq.models.checkpoint")

@@ -81,9 +81,7 @@ def _load(path: Path, device: str, threads: int) -> Any:
 def _example_batch(preprocess: Any, batch: int, seed: int = 0) -> np.ndarray:
     h, w = preprocess.size
     imgs = np.random.default_rng(seed).integers(0, 256, size=(batch, h, w, 3), dtype=np.uint8)
-    from edgefiq.runtime.model import _nchw_preprocess
-
-    return _nchw_preprocess(preprocess).batch(list(imgs))
+    return preprocess.nchw().batch(list(imgs))
 
 
 def _base_row(path: Path, device: str, threads: int, batch: int) -> dict[str, Any]:

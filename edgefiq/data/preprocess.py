@@ -51,6 +51,15 @@ class Preprocess:
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
         return cls(**kw)
 
+    def nchw(self) -> "Preprocess":
+        """This spec with the ``NCHW`` layout (the runner contract: runners convert to their native layout).
+
+        Example:
+            >>> Preprocess(layout="NHWC").nchw().layout
+            'NCHW'
+        """
+        return self if self.layout == "NCHW" else dataclasses.replace(self, layout="NCHW")
+
     def resize(self, img: np.ndarray) -> np.ndarray:
         """Resize an HxWx3 uint8 image to ``size`` (bilinear) if needed."""
         h, w = self.size

@@ -37,7 +37,7 @@ from torch import nn
 
 QUANTISED = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.Sigmoid, nn.BatchNorm2d,
              nn.LayerNorm, nn.GroupNorm, nn.AdaptiveAvgPool2d)
-_PASS = (nn.Flatten, nn.Identity, nn.Dropout)
+PASS_THROUGH = (nn.Flatten, nn.Identity, nn.Dropout)
 # QAT also rounds convolution outputs (a conv without a following norm, such as MobileNetV3's
 # conv_head, is quantised on its own by every backend; before a norm it is a harmless extra rounding)
 QAT_LAYERS = QUANTISED + (nn.Conv2d,)
@@ -51,7 +51,7 @@ def head_input_module(model: nn.Module) -> str | None:
     linears = [i for i, n in enumerate(names) if isinstance(mods[n], nn.Linear)]
     if not linears:
         return None
-    before = [n for n in names[:linears[-1]] if not isinstance(mods[n], _PASS)]
+    before = [n for n in names[:linears[-1]] if not isinstance(mods[n], PASS_THROUGH)]
     return before[-1] if before and isinstance(mods[before[-1]], QUANTISED) else None
 
 

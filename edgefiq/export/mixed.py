@@ -43,9 +43,9 @@ def _has_weights(module: Any) -> bool:
 def _layer_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Type names of the layers whose outputs backends quantise, and of reshape-only layers: the sets
     quantisation-aware training uses (``edgefiq.distill.quant_aware``), imported when torch is in use."""
-    from edgefiq.distill.quant_aware import _PASS, QUANTISED
+    from edgefiq.distill.quant_aware import PASS_THROUGH, QUANTISED
 
-    return tuple(c.__name__ for c in QUANTISED), tuple(c.__name__ for c in _PASS)
+    return tuple(c.__name__ for c in QUANTISED), tuple(c.__name__ for c in PASS_THROUGH)
 
 
 def _is_op(module: Any) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.errors import DataError
+from edgefiq.registry import CHECKPOINT_RUNNERS
 
 FORMAT = "edgefiq-checkpoint/1"
 
@@ -106,3 +107,27 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(model=model, arch=payload["arch"], arch_kwargs=payload["arch_kwargs"],
                       preprocess=Preprocess.from_dict(payload["preprocess"]), pruning=pruning,
                       meta=payload.get("meta", {}))
+
+
+@CHECKPOINT_RUNNERS.register("edgefiq")
+def checkpoint_runner(path: str | Path, threads: int | None = None) -> tuple[Any, Preprocess, dict[str, Any]]:
+    """Score an edgefiq checkpoint with torch: ``(runner, preprocess, meta)`` for ``edgefiq.runtime.load_model``.
+
+    ``runner(batch_nchw_float32) -> scores`` like an exported artifact's runner.
+
+    Example:
+        >>> run, pp, meta = checkpoint_runner("best.pt", threads=1)   # doctest: +SKIP
+    """
+    import numpy as np
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    ck = load_checkpoint(path)
+    model = ck.model.eval()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(np.ascontiguousarray(batch))).float().reshape(len(batch), -1)[:, 0].numpy()
+
+    return run, ck.preprocess, {"arch": ck.arch, "pruning": ck.pruning}

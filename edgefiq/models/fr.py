@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -31,7 +30,6 @@ from edgefiq.models.mobilefacenet import MobileFaceNet
 from edgefiq.registry import FR_MODELS
 from edgefiq.utils import sha256_file
 
-log = logging.getLogger(__name__)
 
 FR_MODELS.register("mobilefacenet")(MobileFaceNet)
 for _name in _iresnet.IRESNET_LAYERS:
@@ -161,7 +159,9 @@ class OnnxFR(nn.Module):
         self.input_name = inp.name
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
         if preprocess is None:
-            preprocess = _preprocess_from_sidecar(path)
+            from edgefiq.runtime.sidecar import read_preprocess
+
+            preprocess = read_preprocess(path)
         if preprocess is None:
             h, w = (inp.shape[2], inp.shape[3]) if all(isinstance(d, int) for d in inp.shape[2:4]) else (112, 112)
             preprocess = Preprocess(size=(h, w))
@@ -183,18 +183,6 @@ class OnnxFR(nn.Module):
         return torch.from_numpy(np.asarray(out, np.float32).reshape(arr.shape[0], -1))
 
 
-def _preprocess_from_sidecar(path: Path) -> Preprocess | None:
-    side = path.with_name(path.name + ".json")
-    if side.is_file():
-        import json
-
-        try:
-            d = json.loads(side.read_text())
-            if isinstance(d.get("preprocess"), dict):
-                return Preprocess.from_dict(d["preprocess"])
-        except (ValueError, TypeError):
-            log.warning("%s: ignoring unreadable sidecar", side)
-    return None
 
 
 # ----------------------------------------------------------------------------- image batches

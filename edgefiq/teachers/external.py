@@ -36,11 +36,11 @@ def load_scalar_model(path: Path, device: str = "cpu") -> tuple[torch.nn.Module,
 
         m = OnnxFR(path)
         return m, m.preprocess
-    from edgefiq.models.fr import _preprocess_from_sidecar
+    from edgefiq.runtime.sidecar import read_preprocess
 
     try:
         m = torch.jit.load(str(path), map_location=device)
-        return m.eval(), _preprocess_from_sidecar(path) or Preprocess()
+        return m.eval(), read_preprocess(path) or Preprocess()
     except (RuntimeError, ValueError):
         pass
     try:
