@@ -26,12 +26,17 @@ import click
               help="TSV 'relpath<TAB>x1 y1 ... x5 y5': align each image to the ArcFace template first.")
 @click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="Stop at the first unreadable image, or skip it and list it in skipped.txt next to the CSV.")
+@click.option("--detect", is_flag=True,
+              help="Detect faces (MTCNN, torch-free) and score each one aligned: one row per face with path, face, "
+                   "box, det_score, quality.")
+@click.option("--strict", is_flag=True,
+              help="Refuse images that are not aligned crops of the model's input size (default: warn with a count).")
 @click.option("--mirror-average", is_flag=True,
               help="Score each image as the mean of its and its mirror image's score (two passes: twice the "
                    "compute, usually a closer ranking).")
 def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | None, reject_fraction: float | None,
           reference: str | None, out_csv: str, batch_size: int, threads: int | None, landmarks: str | None,
-          on_bad_image: str, mirror_average: bool) -> None:
+          on_bad_image: str, detect: bool, strict: bool, mirror_average: bool) -> None:
     """Score every image under IMAGES with MODEL and write a path,quality CSV.
 
     MODEL is an exported artifact (.onnx, OpenVINO .xml, .tflite, TorchScript) with its
@@ -47,6 +52,7 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
       edgefiq score export/student_int8.onnx ../shared/data/lfw-dev/aligned112 -o scores.csv
       edgefiq score runs/distill/best.pt faces/ -o q.csv --on-bad-image skip
       edgefiq score student.onnx raw/ -o q.csv --landmarks landmarks.tsv
+      edgefiq score student.onnx ../shared/data/lfw-dev/raw_sample -o faces.csv --detect
       edgefiq score student_fp32.onnx faces/ -o q.csv --mirror-average
       edgefiq score student_int8.onnx faces/ -o - | sort -t, -k2 -g | head
     """
@@ -56,8 +62,19 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
     if len(inputs) > 2 or (len(inputs) == 2 and model_opt is not None):
         raise UsageError("give IMAGES, or MODEL IMAGES, or --model SPEC IMAGES")
     model, images = (inputs[0], inputs[1]) if len(inputs) == 2 else (model_opt, inputs[0])
+    if detect:
+        from edgefiq.runtime.detect import score_faces
+
+        if landmarks:
+            raise UsageError("give --detect or --landmarks, not both")
+        out = score_faces(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
+                          mirror_average=mirror_average, threshold=threshold, reject_fraction=reject_fraction,
+                          reference=reference)
+        if out_csv != "-":
+            click.echo(f"wrote {out} (one row per detected face)")
+        return
     out = score_folder(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
                        landmarks_tsv=landmarks, mirror_average=mirror_average, threshold=threshold,
-                       reject_fraction=reject_fraction, reference=reference)
+                       reject_fraction=reject_fraction, reference=reference, strict=strict)
     if out_csv != "-":
         click.echo(f"wrote {out}")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -186,12 +187,10 @@ def align_folder(images_root: str | Path, landmarks_tsv: str | Path, out_root: s
         >>> align_folder("raw/", "landmarks.tsv", "aligned112/")   # doctest: +SKIP
         AlignResult(out_root=PosixPath('aligned112'), aligned=200, skipped=[])
     """
-    from PIL import Image
-
     from edgefiq.data.images import SkipLog, check_on_bad_image, load_or_skip
     from edgefiq.data.readers import list_images
     from edgefiq.errors import BadImageError
-    from edgefiq.utils import atomic_path, progress
+    from edgefiq.utils import progress
 
     check_on_bad_image(on_bad_image)
     root, out = Path(images_root), Path(out_root)
@@ -209,15 +208,90 @@ def align_folder(images_root: str | Path, landmarks_tsv: str | Path, out_root: s
         img = load_or_skip(p, on_bad_image, skips)
         if img is None:
             continue
-        crop = align_face(img, marks[rel], size, convention)
-        target = out / rel
-        with atomic_path(target) as tmp:
-            fmt = "JPEG" if target.suffix.lower() in (".jpg", ".jpeg") else None
-            Image.fromarray(crop).save(tmp, format=fmt or Image.registered_extensions()[target.suffix.lower()],
-                                       **({"quality": quality} if fmt else {}))
+        save_crop(align_face(img, marks[rel], size, convention), out / rel, quality)
         result.aligned += 1
     result.skipped = list(skips.entries)
     skips.write(out)
     if result.aligned == 0:
         raise DataError(f"{root}: no image could be aligned ({len(skips)} skipped; see {out / 'skipped.txt'})")
+    return result
+
+
+def save_crop(crop: np.ndarray, target: str | Path, quality: int = 95) -> Path:
+    """Write an aligned crop atomically in the format of ``target``'s suffix (JPEG at ``quality``).
+
+    Example:
+        >>> save_crop(np.zeros((112, 112, 3), np.uint8), "out/a.jpg")   # doctest: +SKIP
+    """
+    from PIL import Image
+
+    from edgefiq.utils import atomic_path
+
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        fmt = "JPEG" if target.suffix.lower() in (".jpg", ".jpeg") else None
+        Image.fromarray(crop).save(tmp, format=fmt or Image.registered_extensions()[target.suffix.lower()],
+                                   **({"quality": quality} if fmt else {}))
+    return target
+
+
+def face_crop_relpath(relpath: str, face: int) -> str:
+    """Where ``--all-faces`` puts face ``face`` of image ``relpath``: ``<stem>__face<k><suffix>``.
+
+    Example:
+        >>> face_crop_relpath("A/A_0001.jpg", 1)
+        'A/A_0001__face1.jpg'
+    """
+    p = Path(relpath)
+    return p.with_name(f"{p.stem}__face{face}{p.suffix}").as_posix()
+
+
+def align_folder_detected(images_root: str | Path, out_root: str | Path, detect: Callable[[np.ndarray], Any], *,
+                          size: tuple[int, int] | int = (112, 112), all_faces: bool = False, face_rule: str = "largest",
+                          on_bad_image: str = "error", quality: int = 95, convention: str = "pillow") -> AlignResult:
+    """Detect faces in every image under ``images_root`` and write aligned crops under ``out_root``.
+
+    ``detect(img)`` returns the faces of one image (``edgefiq.data.detect.Faces``, e.g. a
+    ``FaceDetector``'s ``detect``). One crop per image (the face ``face_rule`` picks, at the image's
+    relative path) or, with ``all_faces``, one per face at ``face_crop_relpath(rel, k)``. Writes
+    ``out_root/landmarks.tsv`` (relpath then the 10 coordinates in the source image, one line per crop,
+    readable by ``read_landmarks_tsv``), ``out_root/faces.tsv`` (path, face, crop, box, score) and
+    ``out_root/skipped.txt`` for images with no face (always skipped, never an error) or unreadable ones.
+
+    Example:
+        >>> from edgefiq.runtime.detect import onnx_face_detector                          # doctest: +SKIP
+        >>> align_folder_detected("raw/", "aligned/", onnx_face_detector(threads=1).detect)  # doctest: +SKIP
+        AlignResult(out_root=PosixPath('aligned'), aligned=200, skipped=[])
+    """
+    from edgefiq.data.images import SkipLog, check_on_bad_image, load_or_skip
+    from edgefiq.data.readers import list_images
+    from edgefiq.utils import atomic_write_text, progress
+
+    check_on_bad_image(on_bad_image)
+    root, out = Path(images_root), Path(out_root)
+    if out.resolve() == root.resolve():
+        raise UsageError("output folder must differ from the images folder")
+    skips, result = SkipLog(), AlignResult(out_root=out)
+    marks, faces_rows = ["# relpath<TAB>x,y of left eye, right eye, nose, left and right mouth corner (detected)\n"], \
+        ["path\tface\tcrop\tx1\ty1\tx2\ty2\tscore\n"]
+    for p in progress(list_images(root), desc="detect+align", unit="img"):
+        rel = p.relative_to(root).as_posix()
+        img = load_or_skip(p, on_bad_image, skips)
+        if img is None:
+            continue
+        faces = detect(img)
+        chosen = range(len(faces)) if all_faces else [k for k in [faces.pick(face_rule, img.shape[:2])] if k is not None]
+        if not chosen:
+            skips.add(p, "no face found")
+        for k in chosen:
+            crop_rel = face_crop_relpath(rel, k) if all_faces else rel
+            save_crop(align_face(img, faces.landmarks[k], size, convention), out / crop_rel, quality)
+            marks.append(rel + "\t" + "\t".join(f"{v:.2f}" for v in faces.landmarks[k].reshape(-1)) + "\n")
+            box = "\t".join(f"{v:.2f}" for v in faces.boxes[k])
+            faces_rows.append(f"{rel}\t{k}\t{crop_rel}\t{box}\t{faces.scores[k]:.5f}\n")
+            result.aligned += 1
+    atomic_write_text(out / "landmarks.tsv", "".join(marks))
+    atomic_write_text(out / "faces.tsv", "".join(faces_rows))
+    result.skipped = list(skips.entries)
+    skips.write(out)
     return result

@@ -124,7 +124,8 @@ class SizeCheck:
         size = f"{self.size[0]}x{self.size[1]}"
         extreme = f", {self.n_extreme} of them tiny or huge" if self.n_extreme else ""
         log.warning("warning: %d image(s) are not %s aligned face crops%s (e.g. %s is %dx%d); they were resized, "
-                    "so their scores mean little: align them first (--landmarks or `edgefiq data align`)",
+                    "so their scores mean little: align them first (--detect, --landmarks or `edgefiq data align`; "
+                    "--strict refuses such inputs)",
                     self.n_other, size, extreme, name, h, w)
 
 
@@ -149,7 +150,7 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
                  threads: int | None = None, on_bad_image: str = "error",
                  landmarks_tsv: str | Path | None = None, mirror_average: bool = False,
                  threshold: float | None = None, reject_fraction: float | None = None,
-                 reference: str | Path | None = None) -> Path:
+                 reference: str | Path | None = None, strict: bool = False) -> Path:
     """Score every image under ``images`` and write ``out_csv`` (``path`` relative to ``images``).
 
     Args:
@@ -167,6 +168,8 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
             ``reference`` scores, else of the model's stored validation distribution, else of this
             run's scores (``edgefiq.runtime.gate``).
         reference: ``path,quality`` CSV of reference scores for ``reject_fraction``.
+        strict: refuse (``UsageError``, before scoring) when an image without landmarks is not of the
+            model's input size, instead of warning after scoring.
 
     Returns:
         The CSV path.
@@ -189,6 +192,8 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
     if landmarks_tsv is not None:
         marks = _landmarks_for_images(landmarks_tsv, rels)
     model = load_model(model_path, threads=threads, mirror_average=mirror_average)
+    if strict:
+        require_aligned(paths, rels, marks, tuple(model.preprocess.size))
     skips = SkipLog()
     kept, scores = score_paths(model, paths, relpaths=rels, batch_size=batch_size, on_bad_image=on_bad_image,
                                skips=skips, landmarks=marks)
@@ -200,6 +205,33 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
     else:
         skips.write(Path(out_csv).parent)
     return out
+
+
+def require_aligned(paths: Sequence[Path], rels: Sequence[str], marks: dict[str, np.ndarray] | None,
+                    size: tuple[int, ...]) -> None:
+    """Refuse images that have no landmarks and are not of the model's input size (header reads only).
+
+    Raises:
+        UsageError: with the count and an example; unreadable files are left to the bad-image policy.
+
+    Example:
+        >>> require_aligned([Path("raw/a.jpg")], ["a.jpg"], None, (112, 112))   # doctest: +SKIP
+    """
+    from edgefiq.data.images import image_info
+    from edgefiq.errors import BadImageError, UsageError
+
+    sizes = SizeCheck(size)
+    for p, rel in zip(paths, rels):
+        if marks is None or rel not in marks:
+            try:
+                info = image_info(p)
+            except BadImageError:
+                continue
+            sizes.add(rel, (info.height, info.width))
+    if sizes.n_other and sizes.example is not None:
+        name, (h, w) = sizes.example
+        raise UsageError(f"{sizes.n_other} image(s) are not {sizes.size[0]}x{sizes.size[1]} aligned face crops "
+                         f"(e.g. {name} is {h}x{w}): use --detect or --landmarks, or drop --strict")
 
 
 def _gate(model: QualityModel, scores: np.ndarray, threshold: float | None, reject_fraction: float | None,

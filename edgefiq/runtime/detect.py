@@ -1,0 +1,158 @@
+"""Torch-free face detection: the MTCNN nets as ONNX files run by onnxruntime, and scoring per face.
+
+The three ONNX graphs under ``edgefiq/runtime/assets/mtcnn/`` are exported from facenet-pytorch
+2.6.0's weights (MIT licence, see ``LICENSE`` there) by ``tools/export_mtcnn_onnx.py`` and are
+sha256-checked before use (``MTCNN_ONNX_SHA256``). The cascade itself is
+``edgefiq.data.detect.FaceDetector``. ``score_faces`` gives one quality score per detected face.
+
+Example:
+    >>> det = onnx_face_detector(threads=1)                       # doctest: +SKIP
+    >>> score_faces("student.onnx", "photos/", "q.csv")            # doctest: +SKIP
+    PosixPath('q.csv')
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefiq.data.detect import DetectOptions, FaceDetector, MtcnnNets
+from edgefiq.errors import BackendUnavailableError
+
+MTCNN_ONNX_DIR = Path(__file__).resolve().parent / "assets" / "mtcnn"
+#: sha256 of the shipped graphs (printed by tools/export_mtcnn_onnx.py).
+MTCNN_ONNX_SHA256: dict[str, str] = {
+    "pnet": "6a852c5ceeb1dee1f492c3a91fffc49f412b50a7e886297bcdc94b411abb654d",
+    "rnet": "39656c085cd8e0189a82e86be89eedefbc2b227d6d5087c04d722aebb3352177",
+    "onet": "821c08dce823853a1391a08db37a19859f65bc78c588a09cd510cfe0d9f8c26b",
+}
+_PIP = "pip install onnxruntime"
+
+
+def onnx_mtcnn_nets(threads: int | None = None, folder: str | Path | None = None, verify: bool = True) -> MtcnnNets:
+    """P-, R- and O-Net as onnxruntime sessions wrapped as numpy callables.
+
+    Args:
+        threads: intra-op threads per session (None = onnxruntime's default).
+        folder: where ``pnet.onnx``, ``rnet.onnx``, ``onet.onnx`` are (default: the shipped assets).
+        verify: check each file's sha256 against ``MTCNN_ONNX_SHA256``.
+
+    Raises:
+        BackendUnavailableError: onnxruntime is not installed (names the pip command).
+        DataError: a file is missing or fails its hash (names the fix).
+
+    Example:
+        >>> nets = onnx_mtcnn_nets(threads=1)   # doctest: +SKIP
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BackendUnavailableError(f"face detection needs onnxruntime: `{_PIP}`") from None
+    from edgefiq.packaged import verify_sha256
+
+    root = Path(folder) if folder is not None else MTCNN_ONNX_DIR
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # shared cores: block, do not spin
+
+    def session(name: str) -> Any:
+        path = root / f"{name}.onnx"
+        if verify:
+            verify_sha256(path, MTCNN_ONNX_SHA256[name], fix="reinstall edgefiq (pip install --force-reinstall edgefiq)")
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return lambda x: sess.run(None, {"input": np.ascontiguousarray(x, np.float32)})
+
+    return MtcnnNets(session("pnet"), session("rnet"), session("onet"), name="onnxruntime")
+
+
+def onnx_face_detector(threads: int | None = None, options: DetectOptions | None = None) -> FaceDetector:
+    """A ``FaceDetector`` on the shipped ONNX nets (torch-free).
+
+    Example:
+        >>> faces = onnx_face_detector(threads=1).detect(img)   # doctest: +SKIP
+    """
+    return FaceDetector(onnx_mtcnn_nets(threads), options)
+
+
+FACE_COLUMNS = ("path", "face", "x1", "y1", "x2", "y2", "det_score", "quality")
+
+
+def score_faces(model_path: str | Path | None, images: str | Path, out_csv: str | Path, *, batch_size: int = 32,
+                threads: int | None = None, on_bad_image: str = "error", mirror_average: bool = False,
+                options: DetectOptions | None = None, threshold: float | None = None,
+                reject_fraction: float | None = None, reference: str | Path | None = None) -> Path:
+    """Detect every face under ``images``, align it, score it, and write one CSV row per face.
+
+    Columns: ``path`` (relative to ``images``), ``face`` (index in the image, highest detector score
+    first), ``x1, y1, x2, y2`` (box in pixels), ``det_score``, ``quality`` (and ``decision`` under a
+    quality gate, as in ``edgefiq.runtime.score.score_folder``). Images without a face are listed in
+    ``skipped.txt`` next to the CSV. Torch-free for exported artifacts: detection runs on onnxruntime.
+    ``out_csv="-"`` writes to stdout.
+
+    Example:
+        >>> score_faces("student.onnx", "../shared/data/lfw-dev/raw_sample", "faces.csv")   # doctest: +SKIP
+        PosixPath('faces.csv')
+    """
+    from edgefiq.data.images import SkipLog, check_on_bad_image, load_or_skip
+    from edgefiq.data.readers import list_images, relpaths
+    from edgefiq.runtime.gate import check_gate
+    from edgefiq.runtime.model import load_model
+    from edgefiq.runtime.score import _gate
+    from edgefiq.utils import progress
+
+    check_on_bad_image(on_bad_image)
+    check_gate(threshold, reject_fraction, reference)
+    root = Path(images)
+    paths = [root] if root.is_file() else list_images(root)
+    rels = [root.name] if root.is_file() else relpaths(paths, root)
+    model = load_model(model_path, threads=threads, mirror_average=mirror_average)
+    detector = onnx_face_detector(threads, options)
+    skips, rows, qualities = SkipLog(), [], []  # type: ignore[var-annotated]
+    batch: list[np.ndarray] = []
+    for p, rel in zip(progress(paths, desc="detect+score"), rels):
+        img = load_or_skip(p, on_bad_image, skips)
+        if img is None:
+            continue
+        faces = detector.detect(img)
+        if not len(faces):
+            skips.add(rel, "no face found")
+        for k in range(len(faces)):
+            batch.append(model.prepare(img, faces.landmarks[k]))
+            rows.append([rel, k, *(f"{v:.2f}" for v in faces.boxes[k]), f"{faces.scores[k]:.5f}"])
+            if len(batch) >= batch_size:
+                qualities.extend(model.score_batch(np.stack(batch)).tolist())
+                batch.clear()
+    if batch:
+        qualities.extend(model.score_batch(np.stack(batch)).tolist())
+    decision = _gate(model, np.asarray(qualities, np.float32), threshold, reject_fraction, reference)
+    return _write_face_rows(out_csv, rows, qualities, decision, skips)
+
+
+def _write_face_rows(out_csv: str | Path, rows: list[list[Any]], qualities: list[float],
+                     decision: list[str] | None, skips: Any) -> Path:
+    """Write the per-face CSV atomically (``-`` = stdout) and ``skipped.txt`` next to it."""
+    import logging
+    import sys
+
+    from edgefiq.utils import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*FACE_COLUMNS, *(["decision"] if decision is not None else [])])
+    for k, (row, q) in enumerate(zip(rows, qualities)):
+        w.writerow([*row, repr(float(q)), *([decision[k]] if decision is not None else [])])
+    if str(out_csv) == "-":
+        sys.stdout.write(buf.getvalue())
+        for p, reason in skips.entries:
+            logging.getLogger("edgefiq.score").warning("skipped %s: %s", p, reason)
+        return Path("-")
+    out = atomic_write_text(out_csv, buf.getvalue())
+    skips.write(Path(out_csv).parent)
+    return out
