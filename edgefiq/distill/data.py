@@ -1,4 +1,7 @@
-"""Training data for distillation: labelled image lists, identity-disjoint splits, uint8 caches, batches.
+"""Training data for distillation: labelled image lists, uint8 caches, batches.
+
+The identity-disjoint split is ``edgefiq.data.split.identity_split`` (re-exported here), the
+same draw the ``data`` stage of ``edgefiq run`` makes for the same seed.
 
 JPEG decoding dominates small-image training on a few CPU cores, so images are decoded once
 into one ``[N, H, W, 3]`` uint8 array (optionally kept on disk as ``.npy``); batches are cut
@@ -25,9 +28,13 @@ import numpy as np
 from edgefiq.data.images import load_image
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.data.readers import identity_of, read_labels_csv
-from edgefiq.errors import BadImageError, DataError, UsageError
+from edgefiq.data.split import identity_split
+from edgefiq.errors import BadImageError, DataError
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ImageSource", "LabelledSet", "augment_batch", "clean_index", "decode_cache", "degrade_batch",
+           "identity_split", "read_identity_list", "read_index", "read_labelled_set", "to_tensor"]
 
 
 @dataclass
@@ -89,36 +96,6 @@ def read_index(index_csv: str | Path) -> dict[str, tuple[str, float]]:
         except ValueError:
             raise DataError(f"{p}: bad severity {r['severity']!r} for {r['path']}") from None
     return out
-
-
-def identity_split(rel: Sequence[str], *, val_fraction: float = 0.1, seed: int = 0,
-                   val_identities: Sequence[str] | None = None) -> tuple[list[int], list[int]]:
-    """Split image indices into (train, val) with no identity in both.
-
-    Args:
-        rel: relative paths ``<Identity>/...`` (or clean-source paths of degraded copies).
-        val_fraction: share of identities drawn (seeded) for validation when ``val_identities`` is None.
-        val_identities: explicit validation identities.
-
-    Raises:
-        UsageError: the split leaves an empty side (e.g. a flat folder without identities).
-    """
-    ids = [identity_of(r) for r in rel]
-    uniq = sorted(set(ids))
-    if val_identities is not None:
-        val = set(val_identities)
-    else:
-        if len(uniq) < 2:
-            raise UsageError("identity-disjoint split needs an identity tree (<Identity>/<image>) with >= 2 identities; "
-                             "give data.val_labels or data.val_identities instead")
-        rng = np.random.default_rng(seed)
-        n_val = min(len(uniq) - 1, max(1, round(val_fraction * len(uniq))))
-        val = set(rng.choice(uniq, size=n_val, replace=False).tolist())
-    tr = [i for i, s in enumerate(ids) if s not in val]
-    va = [i for i, s in enumerate(ids) if s in val]
-    if not tr or not va:
-        raise UsageError(f"validation split is empty on one side (train {len(tr)}, val {len(va)} images)")
-    return tr, va
 
 
 def read_identity_list(value: list[str] | str) -> list[str]:

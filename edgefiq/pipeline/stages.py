@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgefiq.errors import DataError, EdgefiqError
+from edgefiq.errors import DataError, EdgefiqError, UsageError
 from edgefiq.pipeline.recipe import RunRecipe, distill_config
 from edgefiq.pipeline.runner import Stage, StageContext
 from edgefiq.recipe import to_dict
@@ -88,26 +88,22 @@ def _dir_print(path: str | None) -> str | None:
 
 
 def split_identities(rels: list[str], recipe: RunRecipe) -> tuple[list[str], list[str]]:
-    """Identity-disjoint (train, val) relative paths: LFW pairs folds if given, else a seeded fraction.
+    """Identity-disjoint (train, val) relative paths: LFW pairs folds if given, else a seeded fraction
+    (``edgefiq.data.split.identity_split``, the split ``edgefiq distill`` makes for the same seed).
 
     Example:
         >>> split_identities(["a/1.jpg", "b/1.jpg"], recipe)   # doctest: +SKIP
         (['a/1.jpg'], ['b/1.jpg'])
     """
+    from edgefiq.data.split import identity_split
+
     sp = recipe.data.split
-    ids = sorted({r.split("/")[0] for r in rels})
-    if sp.pairs:
-        val_ids = _fold_identities(Path(sp.pairs), sp.val_folds)
-    else:
-        rng = np.random.default_rng(sp.seed)
-        n_val = max(1, int(round(sp.val_fraction * len(ids))))
-        val_ids = {ids[i] for i in rng.permutation(len(ids))[:n_val]}
-    train = [r for r in rels if r.split("/")[0] not in val_ids]
-    val = [r for r in rels if r.split("/")[0] in val_ids]
-    if not train or not val:
-        raise DataError(f"split: {len(train)} training and {len(val)} validation images; "
-                        "need both (check data.split and the images root)")
-    return train, val
+    val_ids = _fold_identities(Path(sp.pairs), sp.val_folds) if sp.pairs else None
+    try:
+        tr, va = identity_split(rels, val_fraction=sp.val_fraction, seed=sp.seed, val_identities=val_ids)
+    except UsageError as e:
+        raise DataError(f"split: {e} (check data.split and the images root)") from None
+    return [rels[i] for i in tr], [rels[i] for i in va]
 
 
 def _fold_identities(pairs_txt: Path, folds: tuple[int, ...]) -> set[str]:
@@ -155,11 +151,12 @@ def _link_tree(src: Path, dst: Path, rels: list[str] | None = None) -> Path:
 
 def _subset_tree(src: Path, dst: Path, max_identities: int, seed: int) -> Path:
     """A seeded subset of identities of ``src`` as a symlink tree (LFW pairs identities always kept)."""
+    from edgefiq.data.readers import identity_of
+    from edgefiq.data.split import pick_identities
+
     rels = _relpaths(src)
-    ids = sorted({r.split("/")[0] for r in rels})
-    rng = np.random.default_rng(seed)
-    keep = {ids[i] for i in rng.permutation(len(ids))[:max_identities]}
-    return _link_tree(src, dst, [r for r in rels if r.split("/")[0] in keep])
+    keep = pick_identities((identity_of(r) for r in rels), max_identities, seed)
+    return _link_tree(src, dst, [r for r in rels if identity_of(r) in keep])
 
 
 # ----------------------------------------------------------------------------- label
