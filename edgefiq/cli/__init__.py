@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "prune": "edgefiq.cli.prune:prune",
     "export": "edgefiq.cli.export:export", "quantize": "edgefiq.cli.export:quantize",
     "eval": "edgefiq.cli.eval:eval_cmd", "score": "edgefiq.cli.score:score", "bench": "edgefiq.cli.bench:bench",
+    "models": "edgefiq.cli.models:models",
     "run": "edgefiq.cli.run:run",
     "recipe": "edgefiq.cli.recipe:recipe",
 }
@@ -47,6 +48,7 @@ SUMMARIES: dict[str, str] = {
     "eval": "Compare quality sources by EDC/pAUC (both threshold conventions) and SRCC/PLCC.",
     "score": "Score every image under IMAGES with MODEL and write a path,quality CSV.",
     "bench": "Benchmark ARTIFACTS: p50/p90/p99 latency, throughput, load/first-call time, size, peak RSS.",
+    "models": "List the built-in quality models, or print the model card of NAME.",
     "run": "Run RECIPE: data -> label -> distill -> prune -> export -> eval -> bench -> report.",
     "recipe": "Work with recipe files (YAML descriptions of a whole run).",
 }

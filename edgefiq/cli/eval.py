@@ -15,6 +15,16 @@ def _fmrs(ctx: click.Context, param: click.Parameter, value: str) -> list[float]
     return out
 
 
+def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
+    try:
+        out = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated fractions like 0.05,0.1, got {value!r}") from None
+    if any(not 0 < f < 1 for f in out):
+        raise click.BadParameter(f"fractions must be in (0, 1), got {value!r}")
+    return out
+
+
 @click.command("eval")
 @click.option("--images", type=click.Path(file_okay=False), required=True, help="Images root the CSV paths are relative to.")
 @click.option("--identities-from-folders", is_flag=True, help="All genuine/impostor pairs of <identity>/<image> folders.")
@@ -38,17 +48,22 @@ def _fmrs(ctx: click.Context, param: click.Parameter, value: str) -> list[float]
 @click.option("--save-embeddings", type=click.Path(file_okay=False), default=None,
               help="Keep the FR embeddings here (embeddings.npy + embeddings_index.csv) for --embeddings reruns.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random baseline and sampling.")
+@click.option("--reject-fractions", default="0.01,0.02,0.05,0.1,0.2,0.3", show_default=True,
+              callback=_fractions, help="Image fractions of the threshold table: per FMR, the quality threshold "
+              "that rejects each fraction and the FNMR it leaves.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Report folder: report.json, report.md, edc.png.")
 def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_model: str | None,
              embeddings: str | None, embeddings_index: str | None, quality_csvs: tuple[str, ...],
              names: tuple[str, ...], reference: str | None, random_baseline: bool, fmrs: list[float], limit: float,
              max_impostors: int | None, same_source_index: str | None, save_embeddings: str | None, seed: int,
-             out_dir: str) -> None:
+             reject_fractions: list[float], out_dir: str) -> None:
     """Compare quality sources by EDC/pAUC (both threshold conventions) and SRCC/PLCC.
 
     Every source is evaluated on the same comparisons: cosine similarities of the FR
     model's embeddings; pair quality = min of the two image qualities. Lower pAUC is better.
+    The report also has, per FMR and source, the quality threshold that rejects each
+    --reject-fractions share of the images and the FNMR it leaves: a gate read off the EDC.
 
     \b
     Example:
@@ -71,7 +86,7 @@ def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_m
                    pairs=pairs, fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index,
                    reference=reference, random_baseline=random_baseline, fmrs=fmrs, limit=limit,
                    max_impostors=max_impostors, same_source_index=same_source_index, save_embeddings=save_embeddings,
-                   seed=seed, out_dir=out_dir)
+                   seed=seed, out_dir=out_dir, reject_fractions=reject_fractions)
     from edgefiq.cli import echo_table
 
     echo_table([{k: r[k] for k in ("source", "fmr", "convention", "pauc_x1e3", "pauc_norm", "fnmr_at_0")}

@@ -24,7 +24,9 @@ def run(recipe_file: str, variables: tuple[str, ...], overrides: tuple[str, ...]
 
     Each stage's inputs and configuration are hashed into RUN_DIR/state.json; a rerun skips
     unchanged stages, so an interrupted run resumes (distillation from its last.pt). The
-    report (report.md, report.json, plots/) lands in the run folder.
+    report (report.md, report.json, plots/) lands in the run folder. The exit code is 1 when
+    any artifact row failed (e.g. an export refused by its parity gate); the report is still
+    written, and the next run retries the export stage.
 
     \b
     Example:
@@ -34,9 +36,9 @@ def run(recipe_file: str, variables: tuple[str, ...], overrides: tuple[str, ...]
       edgefiq run recipes/quickstart.yaml --from export
     """
     from edgefiq.cli import echo_table
-    from edgefiq.errors import UsageError
+    from edgefiq.errors import EdgefiqError, UsageError
     from edgefiq.pipeline.recipe import load_recipe
-    from edgefiq.pipeline.runner import run_recipe
+    from edgefiq.pipeline.runner import failed_rows, run_recipe
 
     bad = [v for v in variables if "=" not in v]
     if bad:
@@ -44,7 +46,11 @@ def run(recipe_file: str, variables: tuple[str, ...], overrides: tuple[str, ...]
     cfg = load_recipe(recipe_file, dict(v.split("=", 1) for v in variables), overrides)
     out = run_dir or cfg.default_run_dir()
     reports = run_recipe(cfg, out, only=only, start=start)
-    echo_table([{"stage": r.name, "status": r.status, "seconds": round(r.seconds, 1)} for r in reports],
+    echo_table([{"stage": r.name, "status": r.status + (f" ({r.failed} failed)" if r.failed else ""),
+                 "seconds": round(r.seconds, 1)} for r in reports],
                title=f"edgefiq run {cfg.name}")
     if any(r.name == "report" and r.status in ("ran", "resumed", "skipped") for r in reports):
         click.echo(f"report: {Path(out) / 'report.md'}")
+    failed = failed_rows(reports)
+    if failed:
+        raise EdgefiqError(f"{failed} artifact row(s) failed; see the status column of {Path(out) / 'report.md'}")

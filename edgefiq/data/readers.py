@@ -88,8 +88,14 @@ def identity_of(relpath: str | Path) -> str:
     return parts[0] if len(parts) > 1 else ""
 
 
-def read_labels_csv(csv_path: str | Path, images_root: str | Path) -> tuple[list[Path], np.ndarray]:
-    """Read a label CSV (``path,quality[,extra...]``) and check every row.
+def read_labels_csv(csv_path: str | Path, images_root: str | Path | None, *,
+                    column: str = "quality") -> tuple[list[Path], np.ndarray]:
+    """Read a label CSV (``path,quality[,extra...]``) and check every row: the one label-CSV reader.
+
+    Args:
+        csv_path: the CSV file.
+        images_root: folder the paths are relative to (every file must exist), or None.
+        column: the score column (default ``quality``).
 
     Raises:
         DataError: the file is missing or empty, a column is missing, or a row has an
@@ -97,32 +103,34 @@ def read_labels_csv(csv_path: str | Path, images_root: str | Path) -> tuple[list
             (the message names the CSV, the row number and the path).
 
     Returns:
-        ``(paths, quality)``: image paths joined to ``images_root`` and float64 labels.
+        ``(paths, quality)``: image paths joined to ``images_root`` and float64 labels. With
+        ``images_root=None`` the paths are returned as written and not checked (a CSV of scores
+        whose images are elsewhere, e.g. ``edgefiq score --reference``).
 
     Example:
         >>> paths, q = read_labels_csv("labels.csv", "faces/")   # doctest: +SKIP
     """
-    csv_path, root = Path(csv_path), Path(images_root)
+    csv_path, root = Path(csv_path), Path(images_root or "")
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: label CSV not found")
-    if not root.is_dir():
+    if images_root is not None and not root.is_dir():
         raise DataError(f"{root}: images root not found (needed by {csv_path.name})")
     with open(csv_path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         cols = [c.strip() for c in (reader.fieldnames or [])]
         if not cols:
             raise DataError(f"{csv_path}: empty file (expected a header 'path,quality')")
-        missing = [c for c in ("path", "quality") if c not in cols]
+        missing = [c for c in ("path", column) if c not in cols]
         if missing:
             raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)} (found: {', '.join(cols)}); "
-                            "expected a header 'path,quality'")
+                            f"expected a header 'path,{column}'")
         reader.fieldnames = cols
         paths: list[Path] = []
         quality: list[float] = []
         problems: list[str] = []
         for row_no, row in enumerate(reader, start=2):  # row 1 is the header
-            rel = (row.get("path") or "").strip()
-            raw = (row.get("quality") or "").strip()
+            rel = (row.get("path") or "").strip().replace("\\", "/")
+            raw = (row.get(column) or "").strip()
             where = f"{csv_path} row {row_no} ({rel or 'no path'})"
             if not rel:
                 problems.append(f"{where}: empty path")
@@ -130,13 +138,13 @@ def read_labels_csv(csv_path: str | Path, images_root: str | Path) -> tuple[list
             try:
                 q = float(raw)
             except ValueError:
-                problems.append(f"{where}: quality {raw!r} is not a number" if raw else f"{where}: quality is missing")
+                problems.append(f"{where}: {column} {raw!r} is not a number" if raw else f"{where}: {column} is missing")
                 continue
             if not math.isfinite(q):
-                problems.append(f"{where}: quality is {raw} (labels must be finite)")
+                problems.append(f"{where}: {column} is {raw} (labels must be finite)")
                 continue
             p = root / rel
-            if not p.is_file():
+            if images_root is not None and not p.is_file():
                 problems.append(f"{where}: image not found under {root}")
                 continue
             paths.append(p)
@@ -147,6 +155,17 @@ def read_labels_csv(csv_path: str | Path, images_root: str | Path) -> tuple[list
     if not paths:
         raise DataError(f"{csv_path}: no rows (expected 'path,quality' lines after the header)")
     return paths, np.asarray(quality, dtype=np.float64)
+
+
+def read_label_map(csv_path: str | Path, *, column: str = "quality") -> dict[str, float]:
+    """``{relative POSIX path: score}`` of a label CSV (``read_labels_csv`` without an images root).
+
+    Example:
+        >>> read_label_map("scores.csv")["a/1.jpg"]   # doctest: +SKIP
+        0.73
+    """
+    paths, q = read_labels_csv(csv_path, None, column=column)
+    return {p.as_posix(): float(v) for p, v in zip(paths, q)}
 
 
 def lfw_relpath(name: str, index: int | str) -> str:

@@ -116,7 +116,8 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
              embeddings_index: str | Path | None = None, reference: str | None = None,
              random_baseline: bool = False, fmrs: Sequence[float] = (1e-3,), limit: float = 0.3,
              conventions: Sequence[str] = ("fixed", "reestimate"), max_impostors: int | None = None,
-             same_source_index: str | Path | None = None, save_embeddings: str | Path | None = None, seed: int = 0, batch_size: int = 64, out_dir: str | Path | None = None) -> dict[str, Any]:
+             same_source_index: str | Path | None = None, save_embeddings: str | Path | None = None, seed: int = 0, batch_size: int = 64, out_dir: str | Path | None = None,
+             reject_fractions: Sequence[float] | None = None) -> dict[str, Any]:
     """Compare quality sources on the same comparisons; optionally write the report to ``out_dir``.
 
     Args:
@@ -137,6 +138,9 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
             ``embeddings_index.csv``) for a later ``--embeddings`` run.
         seed: seed for the random baseline and impostor sampling.
         out_dir: write report.json, report.md, edc.png here.
+        reject_fractions: image fractions of the threshold table (``report["thresholds"]``: per FMR
+            and source, the quality threshold that rejects that fraction of the images and the FNMR
+            it leaves; definitions in ``edgefiq.metrics.thresholds``). Default: 1, 2, 5, 10, 20, 30 %.
 
     Returns:
         The report dict (see ``edgefiq.eval.report``).
@@ -242,6 +246,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
                              "threshold": float(c.threshold[0]), "fmr_resolvable": c.fmr_resolvable})
                 curves.append({"source": s.name, "fmr": fmr, "convention": conv, "discard": c.discard.tolist(),
                                "fnmr": c.fnmr.tolist(), "oracle_fnmr": c.oracle_fnmr.tolist()})
+    thresholds = threshold_rows(comps, sources, fmrs, reject_fractions)
     ref = reference or sources[0].name
     corr = []
     for a_i, a in enumerate(sources):
@@ -254,7 +259,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         "protocol": protocol, "fr_model": fr_desc, "n_genuine": comps.n_genuine, "n_impostor": comps.n_impostor,
         "fmrs": list(fmrs), "limit": limit, "conventions": list(conventions), "reference": ref, "seed": seed,
         "sources": [{"name": s.name, "origin": s.origin} for s in sources],
-        "pauc": rows, "correlations": corr, "curves": curves,
+        "pauc": rows, "thresholds": thresholds, "correlations": corr, "curves": curves,
         "seconds": round(time.perf_counter() - t_start, 2),
     }
     if out_dir is not None:
@@ -262,6 +267,21 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
 
         write_report(report, out_dir)
     return report
+
+
+def threshold_rows(comps: Any, sources: Sequence[QualitySource], fmrs: Sequence[float],
+                   fractions: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """Per FMR and source: the quality threshold rejecting each image fraction and the FNMR it leaves.
+
+    Example:
+        >>> threshold_rows(comps, [QualitySource("s", q, "s.csv")], [1e-3])[1]["fnmr"]   # doctest: +SKIP
+        0.012
+    """
+    from edgefiq.metrics.thresholds import DEFAULT_FRACTIONS, discard_thresholds
+
+    fr = DEFAULT_FRACTIONS if fractions is None else tuple(fractions)
+    return [{"source": s.name, **r} for fmr in fmrs for s in sources
+            for r in discard_thresholds(comps, s.quality, fmr, fr)]
 
 
 def _num(v: float) -> float | None:

@@ -54,6 +54,7 @@ def format_markdown(report: dict[str, Any]) -> str:
                 lines.append(f"\nNote: fewer than 1/FMR = {1 / fmr:.0f} impostor comparisons: this FMR is not "
                              "resolvable, the threshold is the highest impostor score.")
             lines.append("")
+    lines += threshold_markdown(report)
     if report["correlations"]:
         lines += [f"## Correlations between sources (reference: {report['reference']})", "",
                   "| a | b | SRCC | PLCC | KRCC |", "|---|---|---:|---:|---:|"]
@@ -65,6 +66,29 @@ def format_markdown(report: dict[str, Any]) -> str:
     lines += ["## Sources", ""] + [f"- `{s['name']}`: {s['origin']}" for s in report["sources"]] + [""]
     lines.append("EDC curves: `edc.png`; all numbers and curves: `report.json`.")
     return "\n".join(lines) + "\n"
+
+
+def threshold_markdown(report: dict[str, Any]) -> list[str]:
+    """Lines of the threshold tables: per FMR and source, the quality threshold that rejects a fraction of the
+    images and the FNMR it leaves (``edgefiq.metrics.thresholds``; pick a gate from here).
+
+    Example:
+        >>> threshold_markdown({"thresholds": []})
+        []
+    """
+    rows = report.get("thresholds") or []
+    lines: list[str] = []
+    for fmr in dict.fromkeys(r["fmr"] for r in rows):
+        lines += [f"## Quality thresholds at FMR {fmr:g}", "",
+                  "Reject images scoring below the threshold; FNMR over the genuine comparisons left, comparison "
+                  "threshold fixed on all impostors.", "",
+                  "| source | reject fraction | quality threshold | images rejected | genuine discarded | FNMR |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in (r for r in rows if r["fmr"] == fmr):
+            lines.append(f"| {r['source']} | {r['fraction']:g} | {_fmt(r['threshold'], 4)} | "
+                         f"{_fmt(r['images_rejected'], 3)} | {_fmt(r['genuine_discarded'], 3)} | {_fmt(r['fnmr'], 4)} |")
+        lines.append("")
+    return lines
 
 
 def plot_edc(report: dict[str, Any], out_png: str | Path) -> Path:

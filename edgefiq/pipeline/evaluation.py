@@ -29,8 +29,9 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
 
     Returns:
         ``{"rows": [...], "fr_model": str, "n_images": int, "n_genuine": int, "n_impostor": int,
-        "curves": run-relative path of curves.json}``; a row has ``source, kind, srcc, plcc`` and
-        ``pauc@<fmr>`` per FMR.
+        "curves": run-relative path of curves.json}``; a row has ``source, kind, srcc, plcc``,
+        ``pauc@<fmr>`` per FMR and ``thresholds`` (``edgefiq.metrics.thresholds.discard_thresholds``
+        at every FMR).
 
     Example:
         >>> evaluate_artifacts(ctx, recipe)["rows"][0]["source"]   # doctest: +SKIP
@@ -39,6 +40,7 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
     from edgefiq.data.readers import identity_of
     from edgefiq.metrics import plcc, srcc
     from edgefiq.metrics.edc import comparisons_from_identities, edc_curve, pauc_x1e3
+    from edgefiq.metrics.thresholds import discard_thresholds
     from edgefiq.utils import write_json
 
     ev = recipe.eval
@@ -85,6 +87,8 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
             c = edc_curve(comps, q, fmr=fmr, convention=ev.convention, discard_limit=ev.discard_limit)
             row[f"pauc@{fmr:g}"] = float(pauc_x1e3(c, ev.discard_limit))
             row[f"fmr_resolvable@{fmr:g}"] = bool(c.fmr_resolvable)
+            # the quality threshold that rejects each image fraction and the FNMR it leaves (model cards)
+            row.setdefault("thresholds", []).extend(discard_thresholds(comps, q, fmr))
             curves.setdefault(f"{fmr:g}", {})[info["source"]] = {"discard": np.asarray(c.discard).tolist(),
                                                                   "fnmr": np.asarray(c.fnmr).tolist()}
         rows.append(row)

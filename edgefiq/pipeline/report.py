@@ -27,7 +27,8 @@ def write_report(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
     """Assemble rows from the export, eval and bench stage outputs and write the report files.
 
     Returns:
-        ``{"report_md", "report_json", "plots": [...], "all_ok": bool}`` (paths run-relative).
+        ``{"report_md", "report_json", "plots": [...], "all_ok": bool, "n_failed": int}`` (paths
+        run-relative; ``n_failed`` counts the artifact rows whose status is not ok).
 
     Example:
         >>> write_report(ctx, recipe)["all_ok"]   # doctest: +SKIP
@@ -57,7 +58,8 @@ def write_report(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
     plots = make_plots(ctx, rows, fmrs)
     atomic_write_text(ctx.run_dir / "report.md", render_markdown(summary, fmrs, [ctx.rel(p) for p in plots]))
     return {"report_md": "report.md", "report_json": "report.json", "plots": [ctx.rel(p) for p in plots],
-            "all_ok": summary["all_ok"]}
+            "all_ok": summary["all_ok"],
+            "n_failed": sum(r["status"] != "ok" for r in rows if r["kind"] == "artifact")}
 
 
 def _read_state(run_dir: Path) -> dict[str, Any]:

@@ -5,7 +5,9 @@ content fingerprints of the outputs of the stages it depends on. After a stage s
 its key, outputs and an output fingerprint are recorded in ``<run_dir>/state.json``
 (written atomically). On the next run a stage is skipped when its key is unchanged and
 its outputs are still there, unaltered; otherwise it runs again, and so does everything
-downstream whose key therefore changes. A stage interrupted half-way is recorded as
+downstream whose key therefore changes. A stage that returns with failed items
+(``Stage.failures``, e.g. refused exports) is recorded ``incomplete``: its outputs feed the
+later stages, and the next run calls it again with ``resume=True``. A stage interrupted half-way is recorded as
 ``running`` with its key: the next run calls it with ``resume=True`` (distill then
 continues from its ``last.pt``); a stage whose key changed starts from an empty folder.
 
@@ -36,6 +38,8 @@ from edgefiq.utils import sha256_file, write_json
 log = logging.getLogger("edgefiq.pipeline")
 
 STATE_FILE = "state.json"
+INCOMPLETE = "incomplete"  # returned, but some of its items failed: run again next time, outputs still usable
+FINISHED = ("done", INCOMPLETE)
 
 
 @dataclass
@@ -76,6 +80,10 @@ class Stage:
         config: the configuration that determines the stage's result.
         depends: names of earlier stages whose outputs it consumes (default: all earlier).
         inputs: external files/folders it reads (fingerprinted into the key).
+        failures: ``failures(outputs) -> int``, the items that failed inside a stage that returned
+            (e.g. refused exports). With failures the stage is recorded ``incomplete``, not
+            ``done``: later stages still get its outputs, and the next run calls it again with
+            ``resume=True`` (keeping its folder, so what succeeded can be reused).
     """
 
     name: str
@@ -83,6 +91,7 @@ class Stage:
     config: Any = None
     depends: tuple[str, ...] | None = None
     inputs: tuple[str | Path, ...] = ()
+    failures: Callable[[dict[str, Any]], int] | None = None
 
 
 @dataclass
@@ -93,6 +102,7 @@ class StageReport:
     status: str  # "ran", "resumed", "skipped", "not selected"
     seconds: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)
+    failed: int = 0  # items that failed inside the stage (``Stage.failures``)
 
 
 def fingerprint(path: str | Path) -> str:
@@ -205,15 +215,16 @@ class Engine:
         state = self.load_state()
         state.setdefault("stages", {})
         reports: list[StageReport] = []
-        outputs = {n: rec.get("outputs", {}) for n, rec in state["stages"].items() if rec.get("status") == "done"}
+        outputs = {n: rec.get("outputs", {}) for n, rec in state["stages"].items() if rec.get("status") in FINISHED}
         for stage in self.stages:
             rec = state["stages"].get(stage.name, {})
             if stage.name not in selected:
                 if (only or start) and self.stages.index(stage) < self.stages.index(self._by_name(selected[0])):
-                    if rec.get("status") != "done":
+                    if rec.get("status") not in FINISHED:
                         raise UsageError(f"stage {stage.name!r} has not completed in {self.run_dir}; "
                                          f"run without --only/--from first")
-                reports.append(StageReport(stage.name, "not selected", outputs=outputs.get(stage.name, {})))
+                reports.append(StageReport(stage.name, "not selected", outputs=outputs.get(stage.name, {}),
+                                           failed=int(rec.get("failed", 0))))
                 continue
             key = self.stage_key(stage, state)
             if (stage.name not in forced and rec.get("status") == "done" and rec.get("key") == key
@@ -221,7 +232,7 @@ class Engine:
                 log.info("[%s] unchanged: skipped", stage.name)
                 reports.append(StageReport(stage.name, "skipped", outputs=rec.get("outputs", {})))
                 continue
-            resume = rec.get("status") == "running" and rec.get("key") == key and stage.name not in forced
+            resume = rec.get("status") in ("running", INCOMPLETE) and rec.get("key") == key and stage.name not in forced
             stage_dir = self.run_dir / stage.name
             if not resume and stage_dir.exists():
                 shutil.rmtree(stage_dir)  # stale results of another configuration
@@ -234,12 +245,14 @@ class Engine:
                                outputs=dict(outputs), resume=resume)
             out = stage.fn(ctx) or {}
             dt = time.perf_counter() - t0
-            state["stages"][stage.name] = {"status": "done", "key": key, "outputs": out, "seconds": round(dt, 3),
+            failed = int(stage.failures(out)) if stage.failures is not None else 0
+            state["stages"][stage.name] = {"status": INCOMPLETE if failed else "done", "key": key, "outputs": out,
+                                           "seconds": round(dt, 3), "failed": failed,
                                            "output_fingerprint": self._outputs_fingerprint(out),
                                            "finished": time.time()}
             self._save(state)
             outputs[stage.name] = out
-            reports.append(StageReport(stage.name, "resumed" if resume else "ran", dt, out))
+            reports.append(StageReport(stage.name, "resumed" if resume else "ran", dt, out, failed))
         return reports
 
     def _by_name(self, name: str) -> Stage:
@@ -276,6 +289,21 @@ def run_recipe(recipe: Any, run_dir: str | Path | None = None, *, only: str | No
 
         torch.set_num_threads(recipe.threads)
     return Engine(out, build_stages(recipe)).run(only=only, start=start)
+
+
+def failed_rows(reports: list[StageReport]) -> int:
+    """Artifact rows of a run that failed: the report's count if it exists, else the stages' failures.
+
+    ``edgefiq run`` exits non-zero when this is positive (the report is written all the same).
+
+    Example:
+        >>> failed_rows([StageReport("report", "ran", outputs={"n_failed": 2})])
+        2
+    """
+    rep = next((r for r in reports if r.name == "report" and r.outputs), None)
+    if rep is not None and "n_failed" in rep.outputs:
+        return int(rep.outputs["n_failed"])
+    return sum(r.failed for r in reports)
 
 
 def _is_file_or_dir(path: Path) -> bool:

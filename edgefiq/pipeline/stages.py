@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -299,23 +300,43 @@ def export_stage(recipe: RunRecipe) -> Stage:
                     elif "accuracy_control" in options:
                         options["advanced"] = {**options.get("advanced", {}), "float_units_hint": float_units}
                     try:
-                        res = export_checkpoint(ctx.path(m["checkpoint"]), target, odir, precision=precision,
-                                                calibration=calib, verify=verify, name=_artifact_name(m), **options)
-                        meta = res.meta.to_dict() if hasattr(res.meta, "to_dict") else dict(res.meta)
+                        reused = _finished_artifact(odir) if ctx.resume else None
+                        if reused is None:
+                            res = export_checkpoint(ctx.path(m["checkpoint"]), target, odir, precision=precision,
+                                                    calibration=calib, verify=verify, name=_artifact_name(m),
+                                                    **options)
+                            reused = res.path, res.meta.to_dict() if hasattr(res.meta, "to_dict") else dict(res.meta)
+                        path, meta = reused
                         mixed = (meta.get("quantization") or {}).get("mixed_precision")
                         if mixed:
                             float_units = len(mixed["float_units"])
                             row["mixed_precision"] = {k: mixed[k] for k in ("units", "int8_units", "float_units")}
-                        row.update(path=ctx.rel(res.path), parity=_jsonable(meta.get("parity", {})),
-                                   status="ok")
+                        row.update(path=ctx.rel(path), parity=_jsonable(meta.get("parity", {})), status="ok")
                     except EdgefiqError as e:
+                        shutil.rmtree(odir, ignore_errors=True)  # a refused artifact leaves no folder behind
                         row.update(path=None, parity={}, status=f"failed: {e}")
                         log.warning("[export] %s %s %s failed: %s", m["name"], target, precision, e)
                     artifacts.append(row)
         return {"artifacts": artifacts, "calibration": ctx.rel(calib), "verify": ctx.rel(verify) if verify else None}
 
     return Stage("export", run, config={**to_dict(recipe.export), "seed": recipe.seed},
-                 depends=("data", "label", "distill", "prune"))
+                 depends=("data", "label", "distill", "prune"), failures=_failed_exports)
+
+
+def _failed_exports(outputs: dict[str, Any]) -> int:
+    return sum(a.get("status") != "ok" for a in outputs.get("artifacts", []))
+
+
+def _finished_artifact(odir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The artifact an earlier attempt of this export stage left in ``odir`` (a refused one leaves no
+    folder), with its sidecar as a dict; None when there is none."""
+    import json
+
+    for side in sorted(odir.glob("*.json")) if odir.is_dir() else []:
+        art = side.with_name(side.name[: -len(".json")])
+        if art.is_file():
+            return art, json.loads(side.read_text())
+    return None
 
 
 def _artifact_name(model: dict[str, Any]) -> str:

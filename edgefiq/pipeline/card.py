@@ -1,0 +1,194 @@
+"""The model card of a built-in model: ``card.json`` (for programs) and ``card.md`` (for people).
+
+``make_card`` gathers the facts from a finished run (report.json, recipe.yaml, eval/eval.json)
+and from the shipped artifacts (``edgefiq.pipeline.ship``); ``write_card`` writes both files
+and copies the run's EDC plots next to them. The prose fields (intended use, limits,
+licences, score scale) default to ``CARD_DEFAULTS`` and can be overridden per build.
+
+Example:
+    >>> card = make_card("edgefiq-lfw", model, report, run_dir, shipped, {"n": 8, "seed": 0}, {})   # doctest: +SKIP
+    >>> write_card(out_dir, card, run_dir)                                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from edgefiq import __version__
+
+CARD_DEFAULTS: dict[str, str] = {
+    "intended_use": (
+        "Rank or gate aligned face crops by their expected usefulness for face recognition, on CPUs and edge "
+        "devices: e.g. keep the best frame of a track, or ask for a new capture before enrolment or matching."),
+    "limits": (
+        "Input must be a 112x112 crop aligned on the ArcFace 5-point template; unaligned or resized photos get "
+        "scores that mean little. Trained on LFW (web photos of mostly adult public figures, mostly frontal and "
+        "well lit) plus synthetic degradations: other populations, near-infrared, masks, children and strong pose "
+        "are not validated. The scores imitate one teacher on one face recognition model and inherit its biases. "
+        "Not a presentation-attack (liveness) detector; not for decisions about people without human review."),
+    "score_scale": (
+        "Unitless, higher = better. The student is trained to rank and correlate with the teacher (PLCC + rank "
+        "losses), so only the order of scores is meaningful, not their absolute values or differences. Read a "
+        "score through its position in the validation distribution below (e.g. a score below the 10 % quantile "
+        "is in the worst tenth of the validation images). Each artifact's sidecar stores its own distribution "
+        "(extra.score_distribution), which `edgefiq score --reject-fraction F` uses."),
+    "licence_data": "LFW: no formal licence, distributed for research; check before commercial use.",
+    "licence_teacher": "MobileFaceNet weights used by the PreFIQs teacher and the evaluation: Apache-2.0.",
+    "licence_weights": ("These weights: derived from LFW images through the teacher; use them on the terms LFW "
+                        "allows (research). edgefiq's code: Apache-2.0."),
+}
+INPUT_SPEC = ("aligned {h}x{w} RGB face crops on the ArcFace 5-point template (`edgefiq data align`, or "
+              "`edgefiq score --landmarks`)")
+
+
+def _sha256(path: Path) -> str:
+    from edgefiq.utils import sha256_file
+
+    return sha256_file(path)
+
+
+def _files_of(artifact: Path, backend: str) -> list[Path]:
+    from edgefiq.export.base import artifact_files
+    from edgefiq.registry import BACKENDS
+
+    return artifact_files(BACKENDS.get(backend)(), artifact)
+
+
+def _artifact_entry(key: str, s: dict[str, Any], fmrs: list[str]) -> dict[str, Any]:
+    row, path = s["row"], s["path"]
+    files = _files_of(path, row["target"])
+    return {"key": key, "file": path.name, "files": [f.name for f in files], "backend": row["target"],
+            "precision": row["precision"], "size_bytes": sum(f.stat().st_size for f in files),
+            "sha256": _sha256(path), "p50_ms": row.get("p50_ms"), "teacher_p50_ms": row.get("teacher_p50_ms"),
+            "speedup": row.get("speedup"), "srcc_vs_teacher": s["srcc"],
+            **{f"pauc@{f}": row.get(f"pauc@{f}") for f in fmrs}}
+
+
+def _thresholds(run_dir: Path, model: str, key: str) -> list[dict[str, Any]]:
+    ev = run_dir / "eval" / "eval.json"
+    if not ev.is_file():
+        return []
+    rows = json.loads(ev.read_text()).get("rows", [])
+    return next((r.get("thresholds", []) for r in rows if r.get("source") == f"{model}/{key}"), [])
+
+
+def _recipe_data(run_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    p = run_dir / "recipe.yaml"
+    rec = yaml.safe_load(p.read_text()) if p.is_file() else {}
+    d = rec.get("data") or {}
+    return {"images": d.get("images"), "degradations": (d.get("degrade") or {}).get("kinds"),
+            "split": d.get("split"), "recipe": rec.get("name")}
+
+
+def make_card(name: str, model: str, report: dict[str, Any], run_dir: Path, shipped: dict[str, dict[str, Any]],
+              reference_images: dict[str, Any], options: dict[str, str]) -> dict[str, Any]:
+    """The ``card.json`` contents (see the module docstring of ``edgefiq.pipeline.ship``)."""
+    fmrs = [f"{f:g}" for f in report.get("fmr", [])]
+    arts = [_artifact_entry(k, s, fmrs) for k, s in shipped.items()]
+    preferred = [a["key"] for a in sorted(arts, key=lambda a: (a["p50_ms"] is None, a["p50_ms"] or 0.0))]
+    first = shipped[preferred[0]]
+    teacher_rows = [r for r in report["rows"] if r.get("kind") == "teacher"]
+    teacher = next((r for r in teacher_rows if r["model"] == "teacher" and r.get("srcc") is not None), {})
+    text = {**CARD_DEFAULTS, **options}
+    fastest = arts[[a["key"] for a in arts].index(preferred[0])]
+    pre = _sidecar(first["path"]).get("preprocess") or {}
+    h, w = (pre.get("size") or [112, 112])[:2]
+    return {
+        "name": name, "model": model, "edgefiq_version": __version__,
+        "summary": (f"{model}: SRCC {first['srcc']:.3f} vs {report.get('teacher', {}).get('name')} teacher; "
+                    f"{fastest['key']} p50 {fastest['p50_ms'] or float('nan'):.3g} ms at 1 thread"),
+        "artifacts": arts, "preferred": preferred, "size_bytes": sum(a["size_bytes"] for a in arts),
+        "input": {"spec": INPUT_SPEC.format(h=h, w=w), "preprocess": pre},
+        "score": {"scale": text["score_scale"], "distribution": first["distribution"],
+                  "distribution_of": preferred[0]},
+        "validation": {**(report.get("eval") or {}), "fr_model": report.get("fr_model"),
+                       "teacher_pauc": {f: teacher.get(f"pauc@{f}") for f in fmrs}},
+        "thresholds": _thresholds(run_dir, model, preferred[0]),
+        "training": {**(report.get("data") or {}), **_recipe_data(run_dir), "synthetic": bool(report.get("synthetic"))},
+        "teacher": report.get("teacher"),
+        "teacher_latency": [{k: r.get(k) for k in ("target", "precision", "p50_ms", "note")}
+                            for r in teacher_rows if r.get("p50_ms") is not None],
+        "intended_use": text["intended_use"], "limits": text["limits"],
+        "licences": {"data": text["licence_data"], "teacher": text["licence_teacher"],
+                     "weights": text["licence_weights"]},
+        "reference": {"images": {**reference_images, "generator": "edgefiq.runtime.builtin_models.reference_images"},
+                      "scores": {k: s["reference"] for k, s in shipped.items()}},
+    }
+
+
+def _sidecar(artifact: Path) -> dict[str, Any]:
+    from edgefiq.export.base import meta_path
+
+    return json.loads(meta_path(artifact).read_text())
+
+
+def _fmt(v: Any, spec: str = ".3g") -> str:
+    return "—" if v is None else format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+
+def render_card(card: dict[str, Any], plots: list[str]) -> str:
+    """``card.md``: what the model is, how good and fast it is, what it expects, where it must not be used."""
+    t, v, tr, d = card.get("teacher") or {}, card["validation"], card["training"], card["score"]["distribution"]
+    fmrs = [k.split("@")[1] for k in card["artifacts"][0] if k.startswith("pauc@")]
+    lines = [f"# {card['name']}: built-in face image quality model", "", card["summary"], "",
+             "## Use", "", "```", "edgefiq score FACES/ -o q.csv   # when this is the default built-in model",
+             f"edgefiq score FACES/ -o q.csv --model builtin:{card['name']} --reject-fraction 0.1",
+             "python -c \"import edgefiq; print(edgefiq.load_model().score_arrays([img]))\"", "```", "",
+             "## Input", "", f"- {card['input']['spec']}", f"- preprocessing: `{json.dumps(card['input']['preprocess'])}`",
+             "", "## Training", "",
+             f"- data: {'SYNTHETIC sample' if tr.get('synthetic') else tr.get('images')} ({tr.get('n_images')} images of {tr.get('n_identities')} identities, "
+             f"{tr.get('n_train')} training / {tr.get('n_val')} validation images, identity-disjoint split "
+             f"`{json.dumps(tr.get('split'))}`); degradations: {', '.join(tr.get('degradations') or []) or 'none'}",
+             f"- teacher: `{t.get('name')}` {json.dumps(t.get('options', {}))}",
+             f"- student: `{card['model']}` (recipe `{tr.get('recipe')}`, edgefiq {card['edgefiq_version']})",
+             "", "## Validation (identities never trained on)", "",
+             f"- {v.get('n_images')} images of {v.get('n_identities')} identities; {v.get('n_genuine')} genuine / "
+             f"{v.get('n_impostor')} impostor comparisons; FR model: {v.get('fr_model')}", "",
+             "| artifact | size | p50 ms (1 thr) | teacher p50 ms | speed-up | SRCC vs teacher | "
+             + " | ".join(f"pAUC@FMR{f} (teacher {_fmt(v['teacher_pauc'].get(f), '.2f')})" for f in fmrs) + " |",
+             "|---|---:|---:|---:|---:|---:|" + "---:|" * len(fmrs)]
+    for a in card["artifacts"]:
+        lines.append(f"| {a['key']}{' (fastest here)' if a['key'] == card['preferred'][0] else ''} | "
+                     f"{a['size_bytes'] / 1e6:.2f} MB | {_fmt(a['p50_ms'])} | {_fmt(a['teacher_p50_ms'])} | "
+                     f"{_fmt(a['speedup'], '.1f')} | {a['srcc_vs_teacher']:.4f} | "
+                     + " | ".join(_fmt(a.get(f'pauc@{f}'), '.2f') for f in fmrs) + " |")
+    lines += ["", "Latency: p50 of batch-1 calls at 1 thread on the build machine (the run's bench stage); "
+              "int8 artifacts are for ARM and other int8-fast CPUs (VNNI), fp32 may be faster on x86 without VNNI.",
+              "", *[f"![{Path(p).stem}]({p})" for p in plots], "", "## Scores", "", card["score"]["scale"], "",
+              f"Validation distribution of `{card['score']['distribution_of']}` (n={d['n']}): mean {d['mean']:.4g}, "
+              f"std {d['std']:.4g}, min {d['min']:.4g}, max {d['max']:.4g}.", "", "| quantile | score |", "|---:|---:|"]
+    for q in (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.99):
+        lines.append(f"| {q:g} | {d['quantiles'][round(q * (len(d['levels']) - 1))]:.4g} |")
+    lines += _threshold_lines(card.get("thresholds") or [])
+    lines += ["", "## Intended use", "", card["intended_use"], "", "## Limits", "", card["limits"], "",
+              "## Licences", "", *[f"- {k}: {x}" for k, x in card["licences"].items()], ""]
+    return "\n".join(lines)
+
+
+def _threshold_lines(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    out = ["", "## Thresholds", "", "Reject images below the threshold; FNMR of the genuine comparisons left "
+           "(comparison threshold fixed on all impostors; `edgefiq.metrics.thresholds`).", "",
+           "| FMR | reject fraction | threshold | genuine discarded | FNMR |", "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['fmr']:g} | {r['fraction']:g} | {r['threshold']:.4g} | {_fmt(r['genuine_discarded'], '.3f')} "
+                   f"| {_fmt(r['fnmr'], '.4f')} |")
+    return out
+
+
+def write_card(folder: Path, card: dict[str, Any], run_dir: Path) -> None:
+    """Write ``card.json`` and ``card.md`` into ``folder`` and copy the run's EDC plots there."""
+    from edgefiq.utils import atomic_write_text, write_json
+
+    plots = []
+    for p in sorted((run_dir / "plots").glob("edc_fmr*.png")):
+        shutil.copy2(p, folder / p.name)
+        plots.append(p.name)
+    write_json(folder / "card.json", card)
+    atomic_write_text(folder / "card.md", render_card(card, plots))

@@ -1,0 +1,218 @@
+"""Ship a run's student as a built-in model: artifacts + sidecars + card, as package data.
+
+``build_builtin_model(run_dir, out_root, name)`` reads a finished ``edgefiq run`` folder
+(``report.json``, ``eval/``, ``export/``, ``plots/``, ``recipe.yaml``) and writes
+``out_root/<name>/`` atomically (a temporary folder renamed at the end):
+
+- the chosen artifacts (default: onnx, openvino and tflite in fp32 and int8), each with its
+  sidecar; the sidecar gains ``extra.score_distribution`` (the artifact's scores on the
+  run's validation images, ``edgefiq.metrics.thresholds.score_distribution``) and
+  ``extra.builtin`` (the model name);
+- ``card.json`` and ``card.md`` (``edgefiq.pipeline.card``), and the run's EDC plots;
+- in ``card.json["reference"]``: every artifact's scores on ``reference_images`` (generated,
+  bit-exact on any machine) and a tolerance per artifact, for the test that the shipped
+  files still score as they did when built.
+
+The model chosen by default is the one with the lowest p50 latency among those whose fp32
+SRCC against the teacher reaches ``min_srcc`` and whose every requested artifact is ok.
+
+Example:
+    >>> build_builtin_model("runs/lfw-full", "edgefiq/runtime/builtin", "edgefiq-lfw")   # doctest: +SKIP
+    PosixPath('edgefiq/runtime/builtin/edgefiq-lfw')
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgefiq.errors import DataError, UsageError
+
+log = logging.getLogger("edgefiq.pipeline")
+
+DEFAULT_KEYS: tuple[str, ...] = ("onnx-fp32", "onnx-int8", "openvino-fp32", "openvino-int8", "tflite-fp32",
+                                 "tflite-int8")
+# reference-score tolerance, x max(1, |score|): fp32 runtimes agree to float rounding; int8 kernels differ
+# between CPUs (VNNI or not, ARM) by a few quantisation steps, so its tolerance is a share of the score spread
+FLOAT_ATOL = {"fp32": 1e-4, "fp16": 1e-2}
+INT8_SPREAD_SHARE = 0.05
+REFERENCE_IMAGES = {"n": 8, "seed": 0}
+
+
+def artifact_key(row: dict[str, Any]) -> str:
+    """``<target>-<precision>`` of a report row, e.g. ``onnx-int8``."""
+    return f"{row['target']}-{row['precision']}"
+
+
+def choose_model(rows: list[dict[str, Any]], keys: Sequence[str], min_srcc: float) -> str:
+    """The fastest model whose requested artifacts are all ok and whose fp32 SRCC vs the teacher is >= ``min_srcc``.
+
+    Raises:
+        DataError: no model qualifies (the message lists the best SRCC found).
+
+    Example:
+        >>> choose_model(report["rows"], DEFAULT_KEYS, 0.85)   # doctest: +SKIP
+        'mobilenetv3_small_100/structured-0.3'
+    """
+    arts = [r for r in rows if r.get("kind") == "artifact"]
+    best: tuple[float, str] | None = None
+    srccs: dict[str, float] = {}
+    for model in dict.fromkeys(r["model"] for r in arts):
+        mine = {artifact_key(r): r for r in arts if r["model"] == model}
+        fp32 = [r.get("srcc") for r in mine.values() if r["precision"] == "fp32" and r.get("srcc") is not None]
+        srccs[model] = max(fp32, default=float("nan"))
+        if any(k not in mine or mine[k]["status"] != "ok" for k in keys) or not srccs[model] >= min_srcc:
+            continue
+        p50 = min(float(mine[k].get("p50_ms") or np.inf) for k in keys)
+        if best is None or p50 < best[0]:
+            best = (p50, model)
+    if best is None:
+        top = max(srccs.items(), key=lambda kv: kv[1] if kv[1] == kv[1] else -1, default=("none", float("nan")))
+        raise DataError(f"no model has every artifact of {', '.join(keys)} ok and fp32 SRCC >= {min_srcc} "
+                        f"(best SRCC: {top[0]} {top[1]:.4f}); pass --model to choose one")
+    return best[1]
+
+
+def validation_scores(run_dir: Path, row: dict[str, Any], val_labels: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(artifact scores, teacher scores) on the validation images: the eval stage's score CSV if present,
+    else the artifact scores the images of ``val_labels`` (under the run's ``data/images``) now."""
+    from edgefiq.data.readers import read_labels_csv
+
+    images = run_dir / "data" / "images"
+    paths, teacher = read_labels_csv(val_labels, images)
+    rels = [p.relative_to(images).as_posix() for p in paths]
+    cached = run_dir / "eval" / "scores" / f"{row['model']}/{artifact_key(row)}".replace("/", "__")
+    cached = cached.with_name(cached.name + ".csv")
+    if cached.is_file():
+        with open(cached, newline="") as f:
+            got = {r["path"]: float(r["quality"]) for r in csv.DictReader(f)}
+        keep = [k for k, r in enumerate(rels) if r in got]
+        return np.array([got[rels[k]] for k in keep]), teacher[keep]
+    from edgefiq.runtime.model import load_model
+    from edgefiq.runtime.score import score_paths
+
+    kept, scores = score_paths(load_model(run_dir / row["path"]), paths, desc=f"validation {artifact_key(row)}")
+    return scores.astype(np.float64), teacher[kept]
+
+
+def copy_artifact(run_dir: Path, row: dict[str, Any], dest: Path, stem: str) -> Path:
+    """Copy one artifact (all its files, e.g. OpenVINO .xml + .bin) and its sidecar as ``dest/<stem><suffix>``."""
+    from edgefiq.export.base import artifact_files, meta_path
+    from edgefiq.registry import BACKENDS
+
+    src = run_dir / row["path"]
+    backend = BACKENDS.get(row["target"])()
+    for f in artifact_files(backend, src):
+        shutil.copy2(f, dest / (stem + f.suffix))
+    out = dest / (stem + src.suffix)
+    shutil.copy2(meta_path(src), meta_path(out))
+    return out
+
+
+def add_to_sidecar(artifact: Path, **extra: Any) -> None:
+    """Merge ``extra`` into the ``extra`` mapping of an artifact's sidecar."""
+    from edgefiq.export.base import meta_path
+    from edgefiq.utils import write_json
+
+    side = meta_path(artifact)
+    meta = json.loads(side.read_text())
+    meta.setdefault("extra", {}).update(extra)
+    write_json(side, meta)
+
+
+def reference_record(artifact: Path, precision: str, dist: dict[str, Any]) -> dict[str, Any]:
+    """Scores of the artifact on the generated reference images, with the tolerance a re-run must meet."""
+    from edgefiq.runtime.builtin_models import reference_images
+    from edgefiq.runtime.model import load_model
+
+    qm = load_model(artifact, threads=1)
+    imgs = reference_images(REFERENCE_IMAGES["n"], tuple(qm.preprocess.size), REFERENCE_IMAGES["seed"])
+    scores = qm.score_arrays(imgs, batch_size=1).astype(np.float64)
+    scale = max(1.0, float(np.abs(scores).max()))
+    spread = float(np.interp(0.99, dist["levels"], dist["quantiles"]) - np.interp(0.01, dist["levels"], dist["quantiles"]))
+    atol = FLOAT_ATOL[precision] * scale if precision in FLOAT_ATOL else max(INT8_SPREAD_SHARE * spread, 1e-4 * scale)
+    return {"scores": [float(s) for s in scores], "atol": atol}
+
+
+def _model_rows(report: dict[str, Any], model: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    mine = {artifact_key(r): r for r in report["rows"] if r.get("kind") == "artifact" and r["model"] == model}
+    missing = [k for k in keys if k not in mine]
+    if missing:
+        raise UsageError(f"model {model!r} has no artifact {', '.join(missing)} in the report "
+                         f"(has: {', '.join(mine) or 'none'})")
+    bad = [f"{k}: {mine[k]['status']}" for k in keys if mine[k]["status"] != "ok"]
+    if bad:
+        raise DataError(f"model {model!r}: not every artifact is ok ({'; '.join(bad)})")
+    return {k: mine[k] for k in keys}
+
+
+def build_builtin_model(run_dir: str | Path, out_root: str | Path, name: str, *, model: str | None = None,
+                        keys: Sequence[str] = DEFAULT_KEYS, val_labels: str | Path | None = None,
+                        min_srcc: float = 0.0, max_mb: float = 10.0, make_default: bool = True,
+                        card_options: dict[str, Any] | None = None) -> Path:
+    """Write the built-in model folder ``out_root/name`` from a finished run (module docstring).
+
+    Args:
+        run_dir: an ``edgefiq run`` folder with report.json (every requested artifact ok).
+        out_root: the built-in root, e.g. ``edgefiq/runtime/builtin``.
+        name: folder and model name (``builtin:<name>``).
+        model: report model name (e.g. ``mobilenetv3_small_100/structured-0.3``); default: ``choose_model``.
+        keys: artifacts to ship, ``<target>-<precision>``; the first is the preferred one.
+        val_labels: validation label CSV (default: the run's ``label/val.csv``).
+        min_srcc: refuse a model whose fp32 SRCC vs the teacher is lower.
+        max_mb: refuse a folder larger than this.
+        make_default: write ``out_root/DEFAULT`` so the model is the default built-in one.
+        card_options: overrides of the card text (``edgefiq.pipeline.card.CARD_DEFAULTS``).
+
+    Raises:
+        DataError: missing run files, an artifact not ok, SRCC below ``min_srcc``, too large.
+
+    Example:
+        >>> build_builtin_model("runs/lfw-full", "edgefiq/runtime/builtin", "edgefiq-lfw",   # doctest: +SKIP
+        ...                     min_srcc=0.85)
+    """
+    from edgefiq.metrics import srcc
+    from edgefiq.metrics.thresholds import score_distribution
+    from edgefiq.pipeline.card import make_card, write_card
+
+    run, root = Path(run_dir), Path(out_root)
+    if not (run / "report.json").is_file():
+        raise DataError(f"{run}: no report.json; run `edgefiq run RECIPE -o {run}` first")
+    report = json.loads((run / "report.json").read_text())
+    model = model or choose_model(report["rows"], keys, min_srcc)
+    rows = _model_rows(report, model, keys)
+    labels = Path(val_labels) if val_labels else run / "label" / "val.csv"
+    tmp = root / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shipped: dict[str, dict[str, Any]] = {}
+    for key, row in rows.items():
+        scores, teacher = validation_scores(run, row, labels)
+        agreement = float(srcc(scores, teacher))
+        if row["precision"] == "fp32" and agreement < min_srcc:
+            raise DataError(f"{model} {key}: validation SRCC vs teacher {agreement:.4f} < {min_srcc}")
+        path = copy_artifact(run, row, tmp, f"{name}_{key.replace('-', '_')}")
+        dist = score_distribution(scores)
+        add_to_sidecar(path, score_distribution=dist, builtin=name)
+        shipped[key] = {"row": row, "path": path, "distribution": dist, "srcc": agreement,
+                        "reference": reference_record(path, row["precision"], dist)}
+    card = make_card(name, model, report, run, shipped, REFERENCE_IMAGES, card_options or {})
+    if card["size_bytes"] > max_mb * 1e6:
+        shutil.rmtree(tmp)
+        raise DataError(f"{name}: {card['size_bytes'] / 1e6:.1f} MB of artifacts > {max_mb} MB; ship fewer --artifacts")
+    write_card(tmp, card, run)
+    final = root / name
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    if make_default:
+        from edgefiq.utils import atomic_write_text
+
+        atomic_write_text(root / "DEFAULT", name + "\n")
+    log.info("built-in model %s (%s) -> %s", name, model, final)
+    return final

@@ -1,0 +1,55 @@
+"""Build edgefiq's built-in quality model from a finished run (optionally running the recipe first).
+
+Writes ``edgefiq/runtime/builtin/<name>/``: the chosen student's artifacts (onnx, OpenVINO IR,
+tflite; fp32 and int8) with sidecars that carry the validation score distribution, card.md,
+card.json (validation SRCC/pAUC, latency, thresholds, reference scores on generated images)
+and the EDC plots, then marks it the default built-in model. All logic is in
+``edgefiq.pipeline.ship.build_builtin_model``.
+
+Example:
+    python tools/build_builtin_model.py runs/lfw-full --name edgefiq-lfw --min-srcc 0.85
+    python tools/build_builtin_model.py runs/lfw-full --recipe recipes/lfw-mobilefacenet.yaml \\
+        --name edgefiq-lfw --model mobilenetv3_small_100/structured-0.3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, (re)run the recipe if asked, build the built-in model folder."""
+    from edgefiq.pipeline.ship import DEFAULT_KEYS, build_builtin_model
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run_dir", type=Path, help="the `edgefiq run` folder (report.json, export/, eval/)")
+    ap.add_argument("--recipe", type=Path, help="run (or resume) this recipe into RUN_DIR first")
+    ap.add_argument("--name", default="edgefiq-lfw", help="built-in model name (builtin:NAME)")
+    ap.add_argument("--model", help="report model to ship, e.g. mobilenetv3_small_100/structured-0.3 "
+                                    "(default: the fastest with every artifact ok and SRCC >= --min-srcc)")
+    ap.add_argument("--artifacts", default=",".join(DEFAULT_KEYS), help="TARGET-PRECISION keys to ship")
+    ap.add_argument("--val-labels", type=Path, help="validation label CSV (default: RUN_DIR/label/val.csv)")
+    ap.add_argument("--min-srcc", type=float, default=0.85, help="refuse a student below this SRCC vs the teacher")
+    ap.add_argument("--max-mb", type=float, default=10.0, help="refuse more than this many MB of artifacts")
+    ap.add_argument("--out", type=Path, default=ROOT / "edgefiq" / "runtime" / "builtin", help="built-in root")
+    ap.add_argument("--no-default", action="store_true", help="do not make it the default built-in model")
+    a = ap.parse_args(argv)
+    if a.recipe:
+        from edgefiq.pipeline.recipe import load_recipe
+        from edgefiq.pipeline.runner import run_recipe
+
+        run_recipe(load_recipe(a.recipe), a.run_dir)
+    out = build_builtin_model(a.run_dir, a.out, a.name, model=a.model, keys=tuple(a.artifacts.split(",")),
+                              val_labels=a.val_labels, min_srcc=a.min_srcc, max_mb=a.max_mb,
+                              make_default=not a.no_default)
+    print(f"built-in model: {out} (card: {out / 'card.md'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
