@@ -57,8 +57,8 @@ def test_prefiqs_scores_and_pruned_copy_cached(fr_pt: Path, images: tuple[Path, 
     t = make_teacher("prefiqs", {"fr_model": str(fr_pt), "method": "l1", "rho": 0.4}, cache_dir=tmp_path, batch_size=4)
     q = t.score_paths(rels, root=root)
     assert q.shape == (6,) and np.isfinite(q).all() and (q <= 0).all() and (q >= -2).all()
-    assert t.pruned is t.pruned  # built once
-    w = [m.weight for m in t.pruned.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert t.torch_pruned() is t.torch_pruned()  # built once
+    w = [m.weight for m in t.torch_pruned().modules() if isinstance(m, torch.nn.Conv2d)]
     sparsity = sum(int((x == 0).sum()) for x in w) / sum(x.numel() for x in w)
     assert 0.35 < sparsity < 0.45  # the head (conv3) is left dense
     assert list(tmp_path.glob("pruned-*-l1-0.4-global-s0.pt"))  # saved for the next process
@@ -124,5 +124,5 @@ def test_serfiq_independent_of_batching(fr_pt: Path, images: tuple[Path, list[st
     b = make_teacher("serfiq", {"fr_model": str(fr_pt), "m": 5}, batch_size=4).score_paths(rels[2:], root=root)
     assert np.isfinite(a).all() and ((a > 0) & (a <= 1)).all()
     np.testing.assert_allclose(a[2:], b, rtol=1e-5)
-    with pytest.raises(UsageError, match="--m"):
+    with pytest.raises(UsageError, match="--passes"):
         make_teacher("serfiq", {"fr_model": str(fr_pt), "m": 1})

@@ -96,7 +96,7 @@ def export_all(ckpt: Path, work: Path) -> tuple[list[Path], list[dict]]:
 
 
 def run_bench(arts: list[Path], out: Path, threads: str, batch: str, min_time: float, rounds: int) -> dict:
-    cmd = [sys.executable, "-m", "edgefiq", "-q", "bench", *map(str, arts), "--threads", threads, "--batch", batch,
+    cmd = [sys.executable, "-m", "edgefiq", "-q", "bench", *map(str, arts), "--threads", threads, "--batch-size", batch,
            "--min-time", str(min_time), "--min-runs", "50", "--warmup", "10", "--isolate", "--rounds", str(rounds),
            "--no-png", "-o", str(out)]
     load = os.getloadavg()

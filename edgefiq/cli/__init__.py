@@ -179,11 +179,56 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
 
 
+def must_exist(kind: str) -> Any:
+    """A click callback: a one-line ``Error: PATH: <kind> not found`` (exit 1) before any heavy import.
+
+    Example:
+        >>> @click.argument("ckpt", callback=must_exist("checkpoint"))   # doctest: +SKIP
+    """
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        from edgefiq.errors import DataError
+
+        for v in value if isinstance(value, tuple) else (value,):
+            if v is not None and v != "-" and not os.path.exists(v):
+                raise DataError(f"{v}: {kind} not found")
+        return value
+
+    return check
+
+
+def _set_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta["edgefiq_json"] = True
+
+
+json_option = click.option("--json", "as_json", is_flag=True, expose_value=False, callback=_set_json,
+                           help="Print the table as JSON on stdout (other messages go to stderr).")
+
+
+def json_mode() -> bool:
+    """True when the running verb was given ``--json`` (see ``json_option``)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get("edgefiq_json"))
+
+
+def echo_info(message: str) -> None:
+    """A human message ("wrote ..."): stdout normally, stderr under ``--json`` so stdout stays JSON."""
+    click.echo(message, err=json_mode())
+
+
 def echo_table(rows: list[dict[str, Any]], columns: list[str] | None = None, title: str | None = None) -> None:
-    """Print rows as a rich table on stdout (shared by verbs that print tables)."""
+    """Print rows as a rich table on stdout, or as a JSON list under ``--json`` (shared by verbs that print tables)."""
     from rich.console import Console
     from rich.table import Table
 
+    if json_mode():
+        import json
+
+        from edgefiq.utils import json_default
+
+        click.echo(json.dumps(rows, indent=2, default=json_default))
+        return
     if not rows:
         click.echo("(no rows)")
         return

@@ -1,4 +1,4 @@
-"""``edgefiq data``: inspect, align and degrade face-image data."""
+"""``edgefiq data``: inspect, align, degrade and sample face-image data; build calibration sets."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ def _csv_list(value: str | None) -> list[str] | None:
 
 @click.group()
 def data() -> None:
-    """Inspect, align and degrade face-image data (folders, identity trees, LFW pairs, insightface .bin).
+    """Inspect, align, degrade and sample face-image data; build calibration sets.
+
+    Inputs: folders, identity trees, LFW pairs, insightface .bin.
 
     \b
     Example:
       edgefiq data inspect ../shared/data/lfw-dev/aligned112
       edgefiq data degrade faces/ -o faces-degraded/ --kinds gaussian_blur,jpeg
+      edgefiq data calibration faces/ --labels labels.csv -n 300 -o calib.npz
     """
 
 
@@ -30,7 +33,7 @@ def data() -> None:
                    "(default: aligned112/ next to pairs.txt; the CSV's folder).")
 @click.option("--verify", is_flag=True, help="Decode every image fully (slower; catches truncated files).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
+@click.option("-o", "--output", "out", type=click.Path(file_okay=False), default=None,
               help="Also write inspect.json, inspect.md (and skipped.txt) into this folder.")
 @ON_BAD_IMAGE
 def inspect_cmd(path: str, images_root: str | None, verify: bool, as_json: bool, out: str | None,
@@ -71,24 +74,34 @@ def inspect_cmd(path: str, images_root: str | None, verify: bool, as_json: bool,
 
 @data.command("align")
 @click.argument("images", type=click.Path(file_okay=False))
-@click.argument("landmarks", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder (created).")
+@click.argument("landmarks", type=click.Path(dir_okay=False), required=False)
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False), help="Output folder (created).")
 @click.option("--size", default="112x112", show_default=True, metavar="HxW",
               help="Output size as HxW (e.g. 112x96) or one number for a square.")
 @click.option("--convention", type=click.Choice(["pillow", "opencv"]), default="pillow", show_default=True,
               help="Landmark pixel convention: pillow (pixel i spans [i,i+1)) or opencv (centres at integers).")
+@click.option("--all-faces", is_flag=True,
+              help="Without LANDMARKS: one crop per detected face, named <stem>__face<k>.<ext> (k by detector score).")
+@click.option("--select", "face_rule", type=click.Choice(["largest", "center", "score"]), default="largest",
+              show_default=True, help="Without LANDMARKS: which face to crop (center: large and near the middle).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Detector threads (onnxruntime).")
 @ON_BAD_IMAGE
-def align_cmd(images: str, landmarks: str, out: str, size: str, convention: str, on_bad_image: str) -> None:
-    """Align the faces in IMAGES to the ArcFace 5-point template using LANDMARKS.tsv.
+def align_cmd(images: str, landmarks: str | None, out: str, size: str, convention: str, all_faces: bool,
+              face_rule: str, threads: int | None, on_bad_image: str) -> None:
+    """Align the faces in IMAGES to the ArcFace 5-point template using LANDMARKS.tsv, or detect them.
 
     LANDMARKS.tsv lines: relative/path.jpg then 10 numbers (x,y of left eye,
     right eye, nose tip, left and right mouth corner). Outputs mirror the
-    relative paths under OUT.
+    relative paths under OUT. Without LANDMARKS, MTCNN (torch-free) finds the
+    faces and OUT gets landmarks.tsv and faces.tsv of what it found and
+    skipped.txt of images without a face.
 
     \b
     Example:
       edgefiq data align ../shared/data/lfw-dev/raw_sample ../shared/data/lfw-dev/landmarks.tsv -o /tmp/x
       edgefiq data align raw/ marks.tsv -o aligned96/ --size 112x96
+      edgefiq data align ../shared/data/lfw-dev/raw_sample -o /tmp/detected
+      edgefiq data align photos/ -o crops/ --all-faces
     """
     from edgefiq.data.align import align_folder
     from edgefiq.errors import UsageError
@@ -100,14 +113,23 @@ def align_cmd(images: str, landmarks: str, out: str, size: str, convention: str,
             raise ValueError
     except ValueError:
         raise UsageError(f"--size: expected HxW like 112x112 or 112x96, got {size!r}") from None
-    res = align_folder(images, landmarks, out, size=shape, on_bad_image=on_bad_image, convention=convention)
+    if landmarks is None:
+        from edgefiq.data.align import align_folder_detected
+        from edgefiq.runtime.detect import onnx_face_detector
+
+        res = align_folder_detected(images, out, onnx_face_detector(threads).detect, size=shape, all_faces=all_faces,
+                                    face_rule=face_rule, on_bad_image=on_bad_image, convention=convention)
+    elif all_faces:
+        raise UsageError("--all-faces needs face detection: drop LANDMARKS")
+    else:
+        res = align_folder(images, landmarks, out, size=shape, on_bad_image=on_bad_image, convention=convention)
     skipped = f", skipped {len(res.skipped)} (see {out}/skipped.txt)" if res.skipped else ""
     click.echo(f"aligned {res.aligned} images to {shape[0]}x{shape[1]} in {out}{skipped}")
 
 
 @data.command("degrade")
 @click.argument("src", type=click.Path(file_okay=False))
-@click.option("-o", "--out", "out", required=True, type=click.Path(file_okay=False), help="Output root (created).")
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False), help="Output root (created).")
 @click.option("--kinds", default=None, metavar="K1,K2",
               help="Comma-separated degradations (default: all). "
                    "Choices: gaussian_blur, motion_blur, noise, jpeg, downscale, occlusion, exposure_under, exposure_over.")
@@ -147,7 +169,7 @@ def degrade_cmd(src: str, out: str, kinds: str | None, severities: str, per_imag
 
 
 @data.command("synthetic")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder (created).")
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False), help="Output folder (created).")
 @click.option("--identities", default=20, show_default=True, type=click.IntRange(min=1), help="Number of identities.")
 @click.option("--per-identity", default=6, show_default=True, type=click.IntRange(min=1), help="Clean images per identity.")
 @click.option("--size", default=112, show_default=True, type=click.IntRange(min=16), help="Square image side in pixels.")
@@ -171,3 +193,43 @@ def synthetic_cmd(out: str, identities: int, per_identity: int, size: int, seed:
                                  degraded=not no_degraded)
     n = sum(1 for _ in open(root / "index.csv")) - 1
     click.echo(f"wrote {n} SYNTHETIC images of {identities} identities to {root} (see {root / 'SYNTHETIC.txt'})")
+
+
+@data.command("calibration")
+@click.argument("images", type=click.Path(file_okay=False, exists=True))
+@click.option("-o", "--output", "out", required=True, type=click.Path(),
+              help="An .npz (images resized to --size) or a folder (copies of the picked images + calibration.csv).")
+@click.option("-n", "--count", "n", default=300, show_default=True, type=click.IntRange(min=1),
+              help="Number of images to pick.")
+@click.option("--labels", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="path,quality CSV of teacher scores (paths relative to IMAGES) to stratify by.")
+@click.option("--teacher", default=None, help="Score the images with this registered teacher instead (needs torch).")
+@click.option("--size", default="112x112", show_default=True, metavar="HxW", help="Image size stored in an .npz.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (outputs are deterministic).")
+@ON_BAD_IMAGE
+def calibration_cmd(images: str, out: str, n: int, labels: str | None, teacher: str | None, size: str, seed: int,
+                    on_bad_image: str) -> None:
+    """Pick N images from IMAGES that span the quality range, for int8 calibration.
+
+    The images are sorted by teacher score, split into N equal-count bins and one is drawn
+    per bin, so dark, blurred and sharp faces are all represented (their activation ranges
+    differ most). Without --labels or --teacher the pick is uniformly random. Use the
+    result with `edgefiq quantize --calibration`.
+
+    \b
+    Example:
+      edgefiq data calibration ../shared/data/lfw-dev/aligned112 --labels labels.csv -n 300 -o calib.npz
+      edgefiq data calibration faces/ -o calib/ -n 200
+      edgefiq quantize best.pt -t onnx --calibration calib.npz --verify heldout/ -o export/
+    """
+    from edgefiq.errors import UsageError
+    from edgefiq.export.calibration import build_calibration_set
+
+    try:
+        h, _, w = size.lower().partition("x")
+        shape = (int(h), int(w or h))
+    except ValueError:
+        raise UsageError(f"--size: expected HxW like 112x112, got {size!r}") from None
+    path = build_calibration_set(images, out, n=n, labels_csv=labels, teacher=teacher, size=shape, seed=seed,
+                                 on_bad_image=on_bad_image)
+    click.echo(f"wrote {path}")

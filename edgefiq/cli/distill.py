@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from edgefiq.cli import json_option
 from edgefiq.registry import LOSSES, STUDENTS
 
 HELP = """Train a small student to reproduce a teacher's quality scores.
@@ -61,16 +62,28 @@ def _build_config(recipe: str | None, flags: dict[str, Any], sets: tuple[str, ..
     return cfg
 
 
-@click.command(help=HELP.format(students=", ".join(STUDENTS.names()), losses=", ".join(LOSSES.names())))
+class _DistillCommand(click.Command):
+    """Fills the student and loss lists into the help only when help is shown (they need torch)."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        try:
+            students, losses = ", ".join(STUDENTS.names()), ", ".join(LOSSES.names())
+        except ImportError as e:   # torch-free install: the help still works
+            students = losses = f"(listed when {e.name or 'torch'} is installed: pip install edgefiq)"
+        self.help = HELP.format(students=students, losses=losses)
+        super().format_help_text(ctx, formatter)
+
+
+@click.command(cls=_DistillCommand, help=HELP)
 @click.option("--recipe", type=click.Path(dir_okay=False), help="YAML recipe (DistillConfig keys, or a pipeline "
               "recipe's distill: section).")
 @click.option("--images", help="Images root (label CSV paths are relative to it).")
 @click.option("--labels", help="Teacher label CSV (path,quality).")
 @click.option("--teacher", help="Online teacher name (labels computed on the fly).")
 @click.option("--student", help="Student architecture (see list above).")
-@click.option("--epochs", type=int)
-@click.option("--batch-size", type=int)
-@click.option("--lr", type=float)
+@click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (recipe: optim.epochs).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Images per training step (optim.batch_size).")
+@click.option("--lr", type=float, help="Peak learning rate (optim.lr).")
 @click.option("--loss", "losses", multiple=True, metavar="NAME=WEIGHT", help="Loss term (repeatable); replaces "
               "the recipe's losses.")
 @click.option("--val-identities", help="Text file of validation identities (one per line).")
@@ -80,11 +93,13 @@ def _build_config(recipe: str | None, flags: dict[str, Any], sets: tuple[str, ..
 @click.option("--feature-kd", "feature_kd", type=float, metavar="WEIGHT", help="Weight of the feature "
               "distillation term (student's pooled features -> targets through a training-only projection).")
 @click.option("--device", help="cpu, cuda or auto.")
-@click.option("--threads", type=int, help="torch CPU threads.")
-@click.option("--seed", type=int)
+@click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (default: the recipe's, else torch's choice).")
+@click.option("--seed", type=int, help="Random seed: same seed, data and thread count = same weights.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any recipe key.")
-@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
+              help="Run folder (best.pt, last.pt, metrics.jsonl, ...).")
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from last.pt.")
+@json_option
 def distill(recipe: str | None, images: str | None, labels: str | None, teacher: str | None, student: str | None,
             epochs: int | None, batch_size: int | None, lr: float | None, losses: tuple[str, ...],
             val_identities: str | None, val_labels: str | None, feature_targets: str | None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from edgefiq.cli import json_option
+
 
 def _fmrs(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
     try:
@@ -26,6 +28,7 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> list[f
 
 
 @click.command("eval")
+@json_option
 @click.option("--images", type=click.Path(file_okay=False), required=True, help="Images root the CSV paths are relative to.")
 @click.option("--identities-from-folders", is_flag=True, help="All genuine/impostor pairs of <identity>/<image> folders.")
 @click.option("--pairs", type=click.Path(dir_okay=False), default=None, help="LFW-style pairs.txt instead.")
@@ -51,7 +54,7 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> list[f
 @click.option("--reject-fractions", default="0.01,0.02,0.05,0.1,0.2,0.3", show_default=True,
               callback=_fractions, help="Image fractions of the threshold table: per FMR, the quality threshold "
               "that rejects each fraction and the FNMR it leaves.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Report folder: report.json, report.md, edc.png.")
 def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_model: str | None,
              embeddings: str | None, embeddings_index: str | None, quality_csvs: tuple[str, ...],
@@ -87,8 +90,8 @@ def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_m
                    reference=reference, random_baseline=random_baseline, fmrs=fmrs, limit=limit,
                    max_impostors=max_impostors, same_source_index=same_source_index, save_embeddings=save_embeddings,
                    seed=seed, out_dir=out_dir, reject_fractions=reject_fractions)
-    from edgefiq.cli import echo_table
+    from edgefiq.cli import echo_info, echo_table
 
     echo_table([{k: r[k] for k in ("source", "fmr", "convention", "pauc_x1e3", "pauc_norm", "fnmr_at_0")}
                 for r in rep["pauc"]], title="pAUC x1e3 (lower is better)")
-    click.echo(f"wrote {Path(out_dir) / 'report.md'}, report.json, edc.png")
+    echo_info(f"wrote {Path(out_dir) / 'report.md'}, report.json, edc.png")

@@ -6,19 +6,20 @@ from typing import Any, Callable
 
 import click
 
+from edgefiq.cli import json_option, must_exist
 from edgefiq.registry import BACKENDS
 
 
 def _options(default_precision: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The flags both verbs share (``quantize`` only changes the default precision)."""
     opts = [
-        click.argument("ckpt", type=click.Path(dir_okay=False)),
+        click.argument("ckpt", type=click.Path(dir_okay=False), callback=must_exist("checkpoint")),
         click.option("-t", "--target", required=True, type=click.Choice([*BACKENDS.names(), "all"]),
                      help="Backend to export to, or all of them."),
         click.option("-p", "--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=default_precision,
                      show_default=True, help="Weights/compute precision."),
         click.option("--calibration", type=click.Path(), default=None,
-                     help="Calibration images: a folder or an .npz from calibration/build_calibration.py (int8)."),
+                     help="Calibration images (int8): a folder of face crops, or an .npz from `edgefiq data calibration`."),
         click.option("--calibration-method",
                      type=click.Choice(["default", "auto", "mean-minmax", "minmax", "entropy", "percentile", "nncf",
                                         "nncf-minmax", "nncf-asym", "nncf-asym-minmax", "pt2e-histogram"]),
@@ -36,7 +37,8 @@ def _options(default_precision: str) -> Callable[[Callable[..., Any]], Callable[
                           "vs fp32 on the calibration images drops by at most MAX_DROP (e.g. 0.01)."),
         click.option("--no-verify", is_flag=True, help="Skip the parity gate (metadata records it as unverified)."),
         click.option("--name", default=None, help="Artifact file stem (default: the checkpoint's arch)."),
-        click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder."),
+        click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False), help="Output folder."),
+        json_option,
     ]
 
     def deco(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,7 +76,8 @@ def export(ckpt: str, target: str, out: str, **kw: Any) -> None:
     Example:
       edgefiq export runs/distill/best.pt --target onnx -o export/
       edgefiq export best.pt --target all --precision fp16 --verify heldout/ -o export/
-      edgefiq export best.pt -t tflite -p int8 --calibration calibration/lfw300.npz --channels-last -o export/
+      edgefiq data calibration faces/ -o calib.npz --size 112 -n 300
+      edgefiq export best.pt -t tflite -p int8 --calibration calib.npz --channels-last -o export/
     """
     _run(ckpt, target, out, **kw)
 
@@ -84,12 +87,12 @@ def export(ckpt: str, target: str, out: str, **kw: Any) -> None:
 def quantize(ckpt: str, target: str, out: str, **kw: Any) -> None:
     """Quantise checkpoint CKPT to int8 for a target (same flags as export, int8 by default).
 
-    Needs --calibration (a folder of face crops or a calibration .npz; see
-    calibration/README.md). Use --verify with held-out images for an honest gate.
+    Needs --calibration (a folder of face crops or an .npz from `edgefiq data
+    calibration`). Use --verify with held-out images for an honest gate.
 
     \b
     Example:
-      edgefiq quantize best.pt -t onnx --calibration calibration/lfw300.npz --verify heldout/ -o export/
+      edgefiq quantize best.pt -t onnx --calibration calib.npz --verify heldout/ -o export/
       edgefiq quantize best.pt -t tflite --calibration calib/ --verify val/ --accuracy-control 0.01 -o export/
       edgefiq quantize best.pt -t all --calibration calib/ --verify val/ --calibration-method auto -o export/
     """

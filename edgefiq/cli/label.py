@@ -7,7 +7,7 @@ import click
 
 @click.command()
 @click.argument("images", type=click.Path(file_okay=False))
-@click.option("-t", "--teacher", required=True,
+@click.option("--teacher", required=True,
               help="prefiqs | norm | serfiq | severity | model | csv | ensemble.")
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Output labels CSV.")
 @click.option("--fr-model", type=click.Path(dir_okay=False), help="Face recognition weights (.pt state dict or .onnx).")
@@ -16,7 +16,7 @@ import click
 @click.option("--rho", type=float, help="prefiqs: pruning ratio in (0,1) [0.4].")
 @click.option("--scope", type=click.Choice(["global", "layer"]), help="prefiqs: unstructured pruning scope [global].")
 @click.option("--seed", type=int, help="prefiqs (random pruning) / serfiq (dropout masks) seed [0].")
-@click.option("--m", "m", type=int, help="serfiq: stochastic passes [20].")
+@click.option("--passes", "m", type=int, help="serfiq: stochastic forward passes (SER-FIQ's m) [20].")
 @click.option("--dropout", type=float, help="serfiq: dropout rate [0.5].")
 @click.option("--score", type=click.Choice(["sigmoid", "distance"]), help="serfiq: score form [sigmoid].")
 @click.option("--batch-stats/--no-batch-stats", default=None, help="norm: AdaFace (norm-mean)/std clipped to [-1,1].")
@@ -53,7 +53,7 @@ def label(images: str, teacher: str, out: str, fr_model: str | None, arch: str |
     Example:
       edgefiq label ../shared/data/lfw-dev/aligned112 --teacher prefiqs \\
           --fr-model ../shared/data/models/mobilefacenet/mobilefacenet.pt --method l1 --rho 0.4 -o labels.csv
-      edgefiq label faces/ --teacher serfiq --fr-model mfn.pt --m 20 --dropout 0.5 -o serfiq.csv
+      edgefiq label faces/ --teacher serfiq --fr-model mfn.pt --passes 20 --dropout 0.5 -o serfiq.csv
       edgefiq label faces-degraded/ --teacher severity -o severity.csv
       edgefiq label faces/ --teacher ensemble --fr-model mfn.pt --ensemble prefiqs:2 --ensemble norm -o ens.csv
       torchrun --nproc-per-node 2 -m edgefiq label faces/ --teacher norm --fr-model mfn.pt -o norm.csv

@@ -6,9 +6,12 @@ from pathlib import Path
 
 import click
 
+from edgefiq.cli import json_option, must_exist
+
 
 @click.command("prune")
-@click.argument("ckpt", type=click.Path(dir_okay=False))
+@json_option
+@click.argument("ckpt", type=click.Path(dir_okay=False), callback=must_exist("checkpoint"))
 @click.option("--rho", required=True, help="Pruning ratio (0.5), or a sweep: list 0.3,0.5 or range 0.1:0.9:0.1.")
 @click.option("-m", "--method", "methods", multiple=True, default=("structured",), show_default=True,
               type=click.Choice(["structured", "l1", "random"]),
@@ -39,7 +42,7 @@ import click
 @click.option("--max-eval-images", type=int, default=None, help="Sweep: score at most this many images.")
 @click.option("--fr-model", type=click.Path(dir_okay=False), default=None,
               help="Sweep: FR model for pAUC (identities = first folder of each image path).")
-@click.option("-o", "--out", required=True, type=click.Path(),
+@click.option("-o", "--output", "out", required=True, type=click.Path(),
               help="Output checkpoint (one ratio) or output folder (sweep).")
 def prune(ckpt: str, rho: str, methods: tuple[str, ...], importance: str, scope: str, round_to: int | None,
           ignored: tuple[str, ...], steps: int, seed: int, finetune_epochs: int, images: str | None,
@@ -78,5 +81,7 @@ def prune(ckpt: str, rho: str, methods: tuple[str, ...], importance: str, scope:
     cfg = SweepConfig(rhos=tuple(rhos), methods=tuple(dict.fromkeys(methods)), prune=opts, recovery=recovery,
                       eval_images=eval_images or images, max_eval_images=max_eval_images, fr_model=fr_model)
     rows = sweep(ckpt, out, cfg)
-    click.echo(format_markdown(rows))
-    click.echo(f"wrote {Path(out) / 'sweep.json'} and {Path(out) / 'sweep.md'}")
+    from edgefiq.cli import echo_info, echo_table, json_mode
+
+    echo_table(rows) if json_mode() else click.echo(format_markdown(rows))
+    echo_info(f"wrote {Path(out) / 'sweep.json'} and {Path(out) / 'sweep.md'}")

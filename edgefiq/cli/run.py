@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from edgefiq.cli import json_option
 from edgefiq.pipeline.recipe import STAGES
 
 
 @click.command()
+@json_option
 @click.argument("recipe_file", metavar="RECIPE", type=click.Path(dir_okay=False))
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a ${NAME} recipe variable.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY.SUB=VALUE",
@@ -35,7 +37,7 @@ def run(recipe_file: str, variables: tuple[str, ...], overrides: tuple[str, ...]
           --set distill.defaults.optim.epochs=2 -o runs/lfw
       edgefiq run recipes/quickstart.yaml --from export
     """
-    from edgefiq.cli import echo_table
+    from edgefiq.cli import echo_info, echo_table
     from edgefiq.errors import EdgefiqError, UsageError
     from edgefiq.pipeline.recipe import load_recipe
     from edgefiq.pipeline.runner import failed_rows, run_recipe
@@ -50,7 +52,7 @@ def run(recipe_file: str, variables: tuple[str, ...], overrides: tuple[str, ...]
                  "seconds": round(r.seconds, 1)} for r in reports],
                title=f"edgefiq run {cfg.name}")
     if any(r.name == "report" and r.status in ("ran", "resumed", "skipped") for r in reports):
-        click.echo(f"report: {Path(out) / 'report.md'}")
+        echo_info(f"report: {Path(out) / 'report.md'}")
     failed = failed_rows(reports)
     if failed:
         raise EdgefiqError(f"{failed} artifact row(s) failed; see the status column of {Path(out) / 'report.md'}")

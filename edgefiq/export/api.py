@@ -145,7 +145,7 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
 
     Example:
         >>> res = export_model(model, Preprocess(size=(112, 112)), "onnx", "out/", precision="int8",   # doctest: +SKIP
-        ...                    calibration="calibration/lfw300.npz", verify="heldout/")
+        ...                    calibration="calib.npz", verify="heldout/")
         >>> res.meta.parity["srcc_vs_fp32"]                                                            # doctest: +SKIP
         0.998
     """
@@ -274,7 +274,7 @@ def export_checkpoint(ckpt: str | Path, target: str, out_dir: str | Path, *, pre
 
     Example:
         >>> res = export_checkpoint("runs/distill/best.pt", "onnx", "export/", precision="int8",   # doctest: +SKIP
-        ...                         calibration="calibration/lfw300.npz")
+        ...                         calibration="calib.npz")
         >>> res.path                                                                             # doctest: +SKIP
         PosixPath('export/mobilenetv3_small_100_int8.onnx')
     """

@@ -181,7 +181,7 @@ def load_calibration(src: str | Path | np.ndarray, preprocess: Preprocess, *, li
         min_images: fewer readable images raise ``DataError`` (int8 uses ``MIN_INT8_CALIBRATION``).
 
     Example:
-        >>> x = load_calibration("calibration/lfw300.npz", Preprocess(size=(112, 112)))   # doctest: +SKIP
+        >>> x = load_calibration("calib.npz", Preprocess(size=(112, 112)))   # doctest: +SKIP
     """
     if isinstance(src, np.ndarray):
         x = np.ascontiguousarray(src, dtype=np.float32)

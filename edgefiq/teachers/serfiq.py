@@ -63,7 +63,7 @@ class SerFiq(FRTeacher):
         super().__init__(fr_model, arch, False, batch_size=batch_size, device=device, workers=workers,
                          cache_dir=cache_dir, cache=cache)
         if int(m) < 2:
-            raise UsageError(f"--m must be >= 2 stochastic passes, got {m}")
+            raise UsageError(f"--passes (m) must be >= 2 stochastic passes, got {m}")
         if not 0.0 < float(dropout) < 1.0:
             raise UsageError(f"--dropout must be in (0, 1), got {dropout}")
         if score not in ("sigmoid", "distance"):
