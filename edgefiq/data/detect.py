@@ -149,28 +149,42 @@ def area_resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     Same bins as ``torch.nn.functional.interpolate(mode="area")`` (adaptive average pooling):
     output row ``i`` averages input rows ``floor(i*H/h) .. ceil((i+1)*H/h) - 1``, likewise for
-    columns. Computed from cumulative sums (exact integers for uint8 input in the first pass).
+    columns. Computed from an integral image (exact integer sums for uint8 input).
 
     Example:
         >>> area_resize(np.arange(16, dtype=np.float32).reshape(4, 4, 1), (2, 2))[..., 0].tolist()
         [[2.5, 4.5], [10.5, 12.5]]
     """
     x = np.asarray(img)
-    rows = _box_mean(x.astype(np.int64) if x.dtype.kind in "ub" else x.astype(np.float64), size[0], axis=0)
-    return _box_mean(rows, size[1], axis=1).astype(np.float32)
+    return _area_from_integral(integral_image(x), (0, 0, x.shape[0], x.shape[1]), size)
 
 
-def _box_mean(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    """Means of ``x`` over ``n_out`` adaptive-pooling bins along ``axis`` (float64)."""
-    n_in = x.shape[axis]
-    i = np.arange(n_out)
-    start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (1, 0)
-    c = np.pad(np.cumsum(x, axis=axis), pad)
-    shape = [1] * x.ndim
-    shape[axis] = n_out
-    return (np.take(c, end, axis=axis) - np.take(c, start, axis=axis)) / (end - start).reshape(shape)
+def integral_image(img: np.ndarray) -> np.ndarray:
+    """``(H+1, W+1, C)`` cumulative sums with a zero first row and column (int64 for integer images).
+
+    Example:
+        >>> integral_image(np.ones((2, 2, 1), np.uint8))[..., 0].tolist()
+        [[0, 0, 0], [0, 1, 2], [0, 2, 4]]
+    """
+    x = np.asarray(img)
+    out = np.zeros((x.shape[0] + 1, x.shape[1] + 1, x.shape[2]), np.int64 if x.dtype.kind in "ub" else np.float64)
+    np.cumsum(x, axis=0, out=out[1:, 1:])
+    np.cumsum(out[1:, 1:], axis=1, out=out[1:, 1:])
+    return out
+
+
+def _area_from_integral(integral: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """Area-resize the ``region`` = (y0, x0, y1, x1) (exclusive ends) of an image to ``size``, from its integral."""
+    y0, x0, y1, x1 = region
+
+    def bins(n_in: int, n_out: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+        i = np.arange(n_out)
+        return offset + (i * n_in) // n_out, offset - ((-(i + 1) * n_in) // n_out)
+
+    (r0, r1), (c0, c1) = bins(y1 - y0, size[0], y0), bins(x1 - x0, size[1], x0)
+    top, bottom = integral[r0], integral[r1]
+    sums = bottom[:, c1] - bottom[:, c0] - top[:, c1] + top[:, c0]
+    return (sums / ((r1 - r0)[:, None, None] * (c1 - c0)[None, :, None])).astype(np.float32)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: str = "union") -> np.ndarray:
@@ -234,7 +248,8 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return ((x - 127.5) * 0.0078125).astype(np.float32)
 
 
-def _crops(images: Sequence[np.ndarray], boxes: np.ndarray, groups: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _crops(integrals: Sequence[np.ndarray], boxes: np.ndarray, groups: np.ndarray,
+           size: int) -> tuple[np.ndarray, np.ndarray]:
     """Area-resized ``size``-square NCHW crops of the boxes (clipped to the image, as facenet-pytorch).
 
     Returns the crops and the indices of the boxes that had a non-empty region.
@@ -242,11 +257,11 @@ def _crops(images: Sequence[np.ndarray], boxes: np.ndarray, groups: np.ndarray, 
     b = np.trunc(boxes).astype(np.int64)
     out, kept = [], []
     for k, (x1, y1, x2, y2) in enumerate(b):
-        img = images[groups[k]]
-        h, w = img.shape[:2]
+        integral = integrals[groups[k]]
+        h, w = integral.shape[0] - 1, integral.shape[1] - 1
         x1, y1, x2, y2 = max(x1, 1), max(y1, 1), min(x2, w), min(y2, h)
         if x2 > x1 - 1 and y2 > y1 - 1:
-            out.append(area_resize(img[y1 - 1:y2, x1 - 1:x2], (size, size)))
+            out.append(_area_from_integral(integral, (y1 - 1, x1 - 1, y2, x2), (size, size)))
             kept.append(k)
     crops = np.stack(out).transpose(0, 3, 1, 2) if out else np.zeros((0, 3, size, size), np.float32)
     return _normalise(crops), np.asarray(kept, np.int64)
@@ -264,12 +279,12 @@ def _pyramid(h: int, w: int, opts: DetectOptions) -> list[float]:
     return scales
 
 
-def _proposals(img: np.ndarray, pnet: Net, opts: DetectOptions) -> np.ndarray:
-    """P-Net stage on one image: ``(n, 9)`` rows x1, y1, x2, y2, score, 4 offsets (after NMS)."""
-    h, w = img.shape[:2]
+def _proposals(integral: np.ndarray, pnet: Net, opts: DetectOptions) -> np.ndarray:
+    """P-Net stage on one image (given its integral image): ``(n, 9)`` rows x1, y1, x2, y2, score, 4 offsets."""
+    h, w = integral.shape[0] - 1, integral.shape[1] - 1
     found = []
     for scale in _pyramid(h, w, opts):
-        x = _normalise(area_resize(img, (int(h * scale + 1), int(w * scale + 1))))
+        x = _normalise(_area_from_integral(integral, (0, 0, h, w), (int(h * scale + 1), int(w * scale + 1))))
         reg, prob = (np.asarray(a, np.float32) for a in pnet(x.transpose(2, 0, 1)[None])[:2])
         ys, xs = np.nonzero(prob[0, 1] >= opts.thresholds[0])
         if not len(ys):
@@ -329,13 +344,13 @@ class FaceDetector:
             [1, 2]
         """
         opts, per_image = self.options, self.options.deterministic
-        imgs = [_check_image(im) for im in images]
-        props = [_proposals(im, self.nets.pnet, opts) for im in imgs]
-        groups = np.concatenate([np.full(len(p), g, np.int64) for g, p in enumerate(props)]) if imgs else \
+        integrals = [integral_image(_check_image(im)) for im in images]
+        props = [_proposals(im, self.nets.pnet, opts) for im in integrals]
+        groups = np.concatenate([np.full(len(p), g, np.int64) for g, p in enumerate(props)]) if integrals else \
             np.zeros(0, np.int64)
-        boxes = np.concatenate(props)[:, :4] if imgs else np.zeros((0, 4), np.float32)
+        boxes = np.concatenate(props)[:, :4] if integrals else np.zeros((0, 4), np.float32)
         # R-Net: refine and re-score the proposals
-        crops, ok = _crops(imgs, boxes, groups, 24)
+        crops, ok = _crops(integrals, boxes, groups, 24)
         boxes, groups = boxes[ok], groups[ok]
         outs = _run(self.nets.rnet, crops, groups, per_image)
         if outs:
@@ -346,11 +361,11 @@ class FaceDetector:
             boxes = _square(_regress(boxes[pick], reg[pick]))
             groups = groups[pick]
         # O-Net: final boxes, scores and landmarks
-        crops, ok = _crops(imgs, boxes, groups, 48)
+        crops, ok = _crops(integrals, boxes, groups, 48)
         boxes, groups = boxes[ok], groups[ok]
         outs = _run(self.nets.onet, crops, groups, per_image)
         if not outs:
-            return [Faces() for _ in imgs]
+            return [Faces() for _ in integrals]
         reg, marks, prob = outs[0], outs[1], outs[2][:, 1]
         keep = np.flatnonzero(prob > opts.thresholds[2])
         boxes, groups, reg, marks, prob = boxes[keep], groups[keep], reg[keep], marks[keep], prob[keep]
@@ -361,7 +376,7 @@ class FaceDetector:
         pick = _grouped_nms(boxes, prob, groups, 0.7, "min")
         # the cascade keeps MTCNN's 1-based (Matlab) pixel coordinates; report 0-based ones
         boxes, points = boxes[pick] - 1.0, points[pick] - 1.0
-        return [_faces(boxes, prob[pick], points, groups[pick] == g) for g in range(len(imgs))]
+        return [_faces(boxes, prob[pick], points, groups[pick] == g) for g in range(len(integrals))]
 
 
 def _faces(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, sel: np.ndarray) -> Faces:
