@@ -236,16 +236,17 @@ def merge_labels(work: Path, rel: list[str], order: np.ndarray, n_val: int, min_
 
 # ----------------------------------------------------------------------------- train
 def recipe(student: str, root: Path, labels: tuple[Path, Path], index: Path, work: Path, epochs: int,
-           threads: int, feature_kd: float = 0.0, ema: float = 0.0) -> dict:
+           threads: int, feature_kd: float = 0.0, ema: float = 0.0, pretrained: dict | None = None) -> dict:
     """The distillation recipe used for every student (see results/distill.md for the rationale).
 
     ``labels`` = (training CSV, validation CSV): the validation identities are those of the second.
     ``feature_kd`` > 0 adds the FR-embedding feature term (targets from ``feature_targets``).
     ``ema`` > 0 validates and keeps EMA weights of that decay.
+    ``pretrained`` (from ``pretrained_options``) overrides weights, finetune, input size, student options, lr.
     """
     extra = ({"feature_kd": {"targets": str(work / "feature_targets.npz"), "weight": feature_kd, "loss": "cosine"}}
              if feature_kd > 0 else {})
-    return {**extra,
+    rec = {**extra,
         "student": student, "input_size": [112, 112],
         "data": {"images": str(root), "labels": str(labels[0]), "val_labels": str(labels[1]), "index": str(index),
                  "cache": True, "cache_dir": str(work / "cache")},
@@ -256,7 +257,42 @@ def recipe(student: str, root: Path, labels: tuple[Path, Path], index: Path, wor
                   "batch_size": 64, "epochs": epochs, "schedule": "cosine", "warmup_epochs": 0.5, "min_lr": 1e-5,
                   "grad_clip": 1.0},
         "sampler": "random", "ema": ema, "seed": 0, "threads": threads,
-    }
+    } | _overrides(pretrained or {})
+    if (pretrained or {}).get("lr"):
+        rec["optim"]["lr"] = pretrained["lr"]
+    return rec
+
+
+def _overrides(pre: dict) -> dict:
+    """Recipe keys set by --weights / --input-size / --student-options / --lr / fine-tuning flags."""
+    out: dict = {k: pre[k] for k in ("weights", "student_options", "finetune") if pre.get(k)}
+    if pre.get("input_size"):
+        out["input_size"] = [pre["input_size"], pre["input_size"]]
+    return out
+
+
+def pretrained_options(args: argparse.Namespace) -> dict:
+    """The pretrained-student settings of this invocation (empty when training from scratch at 112 px)."""
+    pre: dict = {}
+    if args.weights != "none":
+        pre["weights"] = args.weights
+        pre["finetune"] = {"trunk_lr_mult": args.trunk_lr_mult, "head_warmup_epochs": args.head_warmup,
+                           "freeze_bn": args.freeze_bn}
+    if args.input_size != 112:
+        pre["input_size"] = args.input_size
+    if args.student_options:
+        pre["student_options"] = json.loads(args.student_options)
+    if args.lr:
+        pre["lr"] = args.lr
+    return pre
+
+
+def pretrained_tag(pre: dict) -> str:
+    """Row-name suffix: a pretrained row says so (``(face)``, ``(imagenet)``), with any non-default size/options."""
+    bits = [pre["weights"]] if pre.get("weights") else []
+    bits += [f"{k}={v}" for k, v in sorted(pre.get("student_options", {}).items())]
+    bits += [f"{pre['input_size']} px"] if pre.get("input_size") else []
+    return f" ({', '.join(bits)})" if bits else ""
 
 
 def train(student: str, rec: dict, run_dir: Path) -> Path:
@@ -445,8 +481,7 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
     res["teacher"] = {"pauc_x1e3": edc_pauc(comps, teacher, fmr=1e-3, limit=0.3)}
     rnd = [edc_pauc(comps, np.random.default_rng(s).random(len(vidx)), fmr=1e-3, limit=0.3) for s in range(5)]
     res["random"] = {"pauc_x1e3": float(np.mean(rnd)), "pauc_x1e3_std": float(np.std(rnd)), "seeds": 5}
-    arr, _ = decode_cache(root, vrel, (112, 112), cache_dir=str(work / "cache"))
-    src = ImageSource(root, vrel, (112, 112), arr)
+    sources_by_size: dict[tuple[int, int], ImageSource] = {}
     clean = np.array([kinds[i] == "clean" for i in vidx])
     res["students"] = {}
     for name in students:
@@ -454,6 +489,11 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
         if not ck_path.is_file():
             continue
         ck = load_checkpoint(ck_path)
+        size = tuple(ck.preprocess.size)
+        if size not in sources_by_size:   # students trained at another input size see their own size
+            arr, _ = decode_cache(root, vrel, size, cache_dir=str(work / "cache"))
+            sources_by_size[size] = ImageSource(root, vrel, size, arr)
+        src = sources_by_size[size]
         with torch.no_grad():
             preds, mirrors = [], []   # one batch in memory at a time
             for s in range(0, len(src), 256):
@@ -731,6 +771,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                     help="validate and keep EMA weights of this decay (0 = off; keep 1/(1-DECAY) well below the "
                          "run's steps)")
+    ap.add_argument("--weights", default="none",
+                    help="pretrained initialisation: none, imagenet, face or a state-dict path (edgefiq.models.weights)")
+    ap.add_argument("--input-size", type=int, default=112, help="student input size in pixels (square)")
+    ap.add_argument("--student-options", default="", help='student kwargs as JSON, e.g. \'{"depth": 8}\'')
+    ap.add_argument("--lr", type=float, default=0.0, help="peak learning rate (0 = the recipe's)")
+    ap.add_argument("--trunk-lr-mult", type=float, default=1.0, help="pretrained trunk lr as a fraction of --lr")
+    ap.add_argument("--head-warmup", type=float, default=0.0, help="epochs of head-only training first")
+    ap.add_argument("--freeze-bn", action="store_true", help="keep the pretrained trunk's BatchNorm fixed")
     ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
     args = ap.parse_args(argv)
 
@@ -764,11 +812,12 @@ def main(argv: list[str] | None = None) -> None:
         labels = (jitter_label_file(work, root, labels[0], args.train_jitter, args.threads), labels[1])
     if args.train_fraction < 1:
         labels = (fraction_label_file(work, root, labels[0], args.train_fraction), labels[1])
+    pre = pretrained_options(args)
     if args.stage in ("train", "all"):
         for i, name in enumerate(args.students):
             epochs = args.epochs[min(i, len(args.epochs) - 1)]
             t0 = time.time()
-            rec = recipe(name, root, labels, index, work, epochs, args.threads, args.feature_kd, args.ema)
+            rec = recipe(name, root, labels, index, work, epochs, args.threads, args.feature_kd, args.ema, pre)
             cap = args.max_steps[min(i, len(args.max_steps) - 1)]
             if cap:
                 rec["max_steps_per_epoch"] = cap
@@ -784,7 +833,12 @@ def main(argv: list[str] | None = None) -> None:
                + (f" --train-jitter {args.train_jitter}" if args.train_jitter > 0 else "")
                + (f" --ema {args.ema:g}" if args.ema > 0 else "")
                + (f" --train-fraction {args.train_fraction:g}" if args.train_fraction < 1 else "")
-               + (f" --run-dir {args.run_dir}" if args.run_dir else ""))
+               + (f" --run-dir {args.run_dir}" if args.run_dir else "")
+               + "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("weights", args.weights),
+                         ("input_size", args.input_size), ("lr", args.lr), ("trunk_lr_mult", args.trunk_lr_mult),
+                         ("head_warmup", args.head_warmup)) if v not in ("none", 112, 0.0, 1.0))
+               + (" --freeze-bn" if args.freeze_bn else "")
+               + (f" --student-options '{args.student_options}'" if args.student_options else ""))
         shared = {"command": cmd, "labeller": {
             "builtin": "built-in PreFIQs (edgefiq.models.fr MobileFaceNet + edgefiq.prune l1 global rho 0.4; "
                        "quality = -||n(e) - n(e_pruned)||)"}[labeller],
@@ -792,11 +846,12 @@ def main(argv: list[str] | None = None) -> None:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads "
                        f"{args.threads}", "recipes": {n: recipe(n, root, labels, index, work,
                                                                args.epochs[min(i, len(args.epochs) - 1)], args.threads,
-                                                               args.feature_kd, args.ema)
+                                                               args.feature_kd, args.ema, pre)
                                                         for i, n in enumerate(args.students)}}
         tag = ((MIRROR_TAG if args.train_labels == "mirror-avg" else "") + (FEATURE_TAG if args.feature_kd > 0 else "")
                + (JITTER_TAG if args.train_jitter > 0 else "") + (f" (EMA {args.ema:g})" if args.ema > 0 else "")
-               + (f" ({args.train_fraction:.0%} of training identities)" if args.train_fraction < 1 else ""))
+               + (f" ({args.train_fraction:.0%} of training identities)" if args.train_fraction < 1 else "")
+               + pretrained_tag(pre))
         res = evaluate(work, run_dir, root, rel, sources, args.students, val_ids, shared, [r["kind"] for r in rows], tag)
         prev = Path(args.out).with_suffix(".json")
         if prev.is_file():   # rows of other runs (other students or label variants) stay in the table

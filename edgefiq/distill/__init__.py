@@ -12,7 +12,7 @@ Example:
     'mobilenetv3_small_100'
 """
 
-from edgefiq.distill.config import AugmentConfig, DataConfig, DistillConfig, OptimConfig
+from edgefiq.distill.config import AugmentConfig, DataConfig, DistillConfig, FinetuneConfig, OptimConfig
 from edgefiq.distill.loop import DistillResult, distill
 
-__all__ = ["AugmentConfig", "DataConfig", "DistillConfig", "DistillResult", "OptimConfig", "distill"]
+__all__ = ["AugmentConfig", "DataConfig", "DistillConfig", "DistillResult", "FinetuneConfig", "OptimConfig", "distill"]

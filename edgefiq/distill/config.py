@@ -117,11 +117,32 @@ class FeatureKDConfig:
 
 
 @dataclass(frozen=True)
+class FinetuneConfig:
+    """How a pretrained trunk is fine-tuned (no effect with ``weights: none``).
+
+    Attributes:
+        trunk_lr_mult: the trunk's learning rate as a fraction of ``optim.lr`` (the new head always
+            gets the full rate); below 1 keeps pretrained features from being washed out early.
+        head_warmup_epochs: train only the head for this many epochs first (trunk frozen), so the
+            random head's first gradients do not disturb the trunk.
+        freeze_bn: keep the trunk's BatchNorm statistics (eval mode) and affine parameters fixed,
+            e.g. when batches are small or unlike the pretraining data in a way you want to ignore.
+    """
+
+    trunk_lr_mult: float = 1.0
+    head_warmup_epochs: float = 0.0
+    freeze_bn: bool = False
+
+
+@dataclass(frozen=True)
 class DistillConfig:
     """A distillation run.
 
     Attributes:
-        student: ``STUDENTS`` name; ``student_options`` its kwargs (``head``, ``weights``, ...).
+        student: ``STUDENTS`` name; ``student_options`` its kwargs (``head``, ``depth``, ...).
+        weights: pretrained initialisation: ``none``, ``imagenet``, ``face`` or a state-dict path
+            (``edgefiq.models.weights``; the student's preprocessing already matches every entry).
+        finetune: how a pretrained trunk is fine-tuned (``FinetuneConfig``).
         input_size: (height, width) the student sees.
         losses: loss name -> weight (``HybridLoss``); ``loss_options``: name -> kwargs.
         target_norm: affine normalisation of teacher labels for training (``zscore`` on the
@@ -145,6 +166,8 @@ class DistillConfig:
 
     student: str = "mobilenetv3_small_100"
     student_options: dict[str, Any] = field(default_factory=dict)
+    weights: str = "none"
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     input_size: tuple[int, int] = (112, 112)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)

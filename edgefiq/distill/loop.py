@@ -118,6 +118,7 @@ class _Trainer:
         self.pp = Preprocess(size=tuple(cfg.input_size))  # type: ignore[arg-type]
         built = model if model is not None else STUDENTS.get(cfg.student)(**cfg.student_options)
         self.model = built.to(self.device)
+        self.pretrained = self._init_weights() if model is None else None
         self.loss = HybridLoss(cfg.losses, cfg.loss_options).to(self.device)  # bad names fail before data loads
         self.data = prepare_data(cfg, self.out if self.env.main else None, teacher=teacher)
         from edgefiq.models.students import model_profile
@@ -145,7 +146,9 @@ class _Trainer:
             self.hooks.append(self.fkd)
         self.trained = self.fkd if self.fkd is not None else self.model
         self.net = ddp.wrap(self.trained, self.env, self.device)
-        self.opt = build_optimizer(self.trained, cfg.optim)
+        self._freeze_trunk_bn()
+        self.opt = build_optimizer(self.trained, cfg.optim, head=self._head_ids(),
+                                   trunk_lr_mult=cfg.finetune.trunk_lr_mult if self.pretrained else 1.0)
         self.scaler = torch.amp.GradScaler("cuda") if (self.cuda and cfg.amp) else None
         n = len(self.data.train.rel)
         self.steps = max(1, n // cfg.optim.batch_size)
@@ -159,6 +162,36 @@ class _Trainer:
             self._load_last()
         elif (out / "last.pt").is_file() and not resume:
             raise UsageError(f"{out} already holds a run (last.pt); pass --resume to continue it or pick a new -o folder")
+
+    # ------------------------------------------------------------------ pretrained trunks
+    def _init_weights(self) -> dict[str, Any] | None:
+        """Load ``cfg.weights`` into the fresh student (``edgefiq.models.weights``); None when training from scratch."""
+        if self.cfg.weights in ("none", ""):
+            return None
+        from edgefiq.models.weights import apply_weights
+
+        info = apply_weights(self.model, self.cfg.weights, self.cfg.student)
+        log.info("weights %s: %d tensors from %s", self.cfg.weights, info["matched"], info["file"])
+        return info
+
+    def _head_ids(self) -> frozenset[int]:
+        """Parameters of the student's new head (everything else is the pretrained trunk)."""
+        keys = set(getattr(self.model, "head_keys", lambda: [])()) if self.pretrained else set()
+        return frozenset(id(p) for n, p in self.model.named_parameters() if n in keys)
+
+    def _trunk_frozen(self, epoch: int, step: int) -> bool:
+        return bool(self.pretrained) and epoch + step / self.steps < self.cfg.finetune.head_warmup_epochs
+
+    def _freeze_trunk_bn(self) -> None:
+        """``finetune.freeze_bn``: the trunk's BatchNorm layers keep their pretrained statistics and affine."""
+        if not (self.pretrained and self.cfg.finetune.freeze_bn):
+            return
+        head = self._head_ids()
+        for m in self.model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not any(id(p) in head for p in m.parameters()):
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad_(False)
 
     # ------------------------------------------------------------------ checkpoints
     def _scores_module(self) -> torch.nn.Module:
@@ -247,8 +280,9 @@ class _Trainer:
             extra["vectors"] = torch.from_numpy(self.data.train_vectors[idx]).to(self.device)
         return x, torch.as_tensor(y, dtype=torch.float32, device=self.device), extra
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, extra: dict[str, Any], lr: float) -> dict[str, float]:
-        set_lr(self.opt, lr)
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, extra: dict[str, Any], lr: float,
+                    trunk_frozen: bool = False) -> dict[str, float]:
+        set_lr(self.opt, lr, trunk_frozen=trunk_frozen)
         self.opt.zero_grad(set_to_none=True)
         ctx = torch.autocast("cuda") if self.scaler is not None else contextlib.nullcontext()
         vectors = extra.pop("vectors", None)
@@ -339,6 +373,7 @@ class _Trainer:
         self.net.train()
         while st["epoch"] < cfg.optim.epochs and not st["stopped"]:
             epoch = st["epoch"]
+            self._freeze_trunk_bn()   # validation put every module back in train mode
             order = epoch_order(self.data.train.labels, epoch=epoch, seed=cfg.seed, kind=cfg.sampler,
                                 bins=cfg.sampler_bins)
             t0, images = time.perf_counter(), 0
@@ -352,7 +387,7 @@ class _Trainer:
                     x, y, extra = self._batch(order, epoch, step)
                     lr = lr_at(cfg.optim, step=epoch * self.steps + step, steps_per_epoch=self.steps,
                                plateau_scale=st["plateau_scale"])
-                    terms = self._train_step(x, y, extra, lr)
+                    terms = self._train_step(x, y, extra, lr, self._trunk_frozen(epoch, step))
                     k = int(y.shape[0])
                     for name, v in terms.items():
                         st["sums"][name] = st["sums"].get(name, 0.0) + v * k

@@ -23,13 +23,22 @@ from torch import nn
 from edgefiq.distill.config import OptimConfig
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """AdamW or SGD (nesterov) with no weight decay on biases and normalisation weights (1-D tensors)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def build_optimizer(model: nn.Module, cfg: OptimConfig, *, head: frozenset[int] = frozenset(),
+                    trunk_lr_mult: float = 1.0) -> torch.optim.Optimizer:
+    """AdamW or SGD (nesterov) with no weight decay on biases and normalisation weights (1-D tensors).
+
+    ``head`` holds the ``id()`` of each parameter of a new head on a pretrained trunk: every other
+    parameter is the trunk and runs at ``trunk_lr_mult`` x the schedule's rate (``set_lr`` applies
+    each group's ``lr_mult``).
+    """
+    groups = []
+    for is_head in (False, True):
+        mult = 1.0 if is_head or not head else trunk_lr_mult
+        mine = [p for p in model.parameters() if p.requires_grad and (id(p) in head) == is_head]
+        decay, flat = [p for p in mine if p.ndim > 1], [p for p in mine if p.ndim <= 1]
+        groups += [{"params": decay, "weight_decay": cfg.weight_decay, "lr_mult": mult, "trunk": not is_head},
+                   {"params": flat, "weight_decay": 0.0, "lr_mult": mult, "trunk": not is_head}]
+    groups = [g for g in groups if g["params"]]
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
     return torch.optim.AdamW(groups, lr=cfg.lr)
@@ -55,10 +64,10 @@ def lr_at(cfg: OptimConfig, *, step: int, steps_per_epoch: int, plateau_scale: f
     return cfg.lr
 
 
-def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    """Set every param group's learning rate."""
+def set_lr(opt: torch.optim.Optimizer, lr: float, *, trunk_frozen: bool = False) -> None:
+    """Set every param group's learning rate: ``lr`` x the group's ``lr_mult`` (0 for the trunk while frozen)."""
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = 0.0 if (trunk_frozen and g.get("trunk")) else lr * g.get("lr_mult", 1.0)
 
 
 class ModelEma:

@@ -74,6 +74,11 @@ class TimmRegressor(nn.Module):
             load_backbone_weights(self.net, weights)
         self.sigmoid = head == "sigmoid"
 
+    def head_keys(self) -> list[str]:
+        """State-dict keys of the new one-output classifier (pretrained weights do not provide them)."""
+        prefix = "net." + self.net.default_cfg.get("classifier", "classifier")
+        return [k for k in self.state_dict() if k.startswith(prefix + ".")]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.net(x).squeeze(1)
         return torch.sigmoid(y) if self.sigmoid else y
@@ -115,7 +120,9 @@ def _timm_factory(name: str) -> Any:
     return factory
 
 
-for _name in ("mobilenetv3_small_100", "mobilenetv3_large_100", "mobilenetv4_conv_small", "edgenext_xx_small"):
+# mobilenetv2_100 and efficientnet_lite0 have ImageNet weights that install offline (edgefiq.models.weights).
+for _name in ("mobilenetv3_small_100", "mobilenetv3_large_100", "mobilenetv4_conv_small", "edgenext_xx_small",
+              "mobilenetv2_100", "efficientnet_lite0"):
     STUDENTS.register(_name)(_timm_factory(_name))
 
 
@@ -145,3 +152,4 @@ def model_profile(model: nn.Module, input_size: tuple[int, int] | int = (112, 11
 
 
 from edgefiq.models import emo as _emo  # noqa: E402,F401 - registers emo_1m / emo_5m
+from edgefiq.models import face_trunk as _face_trunk  # noqa: E402,F401 - registers face_trunk
