@@ -18,22 +18,37 @@ def recipe() -> None:
 @recipe.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a ${NAME} recipe variable.")
-def check(file: str, variables: tuple[str, ...]) -> None:
-    """Validate FILE strictly: unknown keys, wrong types and bad values are errors.
+@click.option("--set", "overrides", multiple=True, metavar="KEY.SUB=VALUE",
+              help="Override a recipe field (YAML value), as `edgefiq run --set` does.")
+@click.option("--quiet-ok", is_flag=True, help="Print nothing when the recipe is fine (exit code only).")
+def check(file: str, variables: tuple[str, ...], overrides: tuple[str, ...], quiet_ok: bool) -> None:
+    """Validate FILE strictly and list every error (exit 2 if any).
 
-    Prints the resolved recipe (defaults filled in) as YAML.
+    Checks unknown keys (with suggestions), wrong types and values, variables that are
+    unset or given with --var but unused (a typo), and input paths that do not exist.
+    Keys are named as --set spells them (distill.defaults.optim.epochs). A valid recipe
+    is printed resolved (defaults filled in) as YAML.
 
     \b
     Example:
       edgefiq recipe check recipes/quickstart.yaml
       edgefiq recipe check recipes/lfw-mobilefacenet.yaml --var LFW=../shared/data/lfw-dev
+      edgefiq recipe check recipes/quickstart.yaml --set distill.defaults.optim.epochs=2
     """
     import yaml
 
-    from edgefiq.pipeline.recipe import load_recipe
+    from edgefiq.errors import RecipeError, UsageError
+    from edgefiq.pipeline.recipe_check import check_recipe
     from edgefiq.recipe import to_dict
 
-    vars_ = dict(v.split("=", 1) for v in variables)
-    cfg = load_recipe(file, variables=vars_)
-    click.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False), nl=False)
-    click.echo(f"# {file}: ok", err=True)
+    bad = [v for v in variables if "=" not in v]
+    if bad:
+        raise UsageError(f"--var {bad[0]!r} must look like NAME=VALUE")
+    cfg, errors = check_recipe(file, dict(v.split("=", 1) for v in variables), overrides)
+    if errors:
+        for e in errors:
+            click.echo(f"{file}: {e}", err=True)
+        raise RecipeError(f"{file}: {len(errors)} error(s)")
+    if not quiet_ok:
+        click.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False), nl=False)
+        click.echo(f"# {file}: ok", err=True)
