@@ -54,7 +54,7 @@ def test_other_cpu_sees_a_competing_process():
 def test_other_cpu_subtracts_own_ticks():
     import os
 
-    from edgefiq.bench.timing import other_cpu
+    from edgefiq.timing import other_cpu
 
     hz = os.sysconf("SC_CLK_TCK")
     # 2 s: all CPUs busy for 3 s of CPU time, 2 s of it this process's -> 0.5 cores of others
@@ -194,6 +194,6 @@ def test_peak_rss_is_not_inherited_from_parent():
     big = np.ones(200 * 2**20 // 8)  # make this (parent) process 200+ MiB at its peak
     big[:] = 3.0
     assert peak_rss_mb() > 200
-    r = subprocess.run([sys.executable, "-c", "import numpy; from edgefiq.bench.timing import peak_rss_mb; "
+    r = subprocess.run([sys.executable, "-c", "import numpy; from edgefiq.timing import peak_rss_mb; "
                         "print(peak_rss_mb())"], capture_output=True, text=True, timeout=60)
     assert float(r.stdout) < 150, "child reports the parent's peak (ru_maxrss survives execve)"

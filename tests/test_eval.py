@@ -111,7 +111,7 @@ def test_input_errors(eval_set, tmp_path):
                  reference="nope", **kw)
     bad = tmp_path / "nan.csv"
     bad.write_text("path,quality\nP00/P00_0001.jpg,nan\n")
-    with pytest.raises(DataError, match="nan.csv:2"):
+    with pytest.raises(DataError, match="nan.csv row 2"):
         evaluate(eval_set / "images", qualities=[("a", bad)], identities_from_folders=True, **kw)
     # without an index the rows follow the sorted image list: same result as with it
     r1 = evaluate(eval_set / "images", qualities=[("a", eval_set / "informed.csv")], identities_from_folders=True,

@@ -47,7 +47,7 @@ def test_csv_teacher(tmp_path: Path) -> None:
     np.testing.assert_allclose(make_teacher("csv", {"csv": str(csv), "column": "other"}).score_paths(rels, root=tmp_path),
                                [0, -1, -2, -3])
     csv.write_text("path,quality\n" + f"{rels[0]},nan\n")
-    with pytest.raises(DataError, match="NaN"):
+    with pytest.raises(DataError, match="quality is nan"):
         make_teacher("csv", {"csv": str(csv)}).score_paths(rels[:1], root=tmp_path)
 
 

@@ -8,7 +8,7 @@ Example:
 """
 
 from edgefiq.bench.core import benchmark, benchmark_isolated, check_floors, environment, merge_rounds
-from edgefiq.bench.timing import peak_rss_mb, time_callable
+from edgefiq.timing import peak_rss_mb, time_callable
 
 __all__ = ["benchmark", "benchmark_isolated", "check_floors", "environment", "merge_rounds", "time_callable",
            "peak_rss_mb"]

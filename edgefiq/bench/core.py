@@ -1,11 +1,11 @@
 """``benchmark``: load, time and (optionally) check the accuracy of artifacts, one row per setting.
 
-Every backend goes through the same path: ``load`` (timed) -> ``edgefiq.bench.timing.
+Every backend goes through the same path: ``load`` (timed) -> ``edgefiq.timing.
 time_callable`` on a fixed random batch preprocessed like a real image -> row. Rows
 carry artifact size (all files of the artifact, e.g. OpenVINO ``.bin`` and ONNX external
 data, sidecar excluded), load time, first-inference time, p50/p90/p99 latency,
 throughput (images/s at the median), and the peak resident memory of the benchmark
-process so far (``edgefiq.bench.timing.peak_rss_mb``: it only grows, so later rows include
+process so far (``edgefiq.timing.peak_rss_mb``: it only grows, so later rows include
 earlier loads; ``benchmark_isolated`` / ``--isolate`` runs one process per artifact).
 
 Status per row: ``ok``; ``ok (unverified)`` (exported with ``--no-verify``);
@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgefiq.bench.timing import peak_rss_mb, time_callable
+from edgefiq.timing import peak_rss_mb, time_callable
 from edgefiq.errors import EdgefiqError, UsageError
 
 log = logging.getLogger("edgefiq.bench")
@@ -102,7 +102,7 @@ def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,),
         threads, batches: settings to sweep.
         device: ``cpu`` or ``cuda`` (GPU rows are ``unavailable`` where no GPU/provider exists).
             ``ssh://`` devices go through ``edgefiq.bench.remote.benchmark_remote``.
-        warmup, min_runs, min_time_s: timing protocol (``edgefiq.bench.timing``).
+        warmup, min_runs, min_time_s: timing protocol (``edgefiq.timing``).
         images, reference: accuracy: score ``images`` and correlate with the ``path,quality``
             CSV ``reference`` (SRCC).
         fr_model, embeddings, embeddings_index: add pAUC x1e3 (identity folders of ``images``).
@@ -296,14 +296,14 @@ class _AccuracyContext:
     @classmethod
     def build(cls, images: Any, reference: Any, fr_model: Any, embeddings: Any, embeddings_index: Any,
               fmr: float, limit: float, max_images: int | None) -> "_AccuracyContext":
-        from edgefiq.data.readers import identity_of, list_images, relpaths
-        from edgefiq.eval.core import _read_quality_csv, read_embeddings
+        from edgefiq.data.readers import list_images, read_label_map, relpaths, source_index_of
+        from edgefiq.eval.core import read_embeddings
 
         if reference is None:
             raise UsageError("accuracy columns need --reference scores.csv (path,quality)")
         root = Path(images)
         all_rels = relpaths(list_images(root), root)
-        ref_map = _read_quality_csv(Path(reference))
+        ref_map = read_label_map(reference)
         rels = [r for r in all_rels if r in ref_map]
         emb_map = read_embeddings(embeddings, embeddings_index, all_rels) if embeddings is not None else None
         if emb_map is not None:
@@ -314,29 +314,28 @@ class _AccuracyContext:
             raise UsageError(f"{reference}: fewer than 2 images of {root} have a reference score")
         comps = None
         if emb_map is not None or fr_model is not None:
-            from edgefiq.metrics.edc import comparisons_from_identities
+            from edgefiq.eval.sources import build_comparisons, embed_images
 
             if emb_map is not None:
                 emb = np.stack([emb_map[r] for r in rels])
             else:
-                from edgefiq.eval.core import _embed
-
-                emb, _ = _embed(fr_model, [root / r for r in rels], 64)
-            comps = comparisons_from_identities(emb, [identity_of(r) for r in rels])
+                emb, _ = embed_images(fr_model, [root / r for r in rels], 64)
+            # copies of one photo (a degraded set's index.csv records them) are not verification attempts
+            comps, _ = build_comparisons(emb, rels, same_source=source_index_of(root))
         return cls([root / r for r in rels], rels, np.array([ref_map[r] for r in rels]), comps, fmr, limit)
 
     def evaluate(self, model: Any) -> dict[str, Any]:
-        from edgefiq.metrics import srcc
-        from edgefiq.metrics.edc import edc_pauc
+        from edgefiq.eval.sources import QualitySource, evaluate_sources
         from edgefiq.runtime.score import score_paths
 
         kept, q = score_paths(model, self.paths, relpaths=self.rels, batch_size=32, desc="accuracy")
         if len(kept) != len(self.paths):
             raise EdgefiqError("some accuracy images could not be read")
-        r = srcc(q, self.ref)
-        out: dict[str, Any] = {"srcc": r if np.isfinite(r) else None, "n_images": len(q)}
+        res = evaluate_sources(self.comps, [QualitySource("reference", self.ref), QualitySource("model", q)],
+                               fmrs=[self.fmr], limit=self.limit, edc_sources={"model"})
+        out: dict[str, Any] = {"srcc": res.correlation("reference", "model"), "n_images": len(q)}
         if self.comps is not None:
-            out["pauc_x1e3"] = edc_pauc(self.comps, q, fmr=self.fmr, limit=self.limit)
+            out["pauc_x1e3"] = res.row("model", self.fmr, "fixed")["pauc_x1e3"]
         return out
 
 

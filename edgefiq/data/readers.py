@@ -168,6 +168,45 @@ def read_label_map(csv_path: str | Path, *, column: str = "quality") -> dict[str
     return {p.as_posix(): float(v) for p, v in zip(paths, q)}
 
 
+def read_source_index(csv_path: str | Path) -> dict[str, str]:
+    """``{relative path: source photo}`` from a CSV with ``path,source`` columns.
+
+    The ``index.csv`` of ``edgefiq data degrade`` is one: every degraded copy names the clean
+    image it was made from, so evaluations can leave out comparisons of two copies of one photo.
+
+    Raises:
+        DataError: the file is missing or lacks a ``path`` or ``source`` column.
+
+    Example:
+        >>> read_source_index("faces-degraded/index.csv")["A/a1_blur.jpg"]   # doctest: +SKIP
+        'A/a1.jpg'
+    """
+    p = Path(csv_path)
+    if not p.is_file():
+        raise DataError(f"{p}: same-source index not found")
+    with open(p, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"path", "source"} <= set(reader.fieldnames):
+            raise DataError(f"{p}: expected columns path,source (got {reader.fieldnames})")
+        return {r["path"].replace("\\", "/"): r["source"].replace("\\", "/") for r in reader}
+
+
+def source_index_of(images_root: str | Path) -> dict[str, str] | None:
+    """The source photos recorded next to an image folder (its ``index.csv``, as ``edgefiq data degrade``
+    writes it), or None when the folder records none.
+
+    Example:
+        >>> source_index_of("faces/") is None   # doctest: +SKIP
+        True
+    """
+    index = Path(images_root) / "index.csv"
+    if not index.is_file():
+        return None
+    with open(index, newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f), [])
+    return read_source_index(index) if {"path", "source"} <= {c.strip() for c in header} else None
+
+
 def lfw_relpath(name: str, index: int | str) -> str:
     """LFW image ``index`` of ``name`` as a relative path: ``name/name_%04d.jpg``.
 

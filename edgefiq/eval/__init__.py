@@ -8,5 +8,7 @@ Example:
 
 from edgefiq.eval.core import evaluate, read_embeddings
 from edgefiq.eval.report import format_markdown, plot_edc, write_report
+from edgefiq.eval.sources import QualitySource, SourceEvaluation, build_comparisons, embed_images, evaluate_sources
 
-__all__ = ["evaluate", "read_embeddings", "format_markdown", "plot_edc", "write_report"]
+__all__ = ["QualitySource", "SourceEvaluation", "build_comparisons", "embed_images", "evaluate", "evaluate_sources",
+           "format_markdown", "plot_edc", "read_embeddings", "write_report"]

@@ -3,9 +3,11 @@
 Steps: (1) the image set is the images under ``images_root`` that every quality source
 (and the embeddings index) covers; (2) embeddings come from an FR model
 (``edgefiq.models.fr``, needs torch) or a precomputed ``.npy``; (3) comparisons are all
-genuine/impostor pairs of the identity folders or the pairs of an LFW-style pairs file;
-(4) per source, FMR and convention: the EDC curve and pAUC (x1e3, plain and normalised;
-definitions in ``edgefiq.metrics.edc``); (5) SRCC/PLCC/KRCC between every two sources.
+genuine/impostor pairs of the identity folders or the pairs of an LFW-style pairs file,
+without pairs of two copies of one photo when a same-source index is given; (4) per source,
+FMR and convention: the EDC curve and pAUC (x1e3, plain and normalised; definitions in
+``edgefiq.metrics.edc``); (5) SRCC/PLCC/KRCC between every two sources. Steps (3)-(5) are
+the one evaluation every caller shares (``edgefiq.eval.sources``).
 The report writer (``edgefiq.eval.report``) turns the result into report.json/.md/edc.png.
 
 Example:
@@ -19,59 +21,17 @@ import csv
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from edgefiq.errors import DataError, UsageError
+from edgefiq.eval.sources import QualitySource, build_comparisons, embed_images, evaluate_sources
 
 log = logging.getLogger("edgefiq.eval")
 
 RANDOM_NAME = "random"
-
-
-@dataclass
-class QualitySource:
-    """One named per-image quality vector aligned with the evaluated image list."""
-
-    name: str
-    quality: np.ndarray
-    origin: str
-
-
-def _read_quality_csv(path: Path) -> dict[str, float]:
-    """``{relpath: quality}`` from a ``path,quality[,...]`` CSV (NaN / missing values are errors)."""
-    if not path.is_file():
-        raise DataError(f"{path}: quality CSV not found")
-    out: dict[str, float] = {}
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "path" not in reader.fieldnames or "quality" not in reader.fieldnames:
-            raise DataError(f"{path}: expected columns path,quality (got {reader.fieldnames})")
-        for line, row in enumerate(reader, start=2):
-            try:
-                q = float(row["quality"])
-            except (TypeError, ValueError):
-                raise DataError(f"{path}:{line}: quality {row['quality']!r} is not a number") from None
-            if not np.isfinite(q):
-                raise DataError(f"{path}:{line}: quality is {q}; remove or fix the row")
-            out[row["path"].replace("\\", "/")] = q
-    if not out:
-        raise DataError(f"{path}: no rows")
-    return out
-
-
-def _read_sources(path: Path) -> dict[str, str]:
-    """``{relpath: source photo}`` from a ``path,source`` CSV."""
-    if not path.is_file():
-        raise DataError(f"{path}: same-source index not found")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"path", "source"} <= set(reader.fieldnames):
-            raise DataError(f"{path}: expected columns path,source (got {reader.fieldnames})")
-        return {r["path"].replace("\\", "/"): r["source"] for r in reader}
 
 
 def read_embeddings(npy: str | Path, index_csv: str | Path | None, default_rels: Sequence[str]) -> dict[str, np.ndarray]:
@@ -98,16 +58,6 @@ def read_embeddings(npy: str | Path, index_csv: str | Path | None, default_rels:
         raise DataError(f"{p}: {emb.shape[0]} rows but the index has {len(rels)} paths"
                         + ("" if index_csv else " (pass --embeddings-index)"))
     return dict(zip(rels, emb))
-
-
-def _embed(fr_model: str | Path, paths: list[Path], batch_size: int) -> tuple[np.ndarray, str]:
-    try:
-        from edgefiq.models.fr import embed_paths, load_fr_model
-    except ImportError as e:
-        raise UsageError(f"--fr-model needs torch ({e}); pass precomputed --embeddings instead") from None
-    fr = load_fr_model(fr_model)
-    desc = f"{getattr(fr, 'arch', 'fr')} ({Path(fr_model).name})"
-    return embed_paths(fr, paths, batch_size=batch_size), desc
 
 
 def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Path]],
@@ -152,11 +102,53 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         >>> evaluate("faces/", qualities=[("a", "a.csv")], embeddings="e.npy",   # doctest: +SKIP
         ...          identities_from_folders=True, random_baseline=True)["pauc"][0]
     """
-    from edgefiq.data.readers import identity_of, list_images, relpaths
-    from edgefiq.metrics import krcc, plcc, srcc
-    from edgefiq.metrics.edc import comparisons_from_identities, comparisons_from_pairs, edc_curve, pauc, pauc_x1e3
+    from edgefiq.data.readers import list_images, read_label_map, read_lfw_pairs, read_source_index, relpaths
 
     t_start = time.perf_counter()
+    names = _check_options(qualities, identities_from_folders, pairs, fr_model, embeddings, random_baseline,
+                           reference, fmrs, limit)
+    root = Path(images_root)
+    all_rels = relpaths(list_images(root), root)
+    tables = [(n, Path(p), read_label_map(p)) for n, p in qualities]
+    emb_map = read_embeddings(embeddings, embeddings_index, all_rels) if embeddings is not None else None
+    rels = _covered(root, all_rels, [t for _, _, t in tables], emb_map)
+    dropped = len(all_rels) - len(rels)
+    emb, fr_desc = _embeddings(root, rels, emb_map, embeddings, fr_model, save_embeddings, batch_size)
+    plist = read_lfw_pairs(pairs) if pairs is not None else None
+    if plist is not None:
+        covered = set(rels)
+        usable = sum(a in covered and b in covered for a, b, _ in plist)
+        if usable < len(plist):
+            log.info("[eval] %d of %d pairs use an image outside the evaluated set and are dropped",
+                     len(plist) - usable, len(plist))
+    same_source = read_source_index(same_source_index) if same_source_index is not None else None
+    comps, protocol = build_comparisons(emb, rels, pairs=plist, pairs_name=Path(pairs).name if pairs else "pairs",
+                                        same_source=same_source, max_impostors=max_impostors, seed=seed)
+    sources = [QualitySource(n, np.array([t[r] for r in rels]), str(p)) for n, p, t in tables]
+    if random_baseline:
+        sources.append(QualitySource(RANDOM_NAME, np.random.default_rng(seed).random(len(rels)), f"uniform random, seed {seed}"))
+    res = evaluate_sources(comps, sources, fmrs=fmrs, limit=limit, conventions=conventions,
+                           reference=reference or names[0])
+    report = {
+        "images_root": str(root), "n_images": len(rels), "n_images_left_out": dropped,
+        "protocol": protocol, "fr_model": fr_desc, "n_genuine": comps.n_genuine, "n_impostor": comps.n_impostor,
+        "fmrs": list(fmrs), "limit": limit, "conventions": list(conventions), "reference": res.reference, "seed": seed,
+        "sources": [{"name": s.name, "origin": s.origin} for s in sources],
+        "pauc": res.pauc, "thresholds": threshold_rows(comps, sources, fmrs, reject_fractions),
+        "correlations": res.correlations, "curves": res.curves,
+        "seconds": round(time.perf_counter() - t_start, 2),
+    }
+    if out_dir is not None:
+        from edgefiq.eval.report import write_report
+
+        write_report(report, out_dir)
+    return report
+
+
+def _check_options(qualities: Sequence[tuple[str, str | Path]], identities_from_folders: bool,
+                   pairs: str | Path | None, fr_model: str | Path | None, embeddings: str | Path | None,
+                   random_baseline: bool, reference: str | None, fmrs: Sequence[float], limit: float) -> list[str]:
+    """Validate ``evaluate``'s options; returns the source names in order."""
     if identities_from_folders == (pairs is not None):
         raise UsageError("give exactly one of --identities-from-folders or --pairs FILE")
     if (fr_model is None) == (embeddings is None):
@@ -173,100 +165,40 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
             raise UsageError(f"FMR must be in (0, 1), got {f}")
     if not 0 < limit <= 1:
         raise UsageError(f"--limit must be in (0, 1], got {limit}")
+    return names
 
-    root = Path(images_root)
-    all_rels = relpaths(list_images(root), root)
-    tables = [(n, Path(p), _read_quality_csv(Path(p))) for n, p in qualities]
+
+def _covered(root: Path, all_rels: list[str], tables: list[dict[str, float]],
+             emb_map: dict[str, np.ndarray] | None) -> list[str]:
+    """The images under ``root`` that every quality table (and the embeddings) covers, sorted."""
     keep = set(all_rels)
-    for _, _, t in tables:
+    for t in tables:
         keep &= set(t)
-    emb_map = None
-    if embeddings is not None:
-        emb_map = read_embeddings(embeddings, embeddings_index, all_rels)
+    if emb_map is not None:
         keep &= set(emb_map)
     rels = sorted(keep)
-    dropped = len(all_rels) - len(rels)
     if not rels:
         raise DataError(f"{root}: no image is covered by every quality CSV{' and the embeddings' if emb_map else ''}")
-    if dropped:
+    if len(rels) < len(all_rels):
         log.info("[eval] %d of %d images lack a score in some source (or an embedding) and are left out",
-                 dropped, len(all_rels))
+                 len(all_rels) - len(rels), len(all_rels))
+    return rels
 
+
+def _embeddings(root: Path, rels: list[str], emb_map: dict[str, np.ndarray] | None, embeddings: str | Path | None,
+                fr_model: str | Path | None, save_embeddings: str | Path | None,
+                batch_size: int) -> tuple[np.ndarray, str]:
+    """Embeddings of ``rels`` (precomputed, or computed with ``fr_model`` and optionally kept) and their origin."""
     if emb_map is not None:
-        emb = np.stack([emb_map[r] for r in rels]).astype(np.float32)
         fr_desc = f"precomputed ({Path(embeddings).name})"  # type: ignore[arg-type]
         origin = Path(embeddings).with_suffix(".json")  # type: ignore[arg-type]
         if origin.is_file():  # written by --save-embeddings: name the FR model that made them
             fr_desc += f" from {json.loads(origin.read_text()).get('fr_model', '?')}"
-    else:
-        emb, fr_desc = _embed(fr_model, [root / r for r in rels], batch_size)  # type: ignore[arg-type]
-        if save_embeddings is not None:
-            _save_embeddings(Path(save_embeddings), emb, rels, fr_desc)
-
-    if identities_from_folders:
-        ids = [identity_of(r) for r in rels]
-        if any(i == "" for i in ids):
-            raise DataError(f"{root}: --identities-from-folders needs <identity>/<image> folders; found files in the root")
-        comps = comparisons_from_identities(emb, ids, max_impostors=max_impostors, seed=seed)
-        protocol = "identities-from-folders" + (f" (impostors sampled: {max_impostors})" if max_impostors else "")
-    else:
-        from edgefiq.data.readers import read_lfw_pairs
-
-        index = {r: k for k, r in enumerate(rels)}
-        plist = read_lfw_pairs(pairs)  # type: ignore[arg-type]
-        idx = [(index[a], index[b], g) for a, b, g in plist if a in index and b in index]
-        if len(idx) < len(plist):
-            log.info("[eval] %d of %d pairs use an image outside the evaluated set and are dropped",
-                     len(plist) - len(idx), len(plist))
-        if not idx:
-            raise DataError(f"{pairs}: no pair has both images in the evaluated set")
-        comps = comparisons_from_pairs(emb, idx)
-        protocol = f"pairs ({Path(pairs).name})"  # type: ignore[arg-type]
-    if same_source_index is not None:
-        src = _read_sources(Path(same_source_index))
-        _, sid = np.unique(np.array([src.get(r, r) for r in rels]), return_inverse=True)  # int codes, not strings
-        before = len(comps)
-        comps = comps.select(sid[comps.i] != sid[comps.j])
-        protocol += f", {before - len(comps)} same-source pairs left out"
-    if comps.n_genuine == 0 or comps.n_impostor == 0:
-        raise DataError(f"need genuine and impostor comparisons, got {comps.n_genuine} and {comps.n_impostor}")
-
-    sources = [QualitySource(n, np.array([t[r] for r in rels]), str(p)) for n, p, t in tables]
-    if random_baseline:
-        sources.append(QualitySource(RANDOM_NAME, np.random.default_rng(seed).random(len(rels)), f"uniform random, seed {seed}"))
-
-    rows, curves = [], []
-    for fmr in fmrs:
-        for conv in conventions:
-            for s in sources:
-                c = edc_curve(comps, s.quality, fmr=fmr, convention=conv, discard_limit=limit)  # type: ignore[arg-type]
-                rows.append({"source": s.name, "fmr": fmr, "convention": conv,
-                             "pauc_x1e3": pauc_x1e3(c, limit), "pauc_norm": _num(pauc(c, limit, normalise=True)),
-                             "fnmr_at_0": float(c.fnmr[0]), "fnmr_at_limit": float(np.interp(limit, c.discard, c.fnmr)),
-                             "threshold": float(c.threshold[0]), "fmr_resolvable": c.fmr_resolvable})
-                curves.append({"source": s.name, "fmr": fmr, "convention": conv, "discard": c.discard.tolist(),
-                               "fnmr": c.fnmr.tolist(), "oracle_fnmr": c.oracle_fnmr.tolist()})
-    thresholds = threshold_rows(comps, sources, fmrs, reject_fractions)
-    ref = reference or sources[0].name
-    corr = []
-    for a_i, a in enumerate(sources):
-        for b in sources[a_i + 1:]:
-            corr.append({"a": a.name, "b": b.name, "srcc": _num(srcc(a.quality, b.quality)),
-                         "plcc": _num(plcc(a.quality, b.quality)), "krcc": _num(krcc(a.quality, b.quality)),
-                         "vs_reference": ref in (a.name, b.name)})
-    report = {
-        "images_root": str(root), "n_images": len(rels), "n_images_left_out": dropped,
-        "protocol": protocol, "fr_model": fr_desc, "n_genuine": comps.n_genuine, "n_impostor": comps.n_impostor,
-        "fmrs": list(fmrs), "limit": limit, "conventions": list(conventions), "reference": ref, "seed": seed,
-        "sources": [{"name": s.name, "origin": s.origin} for s in sources],
-        "pauc": rows, "thresholds": thresholds, "correlations": corr, "curves": curves,
-        "seconds": round(time.perf_counter() - t_start, 2),
-    }
-    if out_dir is not None:
-        from edgefiq.eval.report import write_report
-
-        write_report(report, out_dir)
-    return report
+        return np.stack([emb_map[r] for r in rels]).astype(np.float32), fr_desc
+    emb, fr_desc = embed_images(fr_model, [root / r for r in rels], batch_size)  # type: ignore[arg-type]
+    if save_embeddings is not None:
+        _save_embeddings(Path(save_embeddings), emb, rels, fr_desc)
+    return emb, fr_desc
 
 
 def threshold_rows(comps: Any, sources: Sequence[QualitySource], fmrs: Sequence[float],
@@ -282,11 +214,6 @@ def threshold_rows(comps: Any, sources: Sequence[QualitySource], fmrs: Sequence[
     fr = DEFAULT_FRACTIONS if fractions is None else tuple(fractions)
     return [{"source": s.name, **r} for fmr in fmrs for s in sources
             for r in discard_thresholds(comps, s.quality, fmr, fr)]
-
-
-def _num(v: float) -> float | None:
-    """NaN (undefined, e.g. a constant source) becomes None so report.json stays strict JSON."""
-    return None if v is None or not np.isfinite(v) else float(v)
 
 
 def _save_embeddings(out: Path, emb: np.ndarray, rels: list[str], fr_desc: str) -> None:

@@ -12,7 +12,7 @@ landmarks TSV and reports:
 - for each face-selection rule (``largest``, ``center``, ``score``): how often it picks the
   matched face, and the landmark error of the face it picks.
 
-``time_detector`` gives the detector's latency per image (``edgefiq.bench.timing.time_callable``).
+``time_detector`` gives the detector's latency per image (``edgefiq.timing.time_callable``).
 
 Example:
     >>> from edgefiq.runtime.detect import onnx_face_detector
@@ -154,7 +154,7 @@ def time_detector(detector: FaceDetector, images: Sequence[np.ndarray], *, min_r
         >>> time_detector(det, imgs[:10])["p50_ms"]   # doctest: +SKIP
         45.1
     """
-    from edgefiq.bench.timing import time_callable
+    from edgefiq.timing import time_callable
 
     cycle = itertools.cycle(images)
     before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

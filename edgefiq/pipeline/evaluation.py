@@ -1,7 +1,9 @@
 """The eval stage of a run: every artifact, the teacher and a random baseline on the same comparisons.
 
 On the validation identities (never seen in training), one FR model embeds every image
-once; genuine and impostor comparisons come from ``edgefiq.metrics.edc``. Each exported
+once; comparisons and scores come from the one evaluation, ``edgefiq.eval.sources``, so a
+genuine pair made of a photo and its own degraded copy (the data stage's ``index.csv``
+records the source photo) is left out, and the stage's ``protocol`` says how many. Each exported
 artifact scores the images on its own runtime (``edgefiq.export.base.load_runner``), so the
 numbers are those of the file a device would run. Per source: SRCC/PLCC against the
 teacher and the EDC pAUC (x1e3, discard up to ``eval.discard_limit``) at every FMR of the
@@ -10,7 +12,6 @@ recipe. Scores and curves are written to ``eval/`` for the report.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 from pathlib import Path
@@ -37,29 +38,31 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         >>> evaluate_artifacts(ctx, recipe)["rows"][0]["source"]   # doctest: +SKIP
         'teacher'
     """
-    from edgefiq.data.readers import identity_of
-    from edgefiq.metrics import plcc, srcc
-    from edgefiq.metrics.edc import comparisons_from_identities, edc_curve, pauc_x1e3
-    from edgefiq.metrics.thresholds import discard_thresholds
+    from edgefiq.data.readers import identity_of, read_labels_csv, source_index_of
     from edgefiq.utils import write_json
 
     ev = recipe.eval
     images = ctx.path(ctx.outputs["data"]["images"])
-    rels, teacher_q = _read_quality(ctx.path(ctx.outputs["label"]["val"]))
+    label_paths, teacher_q = read_labels_csv(ctx.path(ctx.outputs["label"]["val"]), None)
+    rels = [p.as_posix() for p in label_paths]
     if ev.max_images and len(rels) > ev.max_images:
         keep = _identity_subset(rels, ev.max_images, recipe.seed)
         rels, teacher_q = [rels[k] for k in keep], teacher_q[keep]
     paths = [images / r for r in rels]
     ids = [identity_of(r) for r in rels]
-    comps, fr_desc = None, None
+    comps, fr_desc, protocol = None, None, None
     if ev.edc:
+        from edgefiq.eval.sources import build_comparisons
         from edgefiq.models.fr import embed_paths
 
         fr, fr_desc = load_eval_fr(ev)
         emb = embed_paths(fr, paths, batch_size=ev.batch_size)
-        comps = comparisons_from_identities(emb, ids, max_impostors=ev.max_impostors, seed=recipe.seed)
-        log.info("[eval] %d images, %d genuine / %d impostor comparisons (%s)", len(paths), comps.n_genuine,
-                 comps.n_impostor, fr_desc)
+        # the data stage's index.csv names each degraded copy's source photo: comparing a photo with
+        # its own degraded copy is not a verification attempt, so those pairs are left out
+        comps, protocol = build_comparisons(emb, rels, same_source=source_index_of(images),
+                                            max_impostors=ev.max_impostors, seed=recipe.seed)
+        log.info("[eval] %d images, %d genuine / %d impostor comparisons (%s; %s)", len(paths), comps.n_genuine,
+                 comps.n_impostor, protocol, fr_desc)
 
     sources: list[tuple[dict[str, Any], np.ndarray]] = [
         ({"source": "teacher", "kind": "teacher"}, teacher_q),
@@ -74,29 +77,42 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         _write_scores(ctx.stage_dir / "scores" / (key.replace("/", "__") + ".csv"), rels, scores)
         sources.append(({"source": key, "kind": "artifact", "path": art["path"]}, scores))
 
+    rows, curves = source_rows(sources, comps, ev)
+    write_json(ctx.stage_dir / "curves.json", curves)
+    write_json(ctx.stage_dir / "eval.json", {"rows": rows, "fr_model": fr_desc, "protocol": protocol})
+    return {"rows": rows, "fr_model": fr_desc, "protocol": protocol, "n_images": len(paths),
+            "n_identities": len(set(ids)), "n_genuine": comps.n_genuine if comps else None,
+            "n_impostor": comps.n_impostor if comps else None, "curves": ctx.rel(ctx.stage_dir / "curves.json")}
+
+
+def source_rows(sources: list[tuple[dict[str, Any], np.ndarray]], comps: Any,
+                ev: EvalSection) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One report row per source (``edgefiq.eval.sources.evaluate_sources`` against the teacher) and the curves.
+
+    A row has ``srcc``/``plcc`` vs the teacher, and per FMR ``pauc@<fmr>``, ``fmr_resolvable@<fmr>``
+    and ``thresholds`` (the quality threshold that rejects each image fraction and the FNMR it leaves).
+    """
+    from edgefiq.eval.sources import QualitySource, evaluate_sources
+    from edgefiq.metrics.thresholds import discard_thresholds
+
+    res = evaluate_sources(comps, [QualitySource(info["source"], q) for info, q in sources], fmrs=ev.fmr,
+                           limit=ev.discard_limit, conventions=(ev.convention,), reference="teacher", all_pairs=False)
     rows, curves = [], {}
     for info, q in sources:
-        row = dict(info)
-        finite = np.isfinite(q).all()
-        row["srcc"] = float(srcc(q, teacher_q)) if finite else None
-        row["plcc"] = float(plcc(q, teacher_q)) if finite else None
+        row, name = dict(info), info["source"]
+        row["srcc"] = res.correlation("teacher", name)
+        row["plcc"] = res.correlation("teacher", name, "plcc")
         for fmr in ev.fmr if comps is not None else ():
-            if not finite:
-                row[f"pauc@{fmr:g}"] = None
+            r = res.row(name, fmr, ev.convention)
+            row[f"pauc@{fmr:g}"] = r["pauc_x1e3"]
+            if r["pauc_x1e3"] is None:   # non-finite scores
                 continue
-            c = edc_curve(comps, q, fmr=fmr, convention=ev.convention, discard_limit=ev.discard_limit)
-            row[f"pauc@{fmr:g}"] = float(pauc_x1e3(c, ev.discard_limit))
-            row[f"fmr_resolvable@{fmr:g}"] = bool(c.fmr_resolvable)
-            # the quality threshold that rejects each image fraction and the FNMR it leaves (model cards)
+            row[f"fmr_resolvable@{fmr:g}"] = bool(r["fmr_resolvable"])
             row.setdefault("thresholds", []).extend(discard_thresholds(comps, q, fmr))
-            curves.setdefault(f"{fmr:g}", {})[info["source"]] = {"discard": np.asarray(c.discard).tolist(),
-                                                                  "fnmr": np.asarray(c.fnmr).tolist()}
+            c = next(c for c in res.curves if (c["source"], c["fmr"]) == (name, fmr))
+            curves.setdefault(f"{fmr:g}", {})[name] = {"discard": c["discard"], "fnmr": c["fnmr"]}
         rows.append(row)
-    write_json(ctx.stage_dir / "curves.json", curves)
-    write_json(ctx.stage_dir / "eval.json", {"rows": rows, "fr_model": fr_desc})
-    return {"rows": rows, "fr_model": fr_desc, "n_images": len(paths), "n_identities": len(set(ids)),
-            "n_genuine": comps.n_genuine if comps else None, "n_impostor": comps.n_impostor if comps else None,
-            "curves": ctx.rel(ctx.stage_dir / "curves.json")}
+    return rows, curves
 
 
 def load_eval_fr(ev: EvalSection) -> tuple[Any, str]:
@@ -185,12 +201,6 @@ def score_artifact(path: Path, cache: _ImageCache, batch_size: int = 64) -> np.n
     for k in range(0, len(imgs), batch_size):
         out.append(np.asarray(runner(pre.batch(imgs[k:k + batch_size])), dtype=np.float64).reshape(-1))
     return np.concatenate(out)
-
-
-def _read_quality(csv_path: Path) -> tuple[list[str], np.ndarray]:
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [r["path"] for r in rows], np.array([float(r["quality"]) for r in rows])
 
 
 def _identity_subset(rels: list[str], max_images: int, seed: int) -> np.ndarray:

@@ -108,7 +108,7 @@ def interleaved_latency(paths: list[Path], *, rounds: int, runs: int) -> list[di
         >>> interleaved_latency([Path("a.onnx"), Path("b.onnx")], rounds=3, runs=10)   # doctest: +SKIP
         [{'p50_ms': 3.1, 'min_ms': 2.9}, {'p50_ms': 1.9, 'min_ms': 1.8}]
     """
-    from edgefiq.bench.timing import time_callable
+    from edgefiq.timing import time_callable
     from edgefiq.export.base import load_runner
 
     runners = []
@@ -131,7 +131,7 @@ class _Accuracy:
     """Scores of the unpruned model and FR comparisons, computed once per sweep."""
 
     def __init__(self, dense: Any, preprocess: Any, cfg: SweepConfig) -> None:
-        from edgefiq.data.readers import identity_of, list_images
+        from edgefiq.data.readers import list_images, relpaths, source_index_of
         from edgefiq.pipeline.recovery import score_images
 
         root = Path(cfg.eval_images)  # type: ignore[arg-type]
@@ -147,33 +147,30 @@ class _Accuracy:
         self.reference = score_images(dense, paths, preprocess, desc="unpruned")
         self.comparisons = None
         if cfg.fr_model:
-            from edgefiq.metrics.edc import comparisons_from_identities
-            from edgefiq.models.fr import embed_paths, load_fr_model
+            from edgefiq.eval.sources import build_comparisons, embed_images
 
-            fr = load_fr_model(cfg.fr_model)
-            emb = embed_paths(fr, paths)
-            ids = [identity_of(p.relative_to(root)) for p in paths]
-            self.comparisons = comparisons_from_identities(emb, ids, max_impostors=200_000, seed=0)
+            emb, _ = embed_images(cfg.fr_model, paths)
+            # copies of one photo (a degraded set's index.csv records them) are not verification attempts
+            self.comparisons, _ = build_comparisons(emb, relpaths(paths, root), same_source=source_index_of(root),
+                                                    max_impostors=200_000, seed=0)
 
-    def evaluate(self, model: Any) -> dict[str, float]:
-        from edgefiq.metrics import srcc
+    def _measure(self, q: np.ndarray) -> dict[str, float | None]:
+        from edgefiq.eval.sources import QualitySource, evaluate_sources
+
+        res = evaluate_sources(self.comparisons, [QualitySource("unpruned", self.reference), QualitySource("pruned", q)],
+                               edc_sources={"pruned"})
+        out: dict[str, float | None] = {"srcc_vs_unpruned": res.correlation("unpruned", "pruned")}
+        if self.comparisons is not None:
+            out["pauc_x1e3"] = res.row("pruned", 1e-3, "fixed")["pauc_x1e3"]
+        return out
+
+    def evaluate(self, model: Any) -> dict[str, float | None]:
         from edgefiq.pipeline.recovery import score_images
 
-        q = score_images(model, self.paths, self.preprocess, desc="pruned")
-        out = {"srcc_vs_unpruned": float(srcc(q, self.reference))}
-        if self.comparisons is not None:
-            from edgefiq.metrics.edc import edc_pauc
+        return self._measure(score_images(model, self.paths, self.preprocess, desc="pruned"))
 
-            out["pauc_x1e3"] = float(edc_pauc(self.comparisons, q))
-        return out
-
-    def reference_row(self) -> dict[str, float]:
-        out = {"srcc_vs_unpruned": 1.0}
-        if self.comparisons is not None:
-            from edgefiq.metrics.edc import edc_pauc
-
-            out["pauc_x1e3"] = float(edc_pauc(self.comparisons, self.reference))
-        return out
+    def reference_row(self) -> dict[str, float | None]:
+        return {**self._measure(self.reference), "srcc_vs_unpruned": 1.0}
 
 
 def sweep(ckpt: str | Path, out_dir: str | Path, cfg: SweepConfig) -> list[dict[str, Any]]:

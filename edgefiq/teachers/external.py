@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -152,26 +151,11 @@ class CsvTeacher(Teacher):
         self._table: dict[str, float] | None = None
 
     def _read(self) -> dict[str, float]:
-        if self._table is not None:
-            return self._table
-        if not self.path.is_file():
-            raise DataError(f"label CSV not found: {self.path}")
-        with open(self.path, newline="") as f:
-            reader = csv.DictReader(f)
-            cols = reader.fieldnames or []
-            if "path" not in cols or self.column not in cols:
-                raise DataError(f"{self.path}: needs columns path and {self.column}, found {', '.join(cols) or 'none'}")
-            out = {}
-            for row_no, row in enumerate(reader, start=2):
-                try:
-                    v = float(row[self.column])
-                except (TypeError, ValueError):
-                    raise DataError(f"{self.path}:{row_no}: {self.column} {row[self.column]!r} is not a number") from None
-                if not np.isfinite(v):
-                    raise DataError(f"{self.path}:{row_no}: {self.column} is NaN or infinite for {row['path']}")
-                out[Path(row["path"]).as_posix()] = v
-        self._table = out
-        return out
+        if self._table is None:
+            from edgefiq.data.readers import read_label_map
+
+            self._table = read_label_map(self.path, column=self.column)
+        return self._table
 
     def score_table(self, root: Path, relpaths: Sequence[str], *, on_bad_image: str = "error") -> Table:
         table = self._read()

@@ -1,4 +1,8 @@
-"""The one timing routine every backend goes through.
+"""The one timing routine every backend goes through (and every other latency edgefiq reports).
+
+A foundation module (numpy and the standard library only): ``edgefiq.bench`` times
+backends with it, ``edgefiq.eval.detect`` face detectors and ``edgefiq.pipeline.sweep``
+pruned models.
 
 ``time_callable(fn, ...)``: one untimed-for-statistics first call (reported as
 first-inference time), ``warmup`` further calls, then timed calls until BOTH ``min_runs``
