@@ -52,6 +52,10 @@ class MtcnnNets:
         rnet: ``(N, 3, 24, 24) -> (reg (N, 4), prob (N, 2))``.
         onet: ``(N, 3, 48, 48) -> (reg (N, 4), landmarks (N, 10), prob (N, 2))``.
         name: what runs them (``torch``, ``onnxruntime``), for reports.
+
+    Example:
+        >>> nets = MtcnnNets(pnet_fn, rnet_fn, onet_fn, name="mine")   # doctest: +SKIP
+        >>> FaceDetector(nets).detect(img)                              # doctest: +SKIP
     """
 
     pnet: Net
@@ -99,6 +103,10 @@ class Faces:
         boxes: ``(n, 4)`` float32 x1, y1, x2, y2 in pixels.
         scores: ``(n,)`` float32 O-Net face probabilities.
         landmarks: ``(n, 5, 2)`` float32 (x, y) of left eye, right eye, nose, left and right mouth corner.
+
+    Example:
+        >>> len(Faces())
+        0
     """
 
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,7 +27,12 @@ from edgefiq.packaged import packaged_file
 
 
 class PNet(nn.Module):
-    """Proposal net: fully convolutional, 12x12 window, stride 2; returns (box offsets, face probability)."""
+    """Proposal net: fully convolutional, 12x12 window, stride 2; returns (box offsets, face probability).
+
+    Example:
+        >>> [o.shape for o in PNet()(torch.zeros(1, 3, 12, 12))]
+        [torch.Size([1, 4, 1, 1]), torch.Size([1, 2, 1, 1])]
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,7 +50,12 @@ class PNet(nn.Module):
 
 
 class RNet(nn.Module):
-    """Refinement net on 24x24 crops; returns (box offsets, face probability)."""
+    """Refinement net on 24x24 crops; returns (box offsets, face probability).
+
+    Example:
+        >>> [o.shape for o in RNet()(torch.zeros(1, 3, 24, 24))]
+        [torch.Size([1, 4]), torch.Size([1, 2])]
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,7 +78,12 @@ class RNet(nn.Module):
 
 
 class ONet(nn.Module):
-    """Output net on 48x48 crops; returns (box offsets, 10 landmark coordinates, face probability)."""
+    """Output net on 48x48 crops; returns (box offsets, 10 landmark coordinates, face probability).
+
+    Example:
+        >>> [o.shape for o in ONet()(torch.zeros(1, 3, 48, 48))]
+        [torch.Size([1, 4]), torch.Size([1, 10]), torch.Size([1, 2])]
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -124,7 +140,7 @@ def torch_mtcnn_nets(threads: int | None = None) -> MtcnnNets:
         torch.set_num_threads(int(threads))
     modules = load_mtcnn_modules()
 
-    def wrap(module: nn.Module):  # noqa: ANN202 - a closure per net
+    def wrap(module: nn.Module) -> Callable[[np.ndarray], list[np.ndarray]]:
         def run(x: np.ndarray) -> list[np.ndarray]:
             with torch.inference_mode():
                 return [o.numpy() for o in module(torch.from_numpy(np.ascontiguousarray(x, np.float32)))]

@@ -114,7 +114,9 @@ def score_faces(model_path: str | Path | None, images: str | Path, out_csv: str 
     rels = [root.name] if root.is_file() else relpaths(paths, root)
     model = load_model(model_path, threads=threads, mirror_average=mirror_average)
     detector = onnx_face_detector(threads, options)
-    skips, rows, qualities = SkipLog(), [], []  # type: ignore[var-annotated]
+    skips = SkipLog()
+    rows: list[list[Any]] = []
+    qualities: list[float] = []
     batch: list[np.ndarray] = []
     for p, rel in zip(progress(paths, desc="detect+score"), rels):
         img = load_or_skip(p, on_bad_image, skips)
