@@ -173,4 +173,4 @@ def test_report_table_escapes_pipes_inside_cells():
                "convention": "fixed", "discard_limit": 0.3, "all_ok": True, "rows": [row]}
     table = [ln for ln in render_markdown(summary, [], []).splitlines() if ln.startswith("| m |")]
     cells = table[0].replace("\\|", "").strip("|").split("|")   # unescaped pipes separate cells
-    assert len(cells) == 10 and "max\\|d\\|" in table[0]        # 10 columns without pAUC columns
+    assert len(cells) == 12 and "max\\|d\\|" in table[0]        # 12 columns without pAUC columns

@@ -53,6 +53,8 @@ def write_report(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         "distill": {k: v.get("metrics") for k, v in ctx.outputs.get("distill", {}).items()},
         "rows": rows,
         "all_ok": all(r["status"] == "ok" for r in rows if r["kind"] == "artifact"),
+        "slower_than_parent": [f"{r['model']} {r['target']}-{r['precision']} ({r['vs_parent']:.2f}x its parent)"
+                               for r in rows if r.get("slower_than_parent")],
     }
     write_json(ctx.run_dir / "report.json", summary)
     plots = make_plots(ctx, rows, fmrs)
@@ -76,6 +78,14 @@ def build_rows(outputs: dict[str, dict[str, Any]], run_dir: Path | None = None) 
         if src in eval_rows:
             e = eval_rows[src]
             rows.append({"model": src, "kind": e["kind"], **_metrics(e), "status": "ok"})
+    teacher_p50 = {}
+    for t in outputs.get("bench", {}).get("teacher", []):
+        if t.get("threads", 1) == 1 and t.get("batch", 1) == 1:
+            rows.append({"model": "teacher", "kind": "teacher", "target": t["target"], "precision": t["precision"],
+                         "p50_ms": t.get("p50_ms"), "note": f"{t.get('passes')} network passes: "
+                         + ", ".join(t.get("networks", [])), "status": "ok" if t["status"] == "ok"
+                         else f"failed: {t.get('reason')}"})
+            teacher_p50[t["target"]] = t.get("p50_ms")
     for art in outputs.get("export", {}).get("artifacts", []):
         key = f"{art['name']}/{art['target']}-{art['precision']}"
         e = eval_rows.get(key, {})
@@ -87,8 +97,35 @@ def build_rows(outputs: dict[str, dict[str, Any]], run_dir: Path | None = None) 
                "p50_ms": b.get("p50_ms"), "bench_status": b.get("status"), **_metrics(e),
                "parity": parity_summary(art.get("parity") or {}), "parity_detail": art.get("parity") or {}}
         row["status"] = _status(art, e, b)
+        tp = teacher_p50.get(art["target"])
+        row["teacher_p50_ms"] = tp
+        row["speedup"] = tp / row["p50_ms"] if tp and row.get("p50_ms") else None
         rows.append(row)
+    flag_slower_than_parent(rows)
     return rows
+
+
+def flag_slower_than_parent(rows: list[dict[str, Any]]) -> None:
+    """Set ``vs_parent`` (p50 / the unpruned parent's p50 on the same target and precision) and
+    ``slower_than_parent`` on every pruned artifact row.
+
+    Example:
+        >>> rows = [{"kind": "artifact", "model": "s", "student": "s", "method": "none", "target": "onnx",
+        ...          "precision": "fp32", "p50_ms": 1.0},
+        ...         {"kind": "artifact", "model": "s/structured-0.3", "student": "s", "method": "structured",
+        ...          "target": "onnx", "precision": "fp32", "p50_ms": 2.5}]
+        >>> flag_slower_than_parent(rows); rows[1]["vs_parent"], rows[1]["slower_than_parent"]
+        (2.5, True)
+    """
+    parents = {(r["student"], r["target"], r["precision"]): r.get("p50_ms") for r in rows
+               if r.get("kind") == "artifact" and r.get("method") == "none"}
+    for r in rows:
+        if r.get("kind") != "artifact" or r.get("method") in (None, "none"):
+            continue
+        parent = parents.get((r.get("student"), r["target"], r["precision"]))
+        if parent and r.get("p50_ms"):
+            r["vs_parent"] = r["p50_ms"] / parent
+            r["slower_than_parent"] = r["vs_parent"] > 1.0
 
 
 def _precision(art: dict[str, Any]) -> str:
@@ -156,6 +193,18 @@ def parity_summary(parity: dict[str, Any]) -> str:
     return f"{word} ({', '.join(bits)})" if bits else word
 
 
+def _speed(r: dict[str, Any]) -> str:
+    if r["kind"] == "teacher" and r.get("note"):
+        return r["note"]
+    return f"{r['speedup']:.1f}x" if isinstance(r.get("speedup"), (int, float)) else "—"
+
+
+def _vs_parent(r: dict[str, Any]) -> str:
+    if not isinstance(r.get("vs_parent"), (int, float)):
+        return "—"
+    return f"**{r['vs_parent']:.2f}x SLOWER**" if r.get("slower_than_parent") else f"{r['vs_parent']:.2f}x"
+
+
 def _fmt(v: Any, spec: str = ".3f") -> str:
     if v is None:
         return "—"
@@ -190,6 +239,12 @@ def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) 
         "- SRCC: Spearman correlation with the teacher's scores on the validation images. Parity: the export's "
         "check of the artifact against the torch model (fp32: max abs diff; int8: SRCC vs fp32).",
         f"- Status: {'every artifact ok' if summary['all_ok'] else 'SOME ARTIFACTS FAILED (see status column)'}",
+        "- Latency: p50 of batch-1 calls at 1 thread. Teacher rows: the teacher's own network passes per image "
+        "exported to that runtime in fp32 and timed the same way (see their note); speed-up = teacher p50 / "
+        "artifact p50 on the same runtime. vs parent: a pruned artifact's p50 / its unpruned parent's on the same "
+        "runtime and precision (above 1 = pruning made it slower, flagged SLOWER).",
+        *([f"- **Pruned artifacts slower than their unpruned parent:** {'; '.join(summary['slower_than_parent'])}"]
+          if summary.get("slower_than_parent") else []),
         *(["- int8 mixed (k/N blocks int8): under accuracy control (`export.options.accuracy_control`) plain int8 "
            "did not rank like fp32, so the other N-k blocks stay float (the fewest that hold SRCC vs fp32 on the "
            "calibration images; the artifact's sidecar lists them and every trial). Few int8 blocks means the model "
@@ -198,14 +253,15 @@ def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) 
           else []),
         "",
     ]
-    head = ["model", "method", "rho", "target", "precision", "size", "p50 ms (1 thr)", "SRCC vs teacher",
+    head = ["model", "method", "rho", "target", "precision", "size", "p50 ms (1 thr)", "speed-up", "vs parent",
+            "SRCC vs teacher",
             *[f"pAUC@FMR{f}" for f in fmrs], "parity", "status"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary["rows"]:
         cells = [r["model"] if r["kind"] != "teacher" else f"**teacher** ({t.get('name')})",
                  r.get("method") or "—", _fmt(r.get("rho"), "g"), r.get("target") or "—",
                  r.get("precision_detail") or r.get("precision") or "—", _size_str(r.get("size_bytes")),
-                 _fmt(r.get("p50_ms"), ".3g"),
+                 _fmt(r.get("p50_ms"), ".3g"), _speed(r), _vs_parent(r),
                  _fmt(r.get("srcc"), ".4f"), *[_fmt(r.get(f"pauc@{f}"), ".2f") for f in fmrs],
                  r.get("parity") or "—", r["status"]]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")  # a '|' in a cell splits it

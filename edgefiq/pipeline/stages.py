@@ -22,6 +22,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgefiq.errors import DataError, EdgefiqError, UsageError
 from edgefiq.pipeline.recipe import RunRecipe, distill_config
 from edgefiq.pipeline.runner import Stage, StageContext
@@ -354,13 +356,15 @@ def calibration_folder(ctx: StageContext, split: str, size: int, seed: int) -> P
     score (``edgefiq.export.calibration.stratified_indices``), linked into ``export/<split>-images``."""
     from edgefiq.export.calibration import stratified_indices
 
-    from edgefiq.data.readers import read_labels_csv
-
-    paths, quality = read_labels_csv(ctx.path(ctx.outputs["label"][split]), None)
-    rels = [p.as_posix() for p in paths]
+    rels, quality = _read_labels(ctx.path(ctx.outputs["label"][split]))
     pick = sorted(rels[i] for i in stratified_indices(quality, min(size, len(rels)), seed))
     folder = ctx.stage_dir / ("calibration" if split == "train" else "verify")
     return _link_tree(ctx.path(ctx.outputs["data"]["images"]), folder, pick)
+
+
+def _read_labels(path: Path) -> tuple[list[str], np.ndarray]:
+    rows = _read_csv_rows(path)
+    return [r["path"] for r in rows], np.array([float(r["quality"]) for r in rows])
 
 
 # ----------------------------------------------------------------------------- eval / bench / report
@@ -377,18 +381,24 @@ def eval_stage(recipe: RunRecipe) -> Stage:
 
 
 def bench_stage(recipe: RunRecipe) -> Stage:
-    """Latency of every exported artifact (``edgefiq.bench.benchmark``)."""
+    """Latency of every exported artifact (``edgefiq.bench.benchmark``) and of the teacher on the same
+    targets and thread counts (``edgefiq.bench.teacher.benchmark_teacher``), for the speed-up column."""
 
     def run(ctx: StageContext) -> dict[str, Any]:
         from edgefiq.bench import benchmark
+        from edgefiq.bench.teacher import benchmark_teacher
 
         arts = [a for a in ctx.outputs["export"]["artifacts"] if a.get("path")]
         b = recipe.bench
         rows = benchmark([ctx.path(a["path"]) for a in arts], threads=b.threads, batches=b.batches,
                          **dict(b.options))
-        return {"rows": _jsonable(rows)}
+        teacher = benchmark_teacher(recipe.teacher.name, dict(recipe.teacher.options), recipe.export.targets,
+                                    ctx.stage_dir / "teacher", threads=b.threads, batches=b.batches,
+                                    cache_dir=ctx.run_dir / "cache", **dict(b.options))
+        return {"rows": _jsonable(rows), "teacher": _jsonable(teacher)}
 
-    return Stage("bench", run, config=to_dict(recipe.bench), depends=("export",))
+    config = {**to_dict(recipe.bench), "teacher": to_dict(recipe.teacher), "targets": list(recipe.export.targets)}
+    return Stage("bench", run, config=config, depends=("export",))
 
 
 def report_stage(recipe: RunRecipe) -> Stage:
