@@ -22,8 +22,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edgefiq.errors import DataError, EdgefiqError, UsageError
 from edgefiq.pipeline.recipe import RunRecipe, distill_config
 from edgefiq.pipeline.runner import Stage, StageContext
@@ -356,15 +354,13 @@ def calibration_folder(ctx: StageContext, split: str, size: int, seed: int) -> P
     score (``edgefiq.export.calibration.stratified_indices``), linked into ``export/<split>-images``."""
     from edgefiq.export.calibration import stratified_indices
 
-    rels, quality = _read_labels(ctx.path(ctx.outputs["label"][split]))
+    from edgefiq.data.readers import read_labels_csv
+
+    paths, quality = read_labels_csv(ctx.path(ctx.outputs["label"][split]), None)
+    rels = [p.as_posix() for p in paths]
     pick = sorted(rels[i] for i in stratified_indices(quality, min(size, len(rels)), seed))
     folder = ctx.stage_dir / ("calibration" if split == "train" else "verify")
     return _link_tree(ctx.path(ctx.outputs["data"]["images"]), folder, pick)
-
-
-def _read_labels(path: Path) -> tuple[list[str], np.ndarray]:
-    rows = _read_csv_rows(path)
-    return [r["path"] for r in rows], np.array([float(r["quality"]) for r in rows])
 
 
 # ----------------------------------------------------------------------------- eval / bench / report
