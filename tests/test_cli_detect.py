@@ -127,7 +127,7 @@ def test_align_and_score_detect_without_torch(photos, edgefiq_artifacts, tmp_pat
         return subprocess.run([sys.executable, "-c", NO_TORCH, *args], env=env, capture_output=True, text=True,
                               timeout=300)
 
-    r = run("data", "align", str(photos), "-o", str(tmp_path / "aligned"))
+    r = run("data", "align", str(photos), "-o", str(tmp_path / "aligned"), "--min-face-size", "40")
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "aligned").rglob("*.jpg"))) == 2
     r = run("score", str(edgefiq_artifacts["onnx"]), str(photos), "-o", str(tmp_path / "faces.csv"), "--detect")

@@ -85,9 +85,11 @@ def inspect_cmd(path: str, images_root: str | None, verify: bool, as_json: bool,
 @click.option("--select", "face_rule", type=click.Choice(["largest", "center", "score"]), default="largest",
               show_default=True, help="Without LANDMARKS: which face to crop (center: large and near the middle).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Detector threads (onnxruntime).")
+@click.option("--min-face-size", type=click.IntRange(min=12), default=20, show_default=True,
+              help="Without LANDMARKS: smallest face side to look for, in pixels (larger is faster on big photos).")
 @ON_BAD_IMAGE
 def align_cmd(images: str, landmarks: str | None, out: str, size: str, convention: str, all_faces: bool,
-              face_rule: str, threads: int | None, on_bad_image: str) -> None:
+              face_rule: str, threads: int | None, min_face_size: int, on_bad_image: str) -> None:
     """Align the faces in IMAGES to the ArcFace 5-point template using LANDMARKS.tsv, or detect them.
 
     LANDMARKS.tsv lines: relative/path.jpg then 10 numbers (x,y of left eye,
@@ -115,9 +117,11 @@ def align_cmd(images: str, landmarks: str | None, out: str, size: str, conventio
         raise UsageError(f"--size: expected HxW like 112x112 or 112x96, got {size!r}") from None
     if landmarks is None:
         from edgefiq.data.align import align_folder_detected
+        from edgefiq.data.detect import DetectOptions
         from edgefiq.runtime.detect import onnx_face_detector
 
-        res = align_folder_detected(images, out, onnx_face_detector(threads).detect, size=shape, all_faces=all_faces,
+        detector = onnx_face_detector(threads, DetectOptions(min_face_size=min_face_size))
+        res = align_folder_detected(images, out, detector.detect, size=shape, all_faces=all_faces,
                                     face_rule=face_rule, on_bad_image=on_bad_image, convention=convention)
     elif all_faces:
         raise UsageError("--all-faces needs face detection: drop LANDMARKS")

@@ -29,6 +29,8 @@ import click
 @click.option("--detect", is_flag=True,
               help="Detect faces (MTCNN, torch-free) and score each one aligned: one row per face with path, face, "
                    "box, det_score, quality.")
+@click.option("--min-face-size", type=click.IntRange(min=12), default=20, show_default=True,
+              help="With --detect: smallest face side to look for, in pixels (larger is faster on big photos).")
 @click.option("--strict", is_flag=True,
               help="Refuse images that are not aligned crops of the model's input size (default: warn with a count).")
 @click.option("--mirror-average", is_flag=True,
@@ -36,7 +38,7 @@ import click
                    "compute, usually a closer ranking).")
 def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | None, reject_fraction: float | None,
           reference: str | None, out_csv: str, batch_size: int, threads: int | None, landmarks: str | None,
-          on_bad_image: str, detect: bool, strict: bool, mirror_average: bool) -> None:
+          on_bad_image: str, detect: bool, min_face_size: int, strict: bool, mirror_average: bool) -> None:
     """Score every image under IMAGES with MODEL and write a path,quality CSV.
 
     MODEL is an exported artifact (.onnx, OpenVINO .xml, .tflite, TorchScript) with its
@@ -63,13 +65,14 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
         raise UsageError("give IMAGES, or MODEL IMAGES, or --model SPEC IMAGES")
     model, images = (inputs[0], inputs[1]) if len(inputs) == 2 else (model_opt, inputs[0])
     if detect:
+        from edgefiq.data.detect import DetectOptions
         from edgefiq.runtime.detect import score_faces
 
         if landmarks:
             raise UsageError("give --detect or --landmarks, not both")
         out = score_faces(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
                           mirror_average=mirror_average, threshold=threshold, reject_fraction=reject_fraction,
-                          reference=reference)
+                          reference=reference, options=DetectOptions(min_face_size=min_face_size))
         if out_csv != "-":
             click.echo(f"wrote {out} (one row per detected face)")
         return

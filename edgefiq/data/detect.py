@@ -168,14 +168,21 @@ def area_resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def integral_image(img: np.ndarray) -> np.ndarray:
-    """``(H+1, W+1, C)`` cumulative sums with a zero first row and column (int64 for integer images).
+    """``(H+1, W+1, C)`` cumulative sums with a zero first row and column.
+
+    For uint8 images below 16.8 megapixels the sums are uint32 (they stay below 2**32); a box sum
+    ``D - B - C + A`` may wrap around in between but ends exact (modular arithmetic). That halves
+    the memory of a phone photo's integral (146 MB instead of 293 MB at 12 MP). Other integer
+    images use int64, float images float64.
 
     Example:
         >>> integral_image(np.ones((2, 2, 1), np.uint8))[..., 0].tolist()
         [[0, 0, 0], [0, 1, 2], [0, 2, 4]]
     """
     x = np.asarray(img)
-    out = np.zeros((x.shape[0] + 1, x.shape[1] + 1, x.shape[2]), np.int64 if x.dtype.kind in "ub" else np.float64)
+    small = x.dtype == np.uint8 and 255 * x.shape[0] * x.shape[1] < 2**32
+    dtype = np.uint32 if small else np.int64 if x.dtype.kind in "ub" else np.float64
+    out = np.zeros((x.shape[0] + 1, x.shape[1] + 1, x.shape[2]), dtype)
     np.cumsum(x, axis=0, out=out[1:, 1:])
     np.cumsum(out[1:, 1:], axis=1, out=out[1:, 1:])
     return out
