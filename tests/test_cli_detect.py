@@ -133,3 +133,13 @@ def test_align_and_score_detect_without_torch(photos, edgefiq_artifacts, tmp_pat
     r = run("score", str(edgefiq_artifacts["onnx"]), str(photos), "-o", str(tmp_path / "faces.csv"), "--detect")
     assert r.returncode == 0, r.stderr
     assert len(_rows(tmp_path / "faces.csv")) == 3
+
+
+@pytest.mark.shared_data
+def test_missing_onnxruntime_is_one_line_error_naming_the_install(photos, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EDGEFIQ_QUIET": "1"}
+    shim = NO_TORCH.replace('name == "torch" or name.startswith("torch.")', 'name.split(".")[0] == "onnxruntime"')
+    r = subprocess.run([sys.executable, "-c", shim, "data", "align", str(photos), "-o", str(tmp_path / "a")], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip() == "Error: face detection needs onnxruntime: `pip install onnxruntime`"
