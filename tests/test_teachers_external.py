@@ -53,7 +53,7 @@ def test_csv_teacher(tmp_path: Path) -> None:
 
 def test_model_teacher_torchscript(tmp_path: Path) -> None:
     from edgefiq.data.preprocess import Preprocess
-    from edgefiq.models.fr import iter_image_batches
+    from edgefiq.data.dataset import iter_image_batches
 
     rels = _tree(tmp_path)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, 2), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),

@@ -1,5 +1,9 @@
 """``FaceDataset``: image paths (+ optional labels) -> preprocessed tensors for torch training and scoring.
 
+``iter_image_batches(paths, preprocess, batch_size=...)`` is the one way torch code batches
+image files (FR embeddings, teachers, recovery labels): ``(x NCHW float32, ok, indices)`` in
+order, decoded by DataLoader workers; bad images flagged (``skip_bad``) or raised.
+
 The preprocessing comes from the model's own ``Preprocess`` spec, so the data
 always matches what the model expects. ``transform`` runs on the decoded
 ``HxWx3`` uint8 RGB image before preprocessing (degradation augmentation such
@@ -24,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +36,7 @@ from torch.utils.data import Dataset
 
 from edgefiq.data.images import SkipLog, check_on_bad_image, load_image, load_or_skip
 from edgefiq.data.preprocess import Preprocess
-from edgefiq.errors import DataError
+from edgefiq.errors import BadImageError, DataError
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -129,3 +133,45 @@ def worker_init_fn(worker_id: int) -> None:
     transform: Any = getattr(info.dataset, "transform", None)
     if hasattr(transform, "reseed"):
         transform.reseed(info.seed)
+
+
+# ----------------------------------------------------------------------------- batches from paths
+
+
+class _ImageList(torch.utils.data.Dataset):
+    """Paths -> (preprocessed CHW float32 array or zeros, ok flag, index); bad images flagged, not raised."""
+
+    def __init__(self, paths: Sequence[Path], preprocess: Preprocess, skip_bad: bool) -> None:
+        self.paths, self.preprocess, self.skip_bad = list(paths), preprocess, skip_bad
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, bool, int]:
+        try:
+            return self.preprocess.array(load_image(self.paths[i])), True, i
+        except BadImageError:
+            if not self.skip_bad:
+                raise
+            h, w = self.preprocess.size
+            shape = (h, w, 3) if self.preprocess.layout == "NHWC" else (3, h, w)
+            return np.zeros(shape, np.float32), False, i
+
+
+def _collate(items: list[tuple[np.ndarray, bool, int]]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    return (torch.from_numpy(np.stack([it[0] for it in items])), np.array([it[1] for it in items]),
+            np.array([it[2] for it in items]))
+
+
+def iter_image_batches(paths: Sequence[str | Path], preprocess: Preprocess, *, batch_size: int = 64,
+                       workers: int = 0, skip_bad: bool = False) -> Iterator[tuple[torch.Tensor, np.ndarray, np.ndarray]]:
+    """Yield ``(x NCHW float32, ok mask, indices)`` batches in order; bad images have ``ok=False`` if ``skip_bad``.
+
+    Example:
+        >>> for x, ok, idx in iter_image_batches(paths, fr.preprocess, batch_size=32):  # doctest: +SKIP
+        ...     emb = fr(x)
+    """
+    ds = _ImageList([Path(p) for p in paths], preprocess, skip_bad)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                         collate_fn=_collate, persistent_workers=False)
+    yield from loader

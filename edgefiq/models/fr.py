@@ -16,15 +16,15 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from edgefiq.data.images import load_image
+from edgefiq.data.dataset import iter_image_batches
 from edgefiq.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
-from edgefiq.errors import BadImageError, DataError, UsageError
+from edgefiq.errors import DataError, UsageError
 from edgefiq.models import iresnet as _iresnet
 from edgefiq.models.mobilefacenet import MobileFaceNet
 from edgefiq.registry import FR_MODELS
@@ -183,48 +183,6 @@ class OnnxFR(nn.Module):
         return torch.from_numpy(np.asarray(out, np.float32).reshape(arr.shape[0], -1))
 
 
-
-
-# ----------------------------------------------------------------------------- image batches
-
-
-class _ImageList(torch.utils.data.Dataset):
-    """Paths -> (preprocessed CHW float32 array or zeros, ok flag, index); bad images flagged, not raised."""
-
-    def __init__(self, paths: Sequence[Path], preprocess: Preprocess, skip_bad: bool) -> None:
-        self.paths, self.preprocess, self.skip_bad = list(paths), preprocess, skip_bad
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, bool, int]:
-        try:
-            return self.preprocess.array(load_image(self.paths[i])), True, i
-        except BadImageError:
-            if not self.skip_bad:
-                raise
-            h, w = self.preprocess.size
-            shape = (h, w, 3) if self.preprocess.layout == "NHWC" else (3, h, w)
-            return np.zeros(shape, np.float32), False, i
-
-
-def _collate(items: list[tuple[np.ndarray, bool, int]]) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    return (torch.from_numpy(np.stack([it[0] for it in items])), np.array([it[1] for it in items]),
-            np.array([it[2] for it in items]))
-
-
-def iter_image_batches(paths: Sequence[str | Path], preprocess: Preprocess, *, batch_size: int = 64,
-                       workers: int = 0, skip_bad: bool = False) -> Iterator[tuple[torch.Tensor, np.ndarray, np.ndarray]]:
-    """Yield ``(x NCHW float32, ok mask, indices)`` batches in order; bad images have ``ok=False`` if ``skip_bad``.
-
-    Example:
-        >>> for x, ok, idx in iter_image_batches(paths, fr.preprocess, batch_size=32):  # doctest: +SKIP
-        ...     emb = fr(x)
-    """
-    ds = _ImageList([Path(p) for p in paths], preprocess, skip_bad)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
-                                         collate_fn=_collate, persistent_workers=False)
-    yield from loader
 
 
 def flip_sum(fr: nn.Module, x: torch.Tensor, forward: Any = None) -> torch.Tensor:

@@ -78,18 +78,16 @@ def score_images(model: nn.Module, paths: list[Path], preprocess: Preprocess, *,
     Example:
         >>> q = score_images(ck.model, list_images(root), ck.preprocess)   # doctest: +SKIP
     """
-    from edgefiq.data.images import load_image
+    from edgefiq.data.dataset import iter_image_batches
     from edgefiq.utils import progress
 
     model.eval()
     out: list[np.ndarray] = []
     bar = progress(total=len(paths), desc=desc)
     with bar, torch.no_grad():
-        for i in range(0, len(paths), batch_size):
-            chunk = paths[i:i + batch_size]
-            x = torch.from_numpy(preprocess.batch([load_image(p) for p in chunk]))
-            out.append(model(x).reshape(len(chunk)).double().numpy())
-            bar.update(len(chunk))
+        for x, _, idx in iter_image_batches(paths, preprocess, batch_size=batch_size):
+            out.append(model(x).reshape(len(idx)).double().numpy())
+            bar.update(len(idx))
     return np.concatenate(out) if out else np.zeros(0)
 
 

@@ -154,7 +154,7 @@ class FRTeacher(Teacher):
     def batches(self, root: Path, relpaths: Sequence[str], on_bad_image: str) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
         """``(x on device, ok mask, indices)`` batches of the images, in order."""
         from edgefiq.data.images import check_on_bad_image
-        from edgefiq.models.fr import iter_image_batches
+        from edgefiq.data.dataset import iter_image_batches
 
         skip = check_on_bad_image(on_bad_image) == "skip"
         for x, ok, idx in iter_image_batches([root / r for r in relpaths], self.fr.preprocess,

@@ -75,7 +75,7 @@ class ModelTeacher(Teacher):
     @torch.no_grad()
     def score_table(self, root: Path, relpaths: Sequence[str], *, on_bad_image: str = "error") -> Table:
         from edgefiq.data.images import check_on_bad_image
-        from edgefiq.models.fr import iter_image_batches
+        from edgefiq.data.dataset import iter_image_batches
 
         model, pp = self._load()
         q = np.full(len(relpaths), np.nan)
