@@ -11,6 +11,14 @@ The pruned copy is built once per process (memory cache) and optionally saved on
 keyed by the weights hash, method, rho, scope and seed. Full-model embeddings come from
 the shared embedding cache, so other teachers on the same FR model reuse them.
 
+Runtime (``runtime="auto"``): on CPU with onnxruntime installed, both networks run as ONNX
+graphs (``edgefiq.teachers.fr_runtime``: a ``.pt`` model and its pruned copy are exported once,
+cached by hash), about 5x the throughput of torch eager mode; otherwise torch. ONNX FR models
+are pruned in the graph without torch (``edgefiq.teachers.onnx_graph``: ``l1``/``random``;
+``structured`` is a one-line error). Exported graphs hold BatchNorm folded into the
+convolutions, so their weight magnitudes differ from the ``.pt`` state dict's: ``fold_bn=True``
+prunes a ``.pt`` model's folded weights too, and then ``.pt`` and ``.onnx`` give the same scores.
+
 Example:
     >>> t = PreFIQs("mobilefacenet.pt", method="l1", rho=0.4)         # doctest: +SKIP
     >>> t.score_paths(["Alice/Alice_0001.jpg"], root="faces/")        # doctest: +SKIP
@@ -34,6 +42,7 @@ from edgefiq.teachers.base import FRTeacher, Table
 log = logging.getLogger(__name__)
 
 PRUNING_METHODS = ("l1", "random", "structured")
+RUNTIMES = ("auto", "onnxruntime", "torch")
 _PRUNED: dict[tuple[Any, ...], torch.nn.Module] = {}
 
 
@@ -98,15 +107,17 @@ class PreFIQs(FRTeacher):
         scope: ``global`` (rank all weights together) or ``layer`` (rho in every layer).
         seed: seed of ``random`` pruning.
         save_pruned: also keep the pruned copy on disk in the cache directory.
+        runtime: ``auto`` | ``onnxruntime`` | ``torch`` (see the module docstring).
+        fold_bn: prune the BatchNorm-folded weights of the exported graph (always so for ``.onnx``).
         (other arguments: see ``FRTeacher``)
     """
 
     name = "prefiqs"
 
     def __init__(self, fr_model: str | Path | None = None, method: str = "l1", rho: float = 0.4, scope: str = "global",
-                 seed: int = 0, arch: str | None = None, flip: bool = False, save_pruned: bool = True, *,
-                 batch_size: int = 64, device: str = "cpu", workers: int = 0, cache_dir: str | Path | None = None,
-                 cache: bool = True) -> None:
+                 seed: int = 0, arch: str | None = None, flip: bool = False, save_pruned: bool = True,
+                 runtime: str = "auto", fold_bn: bool = False, *, batch_size: int = 64, device: str = "cpu",
+                 workers: int = 0, cache_dir: str | Path | None = None, cache: bool = True) -> None:
         super().__init__(fr_model, arch, flip, batch_size=batch_size, device=device, workers=workers,
                          cache_dir=cache_dir, cache=cache)
         if method not in PRUNING_METHODS:
@@ -115,32 +126,87 @@ class PreFIQs(FRTeacher):
             raise UsageError(f"--rho must be in (0, 1), got {rho}")
         if scope not in ("global", "layer"):
             raise UsageError(f"--scope must be global or layer, got {scope!r}")
+        if runtime not in RUNTIMES:
+            raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        if method == "structured" and (fold_bn or Path(fr_model).suffix.lower() == ".onnx"):
+            raise UsageError("structured PreFIQs pruning needs a PyTorch FR model (.pt); for an ONNX FR model "
+                             "use --method l1 or random")
+        if runtime == "torch" and (fold_bn or Path(fr_model).suffix.lower() == ".onnx"):
+            raise UsageError("runtime 'torch' prunes PyTorch models only; ONNX graphs and fold_bn need onnxruntime")
         self.method, self.rho, self.scope, self.seed = method, float(rho), scope, int(seed)
-        self.save_pruned = save_pruned
+        self.save_pruned, self.runtime, self.fold_bn = save_pruned, runtime, bool(fold_bn)
 
     @property
-    def pruned(self) -> torch.nn.Module:
+    def pruned(self) -> Any:
+        """The pruned copy: a torch module, or (onnxruntime runtime) an ``OrtRunner`` of the pruned graph."""
+        if self.uses_onnxruntime:
+            return self.runners()[1]
+        return self.torch_pruned()
+
+    def torch_pruned(self) -> torch.nn.Module:
+        """The pruned PyTorch copy (``.pt`` FR models only)."""
         return pruned_copy(self.fr, method=self.method, rho=self.rho, scope=self.scope, seed=self.seed,
                            cache_dir=self.cache_dir if (self.save_pruned and self.use_cache) else None)
 
-    @torch.no_grad()
+    @property
+    def uses_onnxruntime(self) -> bool:
+        """Whether the FR passes run with onnxruntime (``auto``: if installed and on CPU, always for ONNX models)."""
+        from edgefiq.teachers.fr_runtime import onnxruntime_available
+
+        if self.runtime != "auto":
+            return self.runtime == "onnxruntime"
+        if self.fr_path.suffix.lower() == ".onnx" or self.fold_bn:
+            return True
+        return self.device == "cpu" and onnxruntime_available()
+
+    def runners(self, threads: int | None = None) -> tuple[Any, Any]:
+        """``(full, pruned)`` onnxruntime runners (exported / pruned once, cached by hash in ``cache_dir``)."""
+        from edgefiq.teachers.fr_runtime import full_runner, pruned_runner
+
+        full = full_runner(self.fr, self.cache_dir, threads)
+        pruned = pruned_runner(self.fr, self.cache_dir, method=self.method, rho=self.rho, scope=self.scope,
+                               seed=self.seed, fold_bn=self.fold_bn, torch_pruned=self.torch_pruned, threads=threads)
+        return full, pruned
+
     def score_table(self, root: Path, relpaths: Sequence[str], *, on_bad_image: str = "error") -> Table:
+        if not self.uses_onnxruntime:
+            pruned = self.torch_pruned()
+            return self._score(root, relpaths, on_bad_image,
+                               lambda x, need_full: (self.embed(x, pruned), self.embed(x) if need_full else None))
+        from edgefiq.teachers.fr_runtime import default_threads, run_concurrently
+
+        # the two networks run side by side, one core each (about 1.8x one session on two threads)
+        full, pruned = self.runners(max(1, (default_threads() or 2) // 2))
+
+        def both(x: torch.Tensor, need_full: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+            xn = x.cpu().numpy()
+            views = [xn, np.ascontiguousarray(xn[..., ::-1])] if self.flip else [xn]
+            calls = [lambda m=m, v=v: m(v) for m in ((pruned, full) if need_full else (pruned,)) for v in views]
+            out = run_concurrently(calls)
+            ep = torch.from_numpy(sum(out[:len(views)]))
+            return ep, (torch.from_numpy(sum(out[len(views):])) if need_full else None)
+
+        return self._score(root, relpaths, on_bad_image, both)
+
+    @torch.no_grad()
+    def _score(self, root: Path, relpaths: Sequence[str], on_bad_image: str, embed_both: Any) -> Table:
+        """Quality from ``embed_both(x, need_full) -> (pruned embeddings, full embeddings or None)`` per batch."""
         from edgefiq.models.fr import l2_normalise
 
-        pruned = self.pruned
         full, fps = self.cached_full(root, relpaths)
         have_full = full is not None
         if full is None:
             full = np.full((len(relpaths), 0), np.nan, np.float32)
         pr: np.ndarray | None = None
         for x, ok, idx in self.batches(root, relpaths, on_bad_image):
-            ep = self.embed(x, pruned).float().cpu().numpy()
+            ep_t, ef_t = embed_both(x, not have_full)
+            ep = ep_t.float().cpu().numpy()
             if pr is None:
                 pr = np.full((len(relpaths), ep.shape[1]), np.nan, np.float32)
             ep[~ok] = np.nan
             pr[idx] = ep
-            if not have_full:
-                ef = self.embed(x).float().cpu().numpy()
+            if ef_t is not None:
+                ef = ef_t.float().cpu().numpy()
                 if full.shape[1] == 0:
                     full = np.full((len(relpaths), ef.shape[1]), np.nan, np.float32)
                 ef[~ok] = np.nan
@@ -153,6 +219,9 @@ class PreFIQs(FRTeacher):
         return {"quality": -dist.astype(np.float64)}
 
     def config(self) -> dict[str, Any]:
+        in_graph = self.fold_bn or self.fr_path.suffix.lower() == ".onnx"
         return {"teacher": self.name, "method": self.method, "rho": self.rho, "scope": self.scope,
                 "seed": self.seed, "quality": "-||normalise(e_full) - normalise(e_pruned)||_2",
-                "pruning": "edgefiq.prune.prune_model", **self.fr_config()}
+                "pruning": "edgefiq.teachers.onnx_graph.prune_graph (BatchNorm-folded graph weights)" if in_graph
+                else "edgefiq.prune.prune_model", "runtime": "onnxruntime" if self.uses_onnxruntime else "torch",
+                **self.fr_config()}

@@ -46,8 +46,9 @@ class SerFiq(FRTeacher):
     """SER-FIQ quality from ``m`` dropout passes of the embedding head.
 
     Args:
-        fr_model: FR weights (``.pt``; the model must expose ``features_pre_head`` and ``head``,
-            as ``mobilefacenet`` and the ``iresnet`` family do).
+        fr_model: FR weights: ``.pt`` (the model must expose ``features_pre_head`` and ``head``, as
+            ``mobilefacenet`` and the ``iresnet`` family do) or ``.onnx`` (cut before its last
+            Conv/Gemm/MatMul, ``edgefiq.teachers.onnx_graph.split_at_head``; else a one-line error).
         m: number of stochastic passes (>= 2).
         dropout: dropout rate on the head's input feature, in (0, 1).
         score: ``sigmoid`` (2 * sigmoid(-mean distance), the paper) or ``distance`` (-mean distance).
@@ -81,15 +82,23 @@ class SerFiq(FRTeacher):
     @torch.no_grad()
     def score_table(self, root: Path, relpaths: Sequence[str], *, on_bad_image: str = "error") -> Table:
         fr = self.fr
-        if not (hasattr(fr, "features_pre_head") and hasattr(fr, "head")):
+        if hasattr(fr, "features_pre_head") and hasattr(fr, "head"):
+            backbone, head = fr.features_pre_head, fr.head
+        elif str(getattr(fr, "source", "")).lower().endswith(".onnx"):
+            from edgefiq.teachers.fr_runtime import default_threads, split_runners
+
+            ort_backbone, ort_head = split_runners(fr, self.cache_dir, default_threads())
+            backbone = lambda x: torch.from_numpy(ort_backbone.raw(x.cpu().numpy()))  # noqa: E731
+            head = lambda f: torch.from_numpy(ort_head(f.cpu().numpy()))  # noqa: E731
+        else:
             raise UsageError(f"SER-FIQ needs an FR model with an embedding head it can apply dropout to "
-                             f"(mobilefacenet, iresnet*); {fr.arch} has none")
+                             f"(mobilefacenet, iresnet*, or an ONNX graph); {fr.arch} has none")
         q = np.full(len(relpaths), np.nan)
         for x, ok, idx in self.batches(root, relpaths, on_bad_image):
-            f = fr.features_pre_head(x)  # [B, ...]
+            f = backbone(x)  # [B, ...]
             masks = self._masks(tuple(f.shape[1:]), [relpaths[i] for i in idx]).to(f.device)
             fm = (f.unsqueeze(1) * masks).reshape(-1, *f.shape[1:])
-            e = fr.head(fm).reshape(f.shape[0], self.m, -1)
+            e = head(fm).reshape(f.shape[0], self.m, -1)
             s = serfiq_quality(e, self.score).cpu().numpy()
             s[~ok] = np.nan
             q[idx] = s

@@ -1,0 +1,322 @@
+"""ONNX face recognition graphs for the teachers, without torch: batchable, pruned and split copies, a batched runner.
+
+* ``make_batchable``: graphs exported with a fixed batch (the shared ``MobileFaceNet.onnx`` has
+  ``Reshape(x, [1, -1])``) get a symbolic batch dimension; ``batchable_graph`` keeps the fixed
+  copy (fed one image per call) when a batch of two does not reproduce two single calls.
+* ``prune_graph``: PreFIQs' unstructured pruning (``l1`` magnitude or seeded ``random``,
+  ``global`` or per ``layer``) of the weight initializers of ``Conv``, ``Gemm`` and ``MatMul``
+  nodes. The embedding layer (the last such node) and anything a normalisation node reads
+  are left intact. Exported graphs usually have BatchNorm folded into the convolutions, so
+  the magnitudes ranked here are those of the folded weights.
+* ``split_at_head``: the graph cut at the embedding layer's input (SER-FIQ applies dropout there).
+* ``OrtRunner``: onnxruntime session, ``runner(x NCHW float32) -> [N, D]``, any batch size.
+
+Derived graphs are cached as files named by the source's hash (``cached_graph``).
+
+Example:
+    >>> g = read_graph("MobileFaceNet.onnx")                       # doctest: +SKIP
+    >>> make_batchable(g); prune_graph(g, rho=0.4, method="l1")     # doctest: +SKIP
+    >>> OrtRunner(g)(np.zeros((8, 3, 112, 112), np.float32)).shape  # doctest: +SKIP
+    (8, 128)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgefiq.errors import BackendUnavailableError, DataError, UsageError
+
+log = logging.getLogger(__name__)
+
+PRUNABLE_OPS = ("Conv", "Gemm", "MatMul")
+NORM_OPS = ("BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization",
+            "LpNormalization", "MeanVarianceNormalization", "RMSNormalization")
+GRAPH_VERSION = "g1"  # part of every cached file name: bump when the derivation changes
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:  # pragma: no cover - onnx is a dependency
+        raise BackendUnavailableError("the onnx package is not installed: pip install onnx") from None
+    return onnx
+
+
+def graph_sha256(path: str | Path) -> str:
+    """SHA-256 of an ONNX file together with its external-data files (their names and bytes).
+
+    Example:
+        >>> len(graph_sha256("MobileFaceNet.onnx"))   # doctest: +SKIP
+        64
+    """
+    p = Path(path)
+    h = hashlib.sha256(p.read_bytes())
+    for extra in sorted(p.parent.glob(p.name + ".data")) + sorted(p.parent.glob(p.stem + ".data")):
+        h.update(extra.name.encode())
+        h.update(extra.read_bytes())
+    return h.hexdigest()
+
+
+def read_graph(path: str | Path) -> Any:
+    """Load an ONNX model (with its external data) as a ``ModelProto``; unreadable -> one-line DataError."""
+    onnx = _onnx()
+    try:
+        return onnx.load(str(path), load_external_data=True)
+    except Exception as e:  # noqa: BLE001 - any parse failure is a data problem
+        raise DataError(f"{path}: cannot read as ONNX ({str(e).splitlines()[0][:160]})") from None
+
+
+def _constant_array(graph: Any, name: str) -> tuple[Any, np.ndarray] | None:
+    """``(holder, value)`` of a tensor defined by an initializer or a Constant node, else None."""
+    from onnx import numpy_helper
+
+    for init in graph.initializer:
+        if init.name == name:
+            return init, numpy_helper.to_array(init)
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] == name:
+            for a in node.attribute:
+                if a.name == "value":
+                    return a.t, numpy_helper.to_array(a.t)
+    return None
+
+
+def make_batchable(model: Any) -> bool:
+    """Give a fixed-batch graph a symbolic batch dimension in place; True if anything changed.
+
+    Reshape targets whose first entry equals the fixed batch become ``0`` (copy the input's
+    batch dimension); intermediate shape annotations are dropped. Check the result with
+    ``batchable_graph`` (a graph that mixes the batch into other axes cannot be fixed this way).
+
+    Example:
+        >>> make_batchable(read_graph("MobileFaceNet.onnx"))   # doctest: +SKIP
+        True
+    """
+    from onnx import numpy_helper
+
+    g = model.graph
+    inits = {i.name for i in g.initializer}
+    inputs = [v for v in g.input if v.name not in inits]
+    dim0 = inputs[0].type.tensor_type.shape.dim[0] if inputs and inputs[0].type.tensor_type.shape.dim else None
+    if dim0 is None or not dim0.HasField("dim_value"):
+        return False
+    batch = int(dim0.dim_value)
+    for node in g.node:
+        if node.op_type != "Reshape" or any(a.name == "allowzero" and a.i == 1 for a in node.attribute):
+            continue
+        found = _constant_array(g, node.input[1])
+        if found is not None and found[1].size and int(found[1].flat[0]) == batch:
+            holder, arr = found
+            arr = arr.copy()
+            arr.flat[0] = 0
+            holder.CopyFrom(numpy_helper.from_array(arr, holder.name))
+    for v in [*inputs, *g.output]:
+        dims = v.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == batch:
+            dims[0].dim_param = "N"
+    del g.value_info[:]
+    return True
+
+
+def prunable_weights(model: Any) -> list[str]:
+    """Names of the weight initializers PreFIQs prunes, in graph order (the embedding layer excluded).
+
+    Example:
+        >>> len(prunable_weights(read_graph("MobileFaceNet.onnx")))   # doctest: +SKIP
+        50
+    """
+    g = model.graph
+    init_dims = {i.name: len(i.dims) for i in g.initializer}
+    normed = {x for n in g.node if n.op_type in NORM_OPS for x in n.input}
+    layers: list[list[str]] = []
+    for n in g.node:
+        if n.op_type not in PRUNABLE_OPS:
+            continue
+        cand = [n.input[1]] if n.op_type in ("Conv", "Gemm") else list(n.input[:2])
+        names = [c for c in cand if init_dims.get(c, 0) >= 2 and c not in normed]
+        if names:
+            layers.append(names)
+    out: list[str] = []
+    for names in layers[:-1]:  # the last one computes the embedding: left dense, as in edgefiq.prune
+        out += [x for x in names if x not in out]
+    return out
+
+
+def prune_graph(model: Any, *, rho: float, method: str = "l1", scope: str = "global", seed: int = 0) -> dict[str, Any]:
+    """Zero exactly ``round(rho * n)`` prunable weights in place (per layer with ``scope="layer"``).
+
+    Raises:
+        UsageError: ``structured`` (channel removal needs the PyTorch model), bad rho/scope,
+            or a graph without prunable weights.
+
+    Example:
+        >>> info = prune_graph(g, rho=0.4, method="l1")   # doctest: +SKIP
+        >>> round(info["sparsity"], 2)                    # doctest: +SKIP
+        0.4
+    """
+    from onnx import numpy_helper
+
+    if method == "structured":
+        raise UsageError("structured PreFIQs pruning needs a PyTorch FR model (.pt); for an ONNX FR model "
+                         "use --method l1 or random")
+    if method not in ("l1", "random"):
+        raise UsageError(f"unknown PreFIQs pruning method {method!r}; choose l1 or random for ONNX FR models")
+    if not 0.0 < rho < 1.0 or scope not in ("global", "layer"):
+        raise UsageError(f"rho must be in (0, 1) and scope global or layer, got {rho}, {scope!r}")
+    names = prunable_weights(model)
+    if not names:
+        raise UsageError("the ONNX FR model has no Conv/Gemm/MatMul weight initializers to prune")
+    inits = {i.name: i for i in model.graph.initializer}
+    arrays = {n: numpy_helper.to_array(inits[n]) for n in names}
+    rng = np.random.default_rng(seed)
+
+    def keep_mask(a: np.ndarray) -> np.ndarray:
+        s = np.abs(a.astype(np.float64)).ravel() if method == "l1" else rng.random(a.size)
+        k = int(round(rho * s.size))
+        keep = np.ones(s.size, bool)
+        if k:
+            keep[np.argpartition(s, k - 1, kind="introselect")[:k]] = False
+        return keep
+
+    if scope == "layer":
+        masks = {n: keep_mask(a).reshape(a.shape) for n, a in arrays.items()}
+    else:
+        flat = keep_mask(np.concatenate([a.ravel() for a in arrays.values()]))
+        bounds = np.cumsum([0] + [a.size for a in arrays.values()])
+        masks = {n: flat[s:e].reshape(a.shape) for (n, a), s, e in zip(arrays.items(), bounds[:-1], bounds[1:])}
+    zeros = 0
+    for n, a in arrays.items():
+        inits[n].CopyFrom(numpy_helper.from_array((a * masks[n]).astype(a.dtype), n))
+        zeros += int((~masks[n]).sum())
+    total = sum(a.size for a in arrays.values())
+    return {"method": method, "rho": rho, "scope": scope, "seed": seed, "pruned_weights": zeros,
+            "prunable_weights": total, "sparsity": zeros / total, "layers": len(names)}
+
+
+def split_at_head(model: Any) -> tuple[Any, Any]:
+    """``(backbone, head)``: the graph up to the embedding layer's input feature, and from it to the output.
+
+    Raises:
+        UsageError: the graph has no such cut (no Conv/Gemm/MatMul embedding layer fed by a feature).
+
+    Example:
+        >>> backbone, head = split_at_head(g)   # doctest: +SKIP
+    """
+    from onnx.shape_inference import infer_shapes
+    from onnx.utils import Extractor
+
+    g = model.graph
+    heads = [n for n in g.node if n.op_type in PRUNABLE_OPS]
+    inits = {i.name for i in g.initializer}
+    graph_in = [v.name for v in g.input if v.name not in inits]
+    if not heads or heads[-1].input[0] in inits or heads[-1].input[0] in graph_in:
+        raise UsageError("SER-FIQ on this ONNX FR model: no embedding layer fed by a feature to apply dropout to")
+    feat = heads[-1].input[0]
+    try:
+        ex = Extractor(infer_shapes(model))
+        return ex.extract_model(graph_in[:1], [feat]), ex.extract_model([feat], [g.output[0].name])
+    except Exception as e:  # noqa: BLE001 - an uncuttable graph is a usage limit, said in one line
+        raise UsageError(f"SER-FIQ on this ONNX FR model: cannot cut the graph before its embedding layer "
+                         f"({str(e).splitlines()[0][:120]})") from None
+
+
+def cached_graph(path: Path, build: Callable[[], Any]) -> Path:
+    """``path`` if it exists, else ``build()`` (a ModelProto) saved there atomically.
+
+    Example:
+        >>> cached_graph(cache / "mfn-l1-0.4.onnx", lambda: pruned)   # doctest: +SKIP
+    """
+    if path.is_file():
+        return path
+    from edgefiq.utils import atomic_path
+
+    onnx = _onnx()
+    model = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+    return path
+
+
+class OrtRunner:
+    """An onnxruntime session over ``[N, C, H, W]`` float32 batches of any size -> ``[N, D]`` float32.
+
+    Args:
+        model: ``.onnx`` path or ``ModelProto``.
+        threads: intra-op threads (``None``: onnxruntime's default).
+
+    Example:
+        >>> OrtRunner("mfn.onnx", threads=2)(x).shape   # doctest: +SKIP
+        (64, 128)
+    """
+
+    def __init__(self, model: str | Path | Any, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendUnavailableError("onnxruntime is not installed: pip install onnxruntime") from None
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads, so.inter_op_num_threads = int(threads), 1
+        src = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
+        try:
+            self.session = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001
+            where = model if isinstance(model, (str, Path)) else "ONNX graph"
+            raise DataError(f"{where}: onnxruntime cannot load it ({str(e).splitlines()[0][:160]})") from None
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = self.raw(x)
+        return out.reshape(out.shape[0], -1)
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The first output as the graph gives it (``[N, ...]``), float32."""
+        arr = np.ascontiguousarray(x, np.float32)
+        b = self.fixed_batch
+        if b is None or b == arr.shape[0]:
+            out = self.session.run(None, {self.input_name: arr})[0]
+        else:  # a fixed batch size: feed it in slices of b, padding the last one
+            pad = (-arr.shape[0]) % b
+            arr_p = np.concatenate([arr, np.repeat(arr[-1:], pad, axis=0)]) if pad else arr
+            out = np.concatenate([self.session.run(None, {self.input_name: arr_p[i:i + b]})[0]
+                                  for i in range(0, len(arr_p), b)])[: arr.shape[0]]
+        return np.asarray(out, np.float32)
+
+
+def batchable_graph(model: Any) -> tuple[Any, bool]:
+    """``(graph, batchable)``: a batchable copy if two random images batched equal two single calls, else ``model``.
+
+    Example:
+        >>> g, ok = batchable_graph(read_graph("MobileFaceNet.onnx"))   # doctest: +SKIP
+        >>> ok
+        True
+    """
+    import copy
+
+    cand = copy.deepcopy(model)
+    if not make_batchable(cand):
+        return model, _input_batch(model) is None
+    shape = [d.dim_value or 1 for d in model.graph.input[0].type.tensor_type.shape.dim]
+    x = np.random.default_rng(0).standard_normal((2, *shape[1:])).astype(np.float32)
+    try:
+        one = OrtRunner(model, threads=1)(x)
+        two = OrtRunner(cand, threads=1)(x)
+    except Exception as e:  # noqa: BLE001 - an unfixable graph is fed one image at a time
+        log.info("fixed-batch ONNX graph stays fixed (%s)", str(e).splitlines()[0][:120])
+        return model, False
+    if two.shape != one.shape or not np.allclose(one, two, rtol=1e-4, atol=1e-5):
+        return model, False
+    return cand, True
+
+
+def _input_batch(model: Any) -> int | None:
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    return int(dims[0].dim_value) if dims and dims[0].HasField("dim_value") else None
