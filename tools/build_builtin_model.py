@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="edgefiq-lfw", help="built-in model name (builtin:NAME)")
     ap.add_argument("--model", help="report model to ship, e.g. mobilenetv3_small_100/structured-0.3 "
                                     "(default: the fastest with every artifact ok and SRCC >= --min-srcc)")
-    ap.add_argument("--artifacts", default=",".join(DEFAULT_KEYS), help="TARGET-PRECISION keys to ship")
+    ap.add_argument("--artifacts", default="auto", help="TARGET-PRECISION keys to ship, comma-separated; auto: "
+                    f"{','.join(DEFAULT_KEYS)} must all be ok, every int8 one is shipped, then the others fastest "
+                    "first while they fit in --max-mb")
     ap.add_argument("--val-labels", type=Path, help="validation label CSV (default: RUN_DIR/label/val.csv)")
     ap.add_argument("--min-srcc", type=float, default=0.85, help="refuse a student below this SRCC vs the teacher")
     ap.add_argument("--max-mb", type=float, default=10.0, help="refuse more than this many MB of artifacts")
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         from edgefiq.pipeline.runner import run_recipe
 
         run_recipe(load_recipe(a.recipe), a.run_dir)
-    out = build_builtin_model(a.run_dir, a.out, a.name, model=a.model, keys=tuple(a.artifacts.split(",")),
+    out = build_builtin_model(a.run_dir, a.out, a.name, model=a.model, keys=None if a.artifacts == "auto" else tuple(a.artifacts.split(",")),
                               val_labels=a.val_labels, min_srcc=a.min_srcc, max_mb=a.max_mb,
                               make_default=not a.no_default)
     print(f"built-in model: {out} (card: {out / 'card.md'})")

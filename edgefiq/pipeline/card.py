@@ -44,6 +44,26 @@ INPUT_SPEC = ("aligned {h}x{w} RGB face crops on the ArcFace 5-point template (`
               "`edgefiq score --landmarks`)")
 
 
+def build_machine() -> dict[str, Any]:
+    """CPU model, core count and whether it has VNNI (fast int8 dot products): where the latencies were taken.
+
+    Example:
+        >>> sorted(build_machine())
+        ['cpu', 'cpus', 'machine', 'vnni']
+    """
+    import os
+    import platform
+
+    cpu, flags = platform.processor() or platform.machine(), ""
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        text = info.read_text(errors="replace")
+        cpu = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), cpu)
+        flags = next((ln for ln in text.splitlines() if ln.startswith(("flags", "Features"))), "")
+    return {"cpu": cpu, "machine": platform.machine(), "cpus": os.cpu_count(),
+            "vnni": any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "asimddp"))}
+
+
 def _sha256(path: Path) -> str:
     from edgefiq.utils import sha256_file
 
@@ -110,7 +130,7 @@ def make_card(name: str, model: str, report: dict[str, Any], run_dir: Path, ship
                        "teacher_pauc": {f: teacher.get(f"pauc@{f}") for f in fmrs}},
         "thresholds": _thresholds(run_dir, model, preferred[0]),
         "training": {**(report.get("data") or {}), **_recipe_data(run_dir), "synthetic": bool(report.get("synthetic"))},
-        "teacher": report.get("teacher"),
+        "teacher": report.get("teacher"), "latency_machine": build_machine(),
         "teacher_latency": [{k: r.get(k) for k in ("target", "precision", "p50_ms", "note")}
                             for r in teacher_rows if r.get("p50_ms") is not None],
         "intended_use": text["intended_use"], "limits": text["limits"],
@@ -157,8 +177,11 @@ def render_card(card: dict[str, Any], plots: list[str]) -> str:
                      f"{a['size_bytes'] / 1e6:.2f} MB | {_fmt(a['p50_ms'])} | {_fmt(a['teacher_p50_ms'])} | "
                      f"{_fmt(a['speedup'], '.1f')} | {a['srcc_vs_teacher']:.4f} | "
                      + " | ".join(_fmt(a.get(f'pauc@{f}'), '.2f') for f in fmrs) + " |")
-    lines += ["", "Latency: p50 of batch-1 calls at 1 thread on the build machine (the run's bench stage); "
-              "int8 artifacts are for ARM and other int8-fast CPUs (VNNI), fp32 may be faster on x86 without VNNI.",
+    mach = card.get("latency_machine") or {}
+    lines += ["", f"Latency: p50 of batch-1 calls at 1 thread (the run's bench stage) on {mach.get('cpu')} "
+              f"({mach.get('cpus')} cores, {'with' if mach.get('vnni') else 'without'} VNNI int8 dot products); "
+              f"fastest there: `{card['preferred'][0]}`. The int8 artifacts are for ARM and other int8-fast CPUs "
+              "(VNNI, dot-product NEON), where they usually beat fp32; on x86 without VNNI fp32 can be faster.",
               "", *[f"![{Path(p).stem}]({p})" for p in plots], "", "## Scores", "", card["score"]["scale"], "",
               f"Validation distribution of `{card['score']['distribution_of']}` (n={d['n']}): mean {d['mean']:.4g}, "
               f"std {d['std']:.4g}, min {d['min']:.4g}, max {d['max']:.4g}.", "", "| quantile | score |", "|---:|---:|"]

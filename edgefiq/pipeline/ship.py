@@ -140,6 +140,25 @@ def reference_record(artifact: Path, precision: str, dist: dict[str, Any]) -> di
     return {"scores": [float(s) for s in scores], "atol": atol}
 
 
+def budget_keys(rows: dict[str, dict[str, Any]], max_mb: float) -> list[str]:
+    """The artifacts to ship within ``max_mb``: every int8 artifact (small; the fast ones on ARM and VNNI
+    CPUs), then the others fastest first while the total size stays within the budget.
+
+    Example:
+        >>> budget_keys({"onnx-fp32": {"size_bytes": 6e6, "p50_ms": 1.0}, "onnx-int8": {"size_bytes": 2e6},
+        ...              "tflite-fp32": {"size_bytes": 6e6, "p50_ms": 0.8}}, 10.0)
+        ['onnx-int8', 'tflite-fp32']
+    """
+    chosen = [k for k in rows if k.endswith("-int8")]
+    used = sum(float(rows[k].get("size_bytes") or 0) for k in chosen)
+    for k in sorted((k for k in rows if k not in chosen), key=lambda k: float(rows[k].get("p50_ms") or np.inf)):
+        size = float(rows[k].get("size_bytes") or 0)
+        if used + size <= max_mb * 1e6:
+            chosen.append(k)
+            used += size
+    return chosen
+
+
 def _model_rows(report: dict[str, Any], model: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
     mine = {artifact_key(r): r for r in report["rows"] if r.get("kind") == "artifact" and r["model"] == model}
     missing = [k for k in keys if k not in mine]
@@ -153,7 +172,7 @@ def _model_rows(report: dict[str, Any], model: str, keys: Sequence[str]) -> dict
 
 
 def build_builtin_model(run_dir: str | Path, out_root: str | Path, name: str, *, model: str | None = None,
-                        keys: Sequence[str] = DEFAULT_KEYS, val_labels: str | Path | None = None,
+                        keys: Sequence[str] | None = None, val_labels: str | Path | None = None,
                         min_srcc: float = 0.0, max_mb: float = 10.0, make_default: bool = True,
                         card_options: dict[str, Any] | None = None) -> Path:
     """Write the built-in model folder ``out_root/name`` from a finished run (module docstring).
@@ -163,7 +182,8 @@ def build_builtin_model(run_dir: str | Path, out_root: str | Path, name: str, *,
         out_root: the built-in root, e.g. ``edgefiq/runtime/builtin``.
         name: folder and model name (``builtin:<name>``).
         model: report model name (e.g. ``mobilenetv3_small_100/structured-0.3``); default: ``choose_model``.
-        keys: artifacts to ship, ``<target>-<precision>``; the first is the preferred one.
+        keys: artifacts to ship, ``<target>-<precision>``. None: every one of ``DEFAULT_KEYS`` must be ok,
+            and ``budget_keys`` picks those that fit in ``max_mb``.
         val_labels: validation label CSV (default: the run's ``label/val.csv``).
         min_srcc: refuse a model whose fp32 SRCC vs the teacher is lower.
         max_mb: refuse a folder larger than this.
@@ -185,8 +205,10 @@ def build_builtin_model(run_dir: str | Path, out_root: str | Path, name: str, *,
     if not (run / "report.json").is_file():
         raise DataError(f"{run}: no report.json; run `edgefiq run RECIPE -o {run}` first")
     report = json.loads((run / "report.json").read_text())
-    model = model or choose_model(report["rows"], keys, min_srcc)
-    rows = _model_rows(report, model, keys)
+    model = model or choose_model(report["rows"], keys or DEFAULT_KEYS, min_srcc)
+    rows = _model_rows(report, model, keys or DEFAULT_KEYS)
+    if keys is None:
+        rows = {k: rows[k] for k in budget_keys(rows, max_mb)}
     labels = Path(val_labels) if val_labels else run / "label" / "val.csv"
     tmp = root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
