@@ -55,6 +55,8 @@ NOISE_PATTERNS = tuple(re.compile(p) for p in (
     r"^To enable the following instructions: ",
     r"cuda drivers on your machine, GPU will not be used",
     r"^E0000 ",                                        # absl "could not find cuda" on CPU hosts
+    r"━+ +\d+%",                                      # rich progress bars of NNCF (Statistics collection ...)
+    r"^(Statistics collection|Applying [\w ]+ correction)\b",
 ))
 
 
@@ -73,6 +75,20 @@ def verbose() -> bool:
     return os.environ.get("EDGEFIQ_VERBOSE") == "1"
 
 
+def no_fork_after_jax() -> None:
+    """Make ``multiprocessing`` start children with ``forkserver`` instead of ``fork``.
+
+    litert-torch loads JAX, which is multithreaded; OpenVINO/NNCF telemetry then sends each
+    event from a ``multiprocessing.Process``, and a plain ``fork`` of a JAX process can
+    deadlock (JAX warns "os.fork() was called"). ``forkserver`` (Python 3.14's default on
+    Linux) forks from a clean server process instead. Called once by the CLI.
+    """
+    import multiprocessing
+
+    if sys.platform.startswith("linux") and multiprocessing.get_start_method(allow_none=True) in (None, "fork"):
+        multiprocessing.set_start_method("forkserver", force=True)
+
+
 def silence_third_party(verbose: bool = False) -> None:
     """Quiet third-party loggers (default) or let them through (``verbose=True``).
 
@@ -84,6 +100,7 @@ def silence_third_party(verbose: bool = False) -> None:
         >>> logging.getLogger("absl").level >= logging.ERROR
         True
     """
+    no_fork_after_jax()
     level = logging.NOTSET if verbose else logging.ERROR
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(level)

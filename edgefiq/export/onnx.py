@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import BackendUnavailableError, UsageError
-from edgefiq.export.base import ExportOptions, read_meta_or_none, silence_native_stderr, to_layout
+from edgefiq.export.base import BackendBase, ExportOptions, read_meta_or_none, silence_native_stderr, to_layout
 from edgefiq.registry import BACKENDS
 
 CALIBRATION_METHODS = ("mean-minmax", "minmax", "entropy", "percentile", "nncf")
@@ -139,9 +139,12 @@ def quantize_onnx_nncf(src: Path, out: Path, calibration: np.ndarray, *, input_n
     model = onnx.load(str(src))
     head = _score_head(model.graph, keep_head_float) + _nodes_in_modules(model.graph, float_modules)
     dataset = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))], lambda x: {input_name: x})
-    q = nncf.quantize(model, dataset, subset_size=len(calibration),
-                      ignored_scope=nncf.IgnoredScope(names=head) if head else None,
-                      advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
+    from edgefiq.console import native_output_captured
+
+    with native_output_captured():   # NNCF's progress bars (shown with -v)
+        q = nncf.quantize(model, dataset, subset_size=len(calibration),
+                          ignored_scope=nncf.IgnoredScope(names=head) if head else None,
+                          advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix.ENABLE))
     onnx.save(q, str(out))
     if report is not None:
         report.update(quantizer="nncf", float_layers=head)
@@ -195,7 +198,7 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method:
 
 
 @BACKENDS.register("onnx")
-class OnnxBackend:
+class OnnxBackend(BackendBase):
     """ONNX + onnxruntime: fp32, fp16 (fp32 I/O) and int8 (static QDQ)."""
 
     name = "onnx"
@@ -241,6 +244,29 @@ class OnnxBackend:
 
     def load(self, path: Path, threads: int | None = None) -> "OnnxRunner":
         return OnnxRunner(Path(path), threads)
+
+    def gpu_unavailable_reason(self) -> str:
+        """Empty when onnxruntime has its CUDA execution provider here."""
+        if importlib.util.find_spec("onnxruntime") is None:
+            return "onnxruntime not installed"
+        import onnxruntime as ort
+
+        ok = "CUDAExecutionProvider" in ort.get_available_providers()
+        return "" if ok else "onnxruntime CUDAExecutionProvider not available (no GPU build / no GPU)"
+
+    def load_gpu(self, path: Path, threads: int | None = None) -> Any:
+        """An onnxruntime CUDA session as a runner (NCHW float32 in, scores out)."""
+        import onnxruntime as ort
+
+        meta = read_meta_or_none(path)
+        layout = meta.preprocess.layout if meta else "NCHW"
+        sess = ort.InferenceSession(str(path), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return np.asarray(sess.run(None, {name: to_layout(x, layout)})[0], np.float32).reshape(len(x), -1)[:, 0]
+
+        return run
 
 
 class OnnxRunner:

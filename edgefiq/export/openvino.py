@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import BackendUnavailableError, UsageError
-from edgefiq.export.base import ExportOptions, read_meta_or_none, to_layout
+from edgefiq.export.base import BackendBase, ExportOptions, read_meta_or_none, to_layout
 from edgefiq.registry import BACKENDS
 
 _PIP = "pip install openvino nncf"
@@ -109,12 +109,15 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> Any:
     report = options.advanced.setdefault("quantization_report", {})
     report.update(overflow_fix=overflow_fix, float_layers=head)
     report.update(preset=preset, activation_ranges=estimator or "nncf default")
-    return nncf.quantize(ov_model, cal_ds, subset_size=len(calib), ignored_scope=ignored, advanced_parameters=adv,
-                         preset=nncf.QuantizationPreset(preset))
+    from edgefiq.console import native_output_captured
+
+    with native_output_captured():   # NNCF's progress bars (shown with -v)
+        return nncf.quantize(ov_model, cal_ds, subset_size=len(calib), ignored_scope=ignored,
+                             advanced_parameters=adv, preset=nncf.QuantizationPreset(preset))
 
 
 @BACKENDS.register("openvino")
-class OpenVinoBackend:
+class OpenVinoBackend(BackendBase):
     """OpenVINO IR: fp32, fp16 weight compression, int8 via NNCF."""
 
     name = "openvino"
@@ -151,6 +154,29 @@ class OpenVinoBackend:
 
     def load(self, path: Path, threads: int | None = None) -> "OpenVinoRunner":
         return OpenVinoRunner(Path(path), threads)
+
+    def gpu_unavailable_reason(self) -> str:
+        """Empty when OpenVINO reports a GPU device here."""
+        if importlib.util.find_spec("openvino") is None:
+            return "openvino not installed"
+        import openvino as ov
+
+        ok = any(d.startswith("GPU") for d in ov.Core().available_devices)
+        return "" if ok else "OpenVINO reports no GPU device"
+
+    def load_gpu(self, path: Path, threads: int | None = None) -> Any:
+        """The IR compiled for OpenVINO's GPU plugin as a runner (NCHW float32 in, scores out)."""
+        import openvino as ov
+
+        meta = read_meta_or_none(path)
+        layout = meta.preprocess.layout if meta else "NCHW"
+        compiled = ov.Core().compile_model(str(path), "GPU")
+
+        def run(x: np.ndarray) -> np.ndarray:
+            out = compiled(to_layout(x, layout))[compiled.output(0)]
+            return np.asarray(out, np.float32).reshape(len(x), -1)[:, 0]
+
+        return run
 
 
 class OpenVinoRunner:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import BackendUnavailableError, DataError, UsageError
-from edgefiq.export.base import (ExportOptions, dequantize_array, quantize_array, read_meta_or_none,
+from edgefiq.export.base import (BackendBase, ExportOptions, dequantize_array, quantize_array, read_meta_or_none,
                                  to_layout)
 from edgefiq.registry import BACKENDS
 
@@ -53,10 +53,12 @@ def _quiet() -> Any:
     import logging
     import warnings
 
+    from edgefiq.console import native_output_captured
+
     previous = logging.root.manager.disable
     logging.disable(logging.INFO)   # "Use JAX lowering: ..." and jax backend notices
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    try:   # C++ INFO lines and torch's glog-style warnings go straight to file descriptor 2
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), native_output_captured():
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -136,11 +138,23 @@ def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last
             report.update(quantizer="litert-pt2e", float_layers=list(float_modules))
     else:
         raise UsageError(f"tflite int8: unknown calibration method {method!r}")
-    return move_exported_model_to_eval(converted), qc.QuantConfig(pt2e_quantizer=quantizer)
+    return _eval_flags(move_exported_model_to_eval(converted)), qc.QuantConfig(pt2e_quantizer=quantizer)
+
+
+def _eval_flags(graph_module: Any) -> Any:
+    """Set ``training=False`` on an exported graph whose ops ``move_exported_model_to_eval`` made eval.
+
+    Exported graphs refuse ``.eval()`` and keep ``training=True``, so litert-torch warned "Your
+    model is converted in training mode" although batch norm uses running statistics and
+    dropout is off in the graph (tests/test_console.py checks the ops). The flag now says so too.
+    """
+    for m in graph_module.modules():
+        m.training = False
+    return graph_module
 
 
 @BACKENDS.register("tflite")
-class TfliteBackend:
+class TfliteBackend(BackendBase):
     """TFLite via litert-torch: fp32, fp16 weights, int8 PT2E (int8 I/O), optional NHWC input."""
 
     name = "tflite"
@@ -190,7 +204,10 @@ class TfliteBackend:
         """Input/output dtype, scale and zero-point as the interpreter reports them."""
         from ai_edge_litert.interpreter import Interpreter
 
-        it = Interpreter(model_path=str(path))
+        from edgefiq.console import native_output_captured
+
+        with native_output_captured(also_stdout=False):
+            it = Interpreter(model_path=str(path))
         i, o = it.get_input_details()[0], it.get_output_details()[0]
         return {"io_dtype": np.dtype(i["dtype"]).name,
                 "input": {"dtype": np.dtype(i["dtype"]).name, "scale": float(i["quantization"][0]),
@@ -210,8 +227,11 @@ class TfliteRunner:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
             raise BackendUnavailableError("tflite runner needs ai-edge-litert: `pip install ai-edge-litert`") from None
-        self.interpreter = Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
-        self.interpreter.allocate_tensors()
+        from edgefiq.console import native_output_captured
+
+        with native_output_captured(also_stdout=False):   # "INFO: Created TensorFlow Lite XNNPACK delegate"
+            self.interpreter = Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)
+            self.interpreter.allocate_tensors()
         i, o = self.interpreter.get_input_details()[0], self.interpreter.get_output_details()[0]
         self._in, self._out = i["index"], o["index"]
         self.in_dtype, self.out_dtype = np.dtype(i["dtype"]), np.dtype(o["dtype"])
