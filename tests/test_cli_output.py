@@ -1,0 +1,64 @@
+"""Issue 20 findings 5 and 6: scriptable output (-o -, --json, bench folders and globs, exit codes)
+and wrong input that used to pass silently (landmarks matching nothing, odd sizes, garbage models).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+from test_runtime import edgefiq_artifacts  # noqa: F401  (session fixture)
+
+from edgefiq.cli import cli
+
+FAST = ["--warmup", "0", "--min-runs", "1", "--min-time", "0", "--no-png"]
+
+
+def test_bench_glob_skips_sidecars_writes_folder_and_prints_json(edgefiq_artifacts, tmp_path):  # noqa: F811
+    files = sorted(str(p) for p in edgefiq_artifacts["onnx"].parent.iterdir())
+    assert any(f.endswith(".json") for f in files)          # what `bench export/*` expands to
+    res = CliRunner().invoke(cli, ["bench", *files, *FAST, "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "rep" / "bench.json").read_text())["rows"]
+    assert [r["artifact"] for r in rows] == [edgefiq_artifacts["onnx"].name]
+    res = CliRunner().invoke(cli, ["bench", str(edgefiq_artifacts["onnx"]), *FAST, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["status"] == "ok"
+    res = CliRunner().invoke(cli, ["bench", str(edgefiq_artifacts["onnx"]), *FAST, "-o", "-"])
+    assert json.loads(res.stdout)["rows"][0]["artifact"] == edgefiq_artifacts["onnx"].name
+
+
+def test_bench_exits_nonzero_on_a_failed_row(edgefiq_artifacts, tmp_path):  # noqa: F811
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    shutil.copy(str(edgefiq_artifacts["onnx"]) + ".json", str(bad) + ".json")
+    res = CliRunner().invoke(cli, ["bench", str(edgefiq_artifacts["onnx"]), str(bad), *FAST, "-o",
+                                   str(tmp_path / "b.json")])
+    assert res.exit_code != 0 and "failed row" in str(res.exception)
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["ok", "failed"]     # the report is still written
+
+
+def test_score_to_stdout_and_garbage_model(edgefiq_artifacts, tmp_path):  # noqa: F811
+    res = CliRunner().invoke(cli, ["score", str(edgefiq_artifacts["onnx"]), str(edgefiq_artifacts["images"]),
+                                   "-o", "-"])
+    assert res.exit_code == 0, res.output
+    assert list(csv.reader(res.stdout.splitlines()))[0] == ["path", "quality"] and not Path("-").exists()
+    assert "not 32x32 aligned face crops" in res.stderr      # 40x40 images vs a 32x32 model
+    bad = tmp_path / "garbage.onnx"
+    bad.write_bytes(b"\x00garbage")
+    res = CliRunner().invoke(cli, ["score", str(bad), str(edgefiq_artifacts["images"]), "-o", "-"])
+    assert res.exception is not None and "not a loadable onnx model" in str(res.exception)
+    assert "\n" not in str(res.exception)
+
+
+def test_score_landmarks_matching_no_image_is_an_error(edgefiq_artifacts, tmp_path):  # noqa: F811
+    tsv = tmp_path / "marks.tsv"
+    tsv.write_text("other/x.jpg\t" + " ".join(["10"] * 10) + "\n")
+    res = CliRunner().invoke(cli, ["score", str(edgefiq_artifacts["onnx"]), str(edgefiq_artifacts["images"]),
+                                   "-o", str(tmp_path / "q.csv"), "--landmarks", str(tsv)])
+    assert res.exception is not None and "none of its 1 paths matches an image" in str(res.exception)
+    assert not (tmp_path / "q.csv").exists()
