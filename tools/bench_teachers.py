@@ -1,26 +1,29 @@
-"""Teacher benchmark: EDC pAUC of PreFIQs (l1 / random / structured x rho), norm, SER-FIQ vs random scores.
+"""Teacher benchmark at scale: EDC pAUC (FMR 1e-3 and 1e-4, both conventions) with bootstrap CIs over identities.
 
-The PreFIQs paper's ablation (its Tables 6-8) on real data: LFW dev identities with at
-least two images (a seeded subset, capped per identity), plus degraded copies of every
-image made with ``edgefiq.data.degrade.make_degraded_set`` (one random kind per image at
-each severity). Comparisons: all genuine pairs (same identity, excluding pairs of two
-copies of the same photo) and all impostor pairs, cosine similarity of the same FR
-model's embeddings. For each teacher: pAUC x1e3 of the EDC (FNMR at FMR 1e-3, discard up
-to 0.3) under both threshold conventions of ``edgefiq.metrics.edc`` (``fixed``: ISO/IEC
-29794-1 style, threshold from all impostors once; ``reestimate``: SER-FIQ/CR-FIQA code
-style), the normalised pAUC (0 = oracle, 1 = random discarding), and labelling
-throughput. Lower pAUC is better.
+Set: the validation identities of LFW ``pairs.txt`` folds 6-7 (``val_identities.txt``) in the
+benchmark subset prepared by ``tools/bench_distill.py --stage prepare`` (every clean dev image
+plus one degraded copy, ``subset_index.csv``: ``path,source,kind,severity``): about 5,160 images.
+Comparisons: every genuine and impostor pair of MobileFaceNet (``.pt``) embeddings, minus the
+genuine pairs of two copies of one photo (same ``source``).
 
-Usage (about 15-25 min on 2 shared cores):
-    nice -n 10 python tools/bench_teachers.py
-Outputs: results/teachers.json, results/teachers.md; degraded set and caches in runs/bench_teachers/.
+Teachers (``--stage score``, each through ``edgefiq.teachers.label_images``, resumable, one CSV
+per row under ``<work>/labels/``): PreFIQs l1 at each ``--rhos`` from the ``.pt`` and from the
+``.onnx`` (BatchNorm-folded weights), ``norm``, ``serfiq``, ``severity`` (1 - known severity).
+``--stage report``: rank-averaged ensembles (``edgefiq.teachers.ensemble.rank01``) of pairs and
+triples of the ``--ensemble-pool`` rows, with weights; pAUC x1e3 under ``fixed`` and ``reestimate``
+(``edgefiq.metrics.edc``) at both FMRs; percentile bootstrap CIs (``--boot`` resamples of the
+identities, shared by all rows, so differences between rows are paired); images/s as measured.
+
+Run (the lead's training job prepares the set under /root/edgefiq-work/bd):
+    nice -n 10 .venv/bin/python tools/bench_teachers.py --stage all
+Outputs: results/teachers.json, results/teachers.md; labels and caches in runs/bench_teachers/.
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import csv
+import itertools
 import json
 import os
 import platform
@@ -32,283 +35,283 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+SHARED = Path(os.environ.get("EDGEFIQ_SHARED", ROOT.parent / "shared" / "data"))
+MFN = SHARED / "models" / "mobilefacenet"
+BD = Path("/root/edgefiq-work/bd")
+FMRS = (1e-3, 1e-4)
+CONVENTIONS = ("fixed", "reestimate")
 
 
-def build_set(args: argparse.Namespace, work: Path) -> tuple[Path, list[str], list[str], list[str], np.ndarray, list[str]]:
-    """Symlinked clean subset + degraded copies; returns (root, relpaths, identities, sources, severity, kinds)."""
-    from edgefiq.data.degrade import DEGRADATIONS, make_degraded_set
-
-    src_root = Path(args.images)
-    ids = sorted(d.name for d in src_root.iterdir() if d.is_dir())
-    files = {i: sorted(p.name for p in (src_root / i).iterdir() if p.suffix.lower() == ".jpg") for i in ids}
-    eligible = [i for i in ids if len(files[i]) >= 2]
-    rng = np.random.default_rng(args.seed)
-    chosen = sorted(rng.choice(eligible, size=min(args.max_identities, len(eligible)), replace=False).tolist())
-    sub = work / "src"
-    for ident in chosen:
-        picks = sorted(rng.choice(files[ident], size=min(args.per_identity, len(files[ident])), replace=False).tolist())
-        (sub / ident).mkdir(parents=True, exist_ok=True)
-        for f in picks:
-            link = sub / ident / f
-            if not link.exists():
-                link.symlink_to((src_root / ident / f).resolve())
-    kinds = DEGRADATIONS if args.kinds == "all" else tuple(args.kinds.split(","))
-    index = make_degraded_set(sub, work / "mixed", kinds=kinds, severities=tuple(args.severities), per_image=1,
-                              seed=args.seed, include_clean=True)
+def validation_set(index: Path, val_ids: Path) -> list[dict[str, str]]:
+    """Rows of ``index`` whose identity (first path component of ``source``) is a validation identity."""
+    ids = set(val_ids.read_text().split())
     with open(index, newline="") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: r["path"])
+        return [r for r in csv.DictReader(f) if r["source"].split("/")[0] in ids]
+
+
+def teacher_rows(rhos: list[float], serfiq_m: int, index: Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{row key: (teacher, options)}`` of the single teachers."""
+    rows: dict[str, tuple[str, dict[str, Any]]] = {}
+    for src, path in (("pt", MFN / "mobilefacenet.pt"), ("onnx", MFN / "MobileFaceNet.onnx")):
+        for rho in rhos:
+            rows[f"prefiqs-l1-{rho:g}-{src}"] = ("prefiqs", {"fr_model": str(path), "method": "l1", "rho": rho})
+    rows["norm"] = ("norm", {"fr_model": str(MFN / "mobilefacenet.pt")})
+    rows[f"serfiq-m{serfiq_m}"] = ("serfiq", {"fr_model": str(MFN / "mobilefacenet.pt"), "m": serfiq_m})
+    rows["severity"] = ("severity", {"index": str(index)})
+    return rows
+
+
+def score_stage(args: argparse.Namespace, rels: list[str], work: Path) -> None:
+    """Label the validation images with every single teacher (resumable); speeds go to ``<work>/speed.json``."""
+    from edgefiq.teachers import label_images
+    from edgefiq.utils import write_json
+
+    speed_file = work / "speed.json"
+    for key, (name, opts) in teacher_rows(args.rhos, args.serfiq_m, Path(args.index)).items():
+        out = work / "labels" / f"{key}.csv"
+        if out.is_file() or (args.configs and key not in args.configs):
+            continue
+        engine = {"batch_size": args.batch_size, "cache_dir": work / "cache"}
+        if name != "severity":  # one-off graph export / pruning outside the timed run
+            label_images(args.subset, name, opts, work / "warm" / f"{key}.csv", relpaths=rels[:8], **engine)
+        load0 = os.getloadavg()
+        label_images(args.subset, name, opts, out, relpaths=rels, **engine)
+        meta = json.loads(out.with_name(out.name + ".json").read_text())
+        speed = json.loads(speed_file.read_text()) if speed_file.is_file() else {}  # parallel runs (--configs)
+        speed[key] = {"images_per_second": meta.get("images_per_second"), "loadavg_before": load0,
+                      "loadavg_after": os.getloadavg(), "n": meta["n_labelled"]}
+        write_json(speed_file, speed)
+        print(f"{key}: {meta['n_labelled']} images, {meta.get('images_per_second') or 0:.1f} img/s, "
+              f"load {load0[0]:.1f}", flush=True)
+
+
+def load_qualities(work: Path, rels: list[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """``({row: quality aligned with rels}, {row: speed record})`` of every labelled single teacher."""
+    from edgefiq.data.readers import read_labels_csv
+
+    speed_file = work / "speed.json"
+    speed = json.loads(speed_file.read_text()) if speed_file.is_file() else {}
+    pos = {r: k for k, r in enumerate(rels)}
+    out: dict[str, np.ndarray] = {}
+    for f in sorted((work / "labels").glob("*.csv")):
+        key = f.name[:-4]
+        paths, q = read_labels_csv(f, Path(f).parent)
+        arr = np.full(len(rels), np.nan)
+        arr[[pos[p.relative_to(f.parent).as_posix()] for p in paths]] = q
+        if np.isfinite(arr).all():
+            out[key] = arr
+            meta = json.loads(f.with_name(f.name + ".json").read_text())
+            speed.setdefault(key, {"images_per_second": meta.get("images_per_second")})
+    return out, speed
+
+
+def val_comparisons(rows: list[dict[str, str]], args: argparse.Namespace, work: Path, impostors: int) -> Any:
+    """Genuine + a seeded sample of impostor pairs of the .pt model's embeddings, copies of one photo dropped."""
+    from edgefiq.metrics.edc import comparisons_from_identities
+    from edgefiq.teachers import make_teacher
+
     rels = [r["path"] for r in rows]
-    return (work / "mixed", rels, [r.split("/")[0] for r in rels], [r["source"] for r in rows],
-            np.array([float(r["severity"]) for r in rows]), [r["kind"] for r in rows])
+    t = make_teacher("norm", {"fr_model": str(MFN / "mobilefacenet.pt")}, cache_dir=work / "cache")
+    emb, _ = t.cached_full(Path(args.subset), rels)
+    if emb is None:  # not cached by the PreFIQs rows: one pass
+        t.score_paths(rels, root=args.subset)
+        emb, _ = t.cached_full(Path(args.subset), rels)
+    c = comparisons_from_identities(emb, [r["source"].split("/")[0] for r in rows], max_impostors=impostors, seed=0)
+    src = np.array([r["source"] for r in rows])
+    return c.select(src[c.i] != src[c.j])
 
 
-def score(teacher: Any, root: Path, rels: list[str], chunk: int = 256) -> tuple[np.ndarray, float]:
-    """Score in engine-sized chunks; returns (quality, seconds)."""
-    t0 = time.perf_counter()
-    tables = [teacher.score_table(root, rels[k:k + chunk]) for k in range(0, len(rels), chunk)]
-    table = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
-    q = teacher.finalize(table)["quality"]
-    return np.asarray(q, np.float64), time.perf_counter() - t0
+def paucs(comp: Any, q: np.ndarray, conventions: tuple[str, ...] = CONVENTIONS) -> dict[str, float]:
+    """pAUC x1e3 (discard 0.3) at each FMR and convention: ``{"fixed@0.001": ...}``."""
+    from edgefiq.metrics.edc import edc_curve, pauc_x1e3
+
+    return {f"{conv}@{fmr:g}": pauc_x1e3(edc_curve(comp, q, fmr=fmr, convention=conv, discard_limit=0.3), 0.3)
+            for conv in conventions for fmr in FMRS}
 
 
-def edc_metrics(comp: Any, q: np.ndarray) -> dict[str, float]:
-    from edgefiq.metrics.edc import edc_curve, pauc, pauc_x1e3
+def ensembles(single: dict[str, np.ndarray], pool: list[str]) -> dict[str, np.ndarray]:
+    """Weighted rank averages: every pair of ``pool`` at weights 1:1, 2:1, 1:2 and every triple at 1:1:1."""
+    from edgefiq.teachers.ensemble import rank01
 
+    ranks = {k: rank01(single[k]) for k in pool}
     out = {}
-    for conv in ("fixed", "reestimate"):
-        curve = edc_curve(comp, q, fmr=1e-3, convention=conv, discard_limit=0.3)
-        out[f"pauc_x1e3_{conv}"] = pauc_x1e3(curve, 0.3)
-        out[f"pauc_norm_{conv}"] = pauc(curve, 0.3, normalise=True)
-        out[f"fnmr0_{conv}"] = float(curve.fnmr[0])
+    for a, b in itertools.combinations(pool, 2):
+        for wa, wb in ((1, 1), (2, 1), (1, 2)):
+            out[f"ens {a}:{wa} + {b}:{wb}"] = (wa * ranks[a] + wb * ranks[b]) / (wa + wb)
+    for trio in itertools.combinations(pool, 3):
+        out["ens " + " + ".join(f"{k}:1" for k in trio)] = sum(ranks[k] for k in trio) / 3
     return out
+
+
+def bootstrap(comp: Any, qs: dict[str, np.ndarray], idents: np.ndarray, n_boot: int,
+              conventions: tuple[str, ...]) -> dict[str, dict[str, list[float]]]:
+    """pAUC of every row on ``n_boot`` resamples of the identities (the same resamples for every row).
+
+    A replicate draws identities with replacement; each comparison is repeated by the product of
+    its two identities' draw counts (genuine: the identity's count), which resamples genuine and
+    impostor pairs together.
+    """
+    from edgefiq.metrics.edc import Comparisons
+
+    _, lab = np.unique(idents, return_inverse=True)
+    li, lj = lab[comp.i], lab[comp.j]
+    rng = np.random.default_rng(0)
+    out: dict[str, dict[str, list[float]]] = {k: {} for k in qs}
+    for b in range(n_boot):
+        mult = np.bincount(rng.integers(0, lab.max() + 1, lab.max() + 1), minlength=lab.max() + 1)
+        rep = np.where(comp.genuine, mult[li], mult[li] * mult[lj])
+        keep = np.repeat(np.arange(len(comp)), rep)
+        c = Comparisons(i=comp.i[keep], j=comp.j[keep], similarity=comp.similarity[keep], genuine=comp.genuine[keep])
+        for k, q in qs.items():
+            for m, v in paucs(c, q, conventions).items():
+                out[k].setdefault(m, []).append(v)
+        if (b + 1) % 10 == 0:
+            print(f"bootstrap {b + 1}/{n_boot}", flush=True)
+    return out
+
+
+def ci(vals: list[float]) -> list[float]:
+    """95% percentile interval."""
+    return [float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))]
+
+
+def report(args: argparse.Namespace, rows: list[dict[str, str]], work: Path) -> None:
+    """Metrics, ensembles, bootstrap CIs -> ``<out>.json`` and ``<out>.md``."""
+    from edgefiq.utils import atomic_write_text, write_json
+
+    rels = [r["path"] for r in rows]
+    idents = np.array([r["source"].split("/")[0] for r in rows])
+    single, speed = load_qualities(work, rels)
+    comp = val_comparisons(rows, args, work, args.impostors)
+    print(f"comparisons: {comp.n_genuine} genuine, {comp.n_impostor} impostor", flush=True)
+    point = {k: paucs(comp, q) for k, q in single.items()}
+    rnd = [paucs(comp, np.random.default_rng(100 + s).random(len(rels))) for s in range(5)]
+    point["random (mean of 5 seeds)"] = {m: float(np.mean([r[m] for r in rnd])) for m in rnd[0]}
+    key = "fixed@0.001"
+
+    def best_of(prefix: str) -> list[str]:
+        ks = [k for k in single if k.startswith("prefiqs") and k.endswith(prefix)]
+        return [min(ks, key=lambda k: point[k][key])] if ks else []
+
+    pool = args.ensemble_pool or [*best_of("-pt"), *best_of("-onnx"),
+                                  *[k for k in single if k == "norm" or k.startswith("serfiq") or k == "severity"]]
+    ens = ensembles(single, pool)
+    point.update({k: paucs(comp, q) for k, q in ens.items()})
+    top_ens = sorted(ens, key=lambda k: point[k][key])[: args.top_ensembles]
+    qs = {**single, **{k: ens[k] for k in top_ens}}
+    sub = rng_impostors(comp, args.boot_impostors)
+    boot = bootstrap(sub, qs, idents, args.boot, ("fixed",))
+    for k, v in bootstrap(sub, qs, idents, args.boot_reestimate, ("reestimate",)).items():
+        boot[k].update(v)
+    best = min(qs, key=lambda k: point[k][key])
+    result = {"command": "nice -n 10 .venv/bin/python tools/bench_teachers.py --stage all",
+              "n_images": len(rels), "n_identities": int(len(set(idents))), "n_genuine": comp.n_genuine,
+              "n_impostor": comp.n_impostor, "boot": args.boot, "boot_reestimate": args.boot_reestimate,
+              "boot_impostors": sub.n_impostor, "ensemble_pool": pool, "best": best,
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
+              "rows": {k: {"pauc_x1e3": point[k], "speed": speed.get(k),
+                           "ci95": {m: ci(v) for m, v in boot.get(k, {}).items()},
+                           "diff_vs_best_ci95": {m: ci(list(np.subtract(v, boot[best][m]))) for m, v in boot.get(k, {}).items()}}
+                       for k in point}}
+    out = Path(args.out)
+    write_json(out.with_suffix(".json"), result)
+    atomic_write_text(out.with_suffix(".md"), render_md(result))
+    print(f"wrote {out.with_suffix('.md')}; best: {best}", flush=True)
+
+
+def rng_impostors(comp: Any, n: int) -> Any:
+    """All genuine comparisons and a seeded sample of ``n`` impostors (the bootstrap's base set)."""
+    imp = np.flatnonzero(~comp.genuine)
+    if len(imp) <= n:
+        return comp
+    keep = np.zeros(len(comp), bool)
+    keep[comp.genuine] = True
+    keep[np.random.default_rng(1).choice(imp, n, replace=False)] = True
+    return comp.select(keep)
+
+
+def render_md(r: dict[str, Any]) -> str:
+    """The report: summary (rows with CIs), then every row's point estimates."""
+    metrics = [f"{c}@{f:g}" for c in CONVENTIONS for f in FMRS]
+    rows = r["rows"]
+
+    def cell(k: str, m: str) -> str:
+        v = rows[k]["pauc_x1e3"][m]
+        c = rows[k]["ci95"].get(m)
+        return f"{v:.1f} [{c[0]:.1f}, {c[1]:.1f}]" if c else f"{v:.1f}"
+
+    def ips(k: str) -> str:
+        s = rows[k].get("speed") or {}
+        v = s.get("images_per_second")
+        return f"{v:.0f}" if v else "-"
+
+    head = ("| teacher | " + " | ".join(f"pAUC x1e3 {m.replace('@', ' FMR ')}" for m in metrics) + " | images/s |",
+            "|---" * (len(metrics) + 2) + "|")
+    with_ci = sorted((k for k in rows if rows[k]["ci95"]), key=lambda k: rows[k]["pauc_x1e3"]["fixed@0.001"])
+    md = ["# Quality teachers at scale: LFW validation identities (pairs.txt folds 6-7), MobileFaceNet", "",
+          f"Reproduce: `{r['command']}` (scores: `--stage score`, resumable; tables: `--stage report`).", "",
+          f"Set: {r['n_images']} images of {r['n_identities']} identities (every clean image + one degraded copy). "
+          f"Comparisons: {r['n_genuine']} genuine (pairs of two copies of one photo dropped) and a seeded sample of "
+          f"{r['n_impostor']} impostor pairs; cosine similarity of mobilefacenet.pt embeddings. EDC pAUC x1e3 up to "
+          "30% discarded, lower is better; `fixed` = ISO/IEC 29794-1 (threshold set once, before discarding), `reestimate` = "
+          "SER-FIQ/CR-FIQA code style. [95% CI]: percentile bootstrap over identities "
+          f"({r['boot']} resamples for fixed, {r['boot_reestimate']} for reestimate, {r['boot_impostors']} impostors "
+          "per replicate), the same resamples for every row. images/s: `label_images` on 2 shared cores while other "
+          "jobs ran (contaminated; see results/label_speed.md); PreFIQs rows after the first of each model reuse "
+          "cached full-model embeddings.", "",
+          f"Ensembles: rank averages (`edgefiq.teachers.ensemble.rank01`) of pairs (weights 1:1, 2:1, 1:2) and triples "
+          f"(1:1:1) of {', '.join(r['ensemble_pool'])}; the best {len([k for k in with_ci if k.startswith('ens ')])} "
+          "(by fixed FMR 1e-3) get CIs. Selecting the best of many ensembles on this set is optimistic.", "",
+          "## Rows with confidence intervals (sorted by fixed FMR 1e-3)", "", *head,
+          *[f"| {k} | " + " | ".join(cell(k, m) for m in metrics) + f" | {ips(k)} |" for k in with_ci], "",
+          f"## Difference to the best row ({r['best']}), paired bootstrap 95% CI (negative = better than it)", "",
+          "| teacher | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for k in with_ci:
+        d = rows[k]["diff_vs_best_ci95"]
+        md.append(f"| {k} | " + " | ".join(f"[{d[m][0]:+.1f}, {d[m][1]:+.1f}]" if m in d else "-" for m in metrics) + " |")
+    md += ["", "## Every row (point estimates)", "", *head]
+    for k in sorted(rows, key=lambda k: rows[k]["pauc_x1e3"]["fixed@0.001"]):
+        md.append(f"| {k} | " + " | ".join(f"{rows[k]['pauc_x1e3'][m]:.1f}" for m in metrics) + f" | {ips(k)} |")
+    return "\n".join(md) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--images", default=str(SHARED / "lfw-dev/aligned112"))
-    ap.add_argument("--fr-model", default=str(SHARED / "models/mobilefacenet/mobilefacenet.pt"))
-    ap.add_argument("--work", default=str(ROOT / "runs/bench_teachers"))
-    ap.add_argument("--out", default=str(ROOT / "results/teachers"), help="output stem (.json/.md)")
-    ap.add_argument("--max-identities", type=int, default=100)
-    ap.add_argument("--per-identity", type=int, default=3)
-    ap.add_argument("--kinds", default="all")
-    ap.add_argument("--severities", type=float, nargs="+", default=[0.4, 0.8])
-    ap.add_argument("--rhos", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
-    ap.add_argument("--methods", nargs="+", default=["l1", "random", "structured"])
+    ap.add_argument("--stage", choices=["score", "report", "all"], default="all")
+    ap.add_argument("--subset", default=str(BD / "data" / "subset"))
+    ap.add_argument("--index", default=str(BD / "data" / "subset_index.csv"))
+    ap.add_argument("--val-ids", default=str(BD / "val_identities.txt"))
+    ap.add_argument("--work", default=str(ROOT / "runs" / "bench_teachers_val"))
+    ap.add_argument("--out", default=str(ROOT / "results" / "teachers"), help="output stem (.json/.md)")
+    ap.add_argument("--rhos", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4])
     ap.add_argument("--serfiq-m", type=int, default=20)
-    ap.add_argument("--random-seeds", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--configs", nargs="+", default=None, help="only run rows whose key matches these globs")
-    ap.add_argument("--tag", default="", help="name of this run's partial file (to run row subsets in parallel)")
-    ap.add_argument("--only-done", action="store_true",
-                    help="write the report from the rows already measured (runs/.../partial.json), run nothing new")
+    ap.add_argument("--impostors", type=int, default=3_000_000, help="impostor pairs (seeded sample) for the metrics")
+    ap.add_argument("--boot", type=int, default=100, help="bootstrap resamples of the identities (fixed)")
+    ap.add_argument("--boot-reestimate", type=int, default=25, help="bootstrap resamples (reestimate)")
+    ap.add_argument("--boot-impostors", type=int, default=1_000_000,
+                    help="impostor pairs (seeded sample of the above) in each bootstrap replicate")
+    ap.add_argument("--top-ensembles", type=int, default=6, help="best ensembles that get CIs")
+    ap.add_argument("--ensemble-pool", nargs="+", default=None,
+                    help="rows combined into ensembles (default: the best PreFIQs of each source, norm, serfiq, severity)")
+    ap.add_argument("--configs", nargs="+", default=None, help="score only these row keys")
     args = ap.parse_args(argv)
 
     import torch
 
-    from edgefiq.metrics.edc import comparisons_from_identities
-    from edgefiq.teachers import make_teacher
-    from edgefiq.utils import atomic_write_text, write_json
-
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    t_set = time.perf_counter()
-    root, rels, idents, sources, severity, kinds = build_set(args, work)
-    print(f"set: {len(rels)} images ({int((severity == 0).sum())} clean), {len(set(idents))} identities "
-          f"[{time.perf_counter() - t_set:.0f}s]", flush=True)
-    import hashlib
-
-    signature = hashlib.sha256(("\n".join(rels) + args.fr_model).encode()).hexdigest()[:16]
-    partial = work / f"partial{('-' + args.tag) if args.tag else ''}.json"
-    done: dict[str, Any] = {}
-    for f in sorted(work.glob("partial*.json")):  # rows measured by this or parallel runs (--tag)
-        prev = json.loads(f.read_text())
-        if prev.get("_set", signature) == signature:
-            done.update({k: v for k, v in prev.items() if k != "_set"})
-    done["_set"] = signature
-    engine = {"batch_size": args.batch_size, "cache_dir": str(work / "cache")}
-    fr = args.fr_model
-
-    rows: list[dict[str, Any]] = []
-    comp = None
-
-    def comparisons() -> Any:
-        nonlocal comp
-        if comp is None:
-            t = make_teacher("norm", {"fr_model": fr}, **engine)
-            full, _ = t.cached_full(root, rels)
-            if full is None:  # not cached yet: one full pass fills the cache
-                score(t, root, rels)
-                full, _ = t.cached_full(root, rels)
-            c = comparisons_from_identities(full, idents)
-            src = np.asarray(sources)
-            comp = c.select(src[c.i] != src[c.j])  # two copies of one photo are not a genuine comparison
-            print(f"comparisons: {comp.n_genuine} genuine, {comp.n_impostor} impostor", flush=True)
-        return comp
-
-    def run(key: str, teacher: str, options: dict[str, Any], note: str = "") -> None:
-        if key in done:
-            rows.append(done[key])
-            return
-        if args.only_done or (args.configs and not any(fnmatch.fnmatch(key, pat) for pat in args.configs)):
-            return
-        t = make_teacher(teacher, options, **engine)
-        t0 = time.perf_counter()
-        if hasattr(t, "pruned"):
-            t.pruned  # build the pruned copy outside the timed labelling (one-off cost, reported separately)
-        setup = time.perf_counter() - t0
-        q, secs = score(t, root, rels)
-        row = {"key": key, "teacher": teacher, **{k: v for k, v in options.items() if k != "fr_model"},
-               "seconds": secs, "setup_seconds": setup, "images_per_second": len(rels) / secs, "note": note,
-               **edc_metrics(comparisons(), q), "srcc_vs_severity": float(_srcc(q, -severity))}
-        rows.append(row)
-        done[key] = row
-        write_json(partial, done)
-        print(f"{key:28s} pAUC fixed {row['pauc_x1e3_fixed']:7.2f}  reest {row['pauc_x1e3_reestimate']:7.2f}  "
-              f"{row['images_per_second']:6.1f} img/s", flush=True)
-
-    # first run fills the embedding cache (full + pruned passes): its throughput is the uncached one
-    run("prefiqs-l1-0.4", "prefiqs", {"fr_model": fr, "method": "l1", "rho": 0.4},
-        note="first teacher: full + pruned forward passes (later rows reuse cached full embeddings)")
-    for method in args.methods:
-        for rho in args.rhos:
-            key = f"prefiqs-{method}-{rho:g}"
-            if key != "prefiqs-l1-0.4":
-                run(key, "prefiqs", {"fr_model": fr, "method": method, "rho": rho}, note="full embeddings cached")
-    run("norm", "norm", {"fr_model": fr, "cache": False}, note="cache disabled: throughput of one full forward pass")
-    run(f"serfiq-m{args.serfiq_m}", "serfiq", {"fr_model": fr, "m": args.serfiq_m, "dropout": 0.5})
-    comp = comparisons()
-    # references: the known severity (an oracle of the degradation, not a teacher) and random scores
-    sev_row = {"key": "severity (1 - known severity)", "teacher": "severity", "seconds": 0.0,
-               "images_per_second": None, "note": "reference: uses the degradation labels",
-               **edc_metrics(comp, 1.0 - severity), "srcc_vs_severity": 1.0}
-    rnd = [edc_metrics(comp, np.random.default_rng(1000 + s).random(len(rels))) for s in range(args.random_seeds)]
-    rnd_row = {"key": f"random (mean of {args.random_seeds} seeds)", "teacher": "random", "seconds": 0.0,
-               "images_per_second": None, "note": "baseline",
-               **{k: float(np.mean([r[k] for r in rnd])) for k in rnd[0]},
-               **{k + "_std": float(np.std([r[k] for r in rnd])) for k in rnd[0]}, "srcc_vs_severity": 0.0}
-    rows += [sev_row, rnd_row]
-
-    result = {
-        "command": "python tools/bench_teachers.py " + " ".join(_reproducible(argv if argv is not None else sys.argv[1:])),
-        "fr_model": fr, "images_root": args.images, "n_images": len(rels), "n_clean": int((severity == 0).sum()),
-        "n_identities": len(set(idents)), "severities": args.severities, "kinds": sorted(set(kinds) - {"clean"}),
-        "n_genuine": comp.n_genuine, "n_impostor": comp.n_impostor, "fmr": 1e-3, "discard_limit": 0.3,
-        "threads": args.threads, "batch_size": args.batch_size, "cpu_count": os.cpu_count(),
-        "python": platform.python_version(), "torch": torch.__version__,
-        "complete": len(rows) - 2 == 3 + len(args.methods) * len(args.rhos) - (1 if "l1" in args.methods and 0.4 in args.rhos else 0),
-        "rows": rows,
-    }
-    out = Path(args.out)
-    write_json(out.with_suffix(".json"), result)
-    atomic_write_text(out.with_suffix(".md"), render_md(result))
-    print(f"wrote {out.with_suffix('.md')}")
+    rows = validation_set(Path(args.index), Path(args.val_ids))
+    rels = [r["path"] for r in rows]
+    print(f"validation set: {len(rels)} images of {len({r['source'].split('/')[0] for r in rows})} identities", flush=True)
+    if args.stage in ("score", "all"):
+        score_stage(args, rels, work)
+    if args.stage in ("report", "all"):
+        report(args, rows, work)
     return 0
-
-
-def findings(rows: list[dict[str, Any]], rnd: dict[str, Any]) -> list[str]:
-    """Plain statements about the table: best setting per method and where each method beats random."""
-    out = []
-    limit = rnd["pauc_x1e3_fixed"] - 3 * rnd["pauc_x1e3_fixed_std"]
-    for m in sorted({x["method"] for x in rows if x["teacher"] == "prefiqs"}):
-        rs = sorted((x for x in rows if x["teacher"] == "prefiqs" and x["method"] == m), key=lambda x: x["rho"])
-        best = min(rs, key=lambda x: x["pauc_x1e3_fixed"])
-        good = [x["rho"] for x in rs if x["pauc_x1e3_fixed"] < limit]
-        out.append(f"- PreFIQs `{m}`: best rho {best['rho']:g} with pAUC x1e3 {best['pauc_x1e3_fixed']:.2f} "
-                   f"(fixed) / {best['pauc_x1e3_reestimate']:.2f} (reestimate) vs random "
-                   f"{rnd['pauc_x1e3_fixed']:.2f} / {rnd['pauc_x1e3_reestimate']:.2f}; "
-                   + (f"more than 3 random-seed std below random at rho {', '.join(f'{g:g}' for g in good)}."
-                      if good else "never more than 3 random-seed std below random."))
-    for t in ("norm", "serfiq"):
-        x = next((y for y in rows if y["teacher"] == t), None)
-        if x:
-            out.append(f"- `{x['key']}`: pAUC x1e3 {x['pauc_x1e3_fixed']:.2f} (fixed) / "
-                       f"{x['pauc_x1e3_reestimate']:.2f} (reestimate).")
-    out.append("- Rows with normalised pAUC near 1 and SRCC vs severity near or below 0 (high rho; random or "
-               "structured pruning of this compact 1 M-parameter network) are no better than random: most likely "
-               "the pruned copy's embedding no longer tracks the full model's, so the distance carries little "
-               "information about the image.")
-    return out
-
-
-def _reproducible(argv: list[str]) -> list[str]:
-    """The command line without the options that only split or assemble the work (same results)."""
-    out, skip = [], False
-    for a in argv:
-        if a in ("--configs", "--tag"):
-            skip = True
-            continue
-        if a == "--only-done":
-            continue
-        if skip and not a.startswith("--"):
-            continue
-        skip = False
-        out.append(a)
-    return out
-
-
-def _srcc(a: np.ndarray, b: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(a, b).statistic)
-
-
-def render_md(r: dict[str, Any]) -> str:
-    rows = r["rows"]
-    rnd = next(x for x in rows if x["teacher"] == "random")
-
-    def line(x: dict[str, Any]) -> str:
-        ips = f"{x['images_per_second']:.1f}" if x.get("images_per_second") else "-"
-        return (f"| {x['key']} | {x['pauc_x1e3_fixed']:.2f} | {x['pauc_norm_fixed']:.3f} | "
-                f"{x['pauc_x1e3_reestimate']:.2f} | {x['pauc_norm_reestimate']:.3f} | {x['srcc_vs_severity']:.3f} | {ips} |")
-
-    head = ["| teacher | pAUC x1e3 (fixed) | norm. (fixed) | pAUC x1e3 (reestimate) | norm. (reest.) | "
-            "SRCC vs -severity | images/s |", "|---|---|---|---|---|---|---|"]
-    md = ["# Quality teachers on LFW dev (MobileFaceNet): EDC pAUC", "",
-          f"Reproduce: `nice -n 10 {r['command']}` (rows can be split over parallel runs with `--configs GLOB... "
-          "--tag NAME` and assembled with `--only-done`; scores are deterministic, only images/s depends on the load).",
-          "",
-          f"Set: {r['n_images']} images = {r['n_clean']} clean LFW dev crops of {r['n_identities']} identities "
-          f"(>= 2 images each) + one degraded copy per image at each severity {r['severities']} "
-          f"(kind drawn per image from {', '.join(r['kinds'])}). Comparisons: {r['n_genuine']} genuine "
-          f"(excluding two copies of one photo), {r['n_impostor']} impostor; cosine similarity of MobileFaceNet "
-          f"embeddings. EDC: FNMR at FMR {r['fmr']:g}, discarding up to {r['discard_limit']}; pAUC x1e3 (lower is "
-          "better); normalised pAUC: 0 = oracle, 1 = random discarding (fixed convention). "
-          f"Throughput on {r['threads']} threads of a shared 2-core CPU, batch {r['batch_size']}.", "",
-          *([] if r.get("complete", True) else ["**Partial run**: only the rows below were measured; missing cells show `-`.", ""]),
-          "## Summary", "", *head]
-    best = {}
-    for x in rows:
-        if x["teacher"] == "prefiqs":
-            m = x["method"]
-            if m not in best or x["pauc_x1e3_fixed"] < best[m]["pauc_x1e3_fixed"]:
-                best[m] = x
-    summary = [x for x in rows if x["key"] == "prefiqs-l1-0.4"] + [best[m] for m in sorted(best)]
-    summary += [x for x in rows if x["teacher"] in ("norm", "serfiq", "severity", "random")]
-    seen = set()
-    for x in summary:
-        if x["key"] not in seen:
-            md.append(line(x))
-            seen.add(x["key"])
-    md += ["", "## Findings (computed from the rows below)", "", *findings(rows, rnd)]
-    md += ["", f"Random scores: pAUC x1e3 {rnd['pauc_x1e3_fixed']:.2f} ± {rnd['pauc_x1e3_fixed_std']:.2f} (fixed), "
-           f"{rnd['pauc_x1e3_reestimate']:.2f} ± {rnd['pauc_x1e3_reestimate_std']:.2f} (reestimate) over seeds.", "",
-           "## PreFIQs rho sweep (pAUC x1e3, fixed convention; reestimate in parentheses)", "",
-           "| rho | " + " | ".join(sorted({x['method'] for x in rows if x['teacher'] == 'prefiqs'})) + " |",
-           "|---" * (1 + len({x['method'] for x in rows if x['teacher'] == 'prefiqs'})) + "|"]
-    methods = sorted({x["method"] for x in rows if x["teacher"] == "prefiqs"})
-    for rho in sorted({x["rho"] for x in rows if x["teacher"] == "prefiqs"}):
-        cells = []
-        for m in methods:
-            x = next((y for y in rows if y["teacher"] == "prefiqs" and y["method"] == m and y["rho"] == rho), None)
-            cells.append(f"{x['pauc_x1e3_fixed']:.2f} ({x['pauc_x1e3_reestimate']:.2f})" if x else "-")
-        md.append(f"| {rho:g} | " + " | ".join(cells) + " |")
-    md += ["", "## All rows", "", *head, *[line(x) for x in rows], ""]
-    return "\n".join(md)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,12 @@ _POOL: Any = None
 
 
 def onnxruntime_available() -> bool:
-    """True if ``import onnxruntime`` works."""
+    """True if ``import onnxruntime`` works.
+
+    Example:
+        >>> onnxruntime_available()   # doctest: +SKIP
+        True
+    """
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -38,18 +43,33 @@ def onnxruntime_available() -> bool:
 
 
 def default_threads() -> int | None:
-    """torch's CPU thread count if torch is loaded (``edgefiq label --threads`` sets it), else onnxruntime's default."""
+    """torch's CPU thread count if torch is loaded (``edgefiq label --threads`` sets it), else onnxruntime's default.
+
+    Example:
+        >>> default_threads()   # doctest: +SKIP
+        2
+    """
     torch = sys.modules.get("torch")
     return int(torch.get_num_threads()) if torch is not None else None
 
 
 def is_onnx_model(fr: Any) -> bool:
-    """True for an FR model loaded from an ``.onnx`` file (``edgefiq.models.fr.OnnxFR``)."""
+    """True for an FR model loaded from an ``.onnx`` file (``edgefiq.models.fr.OnnxFR``).
+
+    Example:
+        >>> is_onnx_model(load_fr_model("MobileFaceNet.onnx"))   # doctest: +SKIP
+        True
+    """
     return str(getattr(fr, "source", "")).lower().endswith(".onnx")
 
 
 def source_sha256(fr: Any) -> str:
-    """Hash keying the derived graphs: the ONNX file with its external data, or the ``.pt`` weights hash."""
+    """Hash keying the derived graphs: the ONNX file with its external data, or the ``.pt`` weights hash.
+
+    Example:
+        >>> source_sha256(fr)[:16]   # doctest: +SKIP
+        'bea9ffc93414fdf3'
+    """
     if not is_onnx_model(fr):
         return str(fr.weights_sha256)
     src = str(fr.source)
@@ -76,7 +96,12 @@ def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
 
 
 def export_torch_fr(model: Any, path: Path, size: tuple[int, int]) -> Path:
-    """Export a torch FR module (eval mode; BatchNorm is folded by the exporter) with a dynamic batch, atomically."""
+    """Export a torch FR module (eval mode; BatchNorm is folded by the exporter) with a dynamic batch, atomically.
+
+    Example:
+        >>> export_torch_fr(fr, Path("mfn.onnx"), (112, 112))   # doctest: +SKIP
+        PosixPath('mfn.onnx')
+    """
     import warnings
 
     import torch
@@ -100,7 +125,12 @@ def _runner(key: tuple[Any, ...], path: Callable[[], Path], threads: int | None)
 
 
 def full_graph_path(fr: Any, cache_dir: Path) -> Path:
-    """The full FR model as a batchable ONNX file (exported or fixed once; the original if it cannot be fixed)."""
+    """The full FR model as a batchable ONNX file (exported or fixed once; the original if it cannot be fixed).
+
+    Example:
+        >>> full_graph_path(fr, Path("~/.cache/edgefiq")).name   # doctest: +SKIP
+        'bea9ffc93414fdf3-full-g1.onnx'
+    """
     sha = source_sha256(fr)[:16]
     if not is_onnx_model(fr):
         out = cache_dir / "onnx" / f"{sha}-torch-full-{GRAPH_VERSION}.onnx"

@@ -63,7 +63,11 @@ def graph_sha256(path: str | Path) -> str:
 
 
 def read_graph(path: str | Path) -> Any:
-    """Load an ONNX model (with its external data) as a ``ModelProto``; unreadable -> one-line DataError."""
+    """Load an ONNX model (with its external data) as a ``ModelProto``; unreadable -> one-line DataError.
+
+    Example:
+        >>> g = read_graph("MobileFaceNet.onnx")   # doctest: +SKIP
+    """
     onnx = _onnx()
     try:
         return onnx.load(str(path), load_external_data=True)

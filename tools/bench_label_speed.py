@@ -1,0 +1,130 @@
+"""Labelling throughput of ``edgefiq label`` per teacher: images/s, CPU time and the machine's load.
+
+Each configuration runs the real CLI in a subprocess on the same ``--n`` LFW dev images (a
+symlink folder): first a warm-up on 16 images (exports / prunes the ONNX graphs into the
+cache once), then the timed run with ``--no-cache`` (no embedding-cache hits: every FR pass
+is computed). Recorded per row: the CLI's own images/s (labelling loop), the wall time of the
+whole command (start-up and model loading included), the child's CPU seconds per image, and
+``os.getloadavg()`` before and after: numbers measured while other jobs run are contaminated,
+so rerun on a quiet machine before quoting them.
+
+Run:
+    .venv/bin/python tools/bench_label_speed.py            # all rows, 2000 images
+    .venv/bin/python tools/bench_label_speed.py --rows prefiqs-pt prefiqs-pt-torch --n 1000
+Outputs: results/label_speed.json and results/label_speed.md (rows merged by key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGEFIQ_SHARED", ROOT.parent / "shared" / "data"))
+MFN = SHARED / "models" / "mobilefacenet"
+ROWS: dict[str, list[str]] = {
+    "prefiqs-pt": ["--teacher", "prefiqs", "--fr-model", str(MFN / "mobilefacenet.pt"), "--method", "l1", "--rho", "0.4"],
+    "prefiqs-pt-torch": ["--teacher", "prefiqs", "--fr-model", str(MFN / "mobilefacenet.pt"), "--method", "l1",
+                         "--rho", "0.4", "--runtime", "torch"],
+    "prefiqs-onnx": ["--teacher", "prefiqs", "--fr-model", str(MFN / "MobileFaceNet.onnx"), "--method", "l1", "--rho", "0.4"],
+    "norm-pt": ["--teacher", "norm", "--fr-model", str(MFN / "mobilefacenet.pt")],
+    "serfiq-pt": ["--teacher", "serfiq", "--fr-model", str(MFN / "mobilefacenet.pt"), "--passes", "20"],
+    "serfiq-onnx": ["--teacher", "serfiq", "--fr-model", str(MFN / "MobileFaceNet.onnx"), "--passes", "20"],
+}
+
+
+def image_folder(work: Path, n: int) -> Path:
+    """A folder of symlinks to the first ``n`` LFW dev images (sorted), made once."""
+    src = SHARED / "lfw-dev" / "aligned112"
+    out = work / f"images{n}"
+    if not out.is_dir():
+        for p in sorted(src.glob("*/*.jpg"))[:n]:
+            (out / p.parent.name).mkdir(parents=True, exist_ok=True)
+            (out / p.parent.name / p.name).symlink_to(p.resolve())
+    return out
+
+
+def run_cli(args: list[str]) -> tuple[float, float]:
+    """Run ``edgefiq label ARGS``; returns (wall seconds, child CPU seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "edgefiq", "label", *args], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def measure(key: str, images: Path, work: Path, threads: int) -> dict[str, Any]:
+    """Warm-up on 16 images, then the timed ``--no-cache`` run over all of ``images``."""
+    common = ["--cache-dir", str(work / "cache"), "--threads", str(threads), "--no-resume"]
+    warm = work / "warm"
+    if not warm.is_dir():
+        for p in sorted(images.glob("*/*.jpg"))[:16]:
+            (warm / p.parent.name).mkdir(parents=True, exist_ok=True)
+            (warm / p.parent.name / p.name).symlink_to(p.resolve())
+    run_cli([str(warm), *ROWS[key], "-o", str(work / f"warm-{key}.csv"), *common])
+    out = work / f"{key}.csv"
+    load0 = os.getloadavg()
+    wall, cpu = run_cli([str(images), *ROWS[key], "-o", str(out), "--no-cache", *common])
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    n = meta["n_labelled"]
+    return {"key": key, "command": "edgefiq label IMAGES " + " ".join(ROWS[key]) + f" --threads {threads} --no-cache",
+            "n_images": n, "images_per_second": meta["images_per_second"], "wall_images_per_second": n / wall,
+            "cpu_ms_per_image": 1000 * cpu / n, "loadavg_before": load0, "loadavg_after": os.getloadavg(),
+            "runtime": meta["teacher"].get("runtime"), "threads": threads, "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "measured_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+
+
+def render_md(rows: dict[str, Any]) -> str:
+    """Markdown table of the measured rows."""
+    md = ["# `edgefiq label` throughput (LFW dev images, MobileFaceNet)", "",
+          "Reproduce: `.venv/bin/python tools/bench_label_speed.py` (see its docstring). images/s = the CLI's "
+          "labelling loop; wall = the whole command incl. start-up; load = `os.getloadavg()` 1-min before/after. "
+          "Rows measured with a load above the core count are contaminated by other jobs.", "",
+          "| row | runtime | images | images/s | wall images/s | CPU ms/image | load before -> after | measured |",
+          "|---|---|---|---|---|---|---|---|"]
+    for r in rows.values():
+        md.append(f"| {r['key']} | {r['runtime'] or '-'} | {r['n_images']} | {r['images_per_second']:.1f} | "
+                  f"{r['wall_images_per_second']:.1f} | {r['cpu_ms_per_image']:.2f} | "
+                  f"{r['loadavg_before'][0]:.1f} -> {r['loadavg_after'][0]:.1f} | {r['measured_at']} |")
+    return "\n".join(md) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument("--n", type=int, default=2000, help="images per timed run")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", default=str(ROOT / "runs" / "label_speed"))
+    ap.add_argument("--out", default=str(ROOT / "results" / "label_speed"))
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from edgefiq.utils import atomic_write_text, write_json
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    images = image_folder(work, args.n)
+    out = Path(args.out)
+    prev = out.with_suffix(".json")
+    rows = json.loads(prev.read_text())["rows"] if prev.is_file() else {}
+    for key in args.rows:
+        rows[key] = measure(key, images, work, args.threads)
+        r = rows[key]
+        print(f"{key}: {r['images_per_second']:.1f} img/s (wall {r['wall_images_per_second']:.1f}, "
+              f"{r['cpu_ms_per_image']:.2f} CPU ms/img, load {r['loadavg_before'][0]:.1f})", flush=True)
+        write_json(prev, {"rows": rows})
+        atomic_write_text(out.with_suffix(".md"), render_md(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
