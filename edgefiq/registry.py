@@ -50,6 +50,10 @@ class Registry:
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (e.g. an entry a test or a plugin registered for a while); unknown names are ignored."""
+        self._entries.pop(name, None)
+
     def get(self, name: str) -> Any:
         """Return the entry for ``name`` or raise ``UsageError`` with the closest names."""
         self._ensure()

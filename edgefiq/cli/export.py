@@ -10,28 +10,61 @@ from edgefiq.cli import json_option, must_exist
 from edgefiq.registry import BACKENDS
 
 
+class RegistryChoice(click.Choice):
+    """A ``click.Choice`` whose values are read from the backend registry when needed (help, parsing),
+    so a backend registered at any time before that appears without an edit here."""
+
+    def __init__(self, names: Callable[[], list[str]]) -> None:
+        self._names = names
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        """The current registry names plus the fixed extras."""
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # click's __init__ assigns; the registry is the source
+        pass
+
+
+def target_names() -> list[str]:
+    """``--target`` values: every registered backend, then ``all``."""
+    return [*BACKENDS.names(), "all"]
+
+
+def calibration_method_names() -> list[str]:
+    """``--calibration-method`` values: ``default``, ``auto``, then every backend's methods (registry order)."""
+    out = ["default", "auto"]
+    for name in BACKENDS.names():
+        out += [m for m in BACKENDS.get(name).calibration_methods if m not in out]
+    return out
+
+
+def _calibration_help() -> str:
+    per = "; ".join(f"{n}: {', '.join(BACKENDS.get(n).calibration_methods)}" for n in BACKENDS.names()
+                    if BACKENDS.get(n).calibration_methods)
+    return ("int8 quantiser/ranges. default = the backend's first method; auto = try the backend's auto methods and "
+            "keep the one whose scores rank the calibration images most like fp32 (SRCC). Per backend (first = "
+            f"default): {per}.")
+
+
 def _options(default_precision: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The flags both verbs share (``quantize`` only changes the default precision)."""
     opts = [
         click.argument("ckpt", type=click.Path(dir_okay=False), callback=must_exist("checkpoint")),
-        click.option("-t", "--target", required=True, type=click.Choice([*BACKENDS.names(), "all"]),
+        click.option("-t", "--target", required=True, type=RegistryChoice(target_names),
                      help="Backend to export to, or all of them."),
         click.option("-p", "--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=default_precision,
                      show_default=True, help="Weights/compute precision."),
         click.option("--calibration", type=click.Path(), default=None,
                      help="Calibration images (int8): a folder of face crops, or an .npz from `edgefiq data calibration`."),
-        click.option("--calibration-method",
-                     type=click.Choice(["default", "auto", "mean-minmax", "minmax", "entropy", "percentile", "nncf",
-                                        "nncf-minmax", "nncf-asym", "nncf-asym-minmax", "pt2e-histogram"]),
-                     default="default", show_default=True,
-                     help="int8 quantiser/ranges. default = the backend's first: onnx mean-minmax (onnxruntime, "
-                          "per-image min/max averaged), openvino and tflite nncf. auto = try the backend's methods "
-                          "and keep the one whose scores rank the calibration images most like fp32 (SRCC). onnx "
-                          "also takes minmax, entropy, percentile, nncf; openvino nncf-minmax, nncf-asym, "
-                          "nncf-asym-minmax (asymmetric activations); tflite pt2e-histogram (plain PT2E)."),
+        click.option("--calibration-method", type=RegistryChoice(calibration_method_names),
+                     default="default", show_default=True, help=_calibration_help()),
         click.option("--verify", type=click.Path(), default=None,
                      help="Held-out verification images for the parity gate (default: the calibration set)."),
-        click.option("--channels-last", is_flag=True, help="NHWC model input (tflite)."),
+        click.option("--channels-last", is_flag=True, help="NHWC model input ("
+                     + ", ".join(n for n in BACKENDS.names() if BACKENDS.get(n).supports_channels_last) + ")."),
         click.option("--accuracy-control", type=float, default=None, metavar="MAX_DROP",
                      help="int8, any target: mixed precision keeping the fewest blocks float so that SRCC "
                           "vs fp32 on the calibration images drops by at most MAX_DROP (e.g. 0.01)."),

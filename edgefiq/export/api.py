@@ -158,8 +158,9 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
         raise UsageError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if precision not in backend.precisions:
         raise UsageError(f"{target} backend does not support {precision} (supports {', '.join(backend.precisions)})")
-    if channels_last and not getattr(backend, "supports_channels_last", False):
-        raise UsageError(f"--channels-last is supported by tflite only, not {target}")
+    if channels_last and not backend.supports_channels_last:
+        supported = [n for n in BACKENDS.names() if BACKENDS.get(n).supports_channels_last]
+        raise UsageError(f"--channels-last is supported by {', '.join(supported) or 'no backend'} only, not {target}")
     if accuracy_control is not None and precision != "int8":
         raise UsageError(f"--accuracy-control needs --precision int8, not {precision}")
     if accuracy_control is not None and not 0 < accuracy_control < 1:
@@ -185,8 +186,8 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
     model = model.eval()
     example = torch.from_numpy(np.ascontiguousarray(vx[:1]))
     ref = torch_scores(model, vx)
-    methods = tuple(getattr(backend, "calibration_methods", ()))
-    auto = precision == "int8" and calibration_method == "auto" and bool(getattr(backend, "auto_calibration", ()))
+    methods = tuple(backend.calibration_methods)
+    auto = precision == "int8" and calibration_method == "auto" and bool(backend.auto_calibration)
     if precision == "int8" and calibration_method in ("default", "auto") and not auto:
         calibration_method = methods[0] if methods else "default"
     elif precision == "int8" and not auto and calibration_method not in methods:   # a choice this backend cannot honour
@@ -226,9 +227,7 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
         except Exception as e:  # converters raise anything; the user gets one line
             what = "quantise" if precision == "int8" else "convert"
             raise ExportError(f"cannot {what} {arch} for {target} {precision}: {explain_conversion_error(e)}") from e
-        quant = {}
-        if hasattr(backend, "quantization_info"):
-            quant = dict(backend.quantization_info(tmp_art))
+        quant = dict(backend.quantization_info(tmp_art))
         if precision == "int8":
             quant.update(calibration_images=int(len(calib)), calibration_method=adv.get("calibration_method"))
             if trials is not None:
@@ -298,10 +297,9 @@ def export_checkpoint(ckpt: str | Path, target: str, out_dir: str | Path, *, pre
         try:
             results.append(export_model(
                 ck.model, ck.preprocess, t, out_dir, precision=precision, calibration=calibration, verify=verify,
-                calibration_method=method if method == "auto" or method in getattr(b, "calibration_methods", ())
-                else "default",
+                calibration_method=method if method == "auto" or method in b.calibration_methods else "default",
                 accuracy_control=accuracy_control,
-                channels_last=channels_last and getattr(b, "supports_channels_last", False),
+                channels_last=channels_last and b.supports_channels_last,
                 no_verify=no_verify, **common))
         except EdgefiqError as e:
             failures.append(f"{t}: {e}")

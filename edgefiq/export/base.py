@@ -1,7 +1,7 @@
 """The ``Backend`` protocol and the metadata sidecar every artifact carries.
 
-A backend is one file in ``edgefiq/export/`` with one class registered in
-``edgefiq.registry.BACKENDS``:
+A backend is one file in ``edgefiq/export/`` with one class (a ``BackendBase`` subclass)
+registered in ``edgefiq.registry.BACKENDS``:
 
     name: str                       # "onnx", "openvino", "tflite", "torch"
     suffix: str                     # artifact suffix, e.g. ".onnx"
@@ -9,6 +9,8 @@ A backend is one file in ``edgefiq/export/`` with one class registered in
     def available(self) -> bool     # runtime importable?
     def export(self, model, example, out, options) -> Path
     def load(self, path, threads=None) -> Runner
+    # optional (BackendBase defaults): packages, calibration_methods, auto_calibration,
+    # supports_channels_last, files(path), quantization_info(path), gpu_unavailable_reason(), load_gpu(path)
 
 ``Runner(batch)`` takes a float32 NCHW batch preprocessed with the artifact's
 ``Preprocess`` (layout/int8 input quantisation are the runner's business) and returns
@@ -34,17 +36,83 @@ from edgefiq.runtime.sidecar import (META_SUFFIX, ArtifactMeta, Runner, backend_
 
 @runtime_checkable
 class Backend(Protocol):
-    """One export target: converts a torch model and loads the result for scoring."""
+    """One export target: converts a torch model and loads the result for scoring.
+
+    Everything the rest of edgefiq asks of a backend is a member here (no getattr probing):
+    the CLI's ``--target``/``--calibration-method`` choices, the parity gate, ``edgefiq bench``
+    (CPU and GPU rows) and the run's report all go through it. :class:`BackendBase` gives the
+    defaults, so a new backend is one class in one file plus its ``BACKENDS`` entry.
+    """
 
     name: str
     suffix: str
     precisions: tuple[str, ...]
+    packages: tuple[str, ...]              # pip distributions it needs (``torch`` first if it exports)
+    calibration_methods: tuple[str, ...]   # int8 activation-range methods; the first is the default
+    auto_calibration: tuple[str, ...]      # methods ``calibration_method="auto"`` tries, in order
+    supports_channels_last: bool           # NHWC model input
 
     def available(self) -> bool: ...
 
     def export(self, model: Any, example: Any, out: Path, options: "ExportOptions") -> Path: ...
 
     def load(self, path: Path, threads: int | None = None) -> Runner: ...
+
+    def files(self, path: Path) -> list[Path]: ...
+
+    def quantization_info(self, path: Path) -> dict[str, Any]: ...
+
+    def gpu_unavailable_reason(self) -> str: ...
+
+    def load_gpu(self, path: Path, threads: int | None = None) -> Runner: ...
+
+
+class BackendBase:
+    """Defaults of the optional :class:`Backend` members: no int8 calibration choices, NCHW only,
+    one file per artifact, nothing to add to the sidecar's ``quantization``, no GPU path.
+
+    Example:
+        >>> class Toy(BackendBase):
+        ...     name, suffix, precisions = "toy", ".toy", ("fp32",)
+        >>> Toy().files(Path("m.toy")), Toy().gpu_unavailable_reason()
+        ([PosixPath('m.toy')], 'no GPU path for toy in edgefiq bench')
+    """
+
+    name: str = ""
+    suffix: str = ""
+    precisions: tuple[str, ...] = ("fp32",)
+    packages: tuple[str, ...] = ()
+    calibration_methods: tuple[str, ...] = ()
+    auto_calibration: tuple[str, ...] = ()
+    supports_channels_last: bool = False
+
+    def available(self) -> bool:
+        """Whether the backend's runtime (and converter) can be imported here."""
+        return True
+
+    def export(self, model: Any, example: Any, out: Path, options: "ExportOptions") -> Path:
+        """Convert ``model`` (traced with ``example``) to ``out``."""
+        raise NotImplementedError(f"{self.name} backend cannot export")
+
+    def load(self, path: Path, threads: int | None = None) -> Runner:
+        """A runner scoring NCHW float32 batches with the artifact at ``path``."""
+        raise NotImplementedError(f"{self.name} backend cannot load")
+
+    def files(self, path: Path) -> list[Path]:
+        """Every file that makes up the artifact ``path`` (sidecar excluded)."""
+        return [Path(path)]
+
+    def quantization_info(self, path: Path) -> dict[str, Any]:
+        """What the sidecar's ``quantization`` records about ``path`` (e.g. input scale/zero-point)."""
+        return {}
+
+    def gpu_unavailable_reason(self) -> str:
+        """Empty if ``edgefiq bench --device cuda`` can run this backend here, else why not."""
+        return f"no GPU path for {self.name} in edgefiq bench"
+
+    def load_gpu(self, path: Path, threads: int | None = None) -> Runner:
+        """A runner on the GPU (call only when :meth:`gpu_unavailable_reason` is empty)."""
+        raise NotImplementedError(self.gpu_unavailable_reason())
 
 
 @dataclass(frozen=True)
@@ -58,7 +126,7 @@ class ExportOptions:
     advanced: dict[str, Any] = field(default_factory=dict)
 
 
-__all__ = ["META_SUFFIX", "ArtifactMeta", "Backend", "ExportOptions", "Runner", "ScoreFn", "artifact_files",
+__all__ = ["META_SUFFIX", "ArtifactMeta", "Backend", "BackendBase", "ExportOptions", "Runner", "ScoreFn", "artifact_files",
            "backend_for_path", "dequantize_array", "load_runner", "meta_path", "package_versions", "quantize_array",
            "read_meta", "read_meta_or_none", "silence_native_stderr", "to_layout", "write_meta"]
 
@@ -112,10 +180,9 @@ def package_versions(*names: str) -> dict[str, str]:
     return out
 
 
-def artifact_files(backend: Any, path: str | Path) -> list[Path]:
+def artifact_files(backend: Backend, path: str | Path) -> list[Path]:
     """Every file that makes up ``path`` for ``backend`` (e.g. OpenVINO ``.xml`` + ``.bin``), sidecar excluded."""
-    files = getattr(backend, "files", None)
-    return list(files(Path(path))) if callable(files) else [Path(path)]
+    return list(backend.files(Path(path)))
 
 
 def silence_native_stderr() -> Any:

@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import BackendUnavailableError, UsageError
-from edgefiq.export.base import ExportOptions, to_layout
+from edgefiq.export.base import BackendBase, ExportOptions, read_meta_or_none, to_layout
 from edgefiq.registry import BACKENDS
 
 _PIP = "pip install torch"
 
 
 @BACKENDS.register("torch")
-class TorchBackend:
+class TorchBackend(BackendBase):
     """TorchScript (trace or script) of the eager model; scores with torch on CPU."""
 
     name = "torch"
@@ -58,6 +58,30 @@ class TorchBackend:
 
     def load(self, path: Path, threads: int | None = None) -> "TorchRunner":
         return TorchRunner(Path(path), threads)
+
+    def gpu_unavailable_reason(self) -> str:
+        """Empty when torch sees a CUDA GPU here."""
+        if importlib.util.find_spec("torch") is None:
+            return "torch not installed"
+        import torch
+
+        return "" if torch.cuda.is_available() else "torch.cuda.is_available() is False (no CUDA GPU)"
+
+    def load_gpu(self, path: Path, threads: int | None = None) -> Any:
+        """The TorchScript module on CUDA as a runner (NCHW float32 in, scores out)."""
+        import torch
+
+        meta = read_meta_or_none(path)
+        layout = meta.preprocess.layout if meta else "NCHW"
+        mod = torch.jit.load(str(path), map_location="cuda").eval()
+
+        def run(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                y = mod(torch.from_numpy(to_layout(x, layout)).cuda())
+                torch.cuda.synchronize()
+            return y.float().reshape(len(x), -1)[:, 0].cpu().numpy()
+
+        return run
 
 
 class TorchRunner:
