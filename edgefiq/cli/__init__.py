@@ -49,6 +49,7 @@ SUMMARIES: dict[str, str] = {
     "score": "Score every image under IMAGES with MODEL and write a path,quality CSV.",
     "bench": "Benchmark ARTIFACTS: p50/p90/p99 latency, throughput, load/first-call time, size, peak RSS.",
     "models": "List the built-in quality models, or print the model card of NAME.",
+    "models": "List the built-in quality models, or print the model card of NAME.",
     "run": "Run RECIPE: data -> label -> distill -> prune -> export -> eval -> bench -> report.",
     "recipe": "Work with recipe files (YAML descriptions of a whole run).",
 }
