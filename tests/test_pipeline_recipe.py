@@ -98,3 +98,27 @@ def test_cross_section_checks(tmp_path: Path) -> None:
     cfg = load_recipe(write(tmp_path, named))
     assert [s.label for s in cfg.distill.students] == ["tiny_cnn", "wide"]
     assert distill_config(cfg, cfg.distill.students[1]).student_options == {"width": 16}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("export: {options: {calibraton_method: auto}}", "unknown key 'export.options.calibraton_method'; did you mean"),
+    ("export: {options: {calibration_method: autoo}}", "not offered by onnx, openvino, tflite; did you mean 'auto'"),
+    ("export: {targets: [onnx], options: {calibration_method: nncf-asym}}", "'nncf-asym' is not offered by onnx"),
+    ("prune: {options: {round: 8}}", "did you mean 'round_to'"),
+    ("prune: {options: {scope: glob}}", "did you mean 'global'"),
+    ("bench: {options: {min_run: 3}}", "did you mean 'min_runs'"),
+    ("teacher: {name: csv, options: {cvs: labels.csv}}", "unknown key 'teacher.options.cvs' for teacher 'csv'; did you mean 'csv'"),
+])
+def test_typos_in_options_fail_at_load(tmp_path: Path, extra: str, message: str) -> None:
+    """Every section is typed: a typo in an ``options`` mapping fails when the recipe loads, before any stage."""
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(write(tmp_path, MINIMAL + extra + "\n"))
+
+
+def test_typed_options_keep_stage_keys(tmp_path: Path) -> None:
+    """Stage keys hash only the options a recipe sets, as before they were typed (old run folders resume)."""
+    from edgefiq.pipeline.recipe import option_kwargs, stage_config
+
+    cfg = load_recipe(write(tmp_path, MINIMAL + "prune: {options: {round_to: 8}}\nbench: {options: {min_runs: 3}}\n"))
+    assert stage_config(cfg.prune)["options"] == {"round_to": 8} and stage_config(cfg.export)["options"] == {}
+    assert option_kwargs(cfg.bench.options) == {"warmup": 5, "min_runs": 3, "min_time_s": 1.0, "rounds": 1}

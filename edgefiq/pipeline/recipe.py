@@ -1,9 +1,12 @@
 """The run recipe: one YAML file describing a whole ``edgefiq run`` (data -> ... -> bench).
 
-``RunRecipe`` composes one frozen section per stage. Sections whose library defines its
-own config (``DistillConfig``) keep those settings as a mapping here and are validated
-against that library's dataclass when the recipe is loaded, so the library stays the one
-source of truth for its options and a typo is still an error with a suggestion.
+``RunRecipe`` composes one frozen section per stage. Every setting is typed: the rarely
+changed ones of a stage sit in its ``options`` dataclass (``PruneOptions``, ``ExportOptions``,
+``BenchOptions``, whose fields are the keywords of the stage's library function). Sections
+whose library defines its own config (``DistillConfig``) keep those settings as a mapping
+here and are validated against that library's dataclass when the recipe is loaded, and
+``teacher.options`` against the teacher's constructor, so the library stays the one source
+of truth and a typo anywhere is an error with a suggestion before any stage runs.
 
 Loading is strict (``edgefiq.recipe.from_mapping``): unknown keys and wrong types are
 errors naming the key. ``${NAME:-default}`` variables expand from ``--var`` then the
@@ -20,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +31,7 @@ from typing import Any, Literal
 import yaml
 
 from edgefiq.errors import RecipeError
-from edgefiq.recipe import from_mapping, load_yaml
+from edgefiq.recipe import from_mapping, load_yaml, to_dict
 from edgefiq.registry import suggest
 
 STAGES: tuple[str, ...] = ("data", "label", "distill", "prune", "export", "eval", "bench", "report")
@@ -116,13 +120,43 @@ class DistillSection:
 
 
 @dataclass(frozen=True)
+class PruneOptions:
+    """Rarely changed pruning settings (``edgefiq.pipeline.pruning.prune_checkpoint`` keywords)."""
+
+    importance: Literal["l1", "l2"] = "l1"
+    scope: Literal["global", "layer"] = "global"
+    round_to: int | None = None
+    ignored_layers: tuple[str, ...] = ()
+    iterative_steps: int = 1
+    seed: int = 0
+    quant_aware: bool = False
+
+
+@dataclass(frozen=True)
 class PruneSection:
     """Every (method, rho) pair is applied to every student; ``rhos: []`` disables pruning."""
 
     methods: tuple[Literal["structured", "l1", "random"], ...] = ("structured",)
     rhos: tuple[float, ...] = (0.3,)
     finetune_epochs: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
+    options: PruneOptions = field(default_factory=PruneOptions)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Rarely changed export settings (``edgefiq.export.export_checkpoint`` keywords).
+
+    ``calibration_method`` is ``default``, ``auto`` or a method of the targets' backends
+    (checked against the backend registry when the recipe loads); ``accuracy_control``
+    applies to int8 exports only.
+    """
+
+    calibration_method: str = "default"
+    accuracy_control: float | None = None
+    channels_last: bool = False
+    calibration_limit: int | None = 300
+    verify_limit: int | None = 500
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +166,7 @@ class ExportSection:
     targets: tuple[str, ...] = ("onnx", "openvino", "tflite")
     precisions: tuple[Literal["fp32", "fp16", "int8"], ...] = ("fp32", "int8")
     calibration_size: int = 64
-    options: dict[str, Any] = field(default_factory=dict)
+    options: ExportOptions = field(default_factory=ExportOptions)
 
 
 @dataclass(frozen=True)
@@ -159,12 +193,22 @@ class EvalSection:
 
 
 @dataclass(frozen=True)
+class BenchOptions:
+    """The timing protocol (``edgefiq.bench.benchmark`` keywords; ``edgefiq.timing``)."""
+
+    warmup: int = 5
+    min_runs: int = 30
+    min_time_s: float = 1.0
+    rounds: int = 1
+
+
+@dataclass(frozen=True)
 class BenchSection:
     """Latency benchmark of every artifact."""
 
     threads: tuple[int, ...] = (1,)
     batches: tuple[int, ...] = (1,)
-    options: dict[str, Any] = field(default_factory=dict)
+    options: BenchOptions = field(default_factory=BenchOptions)
 
 
 @dataclass(frozen=True)
@@ -273,24 +317,73 @@ def validate(cfg: RunRecipe) -> None:
     for i, s in enumerate(cfg.distill.students):
         distill_config(cfg, s, where=f"distill[{s.label}]")
     _check_names(cfg)
+    _check_teacher_options(cfg.teacher)
+    _check_calibration_method(cfg.export)
 
 
 def _check_names(cfg: RunRecipe) -> None:
-    """Registry names (students, teacher, targets) when those registries are importable."""
+    """Registry names: students, teacher, export targets."""
     from edgefiq.registry import BACKENDS, STUDENTS, TEACHERS
 
     for reg, names, where in ((STUDENTS, [s.arch for s in cfg.distill.students], "distill.students.arch"),
                               (TEACHERS, [cfg.teacher.name], "teacher.name"),
                               (BACKENDS, list(cfg.export.targets), "export.targets")):
-        try:
-            known = reg.names()
-        except ImportError:  # that team's package is not installed in this tree yet
-            continue
-        if not known:
-            continue
+        known = reg.names()
         for n in names:
             if n not in known:
                 raise RecipeError(f"{where}: unknown {reg.kind} {n!r}{suggest(n, known)}")
+
+
+def _check_teacher_options(t: TeacherSection) -> None:
+    """``teacher.options`` keys must be parameters of that teacher (its constructor is the schema)."""
+    import inspect
+
+    from edgefiq.registry import TEACHERS
+
+    params = inspect.signature(TEACHERS.get(t.name)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = sorted(n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL)
+    for key in t.options:
+        if key not in known:
+            raise RecipeError(f"unknown key 'teacher.options.{key}' for teacher {t.name!r}{suggest(str(key), known)}")
+
+
+def _check_calibration_method(ex: ExportSection) -> None:
+    """``export.options.calibration_method``: default, auto, or a method one of the targets offers."""
+    from edgefiq.registry import BACKENDS
+
+    method = ex.options.calibration_method
+    offered = ["default", "auto"] + [m for t in ex.targets for m in BACKENDS.get(t).calibration_methods]
+    if method not in offered:
+        raise RecipeError(f"export.options.calibration_method: {method!r} is not offered by "
+                          f"{', '.join(ex.targets)}{suggest(method, offered)}")
+
+
+def option_kwargs(options: PruneOptions | ExportOptions | BenchOptions) -> dict[str, Any]:
+    """The typed options of a section as keyword arguments of its library function (field = parameter).
+
+    Example:
+        >>> option_kwargs(BenchOptions(min_runs=3))["min_runs"]
+        3
+    """
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+
+
+def stage_config(section: Any) -> dict[str, Any]:
+    """A section as the stage key hashes it: its ``options`` reduced to the values that differ from
+    the defaults (what a recipe writes), so typed options keep the keys of existing run folders.
+
+    Example:
+        >>> stage_config(BenchSection(options=BenchOptions(min_runs=3)))["options"]
+        {'min_runs': 3}
+    """
+    out = to_dict(section)
+    opts = getattr(section, "options", None)
+    if dataclasses.is_dataclass(opts):
+        default = type(opts)()
+        out["options"] = {k: v for k, v in out["options"].items() if getattr(opts, k) != getattr(default, k)}
+    return out
 
 
 def distill_mapping(cfg: RunRecipe, student: StudentSection) -> dict[str, Any]:
@@ -305,13 +398,10 @@ def distill_config(cfg: RunRecipe, student: StudentSection, *, where: str = "dis
     """Build the distill team's ``DistillConfig`` for ``student`` (validating it).
 
     ``data`` holds the run-specific fields the pipeline fills in (images root, label CSVs).
-    Returns the merged mapping itself when ``edgefiq.distill.config`` is not installed yet.
     """
+    from edgefiq.distill.config import DistillConfig
+
     mapping = distill_mapping(cfg, student)
-    try:
-        from edgefiq.distill.config import DistillConfig
-    except ImportError:
-        return mapping
     mapping = _fill_student(DistillConfig, mapping, student, data)
     return from_mapping(DistillConfig, mapping, where)
 

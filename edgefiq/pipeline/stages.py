@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefiq.errors import DataError, EdgefiqError, UsageError
-from edgefiq.pipeline.recipe import RunRecipe, distill_config
+from edgefiq.pipeline.recipe import RunRecipe, distill_config, option_kwargs, stage_config
 from edgefiq.pipeline.runner import Stage, StageContext
 from edgefiq.recipe import to_dict
 
@@ -218,7 +218,7 @@ def distill_stage(recipe: RunRecipe) -> Stage:
                 log.info("[distill] %s: resuming from %s", s.label, sdir / "last.pt")
             res = distill(cfg, sdir, resume=resume)
             out[s.label] = {"arch": s.arch, "best": ctx.rel(res.best),
-                            "metrics": _jsonable(getattr(res, "metrics", {}))}
+                            "metrics": _jsonable(res.metrics)}
         return out
 
     config = {"distill": to_dict(recipe.distill), "seed": recipe.seed}
@@ -257,7 +257,7 @@ def prune_stage(recipe: RunRecipe) -> Stage:
                 for rho in p.rhos:
                     name = f"{label}/{method}-{rho:g}"
                     target = ctx.stage_dir / label / f"{method}-{rho:g}.pt"
-                    kwargs: dict[str, Any] = dict(p.options)
+                    kwargs: dict[str, Any] = option_kwargs(p.options)
                     if p.finetune_epochs:
                         kwargs.update(finetune_epochs=p.finetune_epochs, data=str(ctx.path(data["images"])),
                                       labels=str(ctx.path(labels["train"])))
@@ -266,7 +266,7 @@ def prune_stage(recipe: RunRecipe) -> Stage:
                     out[name] = {"student": label, "method": method, "rho": rho, "checkpoint": ctx.rel(target)}
         return out
 
-    return Stage("prune", run, config=to_dict(recipe.prune), depends=("data", "label", "distill"))
+    return Stage("prune", run, config=stage_config(recipe.prune), depends=("data", "label", "distill"))
 
 
 # ----------------------------------------------------------------------------- export
@@ -292,18 +292,18 @@ def export_stage(recipe: RunRecipe) -> Stage:
                 for precision in recipe.export.precisions:
                     odir = ctx.stage_dir / m["name"] / f"{target}-{precision}"
                     row = {**m, "target": target, "precision": precision}
-                    options = dict(recipe.export.options)
+                    options = option_kwargs(recipe.export.options)
                     if precision != "int8":
-                        options.pop("accuracy_control", None)
-                    elif "accuracy_control" in options:
-                        options["advanced"] = {**options.get("advanced", {}), "float_units_hint": float_units}
+                        options["accuracy_control"] = None
+                    elif options["accuracy_control"] is not None:
+                        options["advanced"] = {"float_units_hint": float_units}
                     try:
                         reused = _finished_artifact(odir) if ctx.resume else None
                         if reused is None:
                             res = export_checkpoint(ctx.path(m["checkpoint"]), target, odir, precision=precision,
                                                     calibration=calib, verify=verify, name=_artifact_name(m),
                                                     **options)
-                            reused = res.path, res.meta.to_dict() if hasattr(res.meta, "to_dict") else dict(res.meta)
+                            reused = res.path, res.meta.to_dict()
                         path, meta = reused
                         mixed = (meta.get("quantization") or {}).get("mixed_precision")
                         if mixed:
@@ -317,7 +317,7 @@ def export_stage(recipe: RunRecipe) -> Stage:
                     artifacts.append(row)
         return {"artifacts": artifacts, "calibration": ctx.rel(calib), "verify": ctx.rel(verify) if verify else None}
 
-    return Stage("export", run, config={**to_dict(recipe.export), "seed": recipe.seed},
+    return Stage("export", run, config={**stage_config(recipe.export), "seed": recipe.seed},
                  depends=("data", "label", "distill", "prune"), failures=_failed_exports)
 
 
@@ -387,13 +387,13 @@ def bench_stage(recipe: RunRecipe) -> Stage:
         arts = [a for a in ctx.outputs["export"]["artifacts"] if a.get("path")]
         b = recipe.bench
         rows = benchmark([ctx.path(a["path"]) for a in arts], threads=b.threads, batches=b.batches,
-                         **dict(b.options))
+                         **option_kwargs(b.options))
         teacher = benchmark_teacher(recipe.teacher.name, dict(recipe.teacher.options), recipe.export.targets,
                                     ctx.stage_dir / "teacher", threads=b.threads, batches=b.batches,
-                                    cache_dir=ctx.run_dir / "cache", **dict(b.options))
+                                    cache_dir=ctx.run_dir / "cache", **option_kwargs(b.options))
         return {"rows": _jsonable(rows), "teacher": _jsonable(teacher)}
 
-    config = {**to_dict(recipe.bench), "teacher": to_dict(recipe.teacher), "targets": list(recipe.export.targets)}
+    config = {**stage_config(recipe.bench), "teacher": to_dict(recipe.teacher), "targets": list(recipe.export.targets)}
     return Stage("bench", run, config=config, depends=("export",))
 
 
