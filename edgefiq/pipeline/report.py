@@ -45,7 +45,7 @@ def write_report(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         "teacher": ctx.outputs.get("label", {}).get("teacher"),
         "fr_model": ev.get("fr_model"),
         "data": {k: data.get(k) for k in ("n_images", "n_identities", "n_train", "n_val")},
-        "eval": {k: ev.get(k) for k in ("n_images", "n_identities", "n_genuine", "n_impostor")},
+        "eval": {k: ev.get(k) for k in ("n_images", "n_identities", "n_genuine", "n_impostor", "protocol")},
         "fmr": list(recipe.eval.fmr),
         "discard_limit": recipe.eval.discard_limit,
         "convention": recipe.eval.convention,
@@ -232,7 +232,9 @@ def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) 
         f"- Data: {d.get('n_images')} images of {d.get('n_identities')} identities "
         f"({d.get('n_train')} train / {d.get('n_val')} validation images, identity-disjoint)",
         (f"- Evaluation: {e.get('n_images')} validation images of {e.get('n_identities')} identities, "
-         f"{e.get('n_genuine')} genuine / {e.get('n_impostor')} impostor comparisons, FR model: {summary.get('fr_model')}"
+         f"{e.get('n_genuine')} genuine / {e.get('n_impostor')} impostor comparisons "
+         f"({e.get('protocol') or 'identities-from-folders'}; a photo and its own degraded copy are not a genuine "
+         f"attempt), FR model: {summary.get('fr_model')}"
          if fmrs else f"- Evaluation: {e.get('n_images')} validation images; no EDC (eval.edc is false)"),
         *([f"- pAUC: area under the EDC (FNMR at the given FMR vs fraction discarded, threshold "
            f"{summary['convention']}), discard 0..{summary['discard_limit']}, x1e3; lower is better."] if fmrs else []),
