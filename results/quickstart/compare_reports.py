@@ -1,0 +1,56 @@
+"""Compare quickstart report.md files: byte-identical, or identical except the timing fields.
+
+Latency (the ``p50 ms`` column) and the stage wall-time line are measurements of a busy machine,
+not results: they are masked before the second comparison. Everything else (SRCC, pAUC, sizes,
+parity, status) must match exactly. Prints one line per file pair and the rows whose status is not ok.
+
+Usage: python results/quickstart/compare_reports.py run1/report.md run2/report.md [...]
+Example: python results/quickstart/compare_reports.py /tmp/qs-repro/qs*/runs/quickstart/report.md
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from pathlib import Path
+
+
+def masked(text: str) -> list[str]:
+    """The report without its timing fields (p50 ms column, stage wall times)."""
+    out = []
+    col = None
+    for line in text.splitlines():
+        cells = line.split(" | ")
+        if line.startswith("| model |"):
+            col = next((i for i, c in enumerate(cells) if "p50 ms" in c), None)
+        elif col is not None and line.startswith("| ") and len(cells) > col and not line.startswith("|---"):
+            cells[col] = "<p50>"
+            line = " | ".join(cells)
+        line = re.sub(r"^(Stage wall times \(s\)):.*", r"\1: <masked>", line)
+        out.append(line)
+    return out
+
+
+def main(paths: list[str]) -> int:
+    texts = [Path(p).read_text() for p in paths]
+    ok = True
+    for p, t in zip(paths[1:], texts[1:]):
+        same = t == texts[0]
+        diff = list(difflib.unified_diff(masked(texts[0]), masked(t), paths[0], p, lineterm="", n=0))
+        print(f"{paths[0]} vs {p}: {'byte-identical' if same else 'identical except timings' if not diff else 'DIFFERENT'}")
+        for line in diff:
+            print("   ", line)
+        ok = ok and not diff
+    for p, t in zip(paths, texts):
+        bad = [ln for ln in t.splitlines() if ln.startswith("| ") and not ln.rstrip().endswith("| ok |")
+               and not ln.startswith(("| model", "|---"))]
+        print(f"{p}: {'every row ok' if not bad else f'{len(bad)} row(s) not ok'}")
+        for ln in bad:
+            print("   ", ln)
+        ok = ok and not bad
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
