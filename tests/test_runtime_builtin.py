@@ -180,6 +180,9 @@ def test_no_builtin_installed_is_one_clear_line(tmp_path: Path, monkeypatch: pyt
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 1 and "no built-in quality model is installed" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run([sys.executable, "-m", "edgefiq", "score", "student.onnx", "-o", str(tmp_path / "q.csv")],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 2 and "looks like a model: give the IMAGES folder" in r.stderr
 
 
 def test_shipped_builtin_models_score_as_recorded() -> None:
