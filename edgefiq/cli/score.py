@@ -63,6 +63,8 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
 
     if len(inputs) > 2 or (len(inputs) == 2 and model_opt is not None):
         raise UsageError("give IMAGES, or MODEL IMAGES, or --model SPEC IMAGES")
+    if len(inputs) == 1 and inputs[0].endswith((".onnx", ".xml", ".tflite", ".ts", ".pt", ".pth")):
+        raise UsageError(f"{inputs[0]} looks like a model: give the IMAGES folder after it")
     model, images = (inputs[0], inputs[1]) if len(inputs) == 2 else (model_opt, inputs[0])
     if detect:
         from edgefiq.data.detect import DetectOptions
