@@ -103,6 +103,8 @@ def test_builder_refuses_a_weak_or_missing_model(built: dict[str, Path], tmp_pat
         build_builtin_model(built["run"], tmp_path, "x", keys=("onnx-fp32",), min_srcc=0.99)
     with pytest.raises(UsageError, match="no artifact onnx-int8"):
         build_builtin_model(built["run"], tmp_path, "x", model="tiny_cnn", keys=("onnx-int8",))
+    with pytest.raises(DataError, match="speed-up over the teacher 0.0x < 20x"):  # severity has no network to time
+        build_builtin_model(built["run"], tmp_path, "x", keys=("onnx-fp32",), min_srcc=-1, min_speedup=20)
     with pytest.raises(DataError, match="MB of artifacts"):
         build_builtin_model(built["run"], tmp_path, "x", keys=("onnx-fp32",), min_srcc=-1, max_mb=1e-6)
     assert not (tmp_path / "x").exists()

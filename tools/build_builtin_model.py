@@ -7,7 +7,7 @@ and the EDC plots, then marks it the default built-in model. All logic is in
 ``edgefiq.pipeline.ship.build_builtin_model``.
 
 Example:
-    python tools/build_builtin_model.py runs/lfw-full --name edgefiq-lfw --min-srcc 0.85
+    python tools/build_builtin_model.py runs/lfw-full --name edgefiq-lfw --min-srcc 0.85 --min-speedup 20
     python tools/build_builtin_model.py runs/lfw-full --recipe recipes/lfw-mobilefacenet.yaml \\
         --name edgefiq-lfw --model mobilenetv3_small_100/structured-0.3
 """
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-labels", type=Path, help="validation label CSV (default: RUN_DIR/label/val.csv)")
     ap.add_argument("--min-srcc", type=float, default=0.85, help="refuse a student below this SRCC vs the teacher")
     ap.add_argument("--max-mb", type=float, default=10.0, help="refuse more than this many MB of artifacts")
+    ap.add_argument("--min-speedup", type=float, default=20.0,
+                    help="refuse unless a shipped artifact is this many times faster than the teacher (same runtime)")
     ap.add_argument("--out", type=Path, default=ROOT / "edgefiq" / "runtime" / "builtin", help="built-in root")
     ap.add_argument("--no-default", action="store_true", help="do not make it the default built-in model")
     a = ap.parse_args(argv)
@@ -46,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         from edgefiq.pipeline.runner import run_recipe
 
         run_recipe(load_recipe(a.recipe), a.run_dir)
-    out = build_builtin_model(a.run_dir, a.out, a.name, model=a.model, keys=None if a.artifacts == "auto" else tuple(a.artifacts.split(",")),
-                              val_labels=a.val_labels, min_srcc=a.min_srcc, max_mb=a.max_mb,
+    keys = None if a.artifacts == "auto" else tuple(a.artifacts.split(","))
+    out = build_builtin_model(a.run_dir, a.out, a.name, model=a.model, keys=keys,
+                              val_labels=a.val_labels, min_srcc=a.min_srcc, max_mb=a.max_mb, min_speedup=a.min_speedup,
                               make_default=not a.no_default)
     print(f"built-in model: {out} (card: {out / 'card.md'})")
     return 0

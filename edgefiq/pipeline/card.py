@@ -161,7 +161,8 @@ def render_card(card: dict[str, Any], plots: list[str]) -> str:
              "python -c \"import edgefiq; print(edgefiq.load_model().score_arrays([img]))\"", "```", "",
              "## Input", "", f"- {card['input']['spec']}", f"- preprocessing: `{json.dumps(card['input']['preprocess'])}`",
              "", "## Training", "",
-             f"- data: {'SYNTHETIC sample' if tr.get('synthetic') else tr.get('images')} ({tr.get('n_images')} images of {tr.get('n_identities')} identities, "
+             f"- data: {'SYNTHETIC sample' if tr.get('synthetic') else tr.get('images')} "
+             f"({tr.get('n_images')} images of {tr.get('n_identities')} identities, "
              f"{tr.get('n_train')} training / {tr.get('n_val')} validation images, identity-disjoint split "
              f"`{json.dumps(tr.get('split'))}`); degradations: {', '.join(tr.get('degradations') or []) or 'none'}",
              f"- teacher: `{t.get('name')}` {json.dumps(t.get('options', {}))}",

@@ -173,7 +173,8 @@ def _model_rows(report: dict[str, Any], model: str, keys: Sequence[str]) -> dict
 
 def build_builtin_model(run_dir: str | Path, out_root: str | Path, name: str, *, model: str | None = None,
                         keys: Sequence[str] | None = None, val_labels: str | Path | None = None,
-                        min_srcc: float = 0.0, max_mb: float = 10.0, make_default: bool = True,
+                        min_srcc: float = 0.0, max_mb: float = 10.0, min_speedup: float = 0.0,
+                        make_default: bool = True,
                         card_options: dict[str, Any] | None = None) -> Path:
     """Write the built-in model folder ``out_root/name`` from a finished run (module docstring).
 
@@ -187,6 +188,8 @@ def build_builtin_model(run_dir: str | Path, out_root: str | Path, name: str, *,
         val_labels: validation label CSV (default: the run's ``label/val.csv``).
         min_srcc: refuse a model whose fp32 SRCC vs the teacher is lower.
         max_mb: refuse a folder larger than this.
+        min_speedup: refuse when no shipped artifact is this many times faster than the teacher on its
+            runtime (report column ``speedup``: teacher p50 / artifact p50, 1 thread).
         make_default: write ``out_root/DEFAULT`` so the model is the default built-in one.
         card_options: overrides of the card text (``edgefiq.pipeline.card.CARD_DEFAULTS``).
 
@@ -209,6 +212,10 @@ def build_builtin_model(run_dir: str | Path, out_root: str | Path, name: str, *,
     rows = _model_rows(report, model, keys or DEFAULT_KEYS)
     if keys is None:
         rows = {k: rows[k] for k in budget_keys(rows, max_mb)}
+    best = max((float(r.get("speedup") or 0.0) for r in rows.values()), default=0.0)
+    if best < min_speedup:
+        raise DataError(f"{model}: fastest speed-up over the teacher {best:.1f}x < {min_speedup:g}x "
+                        "(0 = no teacher latency in the report)")
     labels = Path(val_labels) if val_labels else run / "label" / "val.csv"
     tmp = root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
