@@ -163,14 +163,19 @@ def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,),
                         acc = accuracy_ctx.evaluate(model)
                     row.update(acc)
                     row.update(status=status, reason=reason)
-                except EdgefiqError as e:
-                    row.update(status="failed", reason=str(e).splitlines()[0][:200])
                 except Exception as e:  # a runtime crash is a result of the benchmark, not of edgefiq
-                    row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:180] if str(e) else ''}")
+                    row.update(status="failed", reason=_failure_reason(e))
                 row["peak_rss_mb"] = peak_rss_mb()
                 rows.append(row)
                 log.info("[bench] %s threads=%d batch=%d: %s", path.name, th, bs, row.get("p50_ms", row["status"]))
     return rows
+
+
+def _failure_reason(e: Exception) -> str:
+    """One line for a failed row: an edgefiq error's own message, else the exception type and first line."""
+    if isinstance(e, EdgefiqError):
+        return str(e).splitlines()[0][:200]
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:180] if str(e) else ''}"
 
 
 def benchmark_isolated(artifacts: Sequence[str | Path], *, rounds: int = 1, **kwargs: Any) -> list[dict[str, Any]]:

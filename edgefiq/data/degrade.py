@@ -300,6 +300,73 @@ def _jittered(sevs: list[float], jitter: float, rng: np.random.Generator) -> lis
     return [round(float(np.clip(s + rng.uniform(-jitter, jitter), 0.01, 1.0)), 2) for s in sevs]
 
 
+def _checked_settings(kinds: Sequence[str], severities: Sequence[float], fraction: float, per_image: int,
+                      jitter: float) -> tuple[list[str], list[float]]:
+    """Validated degradation kinds and sorted unique severities (one-line ``UsageError`` otherwise)."""
+    checked = [check_kind(k) for k in kinds]
+    sevs = sorted({float(s) for s in severities})
+    if not checked:
+        raise UsageError("make_degraded_set: no degradation kinds given")
+    if not sevs or any(not 0.0 < s <= 1.0 for s in sevs):
+        raise UsageError(f"severities must be in (0, 1], got {list(severities)}")
+    if not 0.0 <= fraction <= 1.0:
+        raise UsageError(f"fraction must be in [0, 1], got {fraction}")
+    if per_image < 0:
+        raise UsageError(f"per_image must be >= 0, got {per_image}")
+    if not 0.0 <= jitter < 1.0:
+        raise UsageError(f"jitter must be in [0, 1), got {jitter}")
+    return checked, sevs
+
+
+def _planned_copies(rel: str, out_dir: Path, kinds: list[str], sevs: list[float], n_kinds: int, fraction: float,
+                    jitter: float, seed: int) -> list[tuple[str, float, Path]]:
+    """``(kind, severity, output path)`` of every degraded copy of the source image ``rel`` (seeded per image)."""
+    stem = Path(rel).stem
+    select_rng = _image_seed(seed, rel)
+    chosen = select_rng.random() < fraction
+    picked = [kinds[i] for i in sorted(select_rng.choice(len(kinds), size=n_kinds, replace=False))] if chosen else []
+    return [(k, s, out_dir / degraded_name(stem, k, s))
+            for k in picked for s in _jittered(sevs, jitter, _image_seed(seed, rel, 100 + DEGRADATIONS.index(k)))]
+
+
+def _write_degraded(img: np.ndarray, out: Path, kind: str, severity: float, kind_rng: np.random.Generator,
+                    quality: int) -> None:
+    """Degrade ``img`` (``kind_rng`` has the same state for every severity of a kind) and save it as JPEG atomically."""
+    from PIL import Image
+
+    from edgefiq.utils import atomic_path
+
+    with atomic_path(out) as tmp:
+        Image.fromarray(degrade(img, kind, severity, kind_rng)).save(tmp, format="JPEG", quality=quality)
+
+
+def _checked_roots(src_root: str | Path, out_root: str | Path) -> tuple[Path, Path]:
+    """The source and output roots; the output must not lie inside the source."""
+    src, out = Path(src_root), Path(out_root)
+    if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
+        raise UsageError(f"output {out} must not be inside the source folder {src}")
+    return src, out
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    """Copy ``src`` byte for byte to ``dst`` (temp file + rename)."""
+    from edgefiq.utils import atomic_path
+
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _write_index(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
+    """The ``path,source,kind,severity`` index of a degraded set, written atomically."""
+    from edgefiq.utils import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "source", "kind", "severity"])
+    w.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())
+
+
 def make_degraded_set(src_root: str | Path, out_root: str | Path, *, kinds: Sequence[str] = DEGRADATIONS,
                       severities: Sequence[float] = (0.25, 0.5, 0.75, 1.0), per_image: int = 1,
                       fraction: float = 1.0, seed: int = 0, include_clean: bool = True,
@@ -338,43 +405,23 @@ def make_degraded_set(src_root: str | Path, out_root: str | Path, *, kinds: Sequ
         ...                   severities=(0.5, 1.0), seed=0)   # doctest: +SKIP
         PosixPath('faces-degraded/index.csv')
     """
-    from PIL import Image
-
     from edgefiq.data.images import SkipLog, check_on_bad_image, load_image
     from edgefiq.data.readers import list_images
-    from edgefiq.utils import atomic_path, atomic_write_text, progress
+    from edgefiq.utils import progress
 
     check_on_bad_image(on_bad_image)
-    kinds = [check_kind(k) for k in kinds]
-    sevs = sorted({float(s) for s in severities})
-    if not kinds:
-        raise UsageError("make_degraded_set: no degradation kinds given")
-    if not sevs or any(not 0.0 < s <= 1.0 for s in sevs):
-        raise UsageError(f"severities must be in (0, 1], got {list(severities)}")
-    if not 0.0 <= fraction <= 1.0:
-        raise UsageError(f"fraction must be in [0, 1], got {fraction}")
-    if per_image < 0:
-        raise UsageError(f"per_image must be >= 0, got {per_image}")
-    if not 0.0 <= jitter < 1.0:
-        raise UsageError(f"jitter must be in [0, 1), got {jitter}")
+    kinds, sevs = _checked_settings(kinds, severities, fraction, per_image, jitter)
     n_kinds = len(kinds) if per_image == 0 else min(per_image, len(kinds))
 
-    src_root, out_root = Path(src_root), Path(out_root)
-    if out_root.resolve() == src_root.resolve() or src_root.resolve() in out_root.resolve().parents:
-        raise UsageError(f"output {out_root} must not be inside the source folder {src_root}")
+    src_root, out_root = _checked_roots(src_root, out_root)
     paths = list_images(src_root)
     out_root.mkdir(parents=True, exist_ok=True)
     skips = SkipLog()
     rows: list[tuple[str, str, str, str]] = []
     for p in progress(paths, desc="degrade", unit="img"):
         rel = p.relative_to(src_root).as_posix()
-        parent = Path(rel).parent
-        stem = Path(rel).stem
-        select_rng = _image_seed(seed, rel)
-        chosen = select_rng.random() < fraction
-        picked = [kinds[i] for i in sorted(select_rng.choice(len(kinds), size=n_kinds, replace=False))] if chosen else []
-        planned = [(k, s, (out_root / parent / degraded_name(stem, k, s)))
-                   for k in picked for s in _jittered(sevs, jitter, _image_seed(seed, rel, 100 + DEGRADATIONS.index(k)))]
+        parent, stem = Path(rel).parent, Path(rel).stem
+        planned = _planned_copies(rel, out_root / parent, kinds, sevs, n_kinds, fraction, jitter, seed)
         todo = [t for t in planned if not t[2].exists()]
         clean_out = out_root / parent / (stem + p.suffix.lower())
         need_clean = include_clean and not clean_out.exists()
@@ -386,25 +433,17 @@ def make_degraded_set(src_root: str | Path, out_root: str | Path, *, kinds: Sequ
                 skips.handle(e, on_bad_image)
                 continue
         if need_clean:
-            with atomic_path(clean_out) as tmp:
-                shutil.copyfile(p, tmp)
+            _copy_atomic(p, clean_out)
         if include_clean:
             rows.append(((parent / clean_out.name).as_posix(), rel, "clean", "0"))
         for k, s, out in planned:
             if not out.exists():
                 assert img is not None
-                kind_rng = _image_seed(seed, rel, 1 + DEGRADATIONS.index(k))  # same state for every severity
-                deg = degrade(img, k, s, kind_rng)
-                with atomic_path(out) as tmp:
-                    Image.fromarray(deg).save(tmp, format="JPEG", quality=quality)
+                _write_degraded(img, out, k, s, _image_seed(seed, rel, 1 + DEGRADATIONS.index(k)), quality)
             rows.append(((parent / out.name).as_posix(), rel, k, f"{s:g}"))
     if not rows:
         raise BadImageError(src_root, "no readable images to degrade") if len(skips) else UsageError(
             "nothing to write: include_clean is off and fraction selected no images")
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "source", "kind", "severity"])
-    w.writerows(rows)
-    index = atomic_write_text(out_root / "index.csv", buf.getvalue())
+    index = _write_index(out_root / "index.csv", rows)
     skips.write(out_root)
     return index

@@ -27,6 +27,7 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -160,7 +161,16 @@ def _draw_face(ident: _Identity, rng: np.random.Generator, size: int) -> tuple[n
     my = (lm[1] + rm[1]) / 2
     d.polygon([P(*lm), P(56, my - ident.lip_h), P(*rm), P(56, my + ident.lip_h + opening)], fill=ident.lip)
     d.line([P(*lm), P(56, my + opening * 0.5), P(*rm)], fill=col(ident.lip, 0.5), width=max(1, int(k * 0.8)))
+    return _pose_and_light(im, rng, ident, size, col(bg), np.array([le, re, nose, lm, rm], np.float64))
 
+
+def _pose_and_light(im: Any, rng: np.random.Generator, ident: _Identity, size: int, fill: tuple[int, int, int],
+                    landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image pose, lighting and noise on the supersampled drawing; the image at ``size`` and its landmarks."""
+    from PIL import Image
+
+    big = size * SUPERSAMPLE
+    k = big / 112.0
     # per-image pose: similarity about the image centre, applied to pixels and landmarks
     angle = math.radians(rng.uniform(-7, 7))
     scale = rng.uniform(0.95, 1.05)
@@ -169,7 +179,7 @@ def _draw_face(ident: _Identity, rng: np.random.Generator, size: int) -> tuple[n
     a, b = scale * math.cos(angle), scale * math.sin(angle)
     fwd = np.array([[a, -b, c - a * c + b * c + shift[0] * k], [b, a, c - b * c - a * c + shift[1] * k]])
     inv = np.linalg.inv(np.vstack([fwd, [0, 0, 1]]))[:2]
-    im = im.transform((big, big), Image.AFFINE, tuple(inv.ravel()), resample=Image.BILINEAR, fillcolor=col(bg))
+    im = im.transform((big, big), Image.AFFINE, tuple(inv.ravel()), resample=Image.BILINEAR, fillcolor=fill)
     img = np.asarray(im.resize((size, size), Image.BOX), dtype=np.float32)
 
     # skin texture (identity-fixed), lighting gain + directional gradient, sensor noise
@@ -178,7 +188,7 @@ def _draw_face(ident: _Identity, rng: np.random.Generator, size: int) -> tuple[n
     yy, xx = (np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5)
     light = rng.uniform(0.85, 1.12) * (1 + rng.uniform(-0.25, 0.25) * (np.cos(theta) * xx + np.sin(theta) * yy) * 2)
     img = img * light[..., None] + tex + rng.standard_normal(img.shape, np.float32) * 2.0
-    pts = np.array([le, re, nose, lm, rm], np.float64) * (size / 112.0)
+    pts = landmarks * (size / 112.0)
     pts_big = pts * SUPERSAMPLE
     pts = (pts_big @ fwd[:, :2].T + fwd[:, 2]) / SUPERSAMPLE
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), pts

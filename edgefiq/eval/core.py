@@ -102,7 +102,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         >>> evaluate("faces/", qualities=[("a", "a.csv")], embeddings="e.npy",   # doctest: +SKIP
         ...          identities_from_folders=True, random_baseline=True)["pauc"][0]
     """
-    from edgefiq.data.readers import list_images, read_label_map, read_lfw_pairs, read_source_index, relpaths
+    from edgefiq.data.readers import list_images, read_label_map, read_source_index, relpaths
 
     t_start = time.perf_counter()
     names = _check_options(qualities, identities_from_folders, pairs, fr_model, embeddings, random_baseline,
@@ -114,13 +114,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
     rels = _covered(root, all_rels, [t for _, _, t in tables], emb_map)
     dropped = len(all_rels) - len(rels)
     emb, fr_desc = _embeddings(root, rels, emb_map, embeddings, fr_model, save_embeddings, batch_size)
-    plist = read_lfw_pairs(pairs) if pairs is not None else None
-    if plist is not None:
-        covered = set(rels)
-        usable = sum(a in covered and b in covered for a, b, _ in plist)
-        if usable < len(plist):
-            log.info("[eval] %d of %d pairs use an image outside the evaluated set and are dropped",
-                     len(plist) - usable, len(plist))
+    plist = _read_pairs(pairs, rels) if pairs is not None else None
     same_source = read_source_index(same_source_index) if same_source_index is not None else None
     comps, protocol = build_comparisons(emb, rels, pairs=plist, pairs_name=Path(pairs).name if pairs else "pairs",
                                         same_source=same_source, max_impostors=max_impostors, seed=seed)
@@ -166,6 +160,19 @@ def _check_options(qualities: Sequence[tuple[str, str | Path]], identities_from_
     if not 0 < limit <= 1:
         raise UsageError(f"--limit must be in (0, 1], got {limit}")
     return names
+
+
+def _read_pairs(pairs: str | Path, rels: list[str]) -> list[tuple[str, str, bool]]:
+    """The LFW-style pair list; logs how many pairs use an image outside the evaluated set."""
+    from edgefiq.data.readers import read_lfw_pairs
+
+    plist = read_lfw_pairs(pairs)
+    covered = set(rels)
+    usable = sum(a in covered and b in covered for a, b, _ in plist)
+    if usable < len(plist):
+        log.info("[eval] %d of %d pairs use an image outside the evaluated set and are dropped",
+                 len(plist) - usable, len(plist))
+    return plist
 
 
 def _covered(root: Path, all_rels: list[str], tables: list[dict[str, float]],

@@ -10,6 +10,7 @@ unsupported operator when the message reveals it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -154,6 +155,45 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
     from edgefiq.registry import BACKENDS
 
     backend = BACKENDS.get(target)()
+    _check_request(backend, precision, channels_last, accuracy_control)
+    calib, vx, vsource = _input_batches(preprocess, precision, calibration, verify, calibration_limit, verify_limit)
+    model = model.eval()
+    example = torch.from_numpy(np.ascontiguousarray(vx[:1]))
+    ref = torch_scores(model, vx)
+    calibration_method, auto = _calibration_method(backend, precision, calibration_method)
+    adv = {"calibration_method": calibration_method, **(advanced or {})}
+    options = ExportOptions(precision=precision, calibration=calib, channels_last=channels_last, advanced=adv)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fname = f"{name or arch}_{precision}{'_nhwc' if channels_last else ''}{backend.suffix}"
+    pp = dataclasses.replace(preprocess, layout="NHWC" if channels_last else "NCHW")
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".export-{fname}-", dir=out_dir))
+    try:
+        try:
+            tmp_art, mixed, trials = _convert(backend, model, example, tmp_dir / fname, options, auto=auto,
+                                              accuracy_control=accuracy_control, threads=threads)
+        except EdgefiqError:
+            raise
+        except Exception as e:  # converters raise anything; the user gets one line
+            what = "quantise" if precision == "int8" else "convert"
+            raise ExportError(f"cannot {what} {arch} for {target} {precision}: {explain_conversion_error(e)}") from e
+        quant = _quantization_record(backend, tmp_art, options, calib, trials, mixed, accuracy_control)
+        meta = ArtifactMeta(backend=target, precision=precision, preprocess=pp, arch=arch,
+                            pruning=_pruning_summary(pruning), source_sha256=source_sha256 or _state_sha256(model),
+                            quantization=quant, versions={**package_versions(*backend.packages), "numpy": np.__version__})
+        write_meta(tmp_art, meta)
+        meta.parity = _parity(backend, tmp_art, ref, vx, vsource, precision, no_verify=no_verify, threads=threads)
+        return _publish(backend, tmp_art, out_dir / fname, meta)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _check_request(backend: Any, precision: str, channels_last: bool, accuracy_control: float | None) -> None:
+    """Refuse what ``backend`` cannot do before any work (one-line ``UsageError``/``BackendUnavailableError``)."""
+    from edgefiq.registry import BACKENDS
+
+    target = backend.name
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if precision not in backend.precisions:
@@ -169,96 +209,99 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
         pkgs = [p for p in backend.packages if p != "torch"] or ["torch"]
         raise BackendUnavailableError(f"{target} backend is not installed: `pip install {' '.join(pkgs)}`")
 
+
+def _input_batches(preprocess: Preprocess, precision: str, calibration: Any, verify: Any,
+                   calibration_limit: int | None, verify_limit: int | None) -> tuple[np.ndarray | None, np.ndarray, str]:
+    """``(calibration batch or None, verification batch, where the verification images come from)``."""
     calib = None
     if precision == "int8":
         if calibration is None:
             raise UsageError("int8 needs calibration images: --calibration DIR|FILE.npz (see calibration/README.md)")
         calib = _as_batch(calibration, preprocess, limit=calibration_limit, min_images=MIN_INT8_CALIBRATION)
     if verify is not None:
-        vx, vsource = _as_batch(verify, preprocess, limit=verify_limit), "verify"
-    elif calib is not None or calibration is not None:
+        return calib, _as_batch(verify, preprocess, limit=verify_limit), "verify"
+    if calib is not None or calibration is not None:
         vx = calib if calib is not None else _as_batch(calibration, preprocess, limit=calibration_limit)
-        vsource = "calibration (not held out)"
-    else:
-        g = np.random.default_rng(0)
-        vx, vsource = g.standard_normal((RANDOM_VERIFY_IMAGES, 3, *preprocess.size)).astype(np.float32), "random"
+        return calib, vx, "calibration (not held out)"
+    g = np.random.default_rng(0)
+    return calib, g.standard_normal((RANDOM_VERIFY_IMAGES, 3, *preprocess.size)).astype(np.float32), "random"
 
-    model = model.eval()
-    example = torch.from_numpy(np.ascontiguousarray(vx[:1]))
-    ref = torch_scores(model, vx)
+
+def _calibration_method(backend: Any, precision: str, method: str) -> tuple[str, bool]:
+    """The int8 calibration method to use on ``backend`` and whether ``auto`` trials run."""
     methods = tuple(backend.calibration_methods)
-    auto = precision == "int8" and calibration_method == "auto" and bool(backend.auto_calibration)
-    if precision == "int8" and calibration_method in ("default", "auto") and not auto:
-        calibration_method = methods[0] if methods else "default"
-    elif precision == "int8" and not auto and calibration_method not in methods:   # a choice this backend cannot honour
-        raise UsageError(f"{target} int8 calibration method {calibration_method!r} is not supported "
+    auto = precision == "int8" and method == "auto" and bool(backend.auto_calibration)
+    if precision == "int8" and method in ("default", "auto") and not auto:
+        method = methods[0] if methods else "default"
+    elif precision == "int8" and not auto and method not in methods:   # a choice this backend cannot honour
+        raise UsageError(f"{backend.name} int8 calibration method {method!r} is not supported "
                          f"(supports {', '.join(methods) or 'only its own'})")
-    adv = {"calibration_method": calibration_method, **(advanced or {})}
-    options = ExportOptions(precision=precision, calibration=calib, channels_last=channels_last, advanced=adv)
+    return method, auto
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fname = f"{name or arch}_{precision}{'_nhwc' if channels_last else ''}{backend.suffix}"
-    final = out_dir / fname
-    layout = "NHWC" if channels_last else "NCHW"
-    pp = Preprocess(size=preprocess.size, mean=preprocess.mean, std=preprocess.std,
-                    channel_order=preprocess.channel_order, layout=layout)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".export-{fname}-", dir=out_dir))
-    try:
-        tmp_art = tmp_dir / fname
-        mixed = trials = None
-        try:
-            if auto:   # every candidate method is a real quantisation; the best on the calibration images stays
-                from edgefiq.export.autocal import choose_calibration
 
-                adv["calibration_method"], chosen, trials, report = choose_calibration(
-                    backend, model, example, tmp_art, options, threads=threads)
-            if accuracy_control is not None:   # mixed precision, with the chosen calibration method under auto
-                from edgefiq.export.mixed import export_mixed
+def _convert(backend: Any, model: Any, example: Any, tmp_art: Path, options: ExportOptions, *, auto: bool,
+             accuracy_control: float | None, threads: int | None) -> tuple[Path, Any, Any]:
+    """Write the artifact: auto calibration trials, mixed precision or a plain export.
 
-                mixed = export_mixed(backend, model, example, tmp_art, options, max_drop=float(accuracy_control),
-                                     threads=threads, start=int(adv.get("float_units_hint", 0)))
-            elif auto:   # the chosen trial is the artifact
-                adv["quantization_report"], tmp_art = report, chosen
-            else:
-                backend.export(model, example, tmp_art, options)
-        except EdgefiqError:
-            raise
-        except Exception as e:  # converters raise anything; the user gets one line
-            what = "quantise" if precision == "int8" else "convert"
-            raise ExportError(f"cannot {what} {arch} for {target} {precision}: {explain_conversion_error(e)}") from e
-        quant = dict(backend.quantization_info(tmp_art))
-        if precision == "int8":
-            quant.update(calibration_images=int(len(calib)), calibration_method=adv.get("calibration_method"))
-            if trials is not None:
-                quant["calibration_auto"] = {"metric": "srcc_vs_fp32 on the calibration images", "trials": trials}
-            quant.update(adv.get("quantization_report", {}))
-        if mixed is not None:
-            quant["accuracy_control"] = {"metric": "srcc_vs_fp32", "max_drop": float(accuracy_control)}
-            quant["mixed_precision"] = mixed
-        meta = ArtifactMeta(backend=target, precision=precision, preprocess=pp, arch=arch,
-                            pruning=_pruning_summary(pruning), source_sha256=source_sha256 or _state_sha256(model),
-                            quantization=quant, versions={**package_versions(*backend.packages), "numpy": np.__version__})
-        write_meta(tmp_art, meta)
-        if no_verify:
-            meta.parity = {"verified": False, "reason": "--no-verify"}
-        else:
-            runner = backend.load(tmp_art, threads)
-            rep = parity_report(ref, runner_scores(runner, vx), precision)
-            rep.update(verified=True, verify_source=vsource)
-            meta.parity = rep
-            if not rep["passed"]:
-                raise ParityError(f"parity gate failed for {target} {precision}: {describe_failure(rep)}; "
-                                  "artifact not written (use --no-verify to keep it anyway)")
-        files = []
-        for f in artifact_files(backend, tmp_art):
-            os.replace(f, out_dir / f.name)
-            files.append(out_dir / f.name)
-        write_meta(final, meta)
-        files.append(meta_path(final))
-        return ExportResult(path=final, meta=meta, files=files)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    Returns ``(artifact, mixed-precision record or None, auto-calibration trials or None)``.
+    """
+    adv = options.advanced
+    mixed = trials = None
+    if auto:   # every candidate method is a real quantisation; the best on the calibration images stays
+        from edgefiq.export.autocal import choose_calibration
+
+        adv["calibration_method"], chosen, trials, report = choose_calibration(
+            backend, model, example, tmp_art, options, threads=threads)
+    if accuracy_control is not None:   # mixed precision, with the chosen calibration method under auto
+        from edgefiq.export.mixed import export_mixed
+
+        mixed = export_mixed(backend, model, example, tmp_art, options, max_drop=float(accuracy_control),
+                             threads=threads, start=int(adv.get("float_units_hint", 0)))
+    elif auto:   # the chosen trial is the artifact
+        adv["quantization_report"], tmp_art = report, chosen
+    else:
+        backend.export(model, example, tmp_art, options)
+    return tmp_art, mixed, trials
+
+
+def _quantization_record(backend: Any, art: Path, options: ExportOptions, calib: np.ndarray | None, trials: Any,
+                         mixed: Any, accuracy_control: float | None) -> dict[str, Any]:
+    """The sidecar's ``quantization``: the backend's I/O info plus how int8 was calibrated."""
+    adv = options.advanced
+    quant = dict(backend.quantization_info(art))
+    if options.precision == "int8":
+        quant.update(calibration_images=int(len(calib)), calibration_method=adv.get("calibration_method"))  # type: ignore[arg-type]
+        if trials is not None:
+            quant["calibration_auto"] = {"metric": "srcc_vs_fp32 on the calibration images", "trials": trials}
+        quant.update(adv.get("quantization_report", {}))
+    if mixed is not None:
+        quant["accuracy_control"] = {"metric": "srcc_vs_fp32", "max_drop": float(accuracy_control)}  # type: ignore[arg-type]
+        quant["mixed_precision"] = mixed
+    return quant
+
+
+def _parity(backend: Any, art: Path, ref: np.ndarray, vx: np.ndarray, vsource: str, precision: str, *,
+            no_verify: bool, threads: int | None) -> dict[str, Any]:
+    """The parity gate: the artifact on its own runtime against the torch scores (``ParityError`` if it fails)."""
+    if no_verify:
+        return {"verified": False, "reason": "--no-verify"}
+    rep = parity_report(ref, runner_scores(backend.load(art, threads), vx), precision)
+    rep.update(verified=True, verify_source=vsource)
+    if not rep["passed"]:
+        raise ParityError(f"parity gate failed for {backend.name} {precision}: {describe_failure(rep)}; "
+                          "artifact not written (use --no-verify to keep it anyway)")
+    return rep
+
+
+def _publish(backend: Any, tmp_art: Path, final: Path, meta: ArtifactMeta) -> ExportResult:
+    """Move the verified artifact's files next to ``final`` and write its sidecar last."""
+    files = []
+    for f in artifact_files(backend, tmp_art):
+        os.replace(f, final.parent / f.name)
+        files.append(final.parent / f.name)
+    write_meta(final, meta)
+    files.append(meta_path(final))
+    return ExportResult(path=final, meta=meta, files=files)
 
 
 def export_checkpoint(ckpt: str | Path, target: str, out_dir: str | Path, *, precision: str = "fp32",

@@ -345,17 +345,7 @@ def edc_curve(comparisons: Comparisons, quality: np.ndarray, *, fmr: float = 1e-
         >>> edc_curve(c, np.array([0.1, 0.5, 0.9]), fmr=0.5, discard_limit=1.0).fnmr.tolist()
         [0.0, 0.0]
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    if not 0 < fmr < 1:
-        raise ValueError(f"fmr must be in (0, 1), got {fmr}")
-    if not 0 < discard_limit <= 1:
-        raise ValueError(f"discard_limit must be in (0, 1], got {discard_limit}")
-    over = discard_over or ("genuine" if convention == "fixed" else "all")
-    if convention == "reestimate" and over != "all":
-        raise ValueError("convention='reestimate' needs discard_over='all' (with genuine-only discarding it equals 'fixed')")
-    if step is None and convention == "reestimate":
-        step = 0.01
+    over, step = _edc_settings(fmr, convention, discard_limit, discard_over, step)
     pq = comparisons.pair_quality(quality)
     gen = comparisons.genuine
     sim = comparisons.similarity
@@ -405,6 +395,23 @@ def edc_curve(comparisons: Comparisons, quality: np.ndarray, *, fmr: float = 1e-
                      discard_limit=float(discard_limit), n_pool=n, false_nonmatches=f_total)
     curve.oracle_fnmr = curve.oracle_at(curve.discard)
     return curve
+
+
+def _edc_settings(fmr: float, convention: str, discard_limit: float, discard_over: str | None,
+                  step: float | None) -> tuple[str, float | None]:
+    """Check ``edc_curve``'s settings; returns the discard pool (``genuine``/``all``) and the step."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    if not 0 < fmr < 1:
+        raise ValueError(f"fmr must be in (0, 1), got {fmr}")
+    if not 0 < discard_limit <= 1:
+        raise ValueError(f"discard_limit must be in (0, 1], got {discard_limit}")
+    over = discard_over or ("genuine" if convention == "fixed" else "all")
+    if convention == "reestimate" and over != "all":
+        raise ValueError("convention='reestimate' needs discard_over='all' (with genuine-only discarding it equals 'fixed')")
+    if step is None and convention == "reestimate":
+        step = 0.01
+    return over, step
 
 
 def _area(x: np.ndarray, y: np.ndarray, limit: float) -> float:

@@ -236,14 +236,7 @@ def sweep(ckpt: str | Path, out_dir: str | Path, cfg: SweepConfig) -> list[dict[
             except (RuntimeError, ValueError) as e:  # a model torch-pruning cannot handle is a sweep result
                 row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0][:180]}")
     if onnx_paths:
-        keys = sorted(onnx_paths)
-        lat = interleaved_latency([onnx_paths[k] for k in keys], rounds=cfg.latency_rounds, runs=cfg.latency_runs)
-        for k, t in zip(keys, lat):
-            rows[k].update(latency_ms=t["p50_ms"], latency_min_ms=t["min_ms"], onnx_mb=onnx_paths[k].stat().st_size / 1e6)
-        if 0 in onnx_paths:
-            for k in keys:
-                rows[k]["latency_ratio"] = rows[k]["latency_ms"] / rows[0]["latency_ms"]
-                rows[k]["latency_min_ratio"] = rows[k]["latency_min_ms"] / rows[0]["latency_min_ms"]
+        _add_latency(rows, onnx_paths, cfg)
     if not cfg.keep_artifacts:
         shutil.rmtree(out / "onnx", ignore_errors=True)
         for r in rows[1:]:
@@ -257,6 +250,18 @@ def sweep(ckpt: str | Path, out_dir: str | Path, cfg: SweepConfig) -> list[dict[
     write_json(out / "sweep.json", {"meta": meta, "rows": rows})
     atomic_write_text(out / "sweep.md", format_markdown(rows, meta))
     return rows
+
+
+def _add_latency(rows: list[dict[str, Any]], onnx_paths: dict[int, Path], cfg: SweepConfig) -> None:
+    """ONNX size and interleaved latency of every exported row, and the ratios to the unpruned row (row 0)."""
+    keys = sorted(onnx_paths)
+    lat = interleaved_latency([onnx_paths[k] for k in keys], rounds=cfg.latency_rounds, runs=cfg.latency_runs)
+    for k, t in zip(keys, lat):
+        rows[k].update(latency_ms=t["p50_ms"], latency_min_ms=t["min_ms"], onnx_mb=onnx_paths[k].stat().st_size / 1e6)
+    if 0 in onnx_paths:
+        for k in keys:
+            rows[k]["latency_ratio"] = rows[k]["latency_ms"] / rows[0]["latency_ms"]
+            rows[k]["latency_min_ratio"] = rows[k]["latency_min_ms"] / rows[0]["latency_min_ms"]
 
 
 def _fmt(v: Any, col: str) -> str:

@@ -55,16 +55,7 @@ def prune_model(model: nn.Module, example_input: torch.Tensor, *, rho: float, me
     """
     from edgefiq.prune.common import find_head, profile
 
-    if method not in METHODS:
-        raise UsageError(f"unknown pruning method {method!r}; choose one of {', '.join(METHODS)}")
-    if scope not in SCOPES:
-        raise UsageError(f"unknown pruning scope {scope!r}; choose global or layer")
-    if importance not in IMPORTANCES:
-        raise UsageError(f"unknown importance {importance!r}; choose l1 or l2")
-    if not 0.0 <= float(rho) < 1.0:
-        raise UsageError(f"rho must be in [0, 1), got {rho}")
-    if iterative_steps < 1:
-        raise UsageError(f"iterative_steps must be >= 1, got {iterative_steps}")
+    _check_settings(method, scope, importance, rho, iterative_steps)
     rho = float(rho)
     ignored_layers = tuple(ignored_layers)
     cost_before = profile(model, example_input)
@@ -101,6 +92,20 @@ def prune_model(model: nn.Module, example_input: torch.Tensor, *, rho: float, me
         nz = sum(int((p != 0).sum()) for p in model.parameters())
         info["nonzero_params_after"] = nz
     return model, info
+
+
+def _check_settings(method: str, scope: str, importance: str, rho: float, iterative_steps: int) -> None:
+    """One-line ``UsageError`` for a setting ``prune_model`` does not take."""
+    if method not in METHODS:
+        raise UsageError(f"unknown pruning method {method!r}; choose one of {', '.join(METHODS)}")
+    if scope not in SCOPES:
+        raise UsageError(f"unknown pruning scope {scope!r}; choose global or layer")
+    if importance not in IMPORTANCES:
+        raise UsageError(f"unknown importance {importance!r}; choose l1 or l2")
+    if not 0.0 <= float(rho) < 1.0:
+        raise UsageError(f"rho must be in [0, 1), got {rho}")
+    if iterative_steps < 1:
+        raise UsageError(f"iterative_steps must be >= 1, got {iterative_steps}")
 
 
 def checkpoint_pruning(info: dict[str, Any]) -> dict[str, Any]:

@@ -108,36 +108,21 @@ def label_images(images_root: str | Path, teacher_name: str, options: dict[str, 
     Example:
         >>> label_images("faces/", "norm", {"fr_model": "mfn.pt"}, "norm.csv")   # doctest: +SKIP
     """
-    from edgefiq.data.images import check_on_bad_image, load_image
-    from edgefiq.errors import BadImageError
+    from edgefiq.data.images import check_on_bad_image
 
     check_on_bad_image(on_bad_image)
     if chunk_size < 1 or batch_size < 1:
         raise UsageError("batch size and chunk size must be >= 1")
     root, out = Path(images_root), Path(out_csv)
-    if relpaths is None:
-        from edgefiq.data.readers import list_images
-
-        rels = [p.relative_to(root).as_posix() for p in list_images(root)]
-    else:
-        rels = sorted(Path(r).as_posix() for r in relpaths)
-        if not rels:
-            raise DataError("no images to label")
+    rels = _image_list(root, relpaths)
     teacher = make_teacher(teacher_name, options, batch_size=batch_size, device=device, workers=workers,
                            cache_dir=cache_dir)
     rank, world = _dist_info()
     dist = _init_dist(device) if world > 1 else None
     parts = out.with_name(out.name + ".parts")
     manifest = _manifest(teacher, rels, chunk_size, on_bad_image)
-    mfile = parts / "manifest.json"
     if rank == 0:
-        old = json.loads(mfile.read_text()) if mfile.is_file() else None
-        if old is not None and (not resume or old != json.loads(json.dumps(manifest, default=str))):
-            if resume:
-                log.warning("%s: settings changed since the interrupted run; starting over", parts)
-            shutil.rmtree(parts)
-        parts.mkdir(parents=True, exist_ok=True)
-        write_json(mfile, manifest)
+        _prepare_parts(parts, manifest, resume)
     if dist is not None:
         dist.barrier()
     n_chunks = (len(rels) + chunk_size - 1) // chunk_size
@@ -160,42 +145,79 @@ def label_images(images_root: str | Path, teacher_name: str, options: dict[str, 
             bar.update(len(chunk))
     finally:
         bar.close()
-    elapsed = time.perf_counter() - t0
-    if dist is not None:
-        import torch
-
-        stats = torch.tensor([float(n_todo), elapsed], dtype=torch.float64)
-        gathered = [torch.zeros_like(stats) for _ in range(world)]
-        dist.all_gather(gathered, stats)
-        n_done = int(sum(float(g[0]) for g in gathered))
-        elapsed = max(float(g[1]) for g in gathered)
-        dist.barrier()
-    else:
-        n_done = n_todo
+    n_done, elapsed = _gather_stats(dist, world, n_todo, time.perf_counter() - t0)
     if rank == 0:
-        tables = [_read_chunk(parts / f"chunk-{k:06d}.npz") for k in range(n_chunks)]
-        table = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
-        bad = ~np.isfinite(table["quality"])
-        skipped: list[tuple[str, str]] = []
-        for i in np.flatnonzero(bad):
-            try:
-                load_image(root / rels[i])
-                reason = "teacher returned a non-finite score"
-            except BadImageError as e:
-                reason = e.reason
-            if on_bad_image == "error":
-                raise DataError(f"{root / rels[i]}: {reason}")
-            skipped.append((rels[i], reason))
-        keep = np.flatnonzero(~bad)
-        if len(keep) == 0:
-            raise DataError(f"{root}: every image was skipped; nothing to label")
-        table = teacher.finalize({c: v[keep] for c, v in table.items()})
-        kept = [rels[i] for i in keep]
+        kept, table, skipped = _assemble(root, rels, parts, n_chunks, teacher, on_bad_image)
         _write_outputs(out, kept, table, teacher, manifest, skipped, n_done, elapsed, world)
         shutil.rmtree(parts, ignore_errors=True)
     if dist is not None:
         dist.barrier()
     return out
+
+
+def _image_list(root: Path, relpaths: Sequence[str] | None) -> list[str]:
+    """The images to label: every image under ``root``, or ``relpaths`` (sorted, POSIX)."""
+    if relpaths is None:
+        from edgefiq.data.readers import list_images
+
+        return [p.relative_to(root).as_posix() for p in list_images(root)]
+    rels = sorted(Path(r).as_posix() for r in relpaths)
+    if not rels:
+        raise DataError("no images to label")
+    return rels
+
+
+def _prepare_parts(parts: Path, manifest: dict[str, Any], resume: bool) -> None:
+    """Keep the finished chunks of an interrupted run with the same settings; otherwise start over."""
+    mfile = parts / "manifest.json"
+    old = json.loads(mfile.read_text()) if mfile.is_file() else None
+    if old is not None and (not resume or old != json.loads(json.dumps(manifest, default=str))):
+        if resume:
+            log.warning("%s: settings changed since the interrupted run; starting over", parts)
+        shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    write_json(mfile, manifest)
+
+
+def _gather_stats(dist: Any, world: int, n_todo: int, elapsed: float) -> tuple[int, float]:
+    """Images labelled and wall time over every process (the slowest one's time)."""
+    if dist is None:
+        return n_todo, elapsed
+    import torch
+
+    stats = torch.tensor([float(n_todo), elapsed], dtype=torch.float64)
+    gathered = [torch.zeros_like(stats) for _ in range(world)]
+    dist.all_gather(gathered, stats)
+    dist.barrier()
+    return int(sum(float(g[0]) for g in gathered)), max(float(g[1]) for g in gathered)
+
+
+def _assemble(root: Path, rels: list[str], parts: Path, n_chunks: int, teacher: Teacher,
+              on_bad_image: str) -> tuple[list[str], Table, list[tuple[str, str]]]:
+    """Join the chunks; drop (``skip``) or refuse (``error``) images without a finite score.
+
+    Returns ``(kept relative paths, the teacher's finalised table, skipped (path, reason))``.
+    """
+    from edgefiq.data.images import load_image
+    from edgefiq.errors import BadImageError
+
+    tables = [_read_chunk(parts / f"chunk-{k:06d}.npz") for k in range(n_chunks)]
+    table = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
+    bad = ~np.isfinite(table["quality"])
+    skipped: list[tuple[str, str]] = []
+    for i in np.flatnonzero(bad):
+        try:
+            load_image(root / rels[i])
+            reason = "teacher returned a non-finite score"
+        except BadImageError as e:
+            reason = e.reason
+        if on_bad_image == "error":
+            raise DataError(f"{root / rels[i]}: {reason}")
+        skipped.append((rels[i], reason))
+    keep = np.flatnonzero(~bad)
+    if len(keep) == 0:
+        raise DataError(f"{root}: every image was skipped; nothing to label")
+    return [rels[i] for i in keep], teacher.finalize({c: v[keep] for c, v in table.items()}), skipped
 
 
 def _write_outputs(out: Path, rels: list[str], table: Table, teacher: Teacher, manifest: dict[str, Any],
