@@ -217,17 +217,13 @@ def merge_labels(work: Path, rel: list[str], order: np.ndarray, n_val: int, min_
     n_train = int(labelled[order[n_val:]].sum())
     if not labelled[order[:n_val]].all() or n_train < min_train:
         return -1
-    import io
-
+    from edgefiq.data.readers import format_labels_csv
     from edgefiq.utils import atomic_path, atomic_write_text
 
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "quality"])
-    w.writerows((rel[i], f"{quality[i]:.7g}") for i in range(len(rel)) if labelled[i])
+    text = format_labels_csv([rel[i] for i in range(len(rel)) if labelled[i]], quality[labelled], fmt=".7g")
     labels = work / "labels.csv"
-    if not labels.is_file() or labels.read_text() != buf.getvalue():  # other stages may be reading it
-        atomic_write_text(labels, buf.getvalue())
+    if not labels.is_file() or labels.read_text() != text:  # other stages may be reading it
+        atomic_write_text(labels, text)
         with atomic_path(work / "embeddings.npy") as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, emb)
@@ -399,8 +395,7 @@ def jitter_views(root: Path, rels: list[str], k: int) -> list[str]:
 def jitter_label_file(work: Path, root: Path, train_csv: Path, k: int, threads: int) -> Path:
     """``labels_train_jit<k>.csv``: the rows of ``train_csv`` plus ``k`` jitter views of each of its
     images (``jitter_views``), every view labelled by the teacher (cached in ``label_chunks_jit<k>/``)."""
-    from edgefiq.data.readers import read_labels_csv
-    from edgefiq.utils import atomic_write_text
+    from edgefiq.data.readers import read_labels_csv, write_labels_csv
 
     paths, q = read_labels_csv(train_csv, root)
     rels = [p.relative_to(root).as_posix() for p in paths]
@@ -409,23 +404,19 @@ def jitter_label_file(work: Path, root: Path, train_csv: Path, k: int, threads: 
     print(f"[jitter] {len(views)} views of {len(rels)} training images ready ({time.time() - t0:.0f} s)", flush=True)
     vq = teacher_quality(work, root, views, work / f"label_chunks_jit{k}", threads=threads)
     out = work / f"labels_train_jit{k}.csv"
-    atomic_write_text(out, "path,quality\n" + "".join(f"{r},{v:.7g}\n" for r, v in zip(rels + views, np.r_[q, vq])))
-    return out
+    return write_labels_csv(out, rels + views, np.r_[q, vq], fmt=".7g")
 
 
 def fraction_label_file(work: Path, root: Path, train_csv: Path, fraction: float) -> Path:
     """``labels_train_ids<fraction>.csv``: the rows of ``train_csv`` of whole identities, taken in seeded
     random order until they hold ``fraction`` of its images (every copy of an image follows its identity)."""
-    from edgefiq.data.readers import read_labels_csv
-    from edgefiq.pipeline.evaluation import _identity_subset
-    from edgefiq.utils import atomic_write_text
+    from edgefiq.data.readers import read_labels_csv, write_labels_csv
+    from edgefiq.data.split import identity_subset
 
     paths, q = read_labels_csv(train_csv, root)
     rels = [p.relative_to(root).as_posix() for p in paths]
-    keep = _identity_subset(rels, int(np.ceil(fraction * len(rels))), seed=0)
-    out = work / f"labels_train_ids{fraction:g}.csv"
-    atomic_write_text(out, "path,quality\n" + "".join(f"{rels[k]},{q[k]:.7g}\n" for k in keep))
-    return out
+    keep = identity_subset(rels, int(np.ceil(fraction * len(rels))), seed=0)
+    return write_labels_csv(work / f"labels_train_ids{fraction:g}.csv", [rels[k] for k in keep], q[keep], fmt=".7g")
 
 
 def split_label_files(work: Path, root: Path, rel: list[str], order: np.ndarray, n_val: int,
@@ -438,8 +429,7 @@ def split_label_files(work: Path, root: Path, rel: list[str], order: np.ndarray,
     SRCC ~0.95 (its mirror agreement); the average is the same for both views. Validation labels
     are always the teacher's plain scores: the reported SRCC is against the teacher as it is.
     """
-    from edgefiq.data.readers import read_labels_csv
-    from edgefiq.utils import atomic_write_text
+    from edgefiq.data.readers import read_labels_csv, write_labels_csv
 
     paths, labels = read_labels_csv(work / "labels.csv", root)
     q = {p.relative_to(root).as_posix(): v for p, v in zip(paths, labels)}
@@ -449,8 +439,8 @@ def split_label_files(work: Path, root: Path, rel: list[str], order: np.ndarray,
     if mirror_avg:
         tq = 0.5 * (tq + mirrored_quality(work, root, train_rel, "train"))
     files = (work / ("labels_train_mirror_avg.csv" if mirror_avg else "labels_train.csv"), work / "labels_val.csv")
-    atomic_write_text(files[0], "path,quality\n" + "".join(f"{r},{v:.7g}\n" for r, v in zip(train_rel, tq)))
-    atomic_write_text(files[1], "path,quality\n" + "".join(f"{rel[i]},{q[rel[i]]:.7g}\n" for i in val))
+    write_labels_csv(files[0], train_rel, tq, fmt=".7g")
+    write_labels_csv(files[1], [rel[i] for i in val], [q[rel[i]] for i in val], fmt=".7g")
     return files
 
 
@@ -460,8 +450,8 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
 
     from edgefiq.data.readers import identity_of, read_labels_csv
     from edgefiq.distill.data import ImageSource, decode_cache, to_tensor
+    from edgefiq.eval.sources import build_comparisons
     from edgefiq.metrics import krcc, plcc, srcc
-    from edgefiq.metrics.edc import Comparisons, comparisons_from_identities, edc_pauc
     from edgefiq.models.checkpoint import load_checkpoint
 
     paths, q = read_labels_csv(work / "labels.csv", root)
@@ -471,15 +461,13 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
     vidx = [i for i, s in enumerate(sources) if identity_of(s) in vset]
     vrel = [rel[i] for i in vidx]
     teacher = np.array([q_by_rel[r] for r in vrel])
-    ids = [identity_of(sources[i]) for i in vidx]
-    comps = comparisons_from_identities(emb_all[vidx], ids)
-    src_v = np.array([sources[i] for i in vidx])
-    keep = src_v[comps.i] != src_v[comps.j]  # two copies of one photo are not a verification attempt
-    comps = Comparisons(i=comps.i[keep], j=comps.j[keep], similarity=comps.similarity[keep], genuine=comps.genuine[keep])
+    # images named by their source photo: identities from the sources, and two copies of one photo
+    # (same source) are not a verification attempt (edgefiq.eval.sources leaves them out)
+    comps, _ = build_comparisons(emb_all[vidx], [sources[i] for i in vidx], same_source={})
     res: dict = {"validation": {"images": len(vidx), "identities": len(vset), "genuine": int(comps.genuine.sum()),
                                 "impostor": int((~comps.genuine).sum())}}
-    res["teacher"] = {"pauc_x1e3": edc_pauc(comps, teacher, fmr=1e-3, limit=0.3)}
-    rnd = [edc_pauc(comps, np.random.default_rng(s).random(len(vidx)), fmr=1e-3, limit=0.3) for s in range(5)]
+    res["teacher"] = {"pauc_x1e3": _pauc(comps, teacher)}
+    rnd = [_pauc(comps, np.random.default_rng(s).random(len(vidx))) for s in range(5)]
     res["random"] = {"pauc_x1e3": float(np.mean(rnd)), "pauc_x1e3_std": float(np.std(rnd)), "seeds": 5}
     sources_by_size: dict[tuple[int, int], ImageSource] = {}
     clean = np.array([kinds[i] == "clean" for i in vidx])
@@ -505,7 +493,7 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
         hist = [json.loads(ln) for ln in (run_dir / name / "metrics.jsonl").read_text().splitlines() if ln.strip()]
         res["students"][name + tag] = {
             "srcc": srcc(pred, teacher), "plcc": plcc(pred, teacher), "krcc": krcc(pred, teacher),
-            "pauc_x1e3": edc_pauc(comps, pred, fmr=1e-3, limit=0.3),
+            "pauc_x1e3": _pauc(comps, pred),
             "params": model_json["params"], "macs": model_json["macs"], "best_epoch": model_json["best_epoch"],
             "epochs_run": model_json["epochs_run"], "train_images": model_json["train_images"],
             "train_images_seen": _views_seen(run_dir / name, model_json),
@@ -521,13 +509,20 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
         s["srcc_clean_only"] = srcc(pred[clean], teacher[clean])
         both = 0.5 * (pred + pred_mirror)   # scored as the mean over the image and its mirror image (2 passes)
         s["mirror_scoring"] = {"srcc": srcc(both, teacher), "plcc": plcc(both, teacher),
-                               "pauc_x1e3": edc_pauc(comps, both, fmr=1e-3, limit=0.3),
+                               "pauc_x1e3": _pauc(comps, both),
                                "srcc_mirror_only": srcc(pred_mirror, teacher)}
         s["srcc_degraded_only"] = srcc(pred[~clean], teacher[~clean])
     res["teacher_flip_agreement"] = teacher_flip_agreement(work, root, vrel, teacher, clean)
     res["teachers_crosscheck"] = crosscheck_teacher(root, vrel[:: max(1, len(vrel) // 64)][:64], q_by_rel)
     res.update(shared_rows)
     return res
+
+
+def _pauc(comps: object, quality: np.ndarray) -> float:
+    """EDC pAUC x1e3 at FMR 1e-3, discard 0..0.3, fixed threshold (``edgefiq.eval.sources.evaluate_sources``)."""
+    from edgefiq.eval.sources import QualitySource, evaluate_sources
+
+    return evaluate_sources(comps, [QualitySource("q", quality)], fmrs=[1e-3], limit=0.3).pauc[0]["pauc_x1e3"]
 
 
 def teacher_flip_agreement(work: Path, root: Path, vrel: list[str], teacher: np.ndarray, clean: np.ndarray) -> dict:

@@ -21,9 +21,11 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from pathlib import Path, PurePosixPath
+from typing import Sequence
 
 import numpy as np
 
@@ -166,6 +168,33 @@ def read_label_map(csv_path: str | Path, *, column: str = "quality") -> dict[str
     """
     paths, q = read_labels_csv(csv_path, None, column=column)
     return {p.as_posix(): float(v) for p, v in zip(paths, q)}
+
+
+def format_labels_csv(relpaths: Sequence[str], quality: Sequence[float] | np.ndarray, *, fmt: str = ".8g") -> str:
+    """The text of a label CSV: header ``path,quality``, one row per image, ``\\n`` line ends.
+
+    Example:
+        >>> format_labels_csv(["a/1.jpg"], [0.25])
+        'path,quality\\na/1.jpg,0.25\\n'
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "quality"])
+    w.writerows((r, format(float(v), fmt)) for r, v in zip(relpaths, quality))
+    return buf.getvalue()
+
+
+def write_labels_csv(csv_path: str | Path, relpaths: Sequence[str], quality: Sequence[float] | np.ndarray, *,
+                     fmt: str = ".8g") -> Path:
+    """Write a label CSV atomically (:func:`format_labels_csv`); the one writer for ``path,quality`` files.
+
+    Example:
+        >>> write_labels_csv("labels.csv", ["a/1.jpg"], [0.25])   # doctest: +SKIP
+        PosixPath('labels.csv')
+    """
+    from edgefiq.utils import atomic_write_text
+
+    return atomic_write_text(csv_path, format_labels_csv(relpaths, quality, fmt=fmt))
 
 
 def read_source_index(csv_path: str | Path) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The one identity-disjoint split (and the one seeded draw of identities) used everywhere.
 
 ``edgefiq distill`` (held-out validation), the ``data`` stage of ``edgefiq run`` and the
-identity subsets of a run all draw identities with :func:`pick_identities`, so the same
+identity subsets of a run and of the benchmarks (:func:`identity_subset`) all draw identities
+in the order of :func:`pick_identities`, so the same
 seed gives the same identities wherever it is used: the sorted unique identities in the
 order of ``numpy.random.default_rng(seed).permutation``.
 
@@ -65,3 +66,24 @@ def identity_split(rel: Sequence[str], *, val_fraction: float = 0.1, seed: int =
     if not tr or not va:
         raise UsageError(f"validation split is empty on one side (train {len(tr)}, val {len(va)} images)")
     return tr, va
+
+
+def identity_subset(rels: Sequence[str], max_images: int, seed: int) -> np.ndarray:
+    """Sorted indices of whole identities, drawn in the seeded order of :func:`pick_identities`, until
+    ``max_images`` images are reached (every copy of an image follows its identity).
+
+    Example:
+        >>> identity_subset(["a/1.jpg", "a/2.jpg", "b/1.jpg", "c/1.jpg"], 2, seed=0).tolist()
+        [0, 1, 3]
+    """
+    ids = sorted({identity_of(r) for r in rels})
+    order = np.random.default_rng(seed).permutation(len(ids))
+    by_id: dict[str, list[int]] = {}
+    for k, r in enumerate(rels):
+        by_id.setdefault(identity_of(r), []).append(k)
+    keep: list[int] = []
+    for i in order:
+        if len(keep) >= max_images:
+            break
+        keep += by_id[ids[i]]
+    return np.array(sorted(keep))

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edgefiq.data.split import identity_subset
 from edgefiq.pipeline.recipe import EvalSection, RunRecipe
 from edgefiq.pipeline.runner import StageContext
 
@@ -46,7 +47,7 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
     label_paths, teacher_q = read_labels_csv(ctx.path(ctx.outputs["label"]["val"]), None)
     rels = [p.as_posix() for p in label_paths]
     if ev.max_images and len(rels) > ev.max_images:
-        keep = _identity_subset(rels, ev.max_images, recipe.seed)
+        keep = identity_subset(rels, ev.max_images, recipe.seed)
         rels, teacher_q = [rels[k] for k in keep], teacher_q[keep]
     paths = [images / r for r in rels]
     ids = [identity_of(r) for r in rels]
@@ -203,25 +204,12 @@ def score_artifact(path: Path, cache: _ImageCache, batch_size: int = 64) -> np.n
     return np.concatenate(out)
 
 
-def _identity_subset(rels: list[str], max_images: int, seed: int) -> np.ndarray:
-    """Indices of whole identities (seeded order) until ``max_images`` images are reached."""
-    from edgefiq.data.readers import identity_of
-
-    ids = sorted({identity_of(r) for r in rels})
-    order = np.random.default_rng(seed).permutation(len(ids))
-    by_id: dict[str, list[int]] = {}
-    for k, r in enumerate(rels):
-        by_id.setdefault(identity_of(r), []).append(k)
-    keep: list[int] = []
-    for i in order:
-        if len(keep) >= max_images:
-            break
-        keep += by_id[ids[i]]
-    return np.array(sorted(keep))
+# the benchmarks' earlier name (tools/bench_distill.py runs may still import it)
+_identity_subset = identity_subset
 
 
 def _write_scores(path: Path, rels: list[str], scores: np.ndarray) -> None:
-    from edgefiq.utils import atomic_write_text
+    from edgefiq.data.readers import write_labels_csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, "path,quality\n" + "".join(f"{r},{s:.8g}\n" for r, s in zip(rels, scores)))
+    write_labels_csv(path, rels, scores, fmt=".8g")

@@ -20,7 +20,6 @@ at exactly zero during training and the masks are re-applied at the end.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 from dataclasses import dataclass, field
@@ -93,8 +92,7 @@ def score_images(model: nn.Module, paths: list[Path], preprocess: Preprocess, *,
 
 def write_kd_labels(dense: nn.Module, images: str | Path, preprocess: Preprocess, out_csv: Path) -> Path:
     """Label every image under ``images`` with the unpruned model's scores (``path,quality`` CSV)."""
-    from edgefiq.data.readers import list_images
-    from edgefiq.utils import atomic_path
+    from edgefiq.data.readers import list_images, write_labels_csv
 
     root = Path(images)
     if not root.is_dir():
@@ -103,12 +101,7 @@ def write_kd_labels(dense: nn.Module, images: str | Path, preprocess: Preprocess
     if not paths:
         raise UsageError(f"--images {root}: no images found")
     q = score_images(dense, paths, preprocess, desc="KD labels")
-    with atomic_path(out_csv) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "quality"])
-        for p, v in zip(paths, q):
-            w.writerow([p.relative_to(root).as_posix(), f"{v:.8g}"])
-    return out_csv
+    return write_labels_csv(out_csv, [p.relative_to(root).as_posix() for p in paths], q, fmt=".8g")
 
 
 def fold_output_affine(model: nn.Module, mean: float, std: float, example: torch.Tensor) -> dict[str, Any] | None:
