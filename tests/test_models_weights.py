@@ -115,3 +115,23 @@ def test_head_warmup_freezes_the_trunk_and_freeze_bn_keeps_statistics(tmp_path: 
     head = set(start.head_keys())
     assert all(torch.equal(trained[k], before[k]) for k in before if k not in head)   # trunk untouched, BN stats too
     assert not torch.equal(trained["net.classifier.weight"], before["net.classifier.weight"])
+
+
+def test_frozen_prefixes_keep_their_layers_and_the_rest_trains(tmp_path: Path) -> None:
+    from edgefiq.distill import DistillConfig, distill
+    from edgefiq.models.checkpoint import load_checkpoint
+    from edgefiq.recipe import from_mapping
+
+    make_labelled_tree(tmp_path, n_ids=6, per_id=4, size=64)
+    start = STUDENTS.get("mobilenetv2_100")()
+    apply_weights(start, "imagenet", "mobilenetv2_100")
+    frozen = ("net.conv_stem.", "net.bn1.", "net.blocks.0.")
+    rec = recipe_dict(tmp_path, student="mobilenetv2_100", input_size=[64, 64], weights="imagenet",
+                      finetune={"freeze": [p.rstrip(".") for p in frozen], "trunk_lr_mult": 0.5},
+                      optim={"epochs": 1, "batch_size": 8, "lr": 0.01, "warmup_epochs": 0.0})
+    distill(from_mapping(DistillConfig, rec), tmp_path / "run")
+    trained = load_checkpoint(tmp_path / "run" / "last.pt").model.state_dict()
+    before = start.state_dict()
+    kept = [k for k in before if k.startswith(frozen)]
+    assert kept and all(torch.equal(trained[k], before[k]) for k in kept)   # weights and BN statistics
+    assert not torch.equal(trained["net.blocks.1.0.conv_pw.weight"], before["net.blocks.1.0.conv_pw.weight"])

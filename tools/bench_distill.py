@@ -256,6 +256,11 @@ def recipe(student: str, root: Path, labels: tuple[Path, Path], index: Path, wor
     } | _overrides(pretrained or {})
     if (pretrained or {}).get("lr"):
         rec["optim"]["lr"] = pretrained["lr"]
+    if (pretrained or {}).get("teacher_model"):   # two-stage: a trained student teaches online
+        rec["data"] = {"images": str(root), "teacher": "model", "teacher_options": {"model": pretrained["teacher_model"]},
+                       "val_identities": str(work / "val_identities.txt"), "index": str(index),
+                       "cache": True, "cache_dir": str(work / "cache")}
+        rec["augment"] = {"hflip": 0.5, "shift": 4, "degrade_p": pretrained.get("degrade_p", 0.5)}
     return rec
 
 
@@ -273,13 +278,16 @@ def pretrained_options(args: argparse.Namespace) -> dict:
     if args.weights != "none":
         pre["weights"] = args.weights
         pre["finetune"] = {"trunk_lr_mult": args.trunk_lr_mult, "head_warmup_epochs": args.head_warmup,
-                           "freeze_bn": args.freeze_bn}
+                           "freeze_bn": args.freeze_bn, "freeze": list(args.freeze)}
     if args.input_size != 112:
         pre["input_size"] = args.input_size
     if args.student_options:
         pre["student_options"] = json.loads(args.student_options)
     if args.lr:
         pre["lr"] = args.lr
+    if args.teacher_model:
+        pre["teacher_model"] = str(Path(args.teacher_model).resolve())
+        pre["degrade_p"] = args.degrade_p
     return pre
 
 
@@ -288,6 +296,7 @@ def pretrained_tag(pre: dict) -> str:
     bits = [pre["weights"]] if pre.get("weights") else []
     bits += [f"{k}={v}" for k, v in sorted(pre.get("student_options", {}).items())]
     bits += [f"{pre['input_size']} px"] if pre.get("input_size") else []
+    bits += [f"taught by {Path(pre['teacher_model']).parent.name} online"] if pre.get("teacher_model") else []
     return f" ({', '.join(bits)})" if bits else ""
 
 
@@ -516,6 +525,13 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
     res["teachers_crosscheck"] = crosscheck_teacher(root, vrel[:: max(1, len(vrel) // 64)][:64], q_by_rel)
     res.update(shared_rows)
     return res
+
+
+def _pauc(comps: object, quality: np.ndarray) -> float:
+    """EDC pAUC x1e3 at FMR 1e-3, discard 0..0.3, fixed threshold (``edgefiq.eval.sources.evaluate_sources``)."""
+    from edgefiq.eval.sources import QualitySource, evaluate_sources
+
+    return evaluate_sources(comps, [QualitySource("q", quality)], fmrs=[1e-3], limit=0.3).pauc[0]["pauc_x1e3"]
 
 
 def _pauc(comps: object, quality: np.ndarray) -> float:
@@ -774,6 +790,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trunk-lr-mult", type=float, default=1.0, help="pretrained trunk lr as a fraction of --lr")
     ap.add_argument("--head-warmup", type=float, default=0.0, help="epochs of head-only training first")
     ap.add_argument("--freeze-bn", action="store_true", help="keep the pretrained trunk's BatchNorm fixed")
+    ap.add_argument("--freeze", nargs="*", default=[], metavar="PREFIX",
+                    help="parameter-name prefixes kept at their pretrained values, e.g. trunk.conv1 trunk.features.0")
+    ap.add_argument("--teacher-model", default="",
+                    help="two-stage distillation: this trained student (checkpoint or ONNX) labels every augmented and "
+                         "degraded training view online; validation rows are still scored against the PreFIQs labels")
+    ap.add_argument("--degrade-p", type=float, default=0.5,
+                    help="with --teacher-model: probability that a training view is degraded on the fly")
     ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
     args = ap.parse_args(argv)
 
@@ -833,6 +856,8 @@ def main(argv: list[str] | None = None) -> None:
                          ("input_size", args.input_size), ("lr", args.lr), ("trunk_lr_mult", args.trunk_lr_mult),
                          ("head_warmup", args.head_warmup)) if v not in ("none", 112, 0.0, 1.0))
                + (" --freeze-bn" if args.freeze_bn else "")
+               + (f" --freeze {' '.join(args.freeze)}" if args.freeze else "")
+               + (f" --teacher-model {args.teacher_model} --degrade-p {args.degrade_p:g}" if args.teacher_model else "")
                + (f" --student-options '{args.student_options}'" if args.student_options else ""))
         shared = {"command": cmd, "labeller": {
             "builtin": "built-in PreFIQs (edgefiq.models.fr MobileFaceNet + edgefiq.prune l1 global rho 0.4; "

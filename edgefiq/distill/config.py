@@ -127,11 +127,15 @@ class FinetuneConfig:
             random head's first gradients do not disturb the trunk.
         freeze_bn: keep the trunk's BatchNorm statistics (eval mode) and affine parameters fixed,
             e.g. when batches are small or unlike the pretraining data in a way you want to ignore.
+        freeze: parameter-name prefixes kept at their pretrained values for the whole run (their
+            BatchNorm statistics too), e.g. ``[trunk.conv1, trunk.dw_conv, trunk.features.0]``: the
+            early, high-resolution layers cost most of a step's backward pass and change least.
     """
 
     trunk_lr_mult: float = 1.0
     head_warmup_epochs: float = 0.0
     freeze_bn: bool = False
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

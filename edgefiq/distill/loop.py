@@ -183,14 +183,20 @@ class _Trainer:
         return bool(self.pretrained) and epoch + step / self.steps < self.cfg.finetune.head_warmup_epochs
 
     def _freeze_trunk_bn(self) -> None:
-        """``finetune.freeze_bn``: the trunk's BatchNorm layers keep their pretrained statistics and affine."""
-        if not (self.pretrained and self.cfg.finetune.freeze_bn):
+        """``finetune.freeze``: those layers keep their pretrained values and BatchNorm statistics;
+        ``finetune.freeze_bn``: so do every trunk BatchNorm's statistics and affine parameters."""
+        ft = self.cfg.finetune
+        if not self.pretrained or not (ft.freeze_bn or ft.freeze):
             return
         head = self._head_ids()
-        for m in self.model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not any(id(p) in head for p in m.parameters()):
-                m.eval()
-                for p in m.parameters():
+        frozen = tuple(p.rstrip(".") + "." for p in ft.freeze)
+        for name, m in self.model.named_modules():
+            is_bn = isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+            in_frozen = bool(frozen) and (name + ".").startswith(frozen)
+            if (in_frozen or (ft.freeze_bn and is_bn)) and not any(id(p) in head for p in m.parameters()):
+                if is_bn or in_frozen:
+                    m.eval()
+                for p in m.parameters(recurse=False):
                     p.requires_grad_(False)
 
     # ------------------------------------------------------------------ checkpoints
