@@ -19,6 +19,7 @@ overrides any recipe key (e.g. --set optim.schedule=step).
 
 \b
 Students: {students}
+Weights:  {weights}
 Losses:   {losses}
 \b
 Example:
@@ -26,8 +27,10 @@ Example:
       --student mobilenetv3_small_100 --epochs 10 -o runs/distill
   edgefiq distill --recipe distill.yaml --loss plcc=1 --loss rank=0.5 -o runs/d --resume
   torchrun --nproc_per_node 2 -m edgefiq distill --recipe distill.yaml -o runs/ddp
-  edgefiq distill --recipe distill.yaml --feature-targets fr_emb.npz \
+  edgefiq distill --recipe distill.yaml --feature-targets fr_emb.npz \\
       --feature-kd 1.0 -o runs/d-fkd
+  edgefiq distill --images faces/ --labels labels.csv --student face_trunk \\
+      --weights face --set finetune.trunk_lr_mult=0.5 -o runs/face
 """
 
 
@@ -68,9 +71,12 @@ class _DistillCommand(click.Command):
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         try:
             students, losses = ", ".join(STUDENTS.names()), ", ".join(LOSSES.names())
+            from edgefiq.models.weights import WEIGHTS
+
+            weights = "none, PATH, " + ", ".join(f"{n.split('.')[1]} ({n.split('.')[0]})" for n in WEIGHTS.names())
         except ImportError as e:   # torch-free install: the help still works
-            students = losses = f"(listed when {e.name or 'torch'} is installed: pip install edgefiq)"
-        self.help = HELP.format(students=students, losses=losses)
+            students = losses = weights = f"(listed when {e.name or 'torch'} is installed: pip install edgefiq)"
+        self.help = HELP.format(students=students, losses=losses, weights=weights)
         super().format_help_text(ctx, formatter)
 
 
@@ -81,6 +87,8 @@ class _DistillCommand(click.Command):
 @click.option("--labels", help="Teacher label CSV (path,quality).")
 @click.option("--teacher", help="Online teacher name (labels computed on the fly).")
 @click.option("--student", help="Student architecture (see list above).")
+@click.option("--weights", help="Pretrained initialisation: none, imagenet, face or a state-dict PATH (see "
+              "Weights above; files are hash-verified, nothing downloads).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Training epochs (recipe: optim.epochs).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Images per training step (optim.batch_size).")
 @click.option("--lr", type=float, help="Peak learning rate (optim.lr).")
@@ -101,7 +109,7 @@ class _DistillCommand(click.Command):
 @click.option("--resume", is_flag=True, help="Continue the run in OUT from last.pt.")
 @json_option
 def distill(recipe: str | None, images: str | None, labels: str | None, teacher: str | None, student: str | None,
-            epochs: int | None, batch_size: int | None, lr: float | None, losses: tuple[str, ...],
+            weights: str | None, epochs: int | None, batch_size: int | None, lr: float | None, losses: tuple[str, ...],
             val_identities: str | None, val_labels: str | None, feature_targets: str | None,
             feature_kd: float | None, device: str | None, threads: int | None,
             seed: int | None, sets: tuple[str, ...], out: str, resume: bool) -> None:
@@ -109,6 +117,7 @@ def distill(recipe: str | None, images: str | None, labels: str | None, teacher:
     from edgefiq.distill import distill as run
 
     flags = {"data.images": images, "data.labels": labels, "data.teacher": teacher, "student": student,
+             "weights": weights,
              "optim.epochs": epochs, "optim.batch_size": batch_size, "optim.lr": lr,
              "data.val_identities": val_identities, "data.val_labels": val_labels,
              "feature_kd.targets": feature_targets, "feature_kd.weight": feature_kd, "device": device,
