@@ -57,6 +57,8 @@ NOISE_PATTERNS = tuple(re.compile(p) for p in (
     r"^E0000 ",                                        # absl "could not find cuda" on CPU hosts
     r"━+ +\d+%",                                      # rich progress bars of NNCF (Statistics collection ...)
     r"^(Statistics collection|Applying [\w ]+ correction)\b",
+    r"^(Collecting tensor data and making histogram|Finding optimal threshold for each tensor|"   # onnxruntime
+    r"Number of tensors :|Number of histogram bins :|Percentile : \()",                          # calibrators
 ))
 
 

@@ -21,6 +21,9 @@ NOISE = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
     "Your model is converted in training mode. Please set the module in evaluation mode",
     "Statistics collection ━━━━━━━━━━━ 100% 64/64 • 0:00:00 • 0:00:00",
+    "Collecting tensor data and making histogram ...",
+    "Number of tensors : 143",
+    "Percentile : (0.0010000000000047748,99.999)",
 ]
 
 

@@ -187,11 +187,14 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method:
         # one image per batch: the moving average then runs over per-image ranges, and the
         # histogram calibrators need equal batch sizes to stack their arrays
         batch = 16 if method == "minmax" else 1
-        quantize_static(str(pre), str(out), Reader(calibration, input_name, batch), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[method], nodes_to_exclude=head,
-                        extra_options={"CalibTensorRangeSymmetric": False,
-                                       "CalibMovingAverage": method == "mean-minmax"})
+        from edgefiq.console import native_output_captured
+
+        with native_output_captured():   # the histogram calibrators print their progress (shown with -v)
+            quantize_static(str(pre), str(out), Reader(calibration, input_name, batch),
+                            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, calibrate_method=methods[method], nodes_to_exclude=head,
+                            extra_options={"CalibTensorRangeSymmetric": False,
+                                           "CalibMovingAverage": method == "mean-minmax"})
     if report is not None:
         report.update(quantizer="onnxruntime", float_layers=head)
     return out
