@@ -180,7 +180,10 @@ def cached_bootstrap(args: argparse.Namespace, comp: Any, qs: dict[str, np.ndarr
     sub = rng_impostors(comp, args.boot_impostors)
     tag = f"{args.impostors}-{args.boot_impostors}-{args.boot}-{args.boot_reestimate}-{len(comp)}-grid0.01"
     out = {}
-    for k, q in qs.items():
+    k_shard, n_shard = (int(x) for x in args.boot_shard.split("/"))
+    for n, (k, q) in enumerate(qs.items()):
+        if n % n_shard != k_shard:
+            continue
         f = work / "boot" / f"{hashlib.sha256(np.asarray(q, np.float64).tobytes() + tag.encode()).hexdigest()[:20]}.json"
         if not f.is_file():
             res = {"point": paucs(comp, q), **bootstrap(sub, {k: q}, idents, args.boot, ("fixed",))[k]}
@@ -306,16 +309,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serfiq-m", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--impostors", type=int, default=2_000_000, help="impostor pairs (seeded sample) for the metrics")
-    ap.add_argument("--boot", type=int, default=50, help="bootstrap resamples of the identities (fixed)")
-    ap.add_argument("--boot-reestimate", type=int, default=20, help="bootstrap resamples (reestimate)")
-    ap.add_argument("--boot-impostors", type=int, default=500_000,
+    ap.add_argument("--impostors", type=int, default=1_000_000, help="impostor pairs (seeded sample) for the metrics")
+    ap.add_argument("--boot", type=int, default=40, help="bootstrap resamples of the identities (fixed)")
+    ap.add_argument("--boot-reestimate", type=int, default=10, help="bootstrap resamples (reestimate)")
+    ap.add_argument("--boot-impostors", type=int, default=300_000,
                     help="impostor pairs (seeded sample of the above) in each bootstrap replicate")
     ap.add_argument("--top-ensembles", type=int, default=4, help="best ensembles that get CIs")
     ap.add_argument("--ensemble-pool", nargs="+", default=None,
                     help="rows combined into ensembles (default: the best PreFIQs row, norm, serfiq, severity)")
     ap.add_argument("--configs", nargs="+", default=None, help="score only these row keys")
     ap.add_argument("--singles-only", action="store_true", help="report stage: only fill the single rows' bootstrap cache")
+    ap.add_argument("--boot-shard", default="0/1", help="with --singles-only: fill rows k, k+n, ... (k/n)")
     args = ap.parse_args(argv)
 
     import torch

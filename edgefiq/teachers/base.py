@@ -168,6 +168,27 @@ class FRTeacher(Teacher):
         m = model if model is not None else self.fr
         return flip_sum(m, x) if self.flip else m(x)
 
+    def fast_embed(self) -> Any:
+        """``embed`` for the full model, run by onnxruntime on CPU when it is installed (graph exported or made
+        batchable once, cached by hash; about 7x less CPU than torch eager for MobileFaceNet).
+
+        Example:
+            >>> e = teacher.fast_embed()(x)   # doctest: +SKIP
+        """
+        from edgefiq.teachers.fr_runtime import default_threads, full_runner, onnxruntime_available
+
+        if self.device != "cpu" or not onnxruntime_available():
+            return self.embed
+        import torch
+
+        runner = full_runner(self.fr, self.cache_dir, default_threads())
+
+        def run(x: Any) -> Any:
+            xn = x.cpu().numpy()
+            return torch.from_numpy(runner(xn) + runner(np.ascontiguousarray(xn[..., ::-1])) if self.flip else runner(xn))
+
+        return run
+
     def cached_full(self, root: Path, relpaths: Sequence[str]) -> tuple[np.ndarray | None, list[str] | None]:
         """Cached raw full-model embeddings for all ``relpaths`` (or ``None`` if any is missing), and fingerprints."""
         cache = self.embedding_cache

@@ -47,8 +47,9 @@ class FeatureNorm(FRTeacher):
     def score_table(self, root: Path, relpaths: Sequence[str], *, on_bad_image: str = "error") -> Table:
         full, fps = self.cached_full(root, relpaths)
         if full is None:
+            embed = self.fast_embed()
             for x, ok, idx in self.batches(root, relpaths, on_bad_image):
-                e = self.embed(x).float().cpu().numpy()
+                e = embed(x).float().cpu().numpy()
                 if full is None:
                     full = np.full((len(relpaths), e.shape[1]), np.nan, np.float32)
                 e[~ok] = np.nan

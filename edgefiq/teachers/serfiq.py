@@ -81,12 +81,14 @@ class SerFiq(FRTeacher):
 
     @torch.no_grad()
     def score_table(self, root: Path, relpaths: Sequence[str], *, on_bad_image: str = "error") -> Table:
-        fr = self.fr
-        if hasattr(fr, "features_pre_head") and hasattr(fr, "head"):
-            backbone, head = fr.features_pre_head, fr.head
-        elif str(getattr(fr, "source", "")).lower().endswith(".onnx"):
-            from edgefiq.teachers.fr_runtime import default_threads, split_runners
+        from edgefiq.teachers.fr_runtime import default_threads, onnxruntime_available, split_runners
 
+        fr = self.fr
+        is_onnx = str(getattr(fr, "source", "")).lower().endswith(".onnx")
+        torch_split = hasattr(fr, "features_pre_head") and hasattr(fr, "head")
+        if torch_split and (self.device != "cpu" or not onnxruntime_available()):
+            backbone, head = fr.features_pre_head, fr.head
+        elif is_onnx or torch_split:  # onnxruntime: the (exported) graph cut before its embedding layer
             ort_backbone, ort_head = split_runners(fr, self.cache_dir, default_threads())
             backbone = lambda x: torch.from_numpy(ort_backbone.raw(x.cpu().numpy()))  # noqa: E731
             head = lambda f: torch.from_numpy(ort_head(f.cpu().numpy()))  # noqa: E731
