@@ -229,7 +229,7 @@ def report(args: argparse.Namespace, rows: list[dict[str, str]], work: Path) -> 
     result = {"command": "nice -n 10 .venv/bin/python tools/bench_teachers.py --stage all",
               "n_images": len(rels), "n_identities": int(len(set(idents))), "n_genuine": comp.n_genuine,
               "n_impostor": comp.n_impostor, "boot": args.boot, "boot_reestimate": args.boot_reestimate,
-              "boot_impostors": sub.n_impostor, "ensemble_pool": pool, "best": best,
+              "boot_impostors": args.boot_impostors, "ensemble_pool": pool, "best": best,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
               "rows": {k: {"pauc_x1e3": point[k], "speed": speed.get(k),
                            "ci95": {m: ci(v) for m, v in boot.get(k, {}).items()},
@@ -279,8 +279,12 @@ def render_md(r: dict[str, Any]) -> str:
           "SER-FIQ/CR-FIQA code style. [95% CI]: percentile bootstrap over identities (EDC on a 0.01 discard grid) "
           f"({r['boot']} resamples for fixed, {r['boot_reestimate']} for reestimate, {r['boot_impostors']} impostors "
           "per replicate), the same resamples for every row. images/s: `label_images` on 2 shared cores while other "
-          "jobs ran (contaminated; see results/label_speed.md); PreFIQs rows after the first of each model reuse "
-          "cached full-model embeddings.", "",
+          "jobs ran at load 9-19 (contaminated; standalone per-teacher throughput: results/label_speed.md); PreFIQs rows "
+          "after the first of each model, and norm, reuse cached full-model embeddings, so their images/s is not a "
+          "teacher's cost.", "",
+          "PreFIQs `-pt` prunes the state dict's weights (`edgefiq.prune`), `-onnx` the BatchNorm-folded weights of "
+          "MobileFaceNet.onnx (`edgefiq.teachers.onnx_graph`, the same as `--fold-bn` on the .pt); the folded "
+          "magnitude ranking removes other weights (mask overlap with the .pt's: Jaccard 0.58 at rho 0.4).", "",
           f"Ensembles: rank averages (`edgefiq.teachers.ensemble.rank01`) of pairs (weights 1:1, 2:1, 1:2) and triples "
           f"(1:1:1) of {', '.join(r['ensemble_pool'])}; the best {len([k for k in with_ci if k.startswith('ens ')])} "
           "(by fixed FMR 1e-3) get CIs. Selecting the best of many ensembles on this set is optimistic.", "",
