@@ -97,8 +97,11 @@ def test_round_trip(student: str, backend: str, precision: str, image_sets: dict
         pytest.skip(f"{backend} runtime not installed")
     model = _student(student)
     try:
+        # int8 keeps the fewest blocks float that hold SRCC vs fp32 >= 0.998 on the calibration images: the gate's
+        # 95% lower bound on 40 verification images refuses plain int8 of this briefly fitted model (0.9925, bound 0.97)
         res = export_model(model, Preprocess(size=SIZE), backend, tmp_path, precision=precision, arch=student,
-                           calibration=image_sets["calibration"], verify=image_sets["verify"])
+                           calibration=image_sets["calibration"], verify=image_sets["verify"],
+                           accuracy_control=0.002 if precision == "int8" else None)
     except ExportError as e:  # ParityError is an ExportError; so is a quantiser that rejects the model
         if precision != "int8" or student == FAST_STUDENT:
             raise
@@ -178,13 +181,13 @@ def test_accuracy_control_mixed_precision(backend: str, image_sets: dict, tmp_pa
     assert diff["float"] < diff["plain"], diff
 
     res = export_model(model, pp, backend, tmp_path / "ac", precision="int8", calibration=calib,
-                       verify=image_sets["verify"], accuracy_control=0.05)   # plain int8 reaches >= 0.98 here
+                       verify=image_sets["verify"], accuracy_control=0.002)   # the gate's lower bound needs ~0.998
     q = res.meta.quantization
     mixed = q["mixed_precision"]
-    assert q["accuracy_control"] == {"metric": "srcc_vs_fp32", "max_drop": 0.05}
+    assert q["accuracy_control"] == {"metric": "srcc_vs_fp32", "max_drop": 0.002}
     assert mixed["units"] == len(precision_units(model, skip=["head"])) == len(mixed["ranking"])
     assert mixed["trials"][0]["float_units"] == 0 and mixed["trials"][0]["srcc"] >= 0.95
-    assert mixed["float_units"] == [] and mixed["int8_units"] == mixed["units"]
+    assert len(mixed["float_units"]) + mixed["int8_units"] == mixed["units"] and mixed["int8_units"] > 0
     assert res.meta.parity["passed"] and res.path.is_file()
     assert not any((tmp_path / "ac").glob(".mixed-trials*")), "trial artifacts left behind"
 

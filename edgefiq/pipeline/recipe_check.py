@@ -63,10 +63,19 @@ def _set_syntax(message: str, raw: dict[str, Any]) -> tuple[str, list[str] | Non
         rest = label.group(2)
         index = next((i for i, s in enumerate(students) if isinstance(s, dict)
                       and label.group(1) in (s.get("name"), s.get("arch"))), None)
-        own = index is not None and rest.split(".")[0] in (students[index].get("config") or {})
+        own = index is not None and _has_path(students[index].get("config") or {}, rest.split("."))
         loc = (f"distill.students.{index}.config" if own else "distill.defaults") + (f".{rest}" if rest else "")
     loc = re.sub(r"\[(\d+)\]", r".\1", loc)
     return message[:m.start(1)] + loc + message[m.end(1):], loc.split(".")
+
+
+def _has_path(node: Any, keys: list[str]) -> bool:
+    """Whether the nested dict ``node`` holds the key path ``keys`` (the student's own setting)."""
+    for k in keys:
+        if not isinstance(node, dict) or k not in node:
+            return False
+        node = node[k]
+    return True
 
 
 def _drop(raw: dict[str, Any], keys: list[str]) -> bool:
