@@ -101,7 +101,7 @@ def test_round_trip(student: str, backend: str, precision: str, image_sets: dict
         # 95% lower bound on 40 verification images refuses plain int8 of this briefly fitted model (0.9925, bound 0.97)
         res = export_model(model, Preprocess(size=SIZE), backend, tmp_path, precision=precision, arch=student,
                            calibration=image_sets["calibration"], verify=image_sets["verify"],
-                           accuracy_control=0.002 if precision == "int8" else None)
+                           accuracy_control=0.002 if precision == "int8" and student == FAST_STUDENT else None)
     except ExportError as e:  # ParityError is an ExportError; so is a quantiser that rejects the model
         if precision != "int8" or student == FAST_STUDENT:
             raise
