@@ -89,7 +89,7 @@ def test_tiny_pipeline_report_skip_and_from(tmp_path: Path) -> None:
     before = (run_dir / "state.json").read_text()
 
     again = CliRunner().invoke(cli, ["run", str(recipe), "-o", str(run_dir)])
-    assert again.exit_code == 0 and again.output.count("skipped") == 8, again.output
+    assert again.exit_code == 0 and again.output.count("unchanged: skipped") == 8, again.output
     assert json.loads((run_dir / "state.json").read_text())["stages"] == json.loads(before)["stages"]
 
     partial = CliRunner().invoke(cli, ["run", str(recipe), "-o", str(run_dir), "--from", "eval"])
