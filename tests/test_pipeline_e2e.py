@@ -127,7 +127,9 @@ def test_kill_during_distill_then_rerun_resumes_with_same_report(tmp_path: Path)
 
     rerun = subprocess.run([sys.executable, "-m", "edgefiq", "run", str(recipe), "-o", str(killed)], cwd=ROOT,
                            capture_output=True, text=True, timeout=1800)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    # exit 1 = an artifact row failed (this barely trained student's int8 may be refused by the gate); the
+    # uninterrupted run below must end the same way
+    assert rerun.returncode in (0, 1) and "Traceback" not in rerun.stderr, rerun.stderr[-2000:]
     table = {line.split("│")[1].strip(): line.split("│")[2].strip()
              for line in rerun.stdout.splitlines() if line.count("│") >= 4}
     assert table["data"] == "skipped" and table["label"] == "skipped" and table["distill"] == "resumed"
@@ -135,7 +137,7 @@ def test_kill_during_distill_then_rerun_resumes_with_same_report(tmp_path: Path)
 
     full = subprocess.run([sys.executable, "-m", "edgefiq", "run", str(recipe), "-o", str(clean)], cwd=ROOT,
                           capture_output=True, text=True, timeout=1800)
-    assert full.returncode == 0, full.stderr[-2000:]
+    assert full.returncode == rerun.returncode, full.stderr[-2000:]
     a = json.loads((killed / "report.json").read_text())
     b = json.loads((clean / "report.json").read_text())
     assert numbers(a) == numbers(b)
