@@ -146,7 +146,7 @@ class _Trainer:
             self.hooks.append(self.fkd)
         self.trained = self.fkd if self.fkd is not None else self.model
         self.net = ddp.wrap(self.trained, self.env, self.device)
-        self._freeze_trunk_bn()
+        self._freeze_trunk()
         self.opt = build_optimizer(self.trained, cfg.optim, head=self._head_ids(),
                                    trunk_lr_mult=cfg.finetune.trunk_lr_mult if self.pretrained else 1.0)
         self.scaler = torch.amp.GradScaler("cuda") if (self.cuda and cfg.amp) else None
@@ -182,7 +182,7 @@ class _Trainer:
     def _trunk_frozen(self, epoch: int, step: int) -> bool:
         return bool(self.pretrained) and epoch + step / self.steps < self.cfg.finetune.head_warmup_epochs
 
-    def _freeze_trunk_bn(self) -> None:
+    def _freeze_trunk(self) -> None:
         """``finetune.freeze``: those layers keep their pretrained values and BatchNorm statistics;
         ``finetune.freeze_bn``: so do every trunk BatchNorm's statistics and affine parameters."""
         ft = self.cfg.finetune
@@ -194,8 +194,7 @@ class _Trainer:
             is_bn = isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
             in_frozen = bool(frozen) and (name + ".").startswith(frozen)
             if (in_frozen or (ft.freeze_bn and is_bn)) and not any(id(p) in head for p in m.parameters()):
-                if is_bn or in_frozen:
-                    m.eval()
+                m.eval()
                 for p in m.parameters(recurse=False):
                     p.requires_grad_(False)
 
@@ -379,7 +378,7 @@ class _Trainer:
         self.net.train()
         while st["epoch"] < cfg.optim.epochs and not st["stopped"]:
             epoch = st["epoch"]
-            self._freeze_trunk_bn()   # validation put every module back in train mode
+            self._freeze_trunk()   # validation put every module back in train mode
             order = epoch_order(self.data.train.labels, epoch=epoch, seed=cfg.seed, kind=cfg.sampler,
                                 bins=cfg.sampler_bins)
             t0, images = time.perf_counter(), 0
