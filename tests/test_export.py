@@ -10,6 +10,7 @@ package does not import or the parametrisation misses.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -82,6 +83,15 @@ def _student(name: str) -> torch.nn.Module:
     return _MODELS[name]
 
 
+def _torch_half_passes(model: torch.nn.Module, x: np.ndarray) -> bool:
+    """Whether torch's own fp16 (weights and activations) of ``model`` passes the fp16 parity gate."""
+    half = copy.deepcopy(model).half()
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(x)).reshape(-1).numpy()
+        got = half(torch.from_numpy(x).half()).float().reshape(-1).numpy()
+    return bool(parity_report(ref, got, "fp16")["passed"])
+
+
 def _params() -> list:
     out = []
     for student in STUDENTS.names():
@@ -100,6 +110,12 @@ def test_round_trip(student: str, backend: str, precision: str, image_sets: dict
         res = export_model(model, Preprocess(size=SIZE), backend, tmp_path, precision=precision, arch=student,
                            calibration=image_sets["calibration"], verify=image_sets["verify"])
     except ExportError as e:  # ParityError is an ExportError; so is a quantiser that rejects the model
+        if precision == "fp16" and isinstance(e, ParityError) and not _torch_half_passes(model, image_sets["verify"]):
+            # The model itself is ill-conditioned in half precision (torch's own fp16 fails the same gate: e.g.
+            # efficientnet_lite0 fitted 40 steps from random init, whose BatchNorm divides by near-zero
+            # variances), so refusing its fp16 artifact is the gate doing its job.
+            assert not any(tmp_path.glob(f"*{BACKENDS.get(backend).suffix}")), "a refused artifact was kept"
+            pytest.xfail(f"fp16 refused, and torch's own fp16 of {student} fails the gate too: {str(e)[:160]}")
         if precision != "int8" or (student == FAST_STUDENT and backend != "onnx"):
             raise
         # tiny_cnn's plain onnxruntime int8 ranks the 40 verification images at SRCC ~0.98-0.99: the gate's 95%
