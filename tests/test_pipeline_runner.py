@@ -174,3 +174,12 @@ def test_report_table_escapes_pipes_inside_cells():
     table = [ln for ln in render_markdown(summary, [], []).splitlines() if ln.startswith("| m |")]
     cells = table[0].replace("\\|", "").strip("|").split("|")   # unescaped pipes separate cells
     assert len(cells) == 12 and "max\\|d\\|" in table[0]        # 12 columns without pAUC columns
+
+
+def test_report_parity_cell_shows_the_int8_lower_bound():
+    from edgefiq.pipeline.report import parity_summary
+
+    cell = parity_summary({"passed": True, "max_abs_diff": 0.011, "srcc_vs_fp32": 0.99881, "srcc_lower_bound": 0.99752,
+                           "tolerance": {"srcc_min": 0.99, "confidence": 0.95}})
+    assert cell == "ok (max|d|=0.011, srcc=0.9988, 95% LB 0.9975)"
+    assert "LB" not in parity_summary({"passed": True, "max_abs_diff": 3e-6, "tolerance": {"max_abs_diff": 1e-4}})

@@ -8,11 +8,9 @@ Stages (each resumable; outputs under ``--work``, default ``runs/bench_distill``
    tree ``data/subset``. Validation identities = those in ``pairs.txt`` folds 6-7; training = all
    other dev identities. ``--train-copies all`` keeps all three degraded copies of every
    training image (validation images unchanged), i.e. 2x the training views of ``one``.
-2. ``label``: PreFIQs labels of every subset image. ``--labeller teachers`` uses
-   ``edgefiq.teachers.label_images``; ``builtin`` computes the same math here (MobileFaceNet from
-   ``edgefiq.models.fr``, a copy pruned by ``edgefiq.prune.prune_model(method="l1", rho=0.4,
-   scope="global")``, quality = -||n(e) - n(e_pruned)||). Either way the full-model embeddings of
-   the validation images are stored for the EDC. ``--shard k/n`` splits the work over processes.
+2. ``label``: PreFIQs labels of every subset image by the package teacher (``TEACHERS["prefiqs"]``:
+   MobileFaceNet, l1, rho 0.4, global), in chunks of 512 so an interrupted run resumes; the
+   full-model embeddings are kept for the EDC. ``--shard k/n`` splits the work over processes.
 3. ``train``: ``edgefiq.distill.distill`` for each ``--students`` name (resumable).
    ``--train-labels mirror-avg`` trains on the mean of the teacher's score of each training image
    and of its mirror image (one extra teacher pass over the training images, cached in
@@ -131,23 +129,24 @@ def label_order(rel: list[str], sources: list[str], val_ids: Path) -> np.ndarray
     return np.r_[np.array(val, np.int64), np.random.default_rng(0).permutation(train)]
 
 
-def label_builtin(work: Path, root: Path, rel: list[str], order: np.ndarray, shard: tuple[int, int],
+def prefiqs_teacher(work: Path, batch: int = 64) -> object:
+    """The package's PreFIQs(MobileFaceNet, l1, rho 0.4) teacher, its embedding cache in ``work``."""
+    from edgefiq.registry import TEACHERS
+
+    return TEACHERS.get("prefiqs")(fr_model=str(SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt"),
+                                   method="l1", rho=0.4, batch_size=batch, cache_dir=work / "teacher_cache")
+
+
+def label_chunks(work: Path, root: Path, rel: list[str], order: np.ndarray, shard: tuple[int, int],
                   batch: int = 64) -> None:
-    """PreFIQs(MobileFaceNet, l1, rho 0.4) in chunks of 512 images of ``order`` (resumable), shard k of n."""
-    import copy
+    """Label chunks of 512 images of ``order`` with the package PreFIQs teacher (resumable), shard k of n.
 
-    import torch
-
-    from edgefiq.models.fr import iter_image_batches, load_fr_model
-    from edgefiq.prune import prune_model
+    Each chunk keeps the quality and the full model's L2-normalised embedding (for the EDC).
+    """
+    from edgefiq.models.fr import l2_normalise
     from edgefiq.utils import atomic_path
 
-    fr = load_fr_model(SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt")
-    pruned = copy.deepcopy(fr)
-    prune_model(pruned, torch.zeros(1, 3, 112, 112), rho=0.4, method="l1", scope="global")
-    pruned.eval()
-    # the same two networks run through onnxruntime: ~1.6x less CPU than torch eager on this machine
-    sessions = [_ort_session(m, work / f"{name}.onnx") for m, name in ((fr, "mobilefacenet"), (pruned, "mfn_l1_0.4"))]
+    teacher = prefiqs_teacher(work, batch)
     chunks = work / "label_chunks"
     chunks.mkdir(parents=True, exist_ok=True)
     k, n = shard
@@ -158,44 +157,13 @@ def label_builtin(work: Path, root: Path, rel: list[str], order: np.ndarray, sha
             continue
         t0 = time.time()
         idx = order[s:s + 512]
-        paths = [root / rel[i] for i in idx]
-        q, emb = [], []
-        for x, _, _ in iter_image_batches(paths, fr.preprocess, batch_size=batch):
-            qb, e = _prefiqs_batch(sessions, x.numpy())
-            q.append(qb)
-            emb.append(e)
+        rels = [rel[i] for i in idx]
+        q = teacher.score_table(root, rels)["quality"]
+        emb, _ = teacher.cached_full(root, rels)   # stored by score_table
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, index=idx, quality=np.concatenate(q), emb=np.concatenate(emb).astype(np.float32))
-        print(f"[label {k}/{n}] chunk {c + 1}/{len(starts)} ({len(paths) / (time.time() - t0):.1f} img/s)", flush=True)
-
-
-def _prefiqs_batch(sessions: list, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """PreFIQs quality -||n(e) - n(e_pruned)|| of a preprocessed batch, and the full model's n(e)."""
-    from edgefiq.models.fr import l2_normalise
-
-    e, ep = (l2_normalise(sess.run(None, {"input": x})[0]) for sess in sessions)
-    return -np.linalg.norm(e - ep, axis=1), e
-
-
-def _ort_session(model: object, path: Path, threads: int = 1) -> object:
-    """Export ``model`` to ONNX (dynamic batch) once and open an onnxruntime session (1 thread default)."""
-    import warnings
-
-    import onnxruntime as ort
-    import torch
-
-    from edgefiq.utils import atomic_path
-
-    if not path.is_file():
-        with warnings.catch_warnings(), atomic_path(path) as tmp:
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (torch.zeros(2, 3, 112, 112),), str(tmp), opset_version=17, dynamo=False,
-                              input_names=["input"], output_names=["emb"],
-                              dynamic_axes={"input": {0: "n"}, "emb": {0: "n"}})
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+                np.savez(f, index=idx, quality=q, emb=l2_normalise(emb).astype(np.float32))
+        print(f"[label {k}/{n}] chunk {c + 1}/{len(starts)} ({len(rels) / (time.time() - t0):.1f} img/s)", flush=True)
 
 
 def merge_labels(work: Path, rel: list[str], order: np.ndarray, n_val: int, min_train: int) -> int:
@@ -328,26 +296,29 @@ def mirrored_quality(work: Path, root: Path, rels: list[str], cache: str, batch:
 
 def teacher_quality(work: Path, root: Path, rels: list[str], chunks: Path, *, mirror: bool = False,
                     batch: int = 64, threads: int = 1) -> np.ndarray:
-    """The teacher's quality of the images ``rels`` (optionally mirrored), in chunks of 512 cached under
-    ``chunks`` (checked against the image list), so an interrupted run resumes."""
-    from edgefiq.models.fr import iter_image_batches, load_fr_model
+    """The package teacher's quality of the images ``rels`` (optionally mirrored), in chunks of 512 cached
+    under ``chunks`` (checked against the image list), so an interrupted run resumes."""
+    from edgefiq.models.fr import l2_normalise
     from edgefiq.utils import atomic_path
 
-    fr = load_fr_model(SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt")
-    sessions = [_ort_session(None, work / f"{n}.onnx", threads) for n in ("mobilefacenet", "mfn_l1_0.4")]
+    teacher = prefiqs_teacher(work, batch)
     chunks.mkdir(parents=True, exist_ok=True)
     out = np.full(len(rels), np.nan)
     starts = range(0, len(rels), 512)
     for c, s in enumerate(starts):
         part, f = rels[s:s + 512], chunks / f"chunk_{s:06d}.npz"
         if not f.exists():
-            t0, q = time.time(), []
-            for x, _, _ in iter_image_batches([root / r for r in part], fr.preprocess, batch_size=batch):
-                x = x.numpy()
-                q.append(_prefiqs_batch(sessions, np.ascontiguousarray(x[..., ::-1]) if mirror else x)[0])
+            t0 = time.time()
+            if mirror:   # the teacher's own two runners on the mirrored batch (its score_table reads files as they are)
+                full, pruned = teacher.runners(threads)
+                xs = (np.ascontiguousarray(x.numpy()[..., ::-1]) for x, _, _ in teacher.batches(root, part, "error"))
+                q = np.concatenate([-np.linalg.norm(l2_normalise(full(x)) - l2_normalise(pruned(x)), axis=1)
+                                    for x in xs])
+            else:
+                q = teacher.score_table(root, part)["quality"]
             with atomic_path(f) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, paths=np.array(part), quality=np.concatenate(q))
+                    np.savez(fh, paths=np.array(part), quality=q)
             print(f"[label {chunks.name}] chunk {c + 1}/{len(starts)} ({len(part) / (time.time() - t0):.1f} img/s)",
                   flush=True)
         z = np.load(f)
@@ -534,13 +505,6 @@ def _pauc(comps: object, quality: np.ndarray) -> float:
     return evaluate_sources(comps, [QualitySource("q", quality)], fmrs=[1e-3], limit=0.3).pauc[0]["pauc_x1e3"]
 
 
-def _pauc(comps: object, quality: np.ndarray) -> float:
-    """EDC pAUC x1e3 at FMR 1e-3, discard 0..0.3, fixed threshold (``edgefiq.eval.sources.evaluate_sources``)."""
-    from edgefiq.eval.sources import QualitySource, evaluate_sources
-
-    return evaluate_sources(comps, [QualitySource("q", quality)], fmrs=[1e-3], limit=0.3).pauc[0]["pauc_x1e3"]
-
-
 def teacher_flip_agreement(work: Path, root: Path, vrel: list[str], teacher: np.ndarray, clean: np.ndarray) -> dict:
     """SRCC between the teacher's labels and its labels of the horizontally mirrored images.
 
@@ -568,7 +532,7 @@ def _views_seen(run: Path, model_json: dict) -> int:
 
 
 def crosscheck_teacher(root: Path, rels: list[str], q_by_rel: dict) -> dict:
-    """Score a sample with the teachers team's ``prefiqs`` teacher and compare with the built-in labels."""
+    """Score a sample afresh (no embedding cache) with the ``prefiqs`` teacher and compare with the stored labels."""
     try:
         from edgefiq.registry import TEACHERS
 
@@ -629,8 +593,8 @@ def notes(res: dict) -> list[str]:
                    f"SRCC {s['srcc']:.3f}, pAUC {s['pauc_x1e3']:.2f} vs teacher {t:.2f} ({s['pauc_vs_teacher']:+.1%}).")
     cc = res.get("teachers_crosscheck", {})
     if cc.get("available"):
-        out.append(f"- Built-in labels vs `edgefiq.teachers` prefiqs (l1, rho 0.4) on {cc['images']} validation "
-                   f"images: max |difference| {cc['max_abs_diff']:.2e} (same teacher).")
+        out.append(f"- Stored labels vs a fresh, uncached `edgefiq.teachers` prefiqs (l1, rho 0.4) on {cc['images']} "
+                   f"validation images: max |difference| {cc['max_abs_diff']:.2e}.")
     fa = res.get("teacher_flip_agreement") or {}
     if "srcc" in fa:
         out.append(f"- Teacher self-agreement: SRCC between the teacher's labels and its labels of the mirrored "
@@ -758,7 +722,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_distill"))
     ap.add_argument("--students", nargs="+", default=["mobilenetv3_small_100", "emo_1m"])
     ap.add_argument("--epochs", type=int, nargs="+", default=[12, 8], help="epochs per student (last value repeats)")
-    ap.add_argument("--labeller", choices=["builtin"], default="builtin")
     ap.add_argument("--shard", default="0/1", help="label stage: k/n")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--run-dir", default=None, help="where student runs go (default: --work)")
@@ -810,13 +773,12 @@ def main(argv: list[str] | None = None) -> None:
     root, index = prepare(work, args.train_copies, set(val_ids.read_text().split()))
     rows = read_rows(index)
     rel, sources = [r["path"] for r in rows], [r["source"] for r in rows]
-    labeller = args.labeller
     order = label_order(rel, sources, val_ids)
     vset = set(val_ids.read_text().split())
     n_val = sum(1 for s in sources if s.split("/")[0] in vset)
     if args.stage in ("label", "all"):
         k, n = (int(x) for x in args.shard.split("/"))
-        label_builtin(work, root, rel, order, (k, n))
+        label_chunks(work, root, rel, order, (k, n))
     min_train = len(order) - n_val if args.min_train is None else args.min_train
     n_train = merge_labels(work, rel, order, n_val, min_train)
     if n_train < 0:
@@ -859,9 +821,8 @@ def main(argv: list[str] | None = None) -> None:
                + (f" --freeze {' '.join(args.freeze)}" if args.freeze else "")
                + (f" --teacher-model {args.teacher_model} --degrade-p {args.degrade_p:g}" if args.teacher_model else "")
                + (f" --student-options '{args.student_options}'" if args.student_options else ""))
-        shared = {"command": cmd, "labeller": {
-            "builtin": "built-in PreFIQs (edgefiq.models.fr MobileFaceNet + edgefiq.prune l1 global rho 0.4; "
-                       "quality = -||n(e) - n(e_pruned)||)"}[labeller],
+        shared = {"command": cmd, "labeller": "edgefiq.teachers prefiqs (MobileFaceNet, l1, global rho 0.4; "
+                                       "quality = -||n(e) - n(e_pruned)||)",
             "train_copies": args.train_copies,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads "
                        f"{args.threads}", "recipes": {n: recipe(n, root, labels, index, work,

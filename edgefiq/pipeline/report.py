@@ -180,7 +180,11 @@ def _bench_by_path(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def parity_summary(parity: dict[str, Any]) -> str:
-    """One short cell from the export's parity record (``ok (max|d|=3e-06)``, ``FAILED ...``)."""
+    """One short cell from the export's parity record.
+
+    ``ok (max|d|=3e-06)``, ``ok (max|d|=0.011, srcc=0.9988, 95% LB 0.9975)`` (int8: the gate's one-sided
+    lower confidence bound of the SRCC vs fp32), ``FAILED ...``.
+    """
     if not parity:
         return "n/a"
     passed = parity.get("passed", parity.get("ok"))
@@ -189,6 +193,9 @@ def parity_summary(parity: dict[str, Any]) -> str:
         v = parity.get(k)
         if isinstance(v, (int, float)):
             bits.append(f"{label}={v:.2g}" if "d|" in label else f"{label}={v:.4f}")
+    lb, conf = parity.get("srcc_lower_bound"), (parity.get("tolerance") or {}).get("confidence")
+    if isinstance(lb, (int, float)) and isinstance(conf, (int, float)):
+        bits.append(f"{conf:.0%} LB {lb:.4f}")
     word = "ok" if passed else ("not verified" if passed is None else "FAILED")
     return f"{word} ({', '.join(bits)})" if bits else word
 
