@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 
 from edgefiq.cli import cli
@@ -115,3 +116,13 @@ def test_exit_code_and_one_line_error_in_subprocess(ckpt: Path, tmp_path: Path) 
                            str(tmp_path / "o.pt")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "ratios must be in [0, 1)" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_finetune_max_steps_caps_recovery_steps(ckpt: Path, images: Path, tmp_path: Path) -> None:
+    """The recipes' ``prune.finetune_max_steps`` shorthand reaches the recovery's steps per epoch."""
+    from edgefiq.pipeline.pruning import prune_checkpoint
+
+    out = prune_checkpoint(ckpt, tmp_path / "cap.pt", rho=0.4, method="l1", finetune_epochs=1, finetune_max_steps=1,
+                           images=images)
+    rec = yaml.safe_load((tmp_path / "cap.recovery" / "recovery" / "recipe.yaml").read_text())
+    assert rec["max_steps_per_epoch"] == 1 and load_checkpoint(out).pruning["recovery"]["epochs"] == 1

@@ -42,7 +42,7 @@ def test_lfw_recipe_paths_are_variables() -> None:
     assert cfg.data.split.val_folds == (6, 7)
     assert cfg.teacher.name == "prefiqs" and cfg.eval.fr_model == "/m/mfn.pt"
     assert {s.arch for s in cfg.distill.students} == {"face_trunk", "mobilenetv3_small_100"}
-    assert set(cfg.prune.methods) == {"structured", "l1"}
+    assert cfg.prune.methods == ("structured",) and cfg.prune.finetune_max_steps == 160
     assert set(cfg.export.precisions) == {"fp32", "fp16", "int8"}
 
 

@@ -25,7 +25,8 @@ def example_input(size: tuple[int, int], batch: int = 1) -> torch.Tensor:
 def prune_checkpoint(ckpt: str | Path, out: str | Path, *, rho: float, method: str, importance: str = "l1",
                      scope: str = "global", round_to: int | None = None, ignored_layers: tuple[str, ...] = (),
                      iterative_steps: int = 1, seed: int = 0, recovery: RecoveryConfig | None = None,
-                     finetune_epochs: int = 0, images: str | Path | None = None, labels: str | Path | None = None,
+                     finetune_epochs: int = 0, finetune_max_steps: int = 0, images: str | Path | None = None,
+                     labels: str | Path | None = None,
                      data: str | Path | None = None, quant_aware: bool = False,
                      report: str | Path | None = None) -> Path:
     """Prune an edgefiq checkpoint and save the result as an edgefiq checkpoint (+ a JSON report).
@@ -42,7 +43,8 @@ def prune_checkpoint(ckpt: str | Path, out: str | Path, *, rho: float, method: s
         recovery: optional fine-tuning (``RecoveryConfig(epochs=N, images=..., labels=...)``);
             its run folder is ``<out stem>.recovery/``.
         finetune_epochs, images, labels: shorthand for ``recovery=RecoveryConfig(epochs=finetune_epochs,
-            images=images, labels=labels)`` (``data`` is an alias of ``images``, as pipeline recipes name it).
+            images=images, labels=labels, max_steps_per_epoch=finetune_max_steps)`` (``data`` is an alias
+            of ``images``, as pipeline recipes name it).
         quant_aware: recovery rounds activations to 8 bits while training (``edgefiq.distill.quant_aware``).
         report: JSON report path (default ``<out>`` with suffix ``.json``).
 
@@ -62,7 +64,8 @@ def prune_checkpoint(ckpt: str | Path, out: str | Path, *, rho: float, method: s
     if recovery is None and finetune_epochs:
         src_images = images or data
         recovery = RecoveryConfig(epochs=finetune_epochs, images=str(src_images) if src_images else None,
-                                  labels=str(labels) if labels else None, seed=seed, quant_aware=quant_aware)
+                                  labels=str(labels) if labels else None, seed=seed, quant_aware=quant_aware,
+                                  max_steps_per_epoch=finetune_max_steps)
     src = load_checkpoint(ckpt)
     dense = src.model.eval()
     model = copy.deepcopy(dense)

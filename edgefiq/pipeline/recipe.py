@@ -139,6 +139,7 @@ class PruneSection:
     methods: tuple[Literal["structured", "l1", "random"], ...] = ("structured",)
     rhos: tuple[float, ...] = (0.3,)
     finetune_epochs: int = 0
+    finetune_max_steps: int = 0   # cap on recovery steps per epoch (0 = full epochs)
     options: PruneOptions = field(default_factory=PruneOptions)
 
 

@@ -259,7 +259,8 @@ def prune_stage(recipe: RunRecipe) -> Stage:
                     target = ctx.stage_dir / label / f"{method}-{rho:g}.pt"
                     kwargs: dict[str, Any] = option_kwargs(p.options)
                     if p.finetune_epochs:
-                        kwargs.update(finetune_epochs=p.finetune_epochs, data=str(ctx.path(data["images"])),
+                        kwargs.update(finetune_epochs=p.finetune_epochs, finetune_max_steps=p.finetune_max_steps,
+                                      data=str(ctx.path(data["images"])),
                                       labels=str(ctx.path(labels["train"])))
                     if not target.is_file():
                         prune_checkpoint(ctx.path(st["best"]), target, rho=rho, method=method, **kwargs)
