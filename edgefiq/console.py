@@ -39,7 +39,8 @@ NOISY_LOGGERS = ("absl", "jax", "jax._src", "tensorflow", "tflite", "litert_torc
 
 # Environment read by C++ loggers at import time (set only if the user has not set them).
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "2", "TF_ENABLE_ONEDNN_OPTS": "0",
-             "LITERT_TORCH_SHOW_PROGRESS": "n", "ABSL_MIN_LOG_LEVEL": "2"}
+             "LITERT_TORCH_SHOW_PROGRESS": "n", "ABSL_MIN_LOG_LEVEL": "2",
+             "TQDM_DISABLE": "1"}   # ai-edge-quantizer's tqdm bars (edgefiq's own bars are rich, not tqdm)
 
 # Lines third-party C++ code prints directly to stdout/stderr that are known to be noise.
 NOISE_PATTERNS = tuple(re.compile(p) for p in (
@@ -56,6 +57,7 @@ NOISE_PATTERNS = tuple(re.compile(p) for p in (
     r"cuda drivers on your machine, GPU will not be used",
     r"^E0000 ",                                        # absl "could not find cuda" on CPU hosts
     r"━+ +\d+%",                                      # rich progress bars of NNCF (Statistics collection ...)
+    r"^[\w ]+:: +\d+%\|",                              # tqdm bars of ai-edge-quantizer (Generating Quantization ...)
     r"^(Statistics collection|Applying [\w ]+ correction)\b",
     r"^(Collecting tensor data and making histogram|Finding optimal threshold for each tensor|"   # onnxruntime
     r"Number of tensors :|Number of histogram bins :|Percentile : \()",                          # calibrators

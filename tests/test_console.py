@@ -24,6 +24,7 @@ NOISE = [
     "Collecting tensor data and making histogram ...",
     "Number of tensors : 143",
     "Percentile : (0.0010000000000047748,99.999)",
+    "Generating Quantization Parameters::   0%|          | 0/115 [00:00<?, ?it/s]",
 ]
 
 
