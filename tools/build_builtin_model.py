@@ -22,6 +22,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def card_options(pairs: list[str]) -> dict[str, str]:
+    """``FIELD=TEXT`` pairs -> card overrides; an unknown field is an error naming the known ones."""
+    from edgefiq.pipeline.card import CARD_DEFAULTS
+
+    out = dict(p.split("=", 1) for p in pairs if "=" in p)
+    bad = [p for p in pairs if "=" not in p] + [k for k in out if k not in CARD_DEFAULTS]
+    if bad:
+        raise SystemExit(f"--card: unknown {', '.join(bad)}; fields: {', '.join(CARD_DEFAULTS)}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, (re)run the recipe if asked, build the built-in model folder."""
     from edgefiq.pipeline.ship import DEFAULT_KEYS, build_builtin_model
@@ -42,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="refuse unless a shipped artifact is this many times faster than the teacher (same runtime)")
     ap.add_argument("--out", type=Path, default=ROOT / "edgefiq" / "runtime" / "builtin", help="built-in root")
     ap.add_argument("--no-default", action="store_true", help="do not make it the default built-in model")
+    ap.add_argument("--card", action="append", default=[], metavar="FIELD=TEXT",
+                    help="override a card text field (edgefiq.pipeline.card.CARD_DEFAULTS), e.g. licence_weights=...")
     a = ap.parse_args(argv)
     if a.recipe:
         from edgefiq.pipeline.recipe import load_recipe
@@ -51,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = None if a.artifacts == "auto" else tuple(a.artifacts.split(","))
     out = build_builtin_model(a.run_dir, a.out, a.name, model=a.model, keys=keys,
                               val_labels=a.val_labels, min_srcc=a.min_srcc, max_mb=a.max_mb, min_speedup=a.min_speedup,
-                              make_default=not a.no_default)
+                              make_default=not a.no_default, card_options=card_options(a.card))
     print(f"built-in model: {out} (card: {out / 'card.md'})")
     return 0
 
