@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.errors import ParityError
-from edgefiq.export.base import Backend, BackendBase, ExportOptions
+from edgefiq.export.base import Backend, BackendBase, Exported, ExportOptions
 from edgefiq.registry import BACKENDS
 
 
@@ -30,10 +30,10 @@ class ToyBackend(BackendBase):
     calibration_methods = ("toy-minmax",)
     offset = 0.0   # a wrong backend adds this to every score
 
-    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Path:
+    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Exported:
         with torch.no_grad():
             torch.jit.save(torch.jit.trace(model.eval(), example, check_trace=False), str(out))
-        return Path(out)
+        return Exported(Path(out))
 
     def load(self, path: Path, threads: int | None = None) -> Any:
         mod = torch.jit.load(str(path)).eval()

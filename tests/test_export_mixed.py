@@ -147,7 +147,7 @@ def test_a_mixed_artifact_that_scores_exactly_like_fp32_is_refused(tmp_path) -> 
     """Blocks a backend leaves unquantised anyway (an activation feeding the float head) must not pass as int8:
     if the chosen trial's scores equal fp32 to fp32 tolerance, accuracy control refuses instead of labelling it."""
     from edgefiq.errors import ExportError
-    from edgefiq.export.base import ExportOptions
+    from edgefiq.export.base import Exported, ExportOptions
     from edgefiq.export.mixed import export_mixed
 
     model = _Net().eval()
@@ -158,6 +158,7 @@ def test_a_mixed_artifact_that_scores_exactly_like_fp32_is_refused(tmp_path) -> 
         def export(self, m, example, out, options):
             out.write_text("x")
             self.exact = bool(options.advanced["float_modules"])
+            return Exported(out)
 
         def load(self, path, threads=None):
             def run(x):

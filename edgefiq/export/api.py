@@ -171,14 +171,15 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".export-{fname}-", dir=out_dir))
     try:
         try:
-            tmp_art, mixed, trials = _convert(backend, model, example, tmp_dir / fname, options, auto=auto,
-                                              accuracy_control=accuracy_control, threads=threads)
+            conv = _convert(backend, model, example, tmp_dir / fname, options, auto=auto,
+                            accuracy_control=accuracy_control, threads=threads)
         except EdgefiqError:
             raise
         except Exception as e:  # converters raise anything; the user gets one line
             what = "quantise" if precision == "int8" else "convert"
             raise ExportError(f"cannot {what} {arch} for {target} {precision}: {explain_conversion_error(e)}") from e
-        quant = _quantization_record(backend, tmp_art, options, calib, trials, mixed, accuracy_control)
+        tmp_art = conv.path
+        quant = _quantization_record(backend, conv, calib, accuracy_control)
         meta = ArtifactMeta(backend=target, precision=precision, preprocess=pp, arch=arch,
                             pruning=_pruning_summary(pruning), source_sha256=source_sha256 or _state_sha256(model),
                             quantization=quant, versions={**package_versions(*backend.packages), "numpy": np.__version__})
@@ -239,44 +240,52 @@ def _calibration_method(backend: Any, precision: str, method: str) -> tuple[str,
     return method, auto
 
 
-def _convert(backend: Any, model: Any, example: Any, tmp_art: Path, options: ExportOptions, *, auto: bool,
-             accuracy_control: float | None, threads: int | None) -> tuple[Path, Any, Any]:
-    """Write the artifact: auto calibration trials, mixed precision or a plain export.
+@dataclasses.dataclass(frozen=True)
+class _Converted:
+    """What ``_convert`` wrote and how (the sidecar's ``quantization`` record is made from it)."""
 
-    Returns ``(artifact, mixed-precision record or None, auto-calibration trials or None)``.
-    """
-    adv = options.advanced
-    mixed = trials = None
+    path: Path
+    options: ExportOptions              # with the calibration method that was used
+    quantization: dict[str, Any]        # the quantiser's report (empty for float exports)
+    mixed: dict[str, Any] | None = None                 # the mixed-precision record
+    trials: list[dict[str, Any]] | None = None          # auto-calibration trials
+
+
+def _convert(backend: Any, model: Any, example: Any, tmp_art: Path, options: ExportOptions, *, auto: bool,
+             accuracy_control: float | None, threads: int | None) -> _Converted:
+    """Write the artifact: auto calibration trials, mixed precision or a plain export."""
     if auto:   # every candidate method is a real quantisation; the best on the calibration images stays
         from edgefiq.export.autocal import choose_calibration
 
-        adv["calibration_method"], chosen, trials, report = choose_calibration(
-            backend, model, example, tmp_art, options, threads=threads)
+        method, chosen, trials, report = choose_calibration(backend, model, example, tmp_art, options, threads=threads)
+        options = dataclasses.replace(options, advanced={**options.advanced, "calibration_method": method})
+        if accuracy_control is None:   # the chosen trial is the artifact
+            return _Converted(chosen, options, report, trials=trials)
+    else:
+        trials = None
     if accuracy_control is not None:   # mixed precision, with the chosen calibration method under auto
         from edgefiq.export.mixed import export_mixed
 
-        mixed = export_mixed(backend, model, example, tmp_art, options, max_drop=float(accuracy_control),
-                             threads=threads, start=int(adv.get("float_units_hint", 0)))
-    elif auto:   # the chosen trial is the artifact
-        adv["quantization_report"], tmp_art = report, chosen
-    else:
-        backend.export(model, example, tmp_art, options)
-    return tmp_art, mixed, trials
+        mixed, report = export_mixed(backend, model, example, tmp_art, options, max_drop=float(accuracy_control),
+                                     threads=threads, start=int(options.advanced.get("float_units_hint", 0)))
+        return _Converted(tmp_art, options, report, mixed=mixed, trials=trials)
+    done = backend.export(model, example, tmp_art, options)
+    return _Converted(Path(done.path), options, dict(done.quantization))
 
 
-def _quantization_record(backend: Any, art: Path, options: ExportOptions, calib: np.ndarray | None, trials: Any,
-                         mixed: Any, accuracy_control: float | None) -> dict[str, Any]:
+def _quantization_record(backend: Any, conv: _Converted, calib: np.ndarray | None,
+                         accuracy_control: float | None) -> dict[str, Any]:
     """The sidecar's ``quantization``: the backend's I/O info plus how int8 was calibrated."""
-    adv = options.advanced
-    quant = dict(backend.quantization_info(art))
-    if options.precision == "int8":
-        quant.update(calibration_images=int(len(calib)), calibration_method=adv.get("calibration_method"))  # type: ignore[arg-type]
-        if trials is not None:
-            quant["calibration_auto"] = {"metric": "srcc_vs_fp32 on the calibration images", "trials": trials}
-        quant.update(adv.get("quantization_report", {}))
-    if mixed is not None:
+    quant = dict(backend.quantization_info(conv.path))
+    if conv.options.precision == "int8":
+        quant.update(calibration_images=int(len(calib)),  # type: ignore[arg-type]
+                     calibration_method=conv.options.advanced.get("calibration_method"))
+        if conv.trials is not None:
+            quant["calibration_auto"] = {"metric": "srcc_vs_fp32 on the calibration images", "trials": conv.trials}
+        quant.update(conv.quantization)
+    if conv.mixed is not None:
         quant["accuracy_control"] = {"metric": "srcc_vs_fp32", "max_drop": float(accuracy_control)}  # type: ignore[arg-type]
-        quant["mixed_precision"] = mixed
+        quant["mixed_precision"] = conv.mixed
     return quant
 
 

@@ -7,7 +7,7 @@ registered in ``edgefiq.registry.BACKENDS``:
     suffix: str                     # artifact suffix, e.g. ".onnx"
     precisions: tuple[str, ...]     # subset of ("fp32", "fp16", "int8")
     def available(self) -> bool     # runtime importable?
-    def export(self, model, example, out, options) -> Path
+    def export(self, model, example, out, options) -> Exported   # the artifact + what int8 did
     def load(self, path, threads=None) -> Runner
     # optional (BackendBase defaults): packages, calibration_methods, auto_calibration,
     # supports_channels_last, files(path), quantization_info(path), gpu_unavailable_reason(), load_gpu(path)
@@ -54,7 +54,7 @@ class Backend(Protocol):
 
     def available(self) -> bool: ...
 
-    def export(self, model: Any, example: Any, out: Path, options: "ExportOptions") -> Path: ...
+    def export(self, model: Any, example: Any, out: Path, options: "ExportOptions") -> "Exported": ...
 
     def load(self, path: Path, threads: int | None = None) -> Runner: ...
 
@@ -90,7 +90,7 @@ class BackendBase:
         """Whether the backend's runtime (and converter) can be imported here."""
         return True
 
-    def export(self, model: Any, example: Any, out: Path, options: "ExportOptions") -> Path:
+    def export(self, model: Any, example: Any, out: Path, options: "ExportOptions") -> "Exported":
         """Convert ``model`` (traced with ``example``) to ``out``."""
         raise NotImplementedError(f"{self.name} backend cannot export")
 
@@ -123,10 +123,22 @@ class ExportOptions:
     calibration: np.ndarray | None = None   # float32 NCHW batch, preprocessed, for int8
     channels_last: bool = False              # NHWC I/O where the backend supports it
     opset: int = 17
-    advanced: dict[str, Any] = field(default_factory=dict)
+    advanced: dict[str, Any] = field(default_factory=dict)   # read by backends, never written
 
 
-__all__ = ["META_SUFFIX", "ArtifactMeta", "Backend", "BackendBase", "ExportOptions", "Runner", "ScoreFn", "artifact_files",
+@dataclass(frozen=True)
+class Exported:
+    """What ``Backend.export`` wrote: the artifact, and what its int8 quantiser did.
+
+    ``quantization`` (empty for float exports) goes into the sidecar's ``quantization`` record,
+    e.g. ``{"calibration": "percentile", "float_layers": [...]}``.
+    """
+
+    path: Path
+    quantization: dict[str, Any] = field(default_factory=dict)
+
+
+__all__ = ["META_SUFFIX", "ArtifactMeta", "Backend", "BackendBase", "ExportOptions", "Exported", "Runner", "ScoreFn", "artifact_files",
            "backend_for_path", "dequantize_array", "load_runner", "meta_path", "package_versions", "quantize_array",
            "read_meta", "read_meta_or_none", "silence_native_stderr", "to_layout", "write_meta"]
 

@@ -299,22 +299,20 @@ def quantise_and_score(backend: Any, model: Any, example: Any, path: Path, optio
     from edgefiq.export.parity import runner_scores
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {}
-    backend.export(model, example, path, dataclasses.replace(
-        options, advanced={**options.advanced, **advanced, "quantization_report": report}))
-    return runner_scores(backend.load(path, threads), calibration), report
+    done = backend.export(model, example, path, dataclasses.replace(options, advanced={**options.advanced, **advanced}))
+    return runner_scores(backend.load(path, threads), calibration), dict(done.quantization)
 
 
 def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any, *, max_drop: float,
-                 threads: int | None = None, start: int = 0) -> dict[str, Any]:
+                 threads: int | None = None, start: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """Int8-export ``model`` to ``out`` keeping the fewest blocks float for SRCC vs fp32 >= 1 - max_drop.
 
     Every trial is a real ``backend.export`` scored by the backend's runner on the calibration
     images (``options.calibration``); the passing trial's files become ``out``. Returns the
-    ``mixed_precision`` record for the sidecar.
+    ``mixed_precision`` record for the sidecar and the passing trial's quantiser report.
 
     Example:
-        >>> export_mixed(BACKENDS.get("onnx")(), model, x[:1], Path("m_int8.onnx"), opts, max_drop=0.01)  # doctest: +SKIP
+        >>> export_mixed(BACKENDS.get("onnx")(), model, x[:1], Path("m_int8.onnx"), opts, max_drop=0.01)[0]  # doctest: +SKIP
         {'max_drop': 0.01, 'units': 17, 'float_modules': ['net.conv_stem', ...], 'trials': [...], ...}
     """
     import os
@@ -360,9 +358,8 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
             os.replace(f, Path(out).parent / f.name)
     finally:
         shutil.rmtree(trials, ignore_errors=True)
-    options.advanced.setdefault("quantization_report", {}).update(reports[len(float_units)])
     return {"max_drop": float(max_drop), "metric": "srcc_vs_fp32 on the calibration images", "units": len(units),
             "float_units": [label(u) for u in float_units], "float_modules": [m for u in float_units for m in u],
             "int8_units": len(units) - len(float_units),
             "ranking": [{"unit": label(u), "simulated_srcc_if_float": round(v, 5)} for u, v in ranking],
-            "trials": history}
+            "trials": history}, reports[len(float_units)]

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import BackendUnavailableError, UsageError
-from edgefiq.export.base import BackendBase, ExportOptions, read_meta_or_none, silence_native_stderr, to_layout
+from edgefiq.export.base import BackendBase, Exported, ExportOptions, read_meta_or_none, silence_native_stderr, to_layout
 from edgefiq.registry import BACKENDS
 
 CALIBRATION_METHODS = ("mean-minmax", "minmax", "entropy", "percentile", "nncf")
@@ -214,13 +214,14 @@ class OnnxBackend(BackendBase):
     def available(self) -> bool:
         return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
-    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Path:
+    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Exported:
         """Write ``out`` in ``options.precision`` (int8 needs ``options.calibration``)."""
         _require("onnx", "onnxruntime")
         out = Path(out)
         slim = bool(options.advanced.get("slim", True))
         if options.precision == "fp32":
-            return export_onnx_fp32(model, example, out, opset=options.opset, slim=slim)
+            return Exported(export_onnx_fp32(model, example, out, opset=options.opset, slim=slim))
+        report: dict[str, Any] = {}
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".onnx-") as tmp:
             fp32 = export_onnx_fp32(model, example, Path(tmp) / "fp32.onnx", opset=options.opset, slim=slim)
             if options.precision == "fp16":
@@ -236,10 +237,10 @@ class OnnxBackend(BackendBase):
                                    method=str(options.advanced.get("calibration_method", CALIBRATION_METHODS[0])),
                                    keep_head_float=bool(options.advanced.get("keep_head_float", True)),
                                    float_modules=tuple(options.advanced.get("float_modules", ())),
-                                   report=options.advanced.setdefault("quantization_report", {}))
+                                   report=report)
             else:
                 raise UsageError(f"onnx: unsupported precision {options.precision!r}")
-        return out
+        return Exported(out, report)
 
     def quantization_info(self, path: Path) -> dict[str, Any]:
         """ONNX keeps float32 I/O at every precision; nothing for the caller to quantise."""

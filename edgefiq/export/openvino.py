@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import BackendUnavailableError, UsageError
-from edgefiq.export.base import BackendBase, ExportOptions, read_meta_or_none, to_layout
+from edgefiq.export.base import BackendBase, Exported, ExportOptions, read_meta_or_none, to_layout
 from edgefiq.registry import BACKENDS
 
 _PIP = "pip install openvino nncf"
@@ -62,8 +62,11 @@ def _convert(model: Any, example: Any, options: ExportOptions, workdir: Path) ->
         return ov.convert_model(model.eval(), example_input=example, input=[shape])
 
 
-def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> Any:
-    """NNCF int8 quantisation of an ``openvino.Model`` (``advanced["float_modules"]`` stay float)."""
+def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> tuple[Any, dict[str, Any]]:
+    """NNCF int8 quantisation of an ``openvino.Model`` (``advanced["float_modules"]`` stay float).
+
+    Returns ``(quantised model, report)``: the settings used and the layers kept float.
+    """
     import logging
 
     import nncf
@@ -106,14 +109,13 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> Any:
                        if op.get_type_name() not in ("Constant", "Parameter", "Result")
                        and in_units(module_of(op), float_modules)]
     ignored = nncf.IgnoredScope(names=head, validate=False) if head else None
-    report = options.advanced.setdefault("quantization_report", {})
-    report.update(overflow_fix=overflow_fix, float_layers=head)
-    report.update(preset=preset, activation_ranges=estimator or "nncf default")
+    report = {"overflow_fix": overflow_fix, "float_layers": head, "preset": preset,
+              "activation_ranges": estimator or "nncf default"}
     from edgefiq.console import native_output_captured
 
     with native_output_captured():   # NNCF's progress bars (shown with -v)
         return nncf.quantize(ov_model, cal_ds, subset_size=len(calib), ignored_scope=ignored,
-                             advanced_parameters=adv, preset=nncf.QuantizationPreset(preset))
+                             advanced_parameters=adv, preset=nncf.QuantizationPreset(preset)), report
 
 
 @BACKENDS.register("openvino")
@@ -134,20 +136,21 @@ class OpenVinoBackend(BackendBase):
         """The IR is two files: ``model.xml`` (graph) and ``model.bin`` (weights)."""
         return [Path(path).with_suffix(".bin"), Path(path)]
 
-    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Path:
+    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Exported:
         """Write ``out`` (``.xml``) and its ``.bin`` in ``options.precision``."""
         _require("openvino", *(["nncf"] if options.precision == "int8" else []))
         import openvino as ov
 
         out = Path(out)
+        report: dict[str, Any] = {}
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".ov-") as tmp:
             ov_model = _convert(model, example, options, Path(tmp))
             if options.precision == "int8":
-                ov_model = quantize_openvino_int8(ov_model, options)
+                ov_model, report = quantize_openvino_int8(ov_model, options)
             elif options.precision not in ("fp32", "fp16"):
                 raise UsageError(f"openvino: unsupported precision {options.precision!r}")
             ov.save_model(ov_model, str(out), compress_to_fp16=options.precision == "fp16")
-        return out
+        return Exported(out, report)
 
     def quantization_info(self, path: Path) -> dict[str, Any]:
         return {"io_dtype": "float32"}

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import BackendUnavailableError, DataError, UsageError
-from edgefiq.export.base import (BackendBase, ExportOptions, dequantize_array, quantize_array, read_meta_or_none,
-                                 to_layout)
+from edgefiq.export.base import (BackendBase, Exported, ExportOptions, dequantize_array, quantize_array,
+                                 read_meta_or_none, to_layout)
 from edgefiq.registry import BACKENDS
 
 _PIP = "pip install litert-torch ai-edge-litert ai-edge-quantizer"
@@ -168,9 +168,10 @@ class TfliteBackend(BackendBase):
     def available(self) -> bool:
         return all(importlib.util.find_spec(m) is not None for m in ("litert_torch", "ai_edge_litert"))
 
-    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Path:
+    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Exported:
         """Convert ``model`` to ``out`` in ``options.precision``."""
         _require("litert_torch", "ai_edge_litert")
+        report: dict[str, Any] = {}
         with _quiet():
             import litert_torch
             import torch
@@ -192,13 +193,13 @@ class TfliteBackend(BackendBase):
                                            method=str(options.advanced.get("calibration_method",
                                                                            self.calibration_methods[0])),
                                            float_modules=tuple(options.advanced.get("float_modules", ())),
-                                           report=options.advanced.setdefault("quantization_report", {}))
+                                           report=report)
             elif options.precision != "fp32":
                 raise UsageError(f"tflite: unsupported precision {options.precision!r}")
             with torch.no_grad():
                 edge = litert_torch.convert(module, (example,), quant_config=quant)
             edge.export(str(out))
-        return Path(out)
+        return Exported(Path(out), report)
 
     def quantization_info(self, path: Path) -> dict[str, Any]:
         """Input/output dtype, scale and zero-point as the interpreter reports them."""

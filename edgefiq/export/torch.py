@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import BackendUnavailableError, UsageError
-from edgefiq.export.base import BackendBase, ExportOptions, read_meta_or_none, to_layout
+from edgefiq.export.base import BackendBase, Exported, ExportOptions, read_meta_or_none, to_layout
 from edgefiq.registry import BACKENDS
 
 _PIP = "pip install torch"
@@ -34,7 +34,7 @@ class TorchBackend(BackendBase):
     def available(self) -> bool:
         return importlib.util.find_spec("torch") is not None
 
-    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Path:
+    def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Exported:
         """Trace (or script) ``model`` and save it to ``out``."""
         import warnings
 
@@ -51,7 +51,7 @@ class TorchBackend(BackendBase):
                 ts = torch.jit.trace(model.eval(), example, check_trace=False)
             ts = torch.jit.freeze(ts.eval())
             torch.jit.save(ts, str(out))
-        return Path(out)
+        return Exported(Path(out))
 
     def quantization_info(self, path: Path) -> dict[str, Any]:
         return {"io_dtype": "float32"}
