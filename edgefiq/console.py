@@ -45,7 +45,7 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "2", "TF_ENABLE_ON
 # Lines third-party C++ code prints directly to stdout/stderr that are known to be noise.
 NOISE_PATTERNS = tuple(re.compile(p) for p in (
     r"^INFO: ",                                       # TFLite minimal logger (XNNPACK delegate, ...)
-    r"^[IW]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ ",           # absl/glog INFO and WARNING lines
+    r"^[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ ",            # absl/glog INFO and WARNING lines (I0000 00:00:<epoch s>...)
     r"^WARNING: All log messages before absl::InitializeLog\(\)",
     r"converted in training mode",                     # litert-torch: checked, see export/tflite.py
     r"^WARNING:tensorflow:", r"^WARNING:absl:", r"^INFO:(tensorflow|absl|nncf):",

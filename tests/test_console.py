@@ -25,6 +25,7 @@ NOISE = [
     "Number of tensors : 143",
     "Percentile : (0.0010000000000047748,99.999)",
     "Generating Quantization Parameters::   0%|          | 0/115 [00:00<?, ?it/s]",
+    "I0000 00:00:1796304886.645776    9865 flatbuffer_export.cc:4410] Estimated count of arithmetic ops: 471.391 M",
 ]
 
 

@@ -200,3 +200,24 @@ def test_shipped_builtin_models_score_as_recorded() -> None:
     for name in builtin_names():
         bad = {k: v for k, v in reference_mismatches(name).items() if v != "runtime not installed"}
         assert bad == {}, f"{name}: {bad}"
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_shipped_default_scores_lfw_without_torch(tmp_path: Path) -> None:
+    """Issue 18's must-show: `edgefiq score ../shared/data/lfw-dev/aligned112 -o q.csv`, no model, torch blocked."""
+    import os
+
+    from edgefiq.runtime.builtin_models import builtin_names
+
+    lfw = ROOT.parent / "shared" / "data" / "lfw-dev" / "aligned112"
+    if not lfw.is_dir():
+        pytest.skip(f"{lfw} not found")
+    if os.environ.get("EDGEFIQ_BUILTIN_DIR") or not builtin_names():
+        pytest.skip("no built-in model shipped in the package")
+    env = _torch_blocked_env(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "edgefiq", "score", str(lfw), "-o", str(tmp_path / "q.csv")],
+                       env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(tmp_path / "q.csv")))
+    assert len(rows) == sum(1 for p in lfw.rglob("*.jpg")) and np.isfinite([float(x["quality"]) for x in rows]).all()

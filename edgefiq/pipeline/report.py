@@ -315,21 +315,37 @@ def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -
         ax.grid(alpha=0.3)
         p = pdir / f"edc_fmr{fmr}.png"
         out.append(save_figure(fig, p))
-    lat = [r for r in arts if isinstance(r.get("p50_ms"), (int, float))]
+    lat = [r for r in arts if isinstance(r.get("p50_ms"), (int, float)) and isinstance(r.get("srcc"), (int, float))]
     if lat:
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        for prec, marker in (("fp32", "o"), ("fp16", "s"), ("int8", "^")):
-            sel = [r for r in lat if r["precision"] == prec]
-            if sel:
-                ax.scatter([r["p50_ms"] for r in sel], [r["srcc"] for r in sel], marker=marker, label=prec)
-                for r in sel:
-                    ax.annotate(f"{r['target']} {r.get('method')}-{r.get('rho'):g}", (r["p50_ms"], r["srcc"]),
-                                fontsize=5, alpha=0.7)
-        ax.set_xlabel("p50 latency, 1 thread, batch 1 (ms)")
-        ax.set_ylabel("SRCC vs teacher (validation)")
-        ax.set_title(f"Speed vs agreement with the teacher{syn}")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        p = pdir / "latency_vs_srcc.png"
-        out.append(save_figure(fig, p))
+        out.append(save_figure(_latency_figure(plt, lat, teacher_rows(rows), syn), pdir / "latency_vs_srcc.png"))
     return out
+
+
+def teacher_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report's teacher latency rows (one per runtime)."""
+    return [r for r in rows if r.get("kind") == "teacher" and isinstance(r.get("p50_ms"), (int, float))]
+
+
+def _latency_figure(plt: Any, lat: list[dict[str, Any]], teachers: list[dict[str, Any]], syn: str) -> Any:
+    """SRCC vs p50 (log scale): colour = model, marker = precision; dotted lines = the teacher's p50 per runtime."""
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    models = list(dict.fromkeys(r["model"] for r in lat))
+    colours = {m: f"C{k % 10}" for k, m in enumerate(models)}
+    markers = {"fp32": "o", "fp16": "s", "int8": "^"}
+    for r in lat:
+        ax.scatter(r["p50_ms"], r["srcc"], color=colours[r["model"]], marker=markers.get(r["precision"], "x"),
+                   s=28, alpha=0.85)
+    for t in teachers:
+        ax.axvline(t["p50_ms"], color="0.5", ls=":", lw=1)
+        ax.annotate(f"teacher {t['target']}", (t["p50_ms"], ax.get_ylim()[0]), rotation=90, fontsize=6,
+                    color="0.4", va="bottom", ha="right")
+    handles = [plt.Line2D([], [], color=colours[m], marker="o", ls="", label=m) for m in models]
+    handles += [plt.Line2D([], [], color="0.3", marker=mk, ls="", label=p) for p, mk in markers.items()
+                if any(r["precision"] == p for r in lat)]
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency, 1 thread, batch 1 (ms, log scale; each point one runtime)")
+    ax.set_ylabel("SRCC vs teacher (validation)")
+    ax.set_title(f"Speed vs agreement with the teacher{syn}")
+    ax.grid(alpha=0.3, which="both")
+    return fig
