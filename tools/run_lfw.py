@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from edgefiq.console import silence_third_party
+
+    silence_third_party()   # as the CLI does: quiet libraries, and no plain fork() once litert-torch loaded JAX
 
     from edgefiq.pipeline.recipe import load_recipe
     from edgefiq.pipeline.runner import run_recipe
