@@ -1,7 +1,8 @@
 """Compare quickstart report.md files: byte-identical, or identical except the timing fields.
 
-Latency (the ``p50 ms`` column) and the stage wall-time line are measurements of a busy machine,
-not results: they are masked before the second comparison. Everything else (SRCC, pAUC, sizes,
+Latency (the ``p50 ms`` column and the ``speed-up`` and ``vs parent`` ratios made from it) and the
+stage wall-time line are measurements of a busy machine, not results: they are masked before the
+second comparison. Everything else (SRCC, pAUC, sizes,
 parity, status) must match exactly. Prints one line per file pair and the rows whose status is not ok.
 
 Usage: python results/quickstart/compare_reports.py run1/report.md run2/report.md [...]
@@ -16,16 +17,21 @@ import sys
 from pathlib import Path
 
 
+TIMING_COLUMNS = ("p50 ms", "speed-up", "vs parent")
+
+
 def masked(text: str) -> list[str]:
-    """The report without its timing fields (p50 ms column, stage wall times)."""
+    """The report without its timing fields (``TIMING_COLUMNS``, stage wall times)."""
     out = []
-    col = None
+    cols: list[int] = []
     for line in text.splitlines():
         cells = line.split(" | ")
         if line.startswith("| model |"):
-            col = next((i for i, c in enumerate(cells) if "p50 ms" in c), None)
-        elif col is not None and line.startswith("| ") and len(cells) > col and not line.startswith("|---"):
-            cells[col] = "<p50>"
+            cols = [i for i, c in enumerate(cells) if any(k in c for k in TIMING_COLUMNS)]
+        elif cols and line.startswith("| ") and not line.startswith("|---"):
+            for i in cols:
+                if i < len(cells):
+                    cells[i] = "<timing>"
             line = " | ".join(cells)
         line = re.sub(r"^(Stage wall times \(s\)):.*", r"\1: <masked>", line)
         out.append(line)
