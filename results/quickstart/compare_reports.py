@@ -1,7 +1,7 @@
 """Compare quickstart report.md files: byte-identical, or identical except the timing fields.
 
 Latency (the ``p50 ms`` column and the ``speed-up`` and ``vs parent`` ratios made from it) and the
-stage wall-time line are measurements of a busy machine, not results: they are masked before the
+stage wall-time and slower-than-parent lines are measurements of a busy machine, not results: they are masked before the
 second comparison. Everything else (SRCC, pAUC, sizes,
 parity, status) must match exactly. Prints one line per file pair and the rows whose status is not ok.
 
@@ -34,6 +34,7 @@ def masked(text: str) -> list[str]:
                     cells[i] = "<timing>"
             line = " | ".join(cells)
         line = re.sub(r"^(Stage wall times \(s\)):.*", r"\1: <masked>", line)
+        line = re.sub(r"^(- \*\*Pruned artifacts slower than their unpruned parent:\*\*).*", r"\1 <timing>", line)
         out.append(line)
     return out
 
