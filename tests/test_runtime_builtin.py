@@ -204,15 +204,13 @@ def test_shipped_builtin_models_score_as_recorded() -> None:
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-def test_shipped_default_scores_lfw_without_torch(tmp_path: Path) -> None:
+def test_shipped_default_scores_lfw_without_torch(lfw_aligned: Path, tmp_path: Path) -> None:
     """Issue 18's must-show: `edgefiq score ../shared/data/lfw-dev/aligned112 -o q.csv`, no model, torch blocked."""
     import os
 
     from edgefiq.runtime.builtin_models import builtin_names
 
-    lfw = ROOT.parent / "shared" / "data" / "lfw-dev" / "aligned112"
-    if not lfw.is_dir():
-        pytest.skip(f"{lfw} not found")
+    lfw = lfw_aligned
     if os.environ.get("EDGEFIQ_BUILTIN_DIR") or not builtin_names():
         pytest.skip("no built-in model shipped in the package")
     env = _torch_blocked_env(tmp_path)
