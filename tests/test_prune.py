@@ -28,7 +28,7 @@ def test_find_head_is_output_layer() -> None:
 
 
 @pytest.mark.parametrize("method", ["l1", "random"])
-@pytest.mark.parametrize("scope", ["global", "layer"])
+@pytest.mark.parametrize("scope", ["global", "layer", "channel", "normalized"])
 def test_unstructured_sparsity_matches_rho(method: str, scope: str) -> None:
     dense = _tiny()
     y0 = dense(X)
@@ -46,6 +46,33 @@ def test_unstructured_sparsity_matches_rho(method: str, scope: str) -> None:
     if scope == "layer":
         for w in weights.values():
             assert abs(float((w == 0).float().mean()) - 0.4) < 0.02
+    if scope == "channel":  # every output channel loses round(rho * its weights)
+        for w in weights.values():
+            rows = w.reshape(w.shape[0], -1)
+            assert ((rows == 0).sum(1) == round(0.4 * rows.shape[1])).all()
+
+
+@pytest.mark.parametrize("scope", ["channel", "normalized"])
+def test_channel_scopes_ignore_per_channel_rescaling(scope: str) -> None:
+    """A BatchNorm folded into the conv rescales output channels: channel and normalized masks are unchanged."""
+    plain, _ = prune_model(_tiny(), X[:1], rho=0.4, method="l1", scope=scope)
+    scaled = _tiny()
+    with torch.no_grad():
+        for w in prunable_weights(scaled, X[:1]).values():
+            w.mul_(torch.rand(w.shape[0], *([1] * (w.dim() - 1)), generator=torch.Generator().manual_seed(1)) * 5 + 0.1)
+    scaled, _ = prune_model(scaled, X[:1], rho=0.4, method="l1", scope=scope)
+    masks = [(w == 0) for w in prunable_weights(plain, X[:1]).values()]
+    scaled_masks = [(w == 0) for w in prunable_weights(scaled, X[:1]).values()]
+    assert len(masks) == len(scaled_masks) and all(torch.equal(a, b) for a, b in zip(masks, scaled_masks))
+    # the global ranking is not invariant: the same rescaling changes its mask
+    rescaled = _tiny()
+    with torch.no_grad():
+        for w in prunable_weights(rescaled, X[:1]).values():
+            w.mul_(torch.rand(w.shape[0], *([1] * (w.dim() - 1)), generator=torch.Generator().manual_seed(1)) * 5 + 0.1)
+    g_plain, _ = prune_model(_tiny(), X[:1], rho=0.4, method="l1", scope="global")
+    g_scaled, _ = prune_model(rescaled, X[:1], rho=0.4, method="l1", scope="global")
+    assert not all(torch.equal(a == 0, b == 0) for a, b in zip(prunable_weights(g_plain, X[:1]).values(),
+                                                                prunable_weights(g_scaled, X[:1]).values()))
 
 
 def test_l1_removes_smallest_magnitudes() -> None:
@@ -103,6 +130,7 @@ def test_restore_structure_roundtrip_in_process() -> None:
 @pytest.mark.parametrize("kwargs,match", [({"method": "magic"}, "unknown pruning method"),
                                           ({"method": "l1", "rho": 1.0}, "rho must be"),
                                           ({"method": "l1", "scope": "net"}, "scope"),
+                                          ({"method": "structured", "scope": "channel"}, "removes whole channels"),
                                           ({"method": "structured", "ignored_layers": ["featurs.0"]}, "did you mean")])
 def test_bad_arguments_are_usage_errors(kwargs: dict, match: str) -> None:
     kwargs = {"rho": 0.3, **kwargs}

@@ -110,7 +110,8 @@ def test_prefiqs_onnx_equals_pt_pruned_in_folded_graph(fr_files: tuple[Path, Pat
                                                       tmp_path: Path) -> None:
     pt, ox = fr_files
     root, rels = images
-    q_onnx = make_teacher("prefiqs", {"fr_model": str(ox), "rho": 0.4}, cache_dir=tmp_path, batch_size=4).score_paths(rels, root=root)
+    q_onnx = make_teacher("prefiqs", {"fr_model": str(ox), "rho": 0.4, "scope": "global"},
+                          cache_dir=tmp_path, batch_size=4).score_paths(rels, root=root)
     q_fold = make_teacher("prefiqs", {"fr_model": str(pt), "rho": 0.4, "fold_bn": True},
                           cache_dir=tmp_path, batch_size=4).score_paths(rels, root=root)
     assert np.isfinite(q_onnx).all() and (q_onnx <= 0).all()
@@ -124,6 +125,51 @@ def test_prefiqs_onnx_equals_pt_pruned_in_folded_graph(fr_files: tuple[Path, Pat
         make_teacher("prefiqs", {"fr_model": str(ox), "method": "structured"})
     with pytest.raises(UsageError, match="runtime 'torch'"):
         make_teacher("prefiqs", {"fr_model": str(ox), "runtime": "torch"})
+
+
+@pytest.mark.parametrize("scope", ["channel", "normalized"])
+def test_prefiqs_channel_scopes_onnx_equals_unfolded_pt(fr_files: tuple[Path, Path], images: tuple[Path, list[str]],
+                                                        tmp_path: Path, scope: str) -> None:
+    """scopes channel and normalized: the BN-folded .onnx and the .pt (torch, unfolded weights) lose the same weights."""
+    pt, ox = fr_files
+    root, rels = images
+    opts = {"rho": 0.4, "scope": scope, "cache": False}
+    q_onnx = make_teacher("prefiqs", {"fr_model": str(ox), **opts}, cache_dir=tmp_path, batch_size=4).score_paths(rels, root=root)
+    q_pt = make_teacher("prefiqs", {"fr_model": str(pt), **opts, "runtime": "torch"},
+                        cache_dir=tmp_path, batch_size=4).score_paths(rels, root=root)
+    np.testing.assert_allclose(q_onnx, q_pt, rtol=1e-3, atol=1e-5)
+    q_global = make_teacher("prefiqs", {"fr_model": str(ox), "rho": 0.4, "scope": "global", "cache": False},
+                            cache_dir=tmp_path, batch_size=4).score_paths(rels, root=root)
+    assert not np.allclose(q_global, q_onnx, rtol=1e-3, atol=1e-5)  # the global ranking differs on folded weights
+
+
+def test_prune_graph_channel_scope_masks_per_output_channel(fr_files: tuple[Path, Path]) -> None:
+    from onnx import helper, numpy_helper
+
+    from edgefiq.teachers.onnx_graph import output_axes, prunable_weights, prune_graph, read_graph
+
+    g = read_graph(fr_files[1])
+    names = prunable_weights(g)
+    info = prune_graph(g, rho=0.4, method="l1", scope="channel")
+    after = {i.name: numpy_helper.to_array(i) for i in g.graph.initializer}
+    for n in names:  # conv weights: output channels on axis 0, each loses round(0.4 * its weights)
+        rows = after[n].reshape(after[n].shape[0], -1)
+        assert ((rows == 0).sum(1) == round(0.4 * rows.shape[1])).all(), n
+    assert info["scope"] == "channel"
+    # Gemm without transB and MatMul's B hold outputs in their last axis
+    w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4) + 1, "w")
+    b = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3) + 1, "b")
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["a"]), helper.make_node("MatMul", ["a", "b"], ["c"]),
+             helper.make_node("MatMul", ["c", "b2"], ["y"])]
+    b2 = numpy_helper.from_array(np.ones((3, 2), np.float32), "b2")
+    vi = [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3]),
+          helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])]
+    tiny = helper.make_model(helper.make_graph(nodes, "t", vi[:1], vi[1:], [w, b, b2]))
+    assert {k: output_axes(tiny)[k] for k in ("w", "b", "b2")} == {"w": 1, "b": -1, "b2": -1}
+    prune_graph(tiny, rho=0.5, method="l1", scope="channel")
+    pw = {i.name: numpy_helper.to_array(i) for i in tiny.graph.initializer}
+    assert ((pw["w"] == 0).sum(0) == 2).all() and ((pw["b"] == 0).sum(0) == 2).all()  # per column
+    assert (pw["w"][0] == 0).all() and (pw["b"][:2] == 0).all()  # the smallest in each column
 
 
 def test_prefiqs_onnxruntime_matches_torch(fr_files: tuple[Path, Path], images: tuple[Path, list[str]], tmp_path: Path) -> None:

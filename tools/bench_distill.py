@@ -277,6 +277,28 @@ def train(student: str, rec: dict, run_dir: Path) -> Path:
     return out
 
 
+def prune_student(student_dir: Path, rho: float, train_labels: Path, root: Path, epochs: int, max_steps: int,
+                  threads: int) -> Path:
+    """Structured pruning of ``<student_dir>/best.pt`` (``edgefiq.pipeline.pruning.prune_checkpoint``, channel
+    counts rounded to 16, recovery on the teacher's training labels) into ``<student_dir>-structured-<rho>/``,
+    with the ``model.json`` / ``metrics.jsonl`` the evaluation reads (from the recovery run)."""
+    import shutil
+
+    from edgefiq.pipeline.pruning import prune_checkpoint
+    from edgefiq.pipeline.recovery import RecoveryConfig
+
+    out = student_dir.with_name(f"{student_dir.name}-structured-{rho:g}")
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "best.pt").is_file():
+        rec = RecoveryConfig(epochs=epochs, images=str(root), labels=str(train_labels), max_steps_per_epoch=max_steps,
+                             threads=threads)
+        prune_checkpoint(student_dir / "best.pt", out / "best.pt", rho=rho, method="structured", round_to=16,
+                         recovery=rec)
+        for f in ("model.json", "metrics.jsonl"):
+            shutil.copy(out / "best.recovery" / "recovery" / f, out / f)
+    return out
+
+
 def feature_targets(work: Path, rel: list[str]) -> Path:
     """``feature_targets.npz``: the full model's normalised embedding of every labelled image (the label
     stage stores them in ``embeddings.npy``, row = index order), for ``--feature-kd``."""
@@ -760,6 +782,11 @@ def main(argv: list[str] | None = None) -> None:
                          "degraded training view online; validation rows are still scored against the PreFIQs labels")
     ap.add_argument("--degrade-p", type=float, default=0.5,
                     help="with --teacher-model: probability that a training view is degraded on the fly")
+    ap.add_argument("--prune", type=float, default=0.0, metavar="RHO",
+                    help="also prune each trained student (structured, channel counts multiples of 16) with recovery "
+                         "on the training labels; evaluated as <student>-structured-<RHO>")
+    ap.add_argument("--prune-epochs", type=int, default=2, help="recovery epochs after --prune")
+    ap.add_argument("--prune-max-steps", type=int, default=0, help="recovery steps per epoch (0 = full epochs)")
     ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
     args = ap.parse_args(argv)
 
@@ -803,6 +830,11 @@ def main(argv: list[str] | None = None) -> None:
                 rec["max_steps_per_epoch"] = cap
             train(name, rec, run_dir)
             print(f"[train] {name}: {time.time() - t0:.0f} s", flush=True)
+            if args.prune:
+                t0 = time.time()
+                pruned = prune_student(run_dir / name, args.prune, labels[0], root, args.prune_epochs,
+                                       args.prune_max_steps, args.threads)
+                print(f"[prune] {pruned.name}: {time.time() - t0:.0f} s", flush=True)
     if args.stage in ("eval", "all"):
         cmd = (f"python tools/bench_distill.py --stage all --threads {args.threads} "
                f"--students {' '.join(args.students)} --epochs {' '.join(map(str, args.epochs))} "
@@ -820,7 +852,9 @@ def main(argv: list[str] | None = None) -> None:
                + (" --freeze-bn" if args.freeze_bn else "")
                + (f" --freeze {' '.join(args.freeze)}" if args.freeze else "")
                + (f" --teacher-model {args.teacher_model} --degrade-p {args.degrade_p:g}" if args.teacher_model else "")
-               + (f" --student-options '{args.student_options}'" if args.student_options else ""))
+               + (f" --student-options '{args.student_options}'" if args.student_options else "")
+               + (f" --prune {args.prune:g} --prune-epochs {args.prune_epochs} --prune-max-steps {args.prune_max_steps}"
+                  if args.prune else ""))
         shared = {"command": cmd, "labeller": "edgefiq.teachers prefiqs (MobileFaceNet, l1, global rho 0.4; "
                                        "quality = -||n(e) - n(e_pruned)||)",
             "train_copies": args.train_copies,
@@ -833,7 +867,8 @@ def main(argv: list[str] | None = None) -> None:
                + (JITTER_TAG if args.train_jitter > 0 else "") + (f" (EMA {args.ema:g})" if args.ema > 0 else "")
                + (f" ({args.train_fraction:.0%} of training identities)" if args.train_fraction < 1 else "")
                + pretrained_tag(pre))
-        res = evaluate(work, run_dir, root, rel, sources, args.students, val_ids, shared, [r["kind"] for r in rows], tag)
+        evaluated = [*args.students, *([f"{n}-structured-{args.prune:g}" for n in args.students] if args.prune else [])]
+        res = evaluate(work, run_dir, root, rel, sources, evaluated, val_ids, shared, [r["kind"] for r in rows], tag)
         prev = Path(args.out).with_suffix(".json")
         if prev.is_file():   # rows of other runs (other students or label variants) stay in the table
             old_res = json.loads(prev.read_text())

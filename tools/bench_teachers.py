@@ -8,7 +8,10 @@ genuine pairs of two copies of one photo (same ``source``).
 
 Teachers (``--stage score``, each through ``edgefiq.teachers.label_images``, resumable, one CSV
 per row under ``<work>/labels/``): PreFIQs l1 at each ``--rhos`` from the ``.pt`` and from the
-``.onnx`` (BatchNorm-folded weights), ``norm``, ``serfiq``, ``severity`` (1 - known severity).
+``.onnx`` (BatchNorm-folded weights), PreFIQs l1 at scope ``channel`` (``-l1ch-``, each
+``--channel-rhos``: rho of every output channel) and at scope ``normalized`` (``-l1n-``: global
+ranking of magnitudes relative to their output channel's norm); both prune the same weights in the
+``.pt`` and the ``.onnx``; ``norm``, ``serfiq``, ``severity`` (1 - known severity).
 ``--stage report``: rank-averaged ensembles (``edgefiq.teachers.ensemble.rank01``) of pairs and
 triples of the ``--ensemble-pool`` rows, with weights; pAUC x1e3 under ``fixed`` and ``reestimate``
 (``edgefiq.metrics.edc``) at both FMRs; percentile bootstrap CIs (``--boot`` resamples of the
@@ -50,12 +53,18 @@ def validation_set(index: Path, val_ids: Path) -> list[dict[str, str]]:
         return [r for r in csv.DictReader(f) if r["source"].split("/")[0] in ids]
 
 
-def teacher_rows(rhos: list[float], serfiq_m: int, index: Path) -> dict[str, tuple[str, dict[str, Any]]]:
-    """``{row key: (teacher, options)}`` of the single teachers."""
+def teacher_rows(rhos: list[float], serfiq_m: int, index: Path,
+                 channel_rhos: tuple[float, ...] = ()) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{row key: (teacher, options)}`` of the single teachers (``channel_rhos``: PreFIQs l1 at scope channel)."""
     rows: dict[str, tuple[str, dict[str, Any]]] = {}
     for src, path in (("pt", MFN / "mobilefacenet.pt"), ("onnx", MFN / "MobileFaceNet.onnx")):
         for rho in rhos:
-            rows[f"prefiqs-l1-{rho:g}-{src}"] = ("prefiqs", {"fr_model": str(path), "method": "l1", "rho": rho})
+            rows[f"prefiqs-l1-{rho:g}-{src}"] = ("prefiqs", {"fr_model": str(path), "method": "l1", "rho": rho,
+                                                              "scope": "global"})
+        for scope, tag in (("channel", "l1ch"), ("normalized", "l1n")):
+            for rho in channel_rhos:
+                rows[f"prefiqs-{tag}-{rho:g}-{src}"] = ("prefiqs", {"fr_model": str(path), "method": "l1", "rho": rho,
+                                                                   "scope": scope})
     rows["norm"] = ("norm", {"fr_model": str(MFN / "mobilefacenet.pt")})
     rows[f"serfiq-m{serfiq_m}"] = ("serfiq", {"fr_model": str(MFN / "mobilefacenet.pt"), "m": serfiq_m})
     rows["severity"] = ("severity", {"index": str(index)})
@@ -68,7 +77,7 @@ def score_stage(args: argparse.Namespace, rels: list[str], work: Path) -> None:
     from edgefiq.utils import write_json
 
     speed_file = work / "speed.json"
-    for key, (name, opts) in teacher_rows(args.rhos, args.serfiq_m, Path(args.index)).items():
+    for key, (name, opts) in teacher_rows(args.rhos, args.serfiq_m, Path(args.index), args.channel_rhos).items():
         out = work / "labels" / f"{key}.csv"
         if out.is_file() or (args.configs and key not in args.configs):
             continue
@@ -284,7 +293,11 @@ def render_md(r: dict[str, Any]) -> str:
           "teacher's cost.", "",
           "PreFIQs `-pt` prunes the state dict's weights (`edgefiq.prune`), `-onnx` the BatchNorm-folded weights of "
           "MobileFaceNet.onnx (`edgefiq.teachers.onnx_graph`, the same as `--fold-bn` on the .pt); the folded "
-          "magnitude ranking removes other weights (mask overlap with the .pt's: Jaccard 0.58 at rho 0.4).", "",
+          "magnitude ranking removes other weights (mask overlap with the .pt's: Jaccard 0.58 at rho 0.4). "
+          "`-l1ch-` (`--scope channel`: rho of every output channel) and `-l1n-` (`--scope normalized`: one "
+          "global ranking of each weight's magnitude divided by its output channel's L2 norm) ignore how output "
+          "channels are scaled, so folding a BatchNorm changes neither mask: their `-pt` and `-onnx` rows are the "
+          "same teacher (identical pAUC). `normalized` is the default scope of l1 PreFIQs on an .onnx FR model.", "",
           f"Ensembles: rank averages (`edgefiq.teachers.ensemble.rank01`) of pairs (weights 1:1, 2:1, 1:2) and triples "
           f"(1:1:1) of {', '.join(r['ensemble_pool'])}; the best {len([k for k in with_ci if k.startswith('ens ')])} "
           "(by fixed FMR 1e-3) get CIs. Selecting the best of many ensembles on this set is optimistic.", "",
@@ -310,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_teachers_val"))
     ap.add_argument("--out", default=str(ROOT / "results" / "teachers"), help="output stem (.json/.md)")
     ap.add_argument("--rhos", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4])
+    ap.add_argument("--channel-rhos", type=float, nargs="*", default=[0.1, 0.2, 0.4],
+                    help="PreFIQs l1 rows at scopes channel and normalized (.pt and .onnx prune alike)")
     ap.add_argument("--serfiq-m", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)

@@ -14,7 +14,10 @@ import click
 @click.option("--arch", help="Force the FR architecture (mobilefacenet, iresnet18/34/50/100).")
 @click.option("--method", type=click.Choice(["l1", "random", "structured"]), help="prefiqs: pruning method [l1].")
 @click.option("--rho", type=float, help="prefiqs: pruning ratio in (0,1) [0.4].")
-@click.option("--scope", type=click.Choice(["global", "layer"]), help="prefiqs: unstructured pruning scope [global].")
+@click.option("--scope", type=click.Choice(["global", "layer", "channel", "normalized"]),
+              help="prefiqs: unstructured pruning scope [global; normalized for l1 on an .onnx FR model]; channel "
+                   "(rho of every output channel) and normalized (global, magnitudes relative to their output "
+                   "channel's norm) prune the same weights in a .pt and its BatchNorm-folded .onnx.")
 @click.option("--seed", type=int, help="prefiqs (random pruning) / serfiq (dropout masks) seed [0].")
 @click.option("--runtime", type=click.Choice(["auto", "onnxruntime", "torch"]),
               help="prefiqs: run the FR passes with onnxruntime (exported once, cached) or torch [auto].")

@@ -18,8 +18,10 @@ from edgefiq.cli import json_option, must_exist
               help="structured: remove channels (torch-pruning); l1/random: zero weights. Repeat to sweep several.")
 @click.option("--importance", type=click.Choice(["l1", "l2"]), default="l1", show_default=True,
               help="structured: channel-group magnitude norm.")
-@click.option("--scope", type=click.Choice(["global", "layer"]), default="global", show_default=True,
-              help="Rank across layers (global) or prune rho of every layer.")
+@click.option("--scope", type=click.Choice(["global", "layer", "channel", "normalized"]), default="global",
+              show_default=True,
+              help="Rank across layers (global), prune rho of every layer, or (l1/random) of every output channel "
+                   "(channel), or rank across layers relative to each output channel's norm (normalized).")
 @click.option("--round-to", type=int, default=8, show_default=True,
               help="structured: keep channel counts multiples of this (odd counts run slower on CPU runtimes); "
                    "0 = no rounding.")

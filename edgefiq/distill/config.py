@@ -31,6 +31,8 @@ class DataConfig:
         index: optional ``path,source,kind,severity`` CSV (``make_degraded_set``'s ``index.csv``)
             giving each image's clean source and degradation severity (``margin_rank`` uses it).
         val_labels: explicit validation label CSV (same images root); disables the automatic split.
+            With an online ``teacher``, validation uses these labels and training uses every image
+            of the other identities (two-stage distillation validated against the original teacher).
         val_identities: explicit list of validation identities (or a text file, one per line).
         val_fraction: share of identities held out when no explicit validation set is given.
         cache: decode every image once into an in-memory uint8 array.

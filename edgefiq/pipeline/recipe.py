@@ -99,11 +99,17 @@ class TeacherSection:
 
 @dataclass(frozen=True)
 class StudentSection:
-    """One student to distill: an architecture and ``DistillConfig`` fields for it only."""
+    """One student to distill: an architecture and ``DistillConfig`` fields for it only.
+
+    ``taught_by`` names an earlier student of the list: two-stage distillation, where that
+    student's best checkpoint labels every augmented (and, with ``augment.degrade_p``, degraded)
+    training view online, and validation still uses the run teacher's labels.
+    """
 
     arch: str
     name: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    taught_by: str | None = None
 
     @property
     def label(self) -> str:
@@ -124,7 +130,7 @@ class PruneOptions:
     """Rarely changed pruning settings (``edgefiq.pipeline.pruning.prune_checkpoint`` keywords)."""
 
     importance: Literal["l1", "l2"] = "l1"
-    scope: Literal["global", "layer"] = "global"
+    scope: Literal["global", "layer", "channel", "normalized"] = "global"
     round_to: int | None = None
     ignored_layers: tuple[str, ...] = ()
     iterative_steps: int = 1
@@ -316,6 +322,9 @@ def validate(cfg: RunRecipe) -> None:
     if not 0.0 < cfg.data.split.val_fraction < 1.0:
         raise RecipeError("data.split.val_fraction: must be in (0, 1)")
     for i, s in enumerate(cfg.distill.students):
+        if s.taught_by is not None and s.taught_by not in labels[:i]:
+            raise RecipeError(f"distill.students.{i}.taught_by: {s.taught_by!r} is not a student listed before "
+                              f"{s.label!r} (earlier: {', '.join(labels[:i]) or 'none'})")
         distill_config(cfg, s, where=f"distill[{s.label}]")
     _check_names(cfg)
     _check_teacher_options(cfg.teacher)

@@ -211,7 +211,11 @@ def distill_stage(recipe: RunRecipe) -> Stage:
         data, labels = ctx.outputs["data"], ctx.outputs["label"]
         out: dict[str, Any] = {}
         for s in recipe.distill.students:
-            cfg = distill_config(recipe, s, data=distill_data_fields(ctx, data, labels))
+            fields = distill_data_fields(ctx, data, labels)
+            if s.taught_by:  # two-stage: the earlier student labels the training views online
+                fields["data"] |= {"labels": None, "teacher": "model",
+                                   "teacher_options": {"model": str(ctx.path(out[s.taught_by]["best"]))}}
+            cfg = distill_config(recipe, s, data=fields)
             sdir = ctx.stage_dir / s.label
             resume = (sdir / "last.pt").is_file()
             if resume:

@@ -10,7 +10,7 @@ from torch import nn
 from edgefiq.errors import UsageError
 
 METHODS = ("structured", "l1", "random")
-SCOPES = ("global", "layer")
+SCOPES = ("global", "layer", "channel", "normalized")
 IMPORTANCES = ("l1", "l2")
 
 
@@ -29,7 +29,9 @@ def prune_model(model: nn.Module, example_input: torch.Tensor, *, rho: float, me
         method: ``"structured"`` (torch-pruning DepGraph, removes channels), ``"l1"`` (zero the
             smallest-magnitude weights) or ``"random"`` (zero random weights, seeded).
         importance: group importance for ``structured``: ``"l1"`` or ``"l2"`` norm.
-        scope: ``"global"`` (rank across layers) or ``"layer"`` (``rho`` in every layer).
+        scope: ``"global"`` (rank across layers), ``"layer"`` (``rho`` in every layer) or, for
+            ``l1``/``random``, ``"channel"`` (``rho`` of every output channel's weights) or
+            ``"normalized"`` (global, magnitudes relative to their output channel's L2 norm).
         round_to: ``structured`` only: channel counts kept multiples of this.
         ignored_layers: module names (or prefixes) left unpruned; the output layer always is.
         iterative_steps: ``structured`` only: reach ``rho`` in this many steps.
@@ -99,7 +101,10 @@ def _check_settings(method: str, scope: str, importance: str, rho: float, iterat
     if method not in METHODS:
         raise UsageError(f"unknown pruning method {method!r}; choose one of {', '.join(METHODS)}")
     if scope not in SCOPES:
-        raise UsageError(f"unknown pruning scope {scope!r}; choose global or layer")
+        raise UsageError(f"unknown pruning scope {scope!r}; choose {', '.join(SCOPES)}")
+    if scope in ("channel", "normalized") and method == "structured":
+        raise UsageError(f"scope {scope!r} ranks weights within output channels; structured pruning "
+                         "removes whole channels: use scope global or layer")
     if importance not in IMPORTANCES:
         raise UsageError(f"unknown importance {importance!r}; choose l1 or l2")
     if not 0.0 <= float(rho) < 1.0:

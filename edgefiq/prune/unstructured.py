@@ -4,8 +4,12 @@ The PreFIQs pruned copies use this: the architecture is unchanged, a fraction ``
 the prunable weights is set to exactly zero and stays zero (no mask buffers or
 parametrizations are left in the model). ``scope="layer"`` prunes ``rho`` of every layer;
 ``scope="global"`` ranks all prunable weights together (L1) or draws uniformly among them
-(random), so some layers lose more than others. The number of zeroed weights is exact
-(``round(rho * n)``), so the measured sparsity equals ``rho`` up to rounding.
+(random), so some layers lose more than others. ``scope="channel"`` prunes ``rho`` of every
+output channel's weights, and ``scope="normalized"`` ranks all weights together by their
+magnitude relative to their output channel's L2 norm. A per-channel rescaling, such as folding
+a BatchNorm into the conv before it, leaves both masks unchanged, so a ``.pt`` model and its
+BN-folded ``.onnx`` export lose the same weights. The number of zeroed weights is exact (``round(rho * n)`` per scope
+unit), so the measured sparsity equals ``rho`` up to rounding.
 """
 
 from __future__ import annotations
@@ -37,10 +41,23 @@ def _masks(weights: dict[str, torch.Tensor], rho: float, method: str, scope: str
            gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Boolean keep-masks removing exactly ``round(rho * n)`` weights (per layer or over all)."""
     def scores(w: torch.Tensor) -> torch.Tensor:
+        if method == "l1" and scope == "normalized":  # magnitude relative to its output channel's L2 norm
+            rows = w.detach().abs().float().reshape(w.shape[0], -1)
+            return (rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)).flatten()
         if method == "l1":
             return w.detach().abs().flatten().float()
         return torch.rand(w.numel(), generator=gen)
 
+    if scope == "channel":  # rows = output channels (dim 0 of conv and linear weights)
+        out = {}
+        for n, w in weights.items():
+            rows = scores(w).view(w.shape[0], -1)
+            k = int(round(rho * rows.shape[1]))
+            keep = torch.ones(rows.shape, dtype=torch.bool)
+            if k:
+                keep.scatter_(1, torch.topk(rows, k, dim=1, largest=False, sorted=False).indices, False)
+            out[n] = keep.view_as(w)
+        return out
     if scope == "layer":
         out = {}
         for n, w in weights.items():
@@ -70,7 +87,8 @@ def prune_unstructured(model: nn.Module, example_input: torch.Tensor, *, rho: fl
 
     Args:
         method: ``"l1"`` (smallest magnitudes first) or ``"random"`` (seeded, reproducible).
-        scope: ``"global"`` or ``"layer"``.
+        scope: ``"global"``, ``"layer"``, ``"channel"`` (``rho`` of every output channel) or
+            ``"normalized"`` (global ranking of magnitudes divided by their output channel's L2 norm).
         include_head: also prune the output layer (excluded by default).
 
     Returns:

@@ -4,10 +4,12 @@
   ``Reshape(x, [1, -1])``) get a symbolic batch dimension; ``batchable_graph`` keeps the fixed
   copy (fed one image per call) when a batch of two does not reproduce two single calls.
 * ``prune_graph``: PreFIQs' unstructured pruning (``l1`` magnitude or seeded ``random``,
-  ``global`` or per ``layer``) of the weight initializers of ``Conv``, ``Gemm`` and ``MatMul``
-  nodes. The embedding layer (the last such node) and anything a normalisation node reads
-  are left intact. Exported graphs usually have BatchNorm folded into the convolutions, so
-  the magnitudes ranked here are those of the folded weights.
+  ``global``, per ``layer`` or per output ``channel``) of the weight initializers of ``Conv``,
+  ``Gemm`` and ``MatMul`` nodes. The embedding layer (the last such node) and anything a
+  normalisation node reads are left intact. Exported graphs usually have BatchNorm folded into
+  the convolutions, so the magnitudes ranked here are those of the folded weights; folding
+  rescales whole output channels, so only the ``channel`` scope prunes the same weights as the
+  unfolded PyTorch model.
 * ``split_at_head``: the graph cut at the embedding layer's input (SER-FIQ applies dropout there).
 * ``OrtRunner``: onnxruntime session, ``runner(x NCHW float32) -> [N, D]``, any batch size.
 
@@ -151,8 +153,29 @@ def prunable_weights(model: Any) -> list[str]:
     return out
 
 
+def output_axes(model: Any) -> dict[str, int]:
+    """``{weight name: axis of its output channels}`` for the weights ``prunable_weights`` returns.
+
+    Conv weights are ``[out, in/groups, k...]`` (axis 0); a Gemm's B is ``[out, in]`` with
+    ``transB=1`` and ``[in, out]`` otherwise; a MatMul's B is ``[..., in, out]`` (last axis) and
+    its A ``[out, in]`` (axis 0).
+    """
+    axes: dict[str, int] = {}
+    for n in model.graph.node:
+        if n.op_type == "Conv":
+            axes.setdefault(n.input[1], 0)
+        elif n.op_type == "Gemm":
+            trans_b = next((a.i for a in n.attribute if a.name == "transB"), 0)
+            axes.setdefault(n.input[1], 0 if trans_b else 1)
+        elif n.op_type == "MatMul":
+            axes.setdefault(n.input[0], 0)
+            axes.setdefault(n.input[1], -1)
+    return axes
+
+
 def prune_graph(model: Any, *, rho: float, method: str = "l1", scope: str = "global", seed: int = 0) -> dict[str, Any]:
-    """Zero exactly ``round(rho * n)`` prunable weights in place (per layer with ``scope="layer"``).
+    """Zero exactly ``round(rho * n)`` prunable weights in place (per layer with ``scope="layer"``,
+    per output channel with ``scope="channel"``).
 
     Raises:
         UsageError: ``structured`` (channel removal needs the PyTorch model), bad rho/scope,
@@ -170,14 +193,16 @@ def prune_graph(model: Any, *, rho: float, method: str = "l1", scope: str = "glo
                          "use --method l1 or random")
     if method not in ("l1", "random"):
         raise UsageError(f"unknown PreFIQs pruning method {method!r}; choose l1 or random for ONNX FR models")
-    if not 0.0 < rho < 1.0 or scope not in ("global", "layer"):
-        raise UsageError(f"rho must be in (0, 1) and scope global or layer, got {rho}, {scope!r}")
+    if not 0.0 < rho < 1.0 or scope not in ("global", "layer", "channel", "normalized"):
+        raise UsageError(f"rho must be in (0, 1) and scope global, layer, channel or normalized, got {rho}, {scope!r}")
     names = prunable_weights(model)
     if not names:
         raise UsageError("the ONNX FR model has no Conv/Gemm/MatMul weight initializers to prune")
     inits = {i.name: i for i in model.graph.initializer}
     arrays = {n: numpy_helper.to_array(inits[n]) for n in names}
     rng = np.random.default_rng(seed)
+
+    ranked = dict(arrays)  # what the magnitudes are taken of
 
     def keep_mask(a: np.ndarray) -> np.ndarray:
         s = np.abs(a.astype(np.float64)).ravel() if method == "l1" else rng.random(a.size)
@@ -187,10 +212,23 @@ def prune_graph(model: Any, *, rho: float, method: str = "l1", scope: str = "glo
             keep[np.argpartition(s, k - 1, kind="introselect")[:k]] = False
         return keep
 
-    if scope == "layer":
+    if scope == "normalized" and method == "l1":  # magnitudes relative to their output channel's L2 norm
+        axes = output_axes(model)
+        for n, a in arrays.items():
+            rows = np.moveaxis(np.abs(a.astype(np.float64)), axes[n], 0)
+            norms = np.sqrt((rows.reshape(rows.shape[0], -1) ** 2).sum(1)).clip(1e-12)
+            ranked[n] = np.moveaxis(rows / norms.reshape(-1, *[1] * (rows.ndim - 1)), 0, axes[n])
+    if scope == "channel":
+        axes = output_axes(model)
+        masks = {}
+        for n, a in arrays.items():
+            rows = np.moveaxis(a, axes[n], 0)
+            keep = np.stack([keep_mask(r) for r in rows.reshape(rows.shape[0], -1)]).reshape(rows.shape)
+            masks[n] = np.moveaxis(keep, 0, axes[n])
+    elif scope == "layer":
         masks = {n: keep_mask(a).reshape(a.shape) for n, a in arrays.items()}
     else:
-        flat = keep_mask(np.concatenate([a.ravel() for a in arrays.values()]))
+        flat = keep_mask(np.concatenate([a.ravel() for a in ranked.values()]))
         bounds = np.cumsum([0] + [a.size for a in arrays.values()])
         masks = {n: flat[s:e].reshape(a.shape) for (n, a), s, e in zip(arrays.items(), bounds[:-1], bounds[1:])}
     zeros = 0

@@ -3,7 +3,7 @@
 Quality = minus the Euclidean distance between the L2-normalised embeddings of the full FR
 model and of a pruned copy (higher = better): a face the network represents robustly
 keeps its embedding when weights are removed. Pruning (``edgefiq.prune.prune_model``):
-``l1`` (unstructured L1 magnitude, ``scope`` global or per layer), ``random`` (unstructured,
+``l1`` (unstructured L1 magnitude, ``scope`` global, per layer, per output channel or normalized), ``random`` (unstructured,
 seeded) or ``structured`` (torch-pruning DepGraph, channels removed, L1 group importance,
 the final embedding layer left intact). Published default: ``l1``, ``rho = 0.4``.
 
@@ -16,8 +16,11 @@ graphs (``edgefiq.teachers.fr_runtime``: a ``.pt`` model and its pruned copy are
 cached by hash), about 5x the throughput of torch eager mode; otherwise torch. ONNX FR models
 are pruned in the graph without torch (``edgefiq.teachers.onnx_graph``: ``l1``/``random``;
 ``structured`` is a one-line error). Exported graphs hold BatchNorm folded into the
-convolutions, so their weight magnitudes differ from the ``.pt`` state dict's: ``fold_bn=True``
-prunes a ``.pt`` model's folded weights too, and then ``.pt`` and ``.onnx`` give the same scores.
+convolutions, so their weight magnitudes differ from the ``.pt`` state dict's. Folding rescales
+whole output channels, so ``scope="normalized"`` (one ranking of magnitudes relative to their
+output channel's L2 norm; the default for ``l1`` on ``.onnx`` models) and ``scope="channel"``
+prune the same weights in both, and the ``.pt`` and ``.onnx`` give the same scores. With the
+``global`` ranking, ``fold_bn=True`` ranks a ``.pt`` model's folded weights as the ``.onnx``'s are.
 
 Example:
     >>> t = PreFIQs("mobilefacenet.pt", method="l1", rho=0.4)         # doctest: +SKIP
@@ -42,6 +45,7 @@ from edgefiq.teachers.base import FRTeacher, Table
 log = logging.getLogger(__name__)
 
 PRUNING_METHODS = ("l1", "random", "structured")
+SCOPES = ("global", "layer", "channel", "normalized")  # edgefiq.prune.api.SCOPES (checked there too)
 RUNTIMES = ("auto", "onnxruntime", "torch")
 _PRUNED: dict[tuple[Any, ...], torch.nn.Module] = {}
 
@@ -104,7 +108,11 @@ class PreFIQs(FRTeacher):
         fr_model: FR weights (``.pt``; pruning needs a PyTorch model).
         method: ``l1`` | ``random`` | ``structured``.
         rho: pruning ratio in (0, 1) (weights for l1/random, channels for structured).
-        scope: ``global`` (rank all weights together) or ``layer`` (rho in every layer).
+        scope: ``global`` (rank all weights together), ``layer`` (rho in every layer), ``channel``
+            (rho of every output channel) or ``normalized`` (global ranking of magnitudes relative to
+            their output channel's L2 norm). The last two prune the same weights in a ``.pt`` and its
+            BN-folded ``.onnx``. Default: ``global``, and ``normalized`` for ``l1`` on an ``.onnx`` model
+            (the global ranking of folded weights is a much weaker teacher, ``results/teachers.md``).
         seed: seed of ``random`` pruning.
         save_pruned: also keep the pruned copy on disk in the cache directory.
         runtime: ``auto`` | ``onnxruntime`` | ``torch`` (see the module docstring).
@@ -114,7 +122,7 @@ class PreFIQs(FRTeacher):
 
     name = "prefiqs"
 
-    def __init__(self, fr_model: str | Path | None = None, method: str = "l1", rho: float = 0.4, scope: str = "global",
+    def __init__(self, fr_model: str | Path | None = None, method: str = "l1", rho: float = 0.4, scope: str | None = None,
                  seed: int = 0, arch: str | None = None, flip: bool = False, save_pruned: bool = True,
                  runtime: str = "auto", fold_bn: bool = False, *, batch_size: int = 64, device: str = "cpu",
                  workers: int = 0, cache_dir: str | Path | None = None, cache: bool = True) -> None:
@@ -124,8 +132,10 @@ class PreFIQs(FRTeacher):
             raise UsageError(f"unknown PreFIQs pruning method {method!r}; choose {', '.join(PRUNING_METHODS)}")
         if not 0.0 < float(rho) < 1.0:
             raise UsageError(f"--rho must be in (0, 1), got {rho}")
-        if scope not in ("global", "layer"):
-            raise UsageError(f"--scope must be global or layer, got {scope!r}")
+        if scope is None:  # an ONNX file's weights are BatchNorm-folded: rank them scale-free
+            scope = "normalized" if Path(fr_model).suffix.lower() == ".onnx" and method == "l1" else "global"
+        if scope not in SCOPES:
+            raise UsageError(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
         if runtime not in RUNTIMES:
             raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
         if method == "structured" and (fold_bn or Path(fr_model).suffix.lower() == ".onnx"):
