@@ -53,10 +53,14 @@ def validation_set(index: Path, val_ids: Path) -> list[dict[str, str]]:
         return [r for r in csv.DictReader(f) if r["source"].split("/")[0] in ids]
 
 
-def teacher_rows(rhos: list[float], serfiq_m: int, index: Path,
-                 channel_rhos: tuple[float, ...] = ()) -> dict[str, tuple[str, dict[str, Any]]]:
-    """``{row key: (teacher, options)}`` of the single teachers (``channel_rhos``: PreFIQs l1 at scope channel)."""
+def teacher_rows(rhos: list[float], serfiq_m: int, index: Path, channel_rhos: tuple[float, ...] = (),
+                 students: tuple[str, ...] = ()) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{row key: (teacher, options)}`` of the single teachers (``channel_rhos``: PreFIQs l1 at scopes channel
+    and normalized) and of trained students (``NAME=MODEL`` scored by the ``model`` teacher: row ``student NAME``)."""
     rows: dict[str, tuple[str, dict[str, Any]]] = {}
+    for spec in students:
+        name, _, path = spec.partition("=")
+        rows[f"student {name}"] = ("model", {"model": path})
     for src, path in (("pt", MFN / "mobilefacenet.pt"), ("onnx", MFN / "MobileFaceNet.onnx")):
         for rho in rhos:
             rows[f"prefiqs-l1-{rho:g}-{src}"] = ("prefiqs", {"fr_model": str(path), "method": "l1", "rho": rho,
@@ -77,7 +81,8 @@ def score_stage(args: argparse.Namespace, rels: list[str], work: Path) -> None:
     from edgefiq.utils import write_json
 
     speed_file = work / "speed.json"
-    for key, (name, opts) in teacher_rows(args.rhos, args.serfiq_m, Path(args.index), args.channel_rhos).items():
+    for key, (name, opts) in teacher_rows(args.rhos, args.serfiq_m, Path(args.index), args.channel_rhos,
+                                          args.students).items():
         out = work / "labels" / f"{key}.csv"
         if out.is_file() or (args.configs and key not in args.configs):
             continue
@@ -235,7 +240,8 @@ def report(args: argparse.Namespace, rows: list[dict[str, str]], work: Path) -> 
         boot[k].pop("point")
     qs = {**single, **{k: ens[k] for k in top_ens}}
     best = min(qs, key=lambda k: point[k][key])
-    result = {"command": "nice -n 10 .venv/bin/python tools/bench_teachers.py --stage all",
+    result = {"command": "nice -n 10 .venv/bin/python tools/bench_teachers.py --stage all"
+                         + (f" --students {' '.join(args.students)}" if args.students else ""),
               "n_images": len(rels), "n_identities": int(len(set(idents))), "n_genuine": comp.n_genuine,
               "n_impostor": comp.n_impostor, "boot": args.boot, "boot_reestimate": args.boot_reestimate,
               "boot_impostors": args.boot_impostors, "ensemble_pool": pool, "best": best,
@@ -298,6 +304,8 @@ def render_md(r: dict[str, Any]) -> str:
           "global ranking of each weight's magnitude divided by its output channel's L2 norm) ignore how output "
           "channels are scaled, so folding a BatchNorm changes neither mask: their `-pt` and `-onnx` rows are the "
           "same teacher (identical pAUC). `normalized` is the default scope of l1 PreFIQs on an .onnx FR model.", "",
+          "`student NAME` rows: a distilled student's own scores (`edgefiq.teachers` `model`), on the same "
+          "comparisons, so its pAUC compares with every teacher's.", "",
           f"Ensembles: rank averages (`edgefiq.teachers.ensemble.rank01`) of pairs (weights 1:1, 2:1, 1:2) and triples "
           f"(1:1:1) of {', '.join(r['ensemble_pool'])}; the best {len([k for k in with_ci if k.startswith('ens ')])} "
           "(by fixed FMR 1e-3) get CIs. Selecting the best of many ensembles on this set is optimistic.", "",
@@ -325,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rhos", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4])
     ap.add_argument("--channel-rhos", type=float, nargs="*", default=[0.1, 0.2, 0.4],
                     help="PreFIQs l1 rows at scopes channel and normalized (.pt and .onnx prune alike)")
+    ap.add_argument("--students", nargs="*", default=[], metavar="NAME=MODEL",
+                    help="trained students (ONNX / checkpoint) scored on the same comparisons, row 'student NAME'")
     ap.add_argument("--serfiq-m", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
