@@ -103,13 +103,21 @@ class StudentSection:
 
     ``taught_by`` names an earlier student of the list: two-stage distillation, where that
     student's best checkpoint labels every augmented (and, with ``augment.degrade_p``, degraded)
-    training view online, and validation still uses the run teacher's labels.
+    training view online, and validation still uses the run teacher's labels. ``prune_rhos``
+    replaces ``prune.rhos`` for this student (e.g. a larger ratio to reach a compute budget).
     """
+
+    def key(self) -> dict[str, Any]:
+        """The student as stage keys hash it: the optional fields only when set, so run folders of
+        recipes written before they existed keep their keys."""
+        out = to_dict(self)
+        return {k: v for k, v in out.items() if k not in ("taught_by", "prune_rhos") or v is not None}
 
     arch: str
     name: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     taught_by: str | None = None
+    prune_rhos: tuple[float, ...] | None = None   # this student's pruning ratios instead of prune.rhos
 
     @property
     def label(self) -> str:
@@ -319,6 +327,9 @@ def validate(cfg: RunRecipe) -> None:
     for r in cfg.prune.rhos:
         if not 0.0 < r < 1.0:
             raise RecipeError(f"prune.rhos: {r} is not in (0, 1)")
+    for i, s in enumerate(cfg.distill.students):
+        if any(not 0.0 < r < 1.0 for r in s.prune_rhos or ()):
+            raise RecipeError(f"distill.students.{i}.prune_rhos: {list(s.prune_rhos or ())} must be in (0, 1)")
     if not 0.0 < cfg.data.split.val_fraction < 1.0:
         raise RecipeError("data.split.val_fraction: must be in (0, 1)")
     for i, s in enumerate(cfg.distill.students):

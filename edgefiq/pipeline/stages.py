@@ -225,7 +225,8 @@ def distill_stage(recipe: RunRecipe) -> Stage:
                             "metrics": _jsonable(res.metrics)}
         return out
 
-    config = {"distill": to_dict(recipe.distill), "seed": recipe.seed}
+    config = {"distill": {**to_dict(recipe.distill), "students": [s.key() for s in recipe.distill.students]},
+              "seed": recipe.seed}
     return Stage("distill", run, config=config, depends=("data", "label"))
 
 
@@ -255,10 +256,11 @@ def prune_stage(recipe: RunRecipe) -> Stage:
 
         data, labels = ctx.outputs["data"], ctx.outputs["label"]
         p = recipe.prune
+        rhos = {s.label: s.prune_rhos for s in recipe.distill.students if s.prune_rhos is not None}
         out: dict[str, Any] = {}
         for label, st in ctx.outputs["distill"].items():
             for method in p.methods:
-                for rho in p.rhos:
+                for rho in rhos.get(label, p.rhos):
                     name = f"{label}/{method}-{rho:g}"
                     target = ctx.stage_dir / label / f"{method}-{rho:g}.pt"
                     kwargs: dict[str, Any] = option_kwargs(p.options)
@@ -271,7 +273,9 @@ def prune_stage(recipe: RunRecipe) -> Stage:
                     out[name] = {"student": label, "method": method, "rho": rho, "checkpoint": ctx.rel(target)}
         return out
 
-    return Stage("prune", run, config=stage_config(recipe.prune), depends=("data", "label", "distill"))
+    own = {s.label: list(s.prune_rhos) for s in recipe.distill.students if s.prune_rhos is not None}
+    config = {**stage_config(recipe.prune), **({"student_rhos": own} if own else {})}
+    return Stage("prune", run, config=config, depends=("data", "label", "distill"))
 
 
 # ----------------------------------------------------------------------------- export
