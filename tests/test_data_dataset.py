@@ -76,17 +76,3 @@ def test_worker_init_fn_gives_workers_distinct_streams(files: list[Path]) -> Non
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, worker_init_fn=worker_init_fn)
     a, b = [x for x, _, _ in loader]
     assert not torch.allclose(a, b)  # same images, different workers -> different degradations
-
-
-def test_prefetched_batches_equal_plain_ones_and_carry_errors(files: list[Path], tmp_path: Path) -> None:
-    from edgefiq.data.dataset import iter_image_batches
-
-    plain = list(iter_image_batches(files, Preprocess(), batch_size=2))
-    ahead = list(iter_image_batches(files, Preprocess(), batch_size=2, prefetch=True))
-    assert len(ahead) == len(plain) == math.ceil(len(files) / 2)
-    for (x0, ok0, i0), (x1, ok1, i1) in zip(plain, ahead):
-        assert torch.equal(x0, x1) and np.array_equal(ok0, ok1) and np.array_equal(i0, i1)
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"not an image")
-    with pytest.raises((BadImageError, DataError)):  # a decoding error in the background thread reaches the caller
-        list(iter_image_batches([*files, bad], Preprocess(), batch_size=2, prefetch=True))

@@ -164,13 +164,8 @@ def _collate(items: list[tuple[np.ndarray, bool, int]]) -> tuple[torch.Tensor, n
 
 
 def iter_image_batches(paths: Sequence[str | Path], preprocess: Preprocess, *, batch_size: int = 64,
-                       workers: int = 0, skip_bad: bool = False,
-                       prefetch: bool = False) -> Iterator[tuple[torch.Tensor, np.ndarray, np.ndarray]]:
+                       workers: int = 0, skip_bad: bool = False) -> Iterator[tuple[torch.Tensor, np.ndarray, np.ndarray]]:
     """Yield ``(x NCHW float32, ok mask, indices)`` batches in order; bad images have ``ok=False`` if ``skip_bad``.
-
-    ``prefetch`` (with ``workers=0``) decodes the next batch in a background thread while the
-    caller works on this one: for a caller whose work releases the GIL (onnxruntime), the cores
-    no longer wait for decoding between batches.
 
     Example:
         >>> for x, ok, idx in iter_image_batches(paths, fr.preprocess, batch_size=32):  # doctest: +SKIP
@@ -179,19 +174,4 @@ def iter_image_batches(paths: Sequence[str | Path], preprocess: Preprocess, *, b
     ds = _ImageList([Path(p) for p in paths], preprocess, skip_bad)
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          collate_fn=_collate, persistent_workers=False)
-    if prefetch and workers == 0:
-        yield from _one_ahead(iter(loader))
-    else:
-        yield from loader
-
-
-def _one_ahead(it: Iterator[Any]) -> Iterator[Any]:
-    """The items of ``it``, each produced in a background thread while the previous one is consumed."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    done = object()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgefiq-decode") as pool:
-        nxt = pool.submit(next, it, done)
-        while (item := nxt.result()) is not done:
-            nxt = pool.submit(next, it, done)
-            yield item
+    yield from loader

@@ -158,8 +158,7 @@ class FRTeacher(Teacher):
 
         skip = check_on_bad_image(on_bad_image) == "skip"
         for x, ok, idx in iter_image_batches([root / r for r in relpaths], self.fr.preprocess,
-                                             batch_size=self.batch_size, workers=self.workers, skip_bad=skip,
-                                             prefetch=True):  # decode the next batch during this one's FR passes
+                                             batch_size=self.batch_size, workers=self.workers, skip_bad=skip):
             yield x.to(self.device), ok, idx
 
     def embed(self, x: Any, model: Any = None) -> Any:
