@@ -631,6 +631,15 @@ def notes(res: dict) -> list[str]:
                        f"{s['srcc_degraded_only']:.3f} among degraded copies only (the pooled SRCC mixes both).")
     for name, s in res["students"].items():
         val = [h["val_srcc"] for h in s["history"]]
+        if "online)" in name:  # two-stage: the loop validated against the online teacher, not PreFIQs
+            out.append(f"- {name}: two-stage distillation. Each training view (random flip and shift, degraded "
+                       "with probability 0.5) is labelled by the trained face_trunk student online; the loop's "
+                       f"validation SRCC (against face_trunk's scores) rose to {max(val):.3f} over "
+                       f"{len(val)} epochs. Against the PreFIQs labels: SRCC {s['srcc']:.3f} after "
+                       f"{s['train_images_seen']} training views"
+                       + (f" (the plain recipe on PreFIQs labels: {base['srcc']:.3f} after {base['train_images_seen']})."
+                          if (base := res["students"].get(name.split(" (")[0])) else "."))
+            continue
         if len(val) >= 6:
             tail = val[len(val) // 2:]
             out.append(f"- {name} learning curve: best validation SRCC {max(val):.3f}; over the second half of the "
