@@ -101,7 +101,7 @@ def test_score_detect_one_row_per_face_and_strict(photos, edgefiq_artifacts, tmp
     assert "blank.png\tno face found" in (tmp_path / "skipped.txt").read_text()
     # raw photos without --detect/--landmarks: a warning with a count, or a refusal with --strict
     r = CliRunner().invoke(cli, ["score", model, str(photos), "-o", str(tmp_path / "q.csv"), "--strict"])
-    _fails(r, UsageError, "3 image(s) are not 32x32 aligned face crops")
+    _fails(r, UsageError, "3 image(s) are not 32x32 or 112x112 aligned face crops")
     r = CliRunner().invoke(cli, ["score", model, str(photos), "-o", str(tmp_path / "q.csv"), "--detect",
                                  "--landmarks", str(tmp_path / "m.tsv")])
     _fails(r, UsageError, "not both")

@@ -47,7 +47,7 @@ def test_score_to_stdout_and_garbage_model(edgefiq_artifacts, tmp_path):  # noqa
                                    "-o", "-"])
     assert res.exit_code == 0, res.output
     assert list(csv.reader(res.stdout.splitlines()))[0] == ["path", "quality"] and not Path("-").exists()
-    assert "not 32x32 aligned face crops" in res.stderr      # 40x40 images vs a 32x32 model
+    assert "not 32x32 or 112x112 aligned face crops" in res.stderr      # 40x40 images vs a 32x32 model
     bad = tmp_path / "garbage.onnx"
     bad.write_bytes(b"\x00garbage")
     res = CliRunner().invoke(cli, ["score", str(bad), str(edgefiq_artifacts["images"]), "-o", "-"])

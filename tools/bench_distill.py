@@ -277,24 +277,29 @@ def train(student: str, rec: dict, run_dir: Path) -> Path:
     return out
 
 
+def pruned_name(student: str, rho: float, scope: str) -> str:
+    """Folder / row name of a pruned student: ``<student>-structured-<rho>`` (``-structured-layer-<rho>``)."""
+    return f"{student}-structured-{'' if scope == 'global' else scope + '-'}{rho:g}"
+
+
 def prune_student(student_dir: Path, rho: float, train_labels: Path, root: Path, epochs: int, max_steps: int,
-                  threads: int) -> Path:
+                  threads: int, scope: str = "global") -> Path:
     """Structured pruning of ``<student_dir>/best.pt`` (``edgefiq.pipeline.pruning.prune_checkpoint``, channel
-    counts rounded to 16, recovery on the teacher's training labels) into ``<student_dir>-structured-<rho>/``,
-    with the ``model.json`` / ``metrics.jsonl`` the evaluation reads (from the recovery run)."""
+    counts rounded to 16, recovery on the teacher's training labels) into ``pruned_name(...)``, with the
+    ``model.json`` / ``metrics.jsonl`` / ``recipe.yaml`` the evaluation reads (from the recovery run)."""
     import shutil
 
     from edgefiq.pipeline.pruning import prune_checkpoint
     from edgefiq.pipeline.recovery import RecoveryConfig
 
-    out = student_dir.with_name(f"{student_dir.name}-structured-{rho:g}")
+    out = student_dir.with_name(pruned_name(student_dir.name, rho, scope))
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "best.pt").is_file():
         rec = RecoveryConfig(epochs=epochs, images=str(root), labels=str(train_labels), max_steps_per_epoch=max_steps,
                              threads=threads)
         prune_checkpoint(student_dir / "best.pt", out / "best.pt", rho=rho, method="structured", round_to=16,
-                         recovery=rec)
-        for f in ("model.json", "metrics.jsonl"):
+                         scope=scope, recovery=rec)
+        for f in ("model.json", "metrics.jsonl", "recipe.yaml"):
             shutil.copy(out / "best.recovery" / "recovery" / f, out / f)
     return out
 
@@ -581,7 +586,7 @@ def write_report(res: dict, out: Path) -> None:
              f"seeded){'; training images also get their other two severities (--train-copies all)' if res.get('train_copies') == 'all' else ''}. Validation = identities of `pairs.txt` folds 6-7 ({v['identities']} identities, {v['images']} "
              f"images; {v['genuine']} genuine / {v['impostor']} impostor comparisons, same-photo pairs excluded); "
              f"training = all other dev identities. Labeller: {res['labeller']}. Machine: {res['machine']}.", "",
-             "| model | params | MACs @112 | SRCC vs teacher | PLCC | KRCC | pAUC x1e3 (FMR 1e-3, discard 0.3) "
+             "| model | params | MACs at its input | SRCC vs teacher | PLCC | KRCC | pAUC x1e3 (FMR 1e-3, discard 0.3) "
              "| pAUC vs teacher | s/epoch | train img/s | epochs (best) |",
              "|---|---|---|---|---|---|---|---|---|---|---|",
              f"| teacher PreFIQs (MobileFaceNet x2) | 1.0 M x2 | 2 x FR | 1 | 1 | 1 | {t['pauc_x1e3']:.2f} | 0 | | | |",
@@ -599,7 +604,9 @@ def write_report(res: dict, out: Path) -> None:
                   "| model | SRCC vs teacher | PLCC | pAUC x1e3 | pAUC vs teacher |", "|---|---|---|---|---|"]
         lines += [f"| {n} | {m['srcc']:.4f} | {m['plcc']:.4f} | {m['pauc_x1e3']:.2f} "
                   f"| {m['pauc_x1e3'] / t['pauc_x1e3'] - 1:+.1%} |" for n, m in mirror.items()]
-    lines += ["", "Targets: mobilenetv3_small_100 SRCC >= 0.85 vs teacher and pAUC within 10% of the teacher's.", ""]
+    lines += ["", "Targets: mobilenetv3_small_100 SRCC >= 0.85 vs teacher and pAUC within 10% of the teacher's.", "",
+              "Pretrained students, the <= 20 M MAC student, their int8 exports and latency against the teacher's: "
+              "`results/distill_pretrained.md`.", ""]
     lines += res.get("notes", [])
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
 
@@ -795,6 +802,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="also prune each trained student (structured, channel counts multiples of 16) with recovery "
                          "on the training labels; evaluated as <student>-structured-<RHO>")
     ap.add_argument("--prune-epochs", type=int, default=2, help="recovery epochs after --prune")
+    ap.add_argument("--prune-scope", choices=["global", "layer"], default="global",
+                    help="--prune: rank channel groups across layers (global) or remove RHO of every layer")
     ap.add_argument("--prune-max-steps", type=int, default=0, help="recovery steps per epoch (0 = full epochs)")
     ap.add_argument("--out", default=str(ROOT / "results" / "distill"))
     args = ap.parse_args(argv)
@@ -842,7 +851,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.prune:
                 t0 = time.time()
                 pruned = prune_student(run_dir / name, args.prune, labels[0], root, args.prune_epochs,
-                                       args.prune_max_steps, args.threads)
+                                       args.prune_max_steps, args.threads, args.prune_scope)
                 print(f"[prune] {pruned.name}: {time.time() - t0:.0f} s", flush=True)
     if args.stage in ("eval", "all"):
         cmd = (f"python tools/bench_distill.py --stage all --threads {args.threads} "
@@ -863,7 +872,7 @@ def main(argv: list[str] | None = None) -> None:
                + (f" --teacher-model {args.teacher_model} --degrade-p {args.degrade_p:g}" if args.teacher_model else "")
                + (f" --student-options '{args.student_options}'" if args.student_options else "")
                + (f" --prune {args.prune:g} --prune-epochs {args.prune_epochs} --prune-max-steps {args.prune_max_steps}"
-                  if args.prune else ""))
+                  f" --prune-scope {args.prune_scope}" if args.prune else ""))
         shared = {"command": cmd, "labeller": "edgefiq.teachers prefiqs (MobileFaceNet, l1, global rho 0.4; "
                                        "quality = -||n(e) - n(e_pruned)||)",
             "train_copies": args.train_copies,
@@ -876,7 +885,8 @@ def main(argv: list[str] | None = None) -> None:
                + (JITTER_TAG if args.train_jitter > 0 else "") + (f" (EMA {args.ema:g})" if args.ema > 0 else "")
                + (f" ({args.train_fraction:.0%} of training identities)" if args.train_fraction < 1 else "")
                + pretrained_tag(pre))
-        evaluated = [*args.students, *([f"{n}-structured-{args.prune:g}" for n in args.students] if args.prune else [])]
+        evaluated = [*args.students, *([pruned_name(n, args.prune, args.prune_scope) for n in args.students]
+                                       if args.prune else [])]
         res = evaluate(work, run_dir, root, rel, sources, evaluated, val_ids, shared, [r["kind"] for r in rows], tag)
         prev = Path(args.out).with_suffix(".json")
         if prev.is_file():   # rows of other runs (other students or label variants) stay in the table

@@ -91,13 +91,17 @@ class SizeCheck:
 
     A student trained on aligned HxW face crops scores a resized 250x250 photo, a 1x1 pixel
     or an 8000x8000 picture without complaint, and the numbers mean little. This says so.
+    Aligned 112x112 crops (the ArcFace template, what ``edgefiq data align`` writes) count as
+    aligned for any input size: a model with a smaller input was trained on them, resized.
 
     Example:
-        >>> sc = SizeCheck((112, 112))
-        >>> sc.add("a.jpg", (250, 250))
+        >>> sc = SizeCheck((64, 64))
+        >>> sc.add("a.jpg", (250, 250)); sc.add("b.jpg", (112, 112))
         >>> sc.n_other
         1
     """
+
+    ALIGNED = (112, 112)  # edgefiq.data.align's crop size (ARCFACE_TEMPLATE_112)
 
     def __init__(self, size: tuple[int, ...]) -> None:
         self.size = (int(size[0]), int(size[1]))
@@ -108,7 +112,7 @@ class SizeCheck:
     def add(self, name: str, hw: tuple[int, ...]) -> None:
         """Record the (height, width) of one unaligned image."""
         h, w = int(hw[0]), int(hw[1])
-        if (h, w) == self.size:
+        if (h, w) in (self.size, self.ALIGNED):
             return
         self.n_other += 1
         extreme = min(h, w) < self.size[0] // 4 or max(h, w) > 8 * max(self.size)
@@ -121,7 +125,7 @@ class SizeCheck:
         if not self.n_other or self.example is None:
             return
         name, (h, w) = self.example
-        size = f"{self.size[0]}x{self.size[1]}"
+        size = f"{self.size[0]}x{self.size[1]}" + (" or 112x112" if self.size != self.ALIGNED else "")
         extreme = f", {self.n_extreme} of them tiny or huge" if self.n_extreme else ""
         log.warning("warning: %d image(s) are not %s aligned face crops%s (e.g. %s is %dx%d); they were resized, "
                     "so their scores mean little: align them first (--detect, --landmarks or `edgefiq data align`; "
@@ -230,7 +234,8 @@ def require_aligned(paths: Sequence[Path], rels: Sequence[str], marks: dict[str,
             sizes.add(rel, (info.height, info.width))
     if sizes.n_other and sizes.example is not None:
         name, (h, w) = sizes.example
-        raise UsageError(f"{sizes.n_other} image(s) are not {sizes.size[0]}x{sizes.size[1]} aligned face crops "
+        raise UsageError(f"{sizes.n_other} image(s) are not {sizes.size[0]}x{sizes.size[1]}"
+                         f"{' or 112x112' if sizes.size != SizeCheck.ALIGNED else ''} aligned face crops "
                          f"(e.g. {name} is {h}x{w}): use --detect or --landmarks, or drop --strict")
 
 
