@@ -40,8 +40,8 @@ CARD_DEFAULTS: dict[str, str] = {
     "licence_weights": ("These weights: derived from LFW images through the teacher; use them on the terms LFW "
                         "allows (research). edgefiq's code: Apache-2.0."),
 }
-INPUT_SPEC = ("aligned {h}x{w} RGB face crops on the ArcFace 5-point template (`edgefiq data align`, or "
-              "`edgefiq score --landmarks`)")
+INPUT_SPEC = ("aligned 112x112 RGB face crops on the ArcFace 5-point template (`edgefiq data align`, or "
+              "`edgefiq score --landmarks`){resized}")
 
 
 def build_machine() -> dict[str, Any]:
@@ -123,7 +123,9 @@ def make_card(name: str, model: str, report: dict[str, Any], run_dir: Path, ship
         "summary": (f"{model}: SRCC {first['srcc']:.3f} vs {report.get('teacher', {}).get('name')} teacher; "
                     f"{fastest['key']} p50 {fastest['p50_ms'] or float('nan'):.3g} ms at 1 thread"),
         "artifacts": arts, "preferred": preferred, "size_bytes": sum(a["size_bytes"] for a in arts),
-        "input": {"spec": INPUT_SPEC.format(h=h, w=w), "preprocess": pre},
+        "input": {"spec": INPUT_SPEC.format(resized="" if (h, w) == (112, 112) else
+                                            f", resized to the model's {h}x{w} input as in training"),
+                  "preprocess": pre},
         "score": {"scale": text["score_scale"], "distribution": first["distribution"],
                   "distribution_of": preferred[0]},
         "validation": {**(report.get("eval") or {}), "fr_model": report.get("fr_model"),
