@@ -46,6 +46,18 @@ def test_lfw_recipe_paths_are_variables() -> None:
     assert set(cfg.export.precisions) == {"fp32", "fp16", "int8"}
 
 
+def test_lfw_edge_recipe_differs_from_the_lfw_recipe_only_in_its_student_and_pruning() -> None:
+    from edgefiq.recipe import to_dict
+
+    v = {"LFW": "/x/lfw", "FR_MODEL": "/m/mfn.pt"}
+    main, edge = (to_dict(load_recipe(ROOT / "recipes" / f"{n}.yaml", v)) for n in ("lfw-mobilefacenet", "lfw-edge"))
+    for section in ("data", "teacher", "export", "eval", "bench"):
+        assert edge[section] == main[section], section   # same split, labels and evaluation: comparable runs
+    (student,) = edge["distill"]["students"]
+    assert student["arch"] == "face_trunk" and student["config"]["input_size"] == [64, 64]
+    assert student["config"]["weights"] == "face" and edge["prune"]["rhos"] == [0.5]
+
+
 def test_vquala_needs_its_variables() -> None:
     with pytest.raises(RecipeError, match=r"\$\{IMAGES\} is not set"):
         load_recipe(ROOT / "recipes" / "vquala-efficient.yaml", {"LABELS": "x.csv"})
