@@ -217,5 +217,6 @@ def test_shipped_default_scores_lfw_without_torch(lfw_aligned: Path, tmp_path: P
     r = subprocess.run([sys.executable, "-m", "edgefiq", "score", str(lfw), "-o", str(tmp_path / "q.csv")],
                        env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert r.returncode == 0, r.stderr
+    assert "aligned face crops" not in r.stderr  # aligned 112x112 crops are the input, whatever the model's size
     rows = list(csv.DictReader(open(tmp_path / "q.csv")))
     assert len(rows) == sum(1 for p in lfw.rglob("*.jpg")) and np.isfinite([float(x["quality"]) for x in rows]).all()

@@ -17,7 +17,7 @@ Model specs (``edgefiq.load_model``, ``edgefiq score --model``):
 
 Example:
     >>> builtin_names()                              # doctest: +SKIP
-    ['edgefiq-lfw']
+    ['edgefiq-lfw', 'edgefiq-lfw-edge']
     >>> resolve_builtin("builtin:edgefiq-lfw/onnx-fp32")   # doctest: +SKIP
     PosixPath('.../edgefiq/runtime/builtin/edgefiq-lfw/edgefiq-lfw_onnx_fp32.onnx')
 """
@@ -70,7 +70,7 @@ def default_builtin() -> str:
 
     Example:
         >>> default_builtin()   # doctest: +SKIP
-        'edgefiq-lfw'
+        'edgefiq-lfw-edge'
     """
     names = builtin_names()
     if not names:
@@ -153,7 +153,7 @@ def list_builtins() -> list[dict[str, Any]]:
 
     Example:
         >>> [m["name"] for m in list_builtins()]   # doctest: +SKIP
-        ['edgefiq-lfw']
+        ['edgefiq-lfw', 'edgefiq-lfw-edge']
     """
     names = builtin_names()
     default = default_builtin() if names else None
