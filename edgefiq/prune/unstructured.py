@@ -8,8 +8,8 @@ parametrizations are left in the model). ``scope="layer"`` prunes ``rho`` of eve
 output channel's weights, and ``scope="normalized"`` ranks all weights together by their
 magnitude relative to their output channel's L2 norm. A per-channel rescaling, such as folding
 a BatchNorm into the conv before it, leaves both masks unchanged, so a ``.pt`` model and its
-BN-folded ``.onnx`` export lose the same weights. The number of zeroed weights is exact (``round(rho * n)`` per scope
-unit), so the measured sparsity equals ``rho`` up to rounding.
+BN-folded ``.onnx`` export lose the same weights. The number of zeroed weights is exact
+(``round(rho * n)`` per scope unit), so the measured sparsity equals ``rho`` up to rounding.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Quality = minus the Euclidean distance between the L2-normalised embeddings of the full FR
 model and of a pruned copy (higher = better): a face the network represents robustly
 keeps its embedding when weights are removed. Pruning (``edgefiq.prune.prune_model``):
-``l1`` (unstructured L1 magnitude, ``scope`` global, per layer, per output channel or normalized), ``random`` (unstructured,
-seeded) or ``structured`` (torch-pruning DepGraph, channels removed, L1 group importance,
-the final embedding layer left intact). Published default: ``l1``, ``rho = 0.4``.
+``l1`` (unstructured L1 magnitude, ``scope`` global, per layer, per output channel or
+normalized), ``random`` (unstructured, seeded) or ``structured`` (torch-pruning DepGraph,
+channels removed, L1 group importance, the final embedding layer left intact). Published default: ``l1``, ``rho = 0.4``.
 
 The pruned copy is built once per process (memory cache) and optionally saved on disk,
 keyed by the weights hash, method, rho, scope and seed. Full-model embeddings come from
