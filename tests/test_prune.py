@@ -194,3 +194,10 @@ def test_fold_output_affine_is_exact_for_linear_head_only() -> None:
     before = {k: v.clone() for k, v in sig.state_dict().items()}
     assert fold_output_affine(sig, 2.0, 0.5, X) is None  # not affine: left unchanged
     assert all(torch.equal(before[k], v) for k, v in sig.state_dict().items())
+
+
+def test_torch_free_graph_pruning_offers_the_same_scopes() -> None:
+    from edgefiq.prune.api import SCOPES
+    from edgefiq.teachers.onnx_graph import SCOPES as GRAPH_SCOPES
+
+    assert GRAPH_SCOPES == SCOPES

@@ -159,16 +159,17 @@ def _online_sets(cfg: DistillConfig, teacher: Any = None) -> tuple[LabelledSet, 
             teacher = factory(**{"cache": False, **opts})
         except TypeError:
             teacher = factory(**opts)
+    desc: dict[str, Any] = {"kind": "online", "name": d.teacher}
     if d.val_labels:  # validate against fixed labels (e.g. the run's teacher when a student teaches online)
         val = read_labelled_set(d.images, d.val_labels, d.index)
         held_out = set(val.identities())
         train = full.subset([i for i, ident in enumerate(full.identities()) if ident not in held_out])
-        return train, val, teacher, {"kind": "online", "name": d.teacher, "val_labels": str(d.val_labels),
-                                     "config": teacher.config() if hasattr(teacher, "config") else {}}
-    ids = read_identity_list(d.val_identities) if d.val_identities is not None else None
-    tr, va = identity_split(full.source, val_fraction=d.val_fraction, seed=cfg.seed, val_identities=ids)
-    train, val = full.subset(tr), full.subset(va)
-    val.labels = np.asarray(teacher.score_paths([root / r for r in val.rel]), np.float64)
+        desc["val_labels"] = str(d.val_labels)
+    else:
+        ids = read_identity_list(d.val_identities) if d.val_identities is not None else None
+        tr, va = identity_split(full.source, val_fraction=d.val_fraction, seed=cfg.seed, val_identities=ids)
+        train, val = full.subset(tr), full.subset(va)
+        val.labels = np.asarray(teacher.score_paths([root / r for r in val.rel]), np.float64)
     # training labels exist only per view; the sampler sees zeros (random order)
-    cfg_desc = teacher.config() if hasattr(teacher, "config") else {}
-    return train, val, teacher, {"kind": "online", "name": d.teacher, "config": cfg_desc}
+    desc["config"] = teacher.config() if hasattr(teacher, "config") else {}
+    return train, val, teacher, desc

@@ -249,18 +249,18 @@ def _jsonable(obj: Any) -> Any:
 
 # ----------------------------------------------------------------------------- prune
 def prune_stage(recipe: RunRecipe) -> Stage:
-    """Prune every distilled student with every (method, rho) of the recipe."""
+    """Prune every distilled student with every (method, rho) of the recipe (its own ``prune_rhos`` if set)."""
+    own = {s.label: list(s.prune_rhos) for s in recipe.distill.students if s.prune_rhos is not None}
 
     def run(ctx: StageContext) -> dict[str, Any]:
         from edgefiq.pipeline.pruning import prune_checkpoint
 
         data, labels = ctx.outputs["data"], ctx.outputs["label"]
         p = recipe.prune
-        rhos = {s.label: s.prune_rhos for s in recipe.distill.students if s.prune_rhos is not None}
         out: dict[str, Any] = {}
         for label, st in ctx.outputs["distill"].items():
             for method in p.methods:
-                for rho in rhos.get(label, p.rhos):
+                for rho in own.get(label, p.rhos):
                     name = f"{label}/{method}-{rho:g}"
                     target = ctx.stage_dir / label / f"{method}-{rho:g}.pt"
                     kwargs: dict[str, Any] = option_kwargs(p.options)
@@ -273,7 +273,6 @@ def prune_stage(recipe: RunRecipe) -> Stage:
                     out[name] = {"student": label, "method": method, "rho": rho, "checkpoint": ctx.rel(target)}
         return out
 
-    own = {s.label: list(s.prune_rhos) for s in recipe.distill.students if s.prune_rhos is not None}
     config = {**stage_config(recipe.prune), **({"student_rhos": own} if own else {})}
     return Stage("prune", run, config=config, depends=("data", "label", "distill"))
 

@@ -120,17 +120,21 @@ class SizeCheck:
         if self.example is None or extreme:
             self.example = (name, (h, w))
 
+    def expected(self) -> str:
+        """The sizes this check accepts, as messages name them (``64x64 or 112x112``)."""
+        size = f"{self.size[0]}x{self.size[1]}"
+        return size if self.size == self.ALIGNED else f"{size} or 112x112"
+
     def warn(self) -> None:
         """Log one warning when any image was not of the model's input size."""
         if not self.n_other or self.example is None:
             return
         name, (h, w) = self.example
-        size = f"{self.size[0]}x{self.size[1]}" + (" or 112x112" if self.size != self.ALIGNED else "")
         extreme = f", {self.n_extreme} of them tiny or huge" if self.n_extreme else ""
         log.warning("warning: %d image(s) are not %s aligned face crops%s (e.g. %s is %dx%d); they were resized, "
                     "so their scores mean little: align them first (--detect, --landmarks or `edgefiq data align`; "
                     "--strict refuses such inputs)",
-                    self.n_other, size, extreme, name, h, w)
+                    self.n_other, self.expected(), extreme, name, h, w)
 
 
 def write_scores_csv(out_csv: str | Path, relpaths: Sequence[str], scores: np.ndarray,
@@ -234,8 +238,7 @@ def require_aligned(paths: Sequence[Path], rels: Sequence[str], marks: dict[str,
             sizes.add(rel, (info.height, info.width))
     if sizes.n_other and sizes.example is not None:
         name, (h, w) = sizes.example
-        raise UsageError(f"{sizes.n_other} image(s) are not {sizes.size[0]}x{sizes.size[1]}"
-                         f"{' or 112x112' if sizes.size != SizeCheck.ALIGNED else ''} aligned face crops "
+        raise UsageError(f"{sizes.n_other} image(s) are not {sizes.expected()} aligned face crops "
                          f"(e.g. {name} is {h}x{w}): use --detect or --landmarks, or drop --strict")
 
 

@@ -8,8 +8,8 @@
   ``Gemm`` and ``MatMul`` nodes. The embedding layer (the last such node) and anything a
   normalisation node reads are left intact. Exported graphs usually have BatchNorm folded into
   the convolutions, so the magnitudes ranked here are those of the folded weights; folding
-  rescales whole output channels, so only the ``channel`` scope prunes the same weights as the
-  unfolded PyTorch model.
+  rescales whole output channels, so only the ``channel`` and ``normalized`` scopes prune the
+  same weights as the unfolded PyTorch model.
 * ``split_at_head``: the graph cut at the embedding layer's input (SER-FIQ applies dropout there).
 * ``OrtRunner``: onnxruntime session, ``runner(x NCHW float32) -> [N, D]``, any batch size.
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PRUNABLE_OPS = ("Conv", "Gemm", "MatMul")
 NORM_OPS = ("BatchNormalization", "InstanceNormalization", "LayerNormalization", "GroupNormalization",
             "LpNormalization", "MeanVarianceNormalization", "RMSNormalization")
+SCOPES = ("global", "layer", "channel", "normalized")  # as edgefiq.prune.api.SCOPES (torch-free here)
 GRAPH_VERSION = "g1"  # part of every cached file name: bump when the derivation changes
 
 
@@ -193,8 +194,8 @@ def prune_graph(model: Any, *, rho: float, method: str = "l1", scope: str = "glo
                          "use --method l1 or random")
     if method not in ("l1", "random"):
         raise UsageError(f"unknown PreFIQs pruning method {method!r}; choose l1 or random for ONNX FR models")
-    if not 0.0 < rho < 1.0 or scope not in ("global", "layer", "channel", "normalized"):
-        raise UsageError(f"rho must be in (0, 1) and scope global, layer, channel or normalized, got {rho}, {scope!r}")
+    if not 0.0 < rho < 1.0 or scope not in SCOPES:
+        raise UsageError(f"rho must be in (0, 1) and scope one of {', '.join(SCOPES)}, got {rho}, {scope!r}")
     names = prunable_weights(model)
     if not names:
         raise UsageError("the ONNX FR model has no Conv/Gemm/MatMul weight initializers to prune")

@@ -41,11 +41,11 @@ import torch
 from edgefiq.errors import UsageError
 from edgefiq.registry import TEACHERS
 from edgefiq.teachers.base import FRTeacher, Table
+from edgefiq.teachers.onnx_graph import SCOPES
 
 log = logging.getLogger(__name__)
 
 PRUNING_METHODS = ("l1", "random", "structured")
-SCOPES = ("global", "layer", "channel", "normalized")  # edgefiq.prune.api.SCOPES (checked there too)
 RUNTIMES = ("auto", "onnxruntime", "torch")
 _PRUNED: dict[tuple[Any, ...], torch.nn.Module] = {}
 
