@@ -11,6 +11,7 @@ import torch
 from edgefiq.errors import UsageError
 from edgefiq.models.mobilefacenet import MobileFaceNet
 from edgefiq.teachers import make_teacher
+from face_helpers import smooth_noisy_faces  # noqa: E402
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -46,20 +47,8 @@ def fr_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    from PIL import Image
-
     root = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    rels = []
-    for i in range(10):
-        rel = f"P{i % 2}/img_{i:04d}.png"
-        (root / rel).parent.mkdir(exist_ok=True)
-        base = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)  # smooth-ish faces of varying structure
-        img = np.asarray(Image.fromarray(base).resize((112, 112), Image.Resampling.BICUBIC), np.float32)
-        img += rng.normal(0, 5 + 10 * i, img.shape)
-        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / rel)
-        rels.append(rel)
-    return root, rels
+    return root, smooth_noisy_faces(root, 10)
 
 
 def test_fixed_batch_graph_made_batchable(fr_files: tuple[Path, Path]) -> None:

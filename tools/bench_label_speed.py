@@ -6,7 +6,9 @@ cache once), then the timed run with ``--no-cache`` (no embedding-cache hits: ev
 is computed). Recorded per row: the CLI's own images/s (labelling loop), the wall time of the
 whole command (start-up and model loading included), the child's CPU seconds per image, and
 ``os.getloadavg()`` before and after: numbers measured while other jobs run are contaminated,
-so rerun on a quiet machine before quoting them.
+so rerun on a quiet machine before quoting them. ``*-bf16`` rows (``--precision bf16``) also
+record the SRCC of their scores against the fp32 row's (run the fp32 row first); they are
+skipped on CPUs without native bfloat16.
 
 Run:
     .venv/bin/python tools/bench_label_speed.py            # all rows, 2000 images
@@ -39,6 +41,10 @@ ROWS: dict[str, list[str]] = {
     "serfiq-pt": ["--teacher", "serfiq", "--fr-model", str(MFN / "mobilefacenet.pt"), "--passes", "20"],
     "serfiq-onnx": ["--teacher", "serfiq", "--fr-model", str(MFN / "MobileFaceNet.onnx"), "--passes", "20"],
 }
+# bf16 rows: the fp32 row with ``--precision bf16`` (CPUs with native bfloat16 only); their scores are
+# compared with that fp32 row's (SRCC over the same images)
+ROWS.update({f"{k}-bf16": [*v, "--precision", "bf16"] for k, v in list(ROWS.items())
+             if k in ("prefiqs-pt", "prefiqs-onnx", "norm-pt", "serfiq-pt")})
 
 
 def image_folder(work: Path, n: int) -> Path:
@@ -77,10 +83,21 @@ def measure(key: str, images: Path, work: Path, threads: int) -> dict[str, Any]:
     wall, cpu = run_cli([str(images), *ROWS[key], "-o", str(out), "--no-cache", *common])
     meta = json.loads(out.with_name(out.name + ".json").read_text())
     n = meta["n_labelled"]
+    agreement = None
+    fp32_csv = work / f"{key.removesuffix('-bf16')}.csv"
+    if key.endswith("-bf16") and fp32_csv.is_file():
+        from edgefiq.data.readers import read_label_map
+        from edgefiq.metrics import srcc
+
+        a, b = read_label_map(out), read_label_map(fp32_csv)
+        common = sorted(set(a) & set(b))
+        agreement = {"vs": key.removesuffix("-bf16"), "n": len(common),
+                     "srcc": srcc([a[k] for k in common], [b[k] for k in common])}
     return {"key": key, "command": "edgefiq label IMAGES " + " ".join(ROWS[key]) + f" --threads {threads} --no-cache",
             "n_images": n, "images_per_second": meta["images_per_second"], "wall_images_per_second": n / wall,
             "cpu_ms_per_image": 1000 * cpu / n, "loadavg_before": load0, "loadavg_after": os.getloadavg(),
-            "runtime": meta["teacher"].get("runtime"), "threads": threads, "cpu_count": os.cpu_count(),
+            "runtime": meta["teacher"].get("runtime"), "precision": meta["teacher"].get("precision", "fp32"),
+            "srcc_vs_fp32": agreement, "threads": threads, "cpu_count": os.cpu_count(),
             "python": platform.python_version(), "measured_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 
@@ -90,13 +107,32 @@ def render_md(rows: dict[str, Any]) -> str:
           "Reproduce: `.venv/bin/python tools/bench_label_speed.py` (see its docstring). images/s = the CLI's "
           "labelling loop; wall = the whole command incl. start-up; load = `os.getloadavg()` 1-min before/after. "
           "Rows measured with a load above the core count are contaminated by other jobs.", "",
-          "| row | runtime | images | images/s | wall images/s | CPU ms/image | load before -> after | measured |",
-          "|---|---|---|---|---|---|---|---|"]
+          "bf16 rows run the FR passes with OpenVINO in bfloat16 (`--precision bf16`); their SRCC is against "
+          "the scores of the fp32 row of the same teacher on the same images.", "",
+          "| row | runtime | precision | images | images/s | wall images/s | CPU ms/image | SRCC vs fp32 | "
+          "load before -> after | measured |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows.values():
-        md.append(f"| {r['key']} | {r['runtime'] or '-'} | {r['n_images']} | {r['images_per_second']:.1f} | "
-                  f"{r['wall_images_per_second']:.1f} | {r['cpu_ms_per_image']:.2f} | "
+        agree = f"{r['srcc_vs_fp32']['srcc']:.4f}" if r.get("srcc_vs_fp32") else "-"
+        md.append(f"| {r['key']} | {r['runtime'] or '-'} | {r.get('precision', 'fp32')} | {r['n_images']} | "
+                  f"{r['images_per_second']:.1f} | {r['wall_images_per_second']:.1f} | {r['cpu_ms_per_image']:.2f} | "
+                  f"{agree} | "
                   f"{r['loadavg_before'][0]:.1f} -> {r['loadavg_after'][0]:.1f} | {r['measured_at']} |")
+    if cpu := cpu_flags():
+        md += ["", f"CPU: {cpu}."]
     return "\n".join(md) + "\n"
+
+
+def cpu_flags() -> str:
+    """The CPU model and its vector extensions that matter here (from /proc/cpuinfo; empty elsewhere)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    have = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{model}, {os.cpu_count()} cores, {' '.join(have) or 'no AVX2'}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     prev = out.with_suffix(".json")
     rows = json.loads(prev.read_text())["rows"] if prev.is_file() else {}
+    from edgefiq.teachers.onnx_graph import native_bf16
+
     for key in args.rows:
+        if key.endswith("-bf16") and not native_bf16():
+            print(f"{key}: skipped (this CPU has no native bfloat16)", flush=True)
+            continue
         rows[key] = measure(key, images, work, args.threads)
         r = rows[key]
         print(f"{key}: {r['images_per_second']:.1f} img/s (wall {r['wall_images_per_second']:.1f}, "

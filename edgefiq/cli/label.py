@@ -21,6 +21,9 @@ import click
 @click.option("--seed", type=int, help="prefiqs (random pruning) / serfiq (dropout masks) seed [0].")
 @click.option("--runtime", type=click.Choice(["auto", "onnxruntime", "torch"]),
               help="prefiqs: run the FR passes with onnxruntime (exported once, cached) or torch [auto].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]),
+              help="prefiqs, norm, serfiq: bf16 runs the FR passes with OpenVINO in bfloat16 on CPUs with native "
+                   "support (about 2x faster; scores within bfloat16 rounding of fp32) [fp32].")
 @click.option("--fold-bn/--no-fold-bn", default=None,
               help="prefiqs: prune the BatchNorm-folded weights, as in an exported .onnx [no-fold-bn].")
 @click.option("--passes", "m", type=int, help="serfiq: stochastic forward passes (SER-FIQ's m) [20].")
@@ -45,7 +48,8 @@ import click
 @click.option("--no-resume", is_flag=True, help="Ignore finished chunks of an interrupted run.")
 @click.option("--threads", type=int, help="torch CPU threads (default: torch's choice).")
 def label(images: str, teacher: str, out: str, fr_model: str | None, arch: str | None, method: str | None,
-          rho: float | None, scope: str | None, seed: int | None, runtime: str | None, fold_bn: bool | None,
+          rho: float | None, scope: str | None, seed: int | None, runtime: str | None, precision: str | None,
+          fold_bn: bool | None,
           m: int | None, dropout: float | None,
           score: str | None, batch_stats: bool | None, flip: bool | None, index: str | None, csv_path: str | None,
           column: str | None, model: str | None, members: tuple[str, ...], device: str, batch_size: int,
@@ -62,6 +66,7 @@ def label(images: str, teacher: str, out: str, fr_model: str | None, arch: str |
       edgefiq label ../shared/data/lfw-dev/aligned112 --teacher prefiqs \\
           --fr-model ../shared/data/models/mobilefacenet/mobilefacenet.pt --method l1 --rho 0.4 -o labels.csv
       edgefiq label faces/ --teacher prefiqs --fr-model MobileFaceNet.onnx --method l1 --rho 0.4 -o labels.csv
+      edgefiq label faces/ --teacher prefiqs --fr-model mfn.pt --precision bf16 -o labels.csv
       edgefiq label faces/ --teacher serfiq --fr-model mfn.pt --passes 20 --dropout 0.5 -o serfiq.csv
       edgefiq label faces-degraded/ --teacher severity -o severity.csv
       edgefiq label faces/ --teacher ensemble --fr-model mfn.pt --ensemble prefiqs:2 --ensemble norm -o ens.csv
@@ -74,7 +79,7 @@ def label(images: str, teacher: str, out: str, fr_model: str | None, arch: str |
     from edgefiq.teachers import label_images
 
     options = {"fr_model": fr_model, "arch": arch, "method": method, "rho": rho, "scope": scope, "seed": seed,
-               "runtime": runtime, "fold_bn": fold_bn, "m": m, "dropout": dropout, "score": score, "batch_stats": batch_stats, "flip": flip, "index": index,
+               "runtime": runtime, "precision": precision, "fold_bn": fold_bn, "m": m, "dropout": dropout, "score": score, "batch_stats": batch_stats, "flip": flip, "index": index,
                "csv": csv_path, "column": column, "model": model, "members": list(members) or None,
                "cache": False if no_cache else None}
     path = label_images(images, teacher, options, out, batch_size=batch_size, device=device,

@@ -1,6 +1,6 @@
 """On-disk cache of raw full-model embeddings, keyed by (FR weights hash, image relpath, flip).
 
-One SQLite file per FR model (``<cache_dir>/embeddings-<sha16>.sqlite``). Each row also
+One SQLite file per FR model and precision (``<cache_dir>/embeddings-<sha16>[-bf16].sqlite``). Each row also
 stores a file fingerprint (size and modification time), so a different image with the
 same relative path (another images root) is recomputed, not served stale. SQLite
 handles concurrent writers (several ``torchrun`` ranks) with its own locking.
@@ -33,8 +33,9 @@ def fingerprint(path: Path) -> str:
 class EmbeddingCache:
     """Raw float32 embeddings of one FR model."""
 
-    def __init__(self, cache_dir: str | Path, weights_sha256: str) -> None:
-        self.path = Path(cache_dir) / f"embeddings-{weights_sha256[:16]}.sqlite"
+    def __init__(self, cache_dir: str | Path, weights_sha256: str, variant: str = "") -> None:
+        """``variant`` (e.g. ``"bf16"``) keeps embeddings computed another way in their own file."""
+        self.path = Path(cache_dir) / f"embeddings-{weights_sha256[:16]}{'-' + variant if variant else ''}.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=600)
         self._db.execute("CREATE TABLE IF NOT EXISTS emb (relpath TEXT, flip INTEGER, fp TEXT, vec BLOB, "

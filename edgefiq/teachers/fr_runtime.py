@@ -1,9 +1,10 @@
-"""onnxruntime sessions for the FR passes of the teachers: exported once, cached by hash, batched.
+"""Runners for the FR passes of the teachers: ONNX graphs exported once, cached by hash, batched.
 
 PyTorch FR models (and their pruned copies) are exported to ONNX once per (weights hash,
 pruning settings) and run with onnxruntime, which needs about half the CPU of torch eager
 mode for MobileFaceNet. ONNX FR models are used directly: made batchable (or fed one image
 at a time) and, for PreFIQs, pruned by ``edgefiq.teachers.onnx_graph`` without torch.
+``precision="bf16"`` runs the same graphs with OpenVINO in bfloat16 (``OvBf16Runner``).
 
 Files: ``<cache_dir>/onnx/<sha16>-<what>-<GRAPH_VERSION>.onnx``; sessions are kept per process.
 
@@ -20,10 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from edgefiq.teachers.onnx_graph import (GRAPH_VERSION, OrtRunner, batchable_graph, cached_graph, graph_sha256,
-                                         prune_graph, read_graph)
+from edgefiq.teachers.onnx_graph import (GRAPH_VERSION, GraphRunner, OrtRunner, OvBf16Runner, batchable_graph,
+                                         cached_graph, graph_sha256, prune_graph, read_graph)
 
-_RUNNERS: dict[tuple[Any, ...], OrtRunner] = {}
+PRECISIONS = ("fp32", "bf16")
+_RUNNERS: dict[tuple[Any, ...], GraphRunner] = {}
 _SHA: dict[str, str] = {}
 _POOL: Any = None
 
@@ -117,10 +119,10 @@ def export_torch_fr(model: Any, path: Path, size: tuple[int, int]) -> Path:
     return path
 
 
-def _runner(key: tuple[Any, ...], path: Callable[[], Path], threads: int | None) -> OrtRunner:
-    k = (*key, threads)
+def _runner(key: tuple[Any, ...], path: Callable[[], Path], threads: int | None, precision: str) -> GraphRunner:
+    k = (*key, threads, precision)
     if k not in _RUNNERS:
-        _RUNNERS[k] = OrtRunner(path(), threads=threads)
+        _RUNNERS[k] = (OvBf16Runner if precision == "bf16" else OrtRunner)(path(), threads=threads)
     return _RUNNERS[k]
 
 
@@ -142,19 +144,19 @@ def full_graph_path(fr: Any, cache_dir: Path) -> Path:
     return cached_graph(out, lambda: graph) if ok else Path(fr.source)
 
 
-def full_runner(fr: Any, cache_dir: Path, threads: int | None = None) -> OrtRunner:
-    """onnxruntime runner of the full FR model (any batch size).
+def full_runner(fr: Any, cache_dir: Path, threads: int | None = None, precision: str = "fp32") -> GraphRunner:
+    """Runner of the full FR model (any batch size): onnxruntime, or OpenVINO for ``precision="bf16"``.
 
     Example:
         >>> emb = full_runner(fr, Path("~/.cache/edgefiq"))(x)   # doctest: +SKIP
     """
-    return _runner(("full", source_sha256(fr)), lambda: full_graph_path(fr, cache_dir), threads)
+    return _runner(("full", source_sha256(fr)), lambda: full_graph_path(fr, cache_dir), threads, precision)
 
 
 def pruned_runner(fr: Any, cache_dir: Path, *, method: str, rho: float, scope: str = "global", seed: int = 0,
                   fold_bn: bool = False, torch_pruned: Callable[[], Any] | None = None,
-                  threads: int | None = None) -> OrtRunner:
-    """onnxruntime runner of the PreFIQs pruned copy.
+                  threads: int | None = None, precision: str = "fp32") -> GraphRunner:
+    """Runner of the PreFIQs pruned copy (onnxruntime, or OpenVINO for ``precision="bf16"``).
 
     ONNX FR models, and ``.pt`` models with ``fold_bn``, are pruned in their ONNX graph (the
     weights as deployed: BatchNorm folded); other ``.pt`` models are pruned in PyTorch
@@ -179,10 +181,11 @@ def pruned_runner(fr: Any, cache_dir: Path, *, method: str, rho: float, scope: s
         prune_graph(graph, rho=rho, method=method, scope=scope, seed=seed)
         return cached_graph(out, lambda: graph)
 
-    return _runner(("pruned", sha, tag, method, round(rho, 6), scope, seed), build, threads)
+    return _runner(("pruned", sha, tag, method, round(rho, 6), scope, seed), build, threads, precision)
 
 
-def split_runners(fr: Any, cache_dir: Path, threads: int | None = None) -> tuple[OrtRunner, OrtRunner]:
+def split_runners(fr: Any, cache_dir: Path, threads: int | None = None,
+                  precision: str = "fp32") -> tuple[GraphRunner, GraphRunner]:
     """``(backbone, head)`` runners of an ONNX FR model cut at its embedding layer's input (for SER-FIQ).
 
     Raises:
@@ -205,4 +208,5 @@ def split_runners(fr: Any, cache_dir: Path, threads: int | None = None) -> tuple
                 cached_graph(p, lambda g=g: g)
         return paths[k]
 
-    return (_runner(("backbone", sha), lambda: build(0), threads), _runner(("head", sha), lambda: build(1), threads))
+    return (_runner(("backbone", sha), lambda: build(0), threads, precision),
+            _runner(("head", sha), lambda: build(1), threads, precision))

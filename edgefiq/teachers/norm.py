@@ -36,10 +36,10 @@ class FeatureNorm(FRTeacher):
 
     name = "norm"
 
-    def __init__(self, fr_model: str | Path | None = None, batch_stats: bool = False, arch: str | None = None, flip: bool = False, *,
-                 batch_size: int = 64, device: str = "cpu", workers: int = 0, cache_dir: str | Path | None = None,
-                 cache: bool = True) -> None:
-        super().__init__(fr_model, arch, flip, batch_size=batch_size, device=device, workers=workers,
+    def __init__(self, fr_model: str | Path | None = None, batch_stats: bool = False, arch: str | None = None, flip: bool = False,
+                 precision: str = "fp32", *, batch_size: int = 64, device: str = "cpu", workers: int = 0,
+                 cache_dir: str | Path | None = None, cache: bool = True) -> None:
+        super().__init__(fr_model, arch, flip, precision, batch_size=batch_size, device=device, workers=workers,
                          cache_dir=cache_dir, cache=cache)
         self.batch_stats = bool(batch_stats)
 

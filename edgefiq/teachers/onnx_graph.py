@@ -11,7 +11,8 @@
   rescales whole output channels, so only the ``channel`` and ``normalized`` scopes prune the
   same weights as the unfolded PyTorch model.
 * ``split_at_head``: the graph cut at the embedding layer's input (SER-FIQ applies dropout there).
-* ``OrtRunner``: onnxruntime session, ``runner(x NCHW float32) -> [N, D]``, any batch size.
+* ``OrtRunner`` (onnxruntime, float32) and ``OvBf16Runner`` (OpenVINO, bfloat16 compute):
+  ``runner(x NCHW float32) -> [N, D]``, any batch size.
 
 Derived graphs are cached as files named by the source's hash (``cached_graph``).
 
@@ -286,8 +287,38 @@ def cached_graph(path: Path, build: Callable[[], Any]) -> Path:
     return path
 
 
-class OrtRunner:
-    """An onnxruntime session over ``[N, C, H, W]`` float32 batches of any size -> ``[N, D]`` float32.
+class GraphRunner:
+    """A runner of an ONNX graph over ``[N, C, H, W]`` float32 batches of any size -> ``[N, D]`` float32.
+
+    Subclasses set ``input_name`` and ``fixed_batch`` (the graph's batch size if it is fixed) and
+    implement ``_run(x) -> first output``; graphs with a fixed batch are fed slices of it.
+    """
+
+    input_name = "input"
+    fixed_batch: int | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = self.raw(x)
+        return out.reshape(out.shape[0], -1)
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The first output as the graph gives it (``[N, ...]``), float32."""
+        arr = np.ascontiguousarray(x, np.float32)
+        b = self.fixed_batch
+        if b is None or b == arr.shape[0]:
+            out = self._run(arr)
+        else:  # a fixed batch size: feed it in slices of b, padding the last one
+            pad = (-arr.shape[0]) % b
+            arr_p = np.concatenate([arr, np.repeat(arr[-1:], pad, axis=0)]) if pad else arr
+            out = np.concatenate([self._run(arr_p[i:i + b]) for i in range(0, len(arr_p), b)])[: arr.shape[0]]
+        return np.asarray(out, np.float32)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class OrtRunner(GraphRunner):
+    """onnxruntime (CPU, float32) runner of an ONNX graph.
 
     Args:
         model: ``.onnx`` path or ``ModelProto``.
@@ -316,22 +347,63 @@ class OrtRunner:
         self.input_name = inp.name
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        out = self.raw(x)
-        return out.reshape(out.shape[0], -1)
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
 
-    def raw(self, x: np.ndarray) -> np.ndarray:
-        """The first output as the graph gives it (``[N, ...]``), float32."""
-        arr = np.ascontiguousarray(x, np.float32)
-        b = self.fixed_batch
-        if b is None or b == arr.shape[0]:
-            out = self.session.run(None, {self.input_name: arr})[0]
-        else:  # a fixed batch size: feed it in slices of b, padding the last one
-            pad = (-arr.shape[0]) % b
-            arr_p = np.concatenate([arr, np.repeat(arr[-1:], pad, axis=0)]) if pad else arr
-            out = np.concatenate([self.session.run(None, {self.input_name: arr_p[i:i + b]})[0]
-                                  for i in range(0, len(arr_p), b)])[: arr.shape[0]]
-        return np.asarray(out, np.float32)
+
+def native_bf16() -> bool:
+    """True if OpenVINO's CPU plugin computes in bfloat16 natively here (AVX512_BF16 or AMX).
+
+    Example:
+        >>> native_bf16()   # doctest: +SKIP
+        True
+    """
+    try:
+        import openvino as ov
+    except ImportError:
+        return False
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+class OvBf16Runner(GraphRunner):
+    """OpenVINO CPU runner of an ONNX graph computing in bfloat16 (inputs and outputs float32).
+
+    About twice the throughput of float32 on CPUs with native bfloat16; the embeddings differ
+    from float32 by bfloat16 rounding (PreFIQs on MobileFaceNet: SRCC 0.9995 against float32,
+    ``results/label_speed.md``). OpenVINO pins its threads, so give one runner all the cores
+    and run two of them one after the other rather than side by side.
+
+    Raises:
+        BackendUnavailableError: openvino is not installed.
+        UsageError: the CPU has no native bfloat16.
+
+    Example:
+        >>> OvBf16Runner("mfn.onnx", threads=2)(x).shape   # doctest: +SKIP
+        (64, 128)
+    """
+
+    def __init__(self, model: str | Path, threads: int | None = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise BackendUnavailableError("--precision bf16 runs the FR passes with OpenVINO: pip install openvino") from None
+        if not native_bf16():
+            raise UsageError("--precision bf16 needs a CPU with native bfloat16 (AVX512_BF16 or AMX); "
+                             "this one has none: use --precision fp32")
+        core = ov.Core()
+        try:
+            graph = core.read_model(str(model))
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f"{model}: OpenVINO cannot read it ({str(e).splitlines()[0][:160]})") from None
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        shape = graph.inputs[0].get_partial_shape()
+        self.fixed_batch = shape[0].get_length() if shape[0].is_static else None
+        self.request = core.compile_model(graph, "CPU", config).create_infer_request()
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return next(iter(self.request.infer({0: x}).values())).copy()
 
 
 def batchable_graph(model: Any) -> tuple[Any, bool]:

@@ -59,9 +59,9 @@ class SerFiq(FRTeacher):
     name = "serfiq"
 
     def __init__(self, fr_model: str | Path | None = None, m: int = 20, dropout: float = 0.5, score: str = "sigmoid", seed: int = 0,
-                 arch: str | None = None, *, batch_size: int = 64, device: str = "cpu", workers: int = 0,
-                 cache_dir: str | Path | None = None, cache: bool = True) -> None:
-        super().__init__(fr_model, arch, False, batch_size=batch_size, device=device, workers=workers,
+                 arch: str | None = None, precision: str = "fp32", *, batch_size: int = 64, device: str = "cpu",
+                 workers: int = 0, cache_dir: str | Path | None = None, cache: bool = True) -> None:
+        super().__init__(fr_model, arch, False, precision, batch_size=batch_size, device=device, workers=workers,
                          cache_dir=cache_dir, cache=cache)
         if int(m) < 2:
             raise UsageError(f"--passes (m) must be >= 2 stochastic passes, got {m}")
@@ -86,10 +86,10 @@ class SerFiq(FRTeacher):
         fr = self.fr
         is_onnx = str(getattr(fr, "source", "")).lower().endswith(".onnx")
         torch_split = hasattr(fr, "features_pre_head") and hasattr(fr, "head")
-        if torch_split and (self.device != "cpu" or not onnxruntime_available()):
+        if torch_split and self.precision == "fp32" and (self.device != "cpu" or not onnxruntime_available()):
             backbone, head = fr.features_pre_head, fr.head
-        elif is_onnx or torch_split:  # onnxruntime: the (exported) graph cut before its embedding layer
-            ort_backbone, ort_head = split_runners(fr, self.cache_dir, default_threads())
+        elif is_onnx or torch_split:  # onnxruntime / OpenVINO: the (exported) graph cut before its embedding layer
+            ort_backbone, ort_head = split_runners(fr, self.cache_dir, default_threads(), self.precision)
             backbone = lambda x: torch.from_numpy(ort_backbone.raw(x.cpu().numpy()))  # noqa: E731
             head = lambda f: torch.from_numpy(ort_head(f.cpu().numpy()))  # noqa: E731
         else:
