@@ -23,7 +23,7 @@ import click
               help="prefiqs: run the FR passes with onnxruntime (exported once, cached) or torch [auto].")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]),
               help="prefiqs, norm, serfiq: bf16 runs the FR passes with OpenVINO in bfloat16 on CPUs with native "
-                   "support (about 2x faster; scores within bfloat16 rounding of fp32) [fp32].")
+                   "support (1.4-1.6x faster; scores within bfloat16 rounding of fp32) [fp32].")
 @click.option("--fold-bn/--no-fold-bn", default=None,
               help="prefiqs: prune the BatchNorm-folded weights, as in an exported .onnx [no-fold-bn].")
 @click.option("--passes", "m", type=int, help="serfiq: stochastic forward passes (SER-FIQ's m) [20].")

@@ -110,7 +110,7 @@ class FRTeacher(Teacher):
         batch_size, device, workers: engine settings (images per forward pass, torch device,
             image-decoding worker processes).
         precision: ``fp32`` (onnxruntime or torch) or ``bf16`` (the FR passes run by OpenVINO in
-            bfloat16 on CPUs with native support: about twice as fast, scores within bfloat16
+            bfloat16 on CPUs with native support: 1.4-1.6x the fp32 throughput, scores within bfloat16
             rounding of fp32; see ``edgefiq.teachers.onnx_graph.OvBf16Runner``).
         cache_dir: where the embedding cache lives (default ``~/.cache/edgefiq``).
         cache: use the on-disk embedding cache (keyed by weights hash, precision, image relpath, flip).

@@ -368,9 +368,9 @@ def native_bf16() -> bool:
 class OvBf16Runner(GraphRunner):
     """OpenVINO CPU runner of an ONNX graph computing in bfloat16 (inputs and outputs float32).
 
-    About twice the throughput of float32 on CPUs with native bfloat16; the embeddings differ
-    from float32 by bfloat16 rounding (PreFIQs on MobileFaceNet: SRCC 0.9995 against float32,
-    ``results/label_speed.md``). OpenVINO pins its threads, so give one runner all the cores
+    PreFIQs labels 1.4-1.6x faster than with float32 onnxruntime on CPUs with native bfloat16;
+    the embeddings differ from float32 by bfloat16 rounding (PreFIQs on MobileFaceNet: SRCC
+    0.9995 against float32, ``results/label_speed.md``). OpenVINO pins its threads, so give one runner all the cores
     and run two of them one after the other rather than side by side.
 
     Raises:

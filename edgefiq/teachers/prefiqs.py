@@ -15,7 +15,7 @@ Runtime (``runtime="auto"``): on CPU with onnxruntime installed, both networks r
 graphs (``edgefiq.teachers.fr_runtime``: a ``.pt`` model and its pruned copy are exported once,
 cached by hash), about 5x the throughput of torch eager mode; otherwise torch. With
 ``precision="bf16"`` OpenVINO runs the same graphs in bfloat16 (CPUs with native support),
-about twice as fast again. ONNX FR models
+1.4-1.6x faster again. ONNX FR models
 are pruned in the graph without torch (``edgefiq.teachers.onnx_graph``: ``l1``/``random``;
 ``structured`` is a one-line error). Exported graphs hold BatchNorm folded into the
 convolutions, so their weight magnitudes differ from the ``.pt`` state dict's. Folding rescales
