@@ -90,9 +90,9 @@ def measure(key: str, images: Path, work: Path, threads: int) -> dict[str, Any]:
         from edgefiq.metrics import srcc
 
         a, b = read_label_map(out), read_label_map(fp32_csv)
-        common = sorted(set(a) & set(b))
-        agreement = {"vs": key.removesuffix("-bf16"), "n": len(common),
-                     "srcc": srcc([a[k] for k in common], [b[k] for k in common])}
+        both = sorted(set(a) & set(b))
+        agreement = {"vs": key.removesuffix("-bf16"), "n": len(both),
+                     "srcc": srcc([a[k] for k in both], [b[k] for k in both])}
     return {"key": key, "command": "edgefiq label IMAGES " + " ".join(ROWS[key]) + f" --threads {threads} --no-cache",
             "n_images": n, "images_per_second": meta["images_per_second"], "wall_images_per_second": n / wall,
             "cpu_ms_per_image": 1000 * cpu / n, "loadavg_before": load0, "loadavg_after": os.getloadavg(),
@@ -118,21 +118,13 @@ def render_md(rows: dict[str, Any]) -> str:
                   f"{r['images_per_second']:.1f} | {r['wall_images_per_second']:.1f} | {r['cpu_ms_per_image']:.2f} | "
                   f"{agree} | "
                   f"{r['loadavg_before'][0]:.1f} -> {r['loadavg_after'][0]:.1f} | {r['measured_at']} |")
-    if cpu := cpu_flags():
-        md += ["", f"CPU: {cpu}."]
+    from edgefiq.pipeline.card import build_machine
+    from edgefiq.teachers.onnx_graph import native_bf16
+
+    m = build_machine()
+    md += ["", f"CPU: {m['cpu']}, {m['cpus']} cores, VNNI {'yes' if m['vnni'] else 'no'}, "
+               f"native bfloat16 (OpenVINO) {'yes' if native_bf16() else 'no'}."]
     return "\n".join(md) + "\n"
-
-
-def cpu_flags() -> str:
-    """The CPU model and its vector extensions that matter here (from /proc/cpuinfo; empty elsewhere)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
-    have = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{model}, {os.cpu_count()} cores, {' '.join(have) or 'no AVX2'}"
 
 
 def main(argv: list[str] | None = None) -> int:

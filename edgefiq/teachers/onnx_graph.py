@@ -351,18 +351,23 @@ class OrtRunner(GraphRunner):
         return self.session.run(None, {self.input_name: x})[0]
 
 
-def native_bf16() -> bool:
+def native_bf16(core: Any = None) -> bool:
     """True if OpenVINO's CPU plugin computes in bfloat16 natively here (AVX512_BF16 or AMX).
+
+    Args:
+        core: an ``openvino.Core`` to ask (default: a new one).
 
     Example:
         >>> native_bf16()   # doctest: +SKIP
         True
     """
-    try:
-        import openvino as ov
-    except ImportError:
-        return False
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if core is None:
+        try:
+            import openvino as ov
+        except ImportError:
+            return False
+        core = ov.Core()
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 class OvBf16Runner(GraphRunner):
@@ -370,8 +375,8 @@ class OvBf16Runner(GraphRunner):
 
     PreFIQs labels 1.4-1.6x faster than with float32 onnxruntime on CPUs with native bfloat16;
     the embeddings differ from float32 by bfloat16 rounding (PreFIQs on MobileFaceNet: SRCC
-    0.9995 against float32, ``results/label_speed.md``). OpenVINO pins its threads, so give one runner all the cores
-    and run two of them one after the other rather than side by side.
+    0.9995 against float32, ``results/label_speed.md``). OpenVINO pins its threads, so give one
+    runner all the cores and run two of them one after the other rather than side by side.
 
     Raises:
         BackendUnavailableError: openvino is not installed.
@@ -387,10 +392,10 @@ class OvBf16Runner(GraphRunner):
             import openvino as ov
         except ImportError:
             raise BackendUnavailableError("--precision bf16 runs the FR passes with OpenVINO: pip install openvino") from None
-        if not native_bf16():
+        core = ov.Core()
+        if not native_bf16(core):
             raise UsageError("--precision bf16 needs a CPU with native bfloat16 (AVX512_BF16 or AMX); "
                              "this one has none: use --precision fp32")
-        core = ov.Core()
         try:
             graph = core.read_model(str(model))
         except Exception as e:  # noqa: BLE001
