@@ -194,3 +194,26 @@ def test_early_stopping_on_srcc(tree, tmp_path):
     else:
         assert len(srcc) == first_bad + 1 and stopped
     assert res.metrics["val_srcc"] == max(srcc)
+
+
+def test_cli_takes_a_pipeline_recipe(tree, tmp_path):
+    """``distill --recipe`` on a pipeline recipe (recipes/quickstart.yaml) trains its student with its settings."""
+    from click.testing import CliRunner
+
+    import yaml
+
+    from edgefiq.cli import cli
+
+    quickstart = Path(__file__).parents[1] / "recipes" / "quickstart.yaml"
+    base = ["distill", "--recipe", str(quickstart), "--images", str(tree / "imgs"), "--labels", str(tree / "labels.csv"),
+            "--epochs", "1", "--set", "quant_aware=false", "--set", "input_size=[32,32]"]
+    res = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "q")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    rec = yaml.safe_load((tmp_path / "q" / "recipe.yaml").read_text())
+    qs = yaml.safe_load(quickstart.read_text())["distill"]
+    assert rec["student"] == qs["students"][0]["arch"]
+    assert rec["losses"] == qs["defaults"]["losses"] and rec["optim"]["lr"] == qs["defaults"]["optim"]["lr"]
+    assert rec["optim"]["epochs"] == 1   # flags still override the recipe
+    res = CliRunner().invoke(cli, [*base, "--student", "tiny_cnn", "-o", str(tmp_path / "t")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load((tmp_path / "t" / "recipe.yaml").read_text())["student"] == "tiny_cnn"

@@ -61,7 +61,7 @@ def test_prefiqs_scores_and_pruned_copy_cached(fr_pt: Path, images: tuple[Path, 
     w = [m.weight for m in t.torch_pruned().modules() if isinstance(m, torch.nn.Conv2d)]
     sparsity = sum(int((x == 0).sum()) for x in w) / sum(x.numel() for x in w)
     assert 0.35 < sparsity < 0.45  # the head (conv3) is left dense
-    assert list(tmp_path.glob("pruned-*-l1-0.4-global-s0.pt"))  # saved for the next process
+    assert list(tmp_path.glob("pruned-*-l1-0.4-normalized-s0.pt"))  # saved for the next process (default scope)
     cfg = t.config()
     assert cfg["method"] == "l1" and cfg["rho"] == 0.4 and len(cfg["fr_sha256"]) == 64
 

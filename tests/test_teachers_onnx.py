@@ -101,7 +101,7 @@ def test_prefiqs_onnx_equals_pt_pruned_in_folded_graph(fr_files: tuple[Path, Pat
     root, rels = images
     q_onnx = make_teacher("prefiqs", {"fr_model": str(ox), "rho": 0.4, "scope": "global"},
                           cache_dir=tmp_path, batch_size=4).score_paths(rels, root=root)
-    q_fold = make_teacher("prefiqs", {"fr_model": str(pt), "rho": 0.4, "fold_bn": True},
+    q_fold = make_teacher("prefiqs", {"fr_model": str(pt), "rho": 0.4, "fold_bn": True, "scope": "global"},
                           cache_dir=tmp_path, batch_size=4).score_paths(rels, root=root)
     assert np.isfinite(q_onnx).all() and (q_onnx <= 0).all()
     np.testing.assert_allclose(q_onnx, q_fold, rtol=1e-3, atol=1e-5)

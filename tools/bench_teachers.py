@@ -303,7 +303,7 @@ def render_md(r: dict[str, Any]) -> str:
           "`-l1ch-` (`--scope channel`: rho of every output channel) and `-l1n-` (`--scope normalized`: one "
           "global ranking of each weight's magnitude divided by its output channel's L2 norm) ignore how output "
           "channels are scaled, so folding a BatchNorm changes neither mask: their `-pt` and `-onnx` rows are the "
-          "same teacher (identical pAUC). `normalized` is the default scope of l1 PreFIQs on an .onnx FR model.", "",
+          "same teacher (identical pAUC). `normalized` is the default scope of l1 PreFIQs on either format (results/prefiqs_formats.md).", "",
           "`student NAME` rows: a distilled student's own scores (`edgefiq.teachers` `model`), on the same "
           "comparisons, so its pAUC compares with every teacher's.", "",
           f"Ensembles: rank averages (`edgefiq.teachers.ensemble.rank01`) of pairs (weights 1:1, 2:1, 1:2) and triples "

@@ -26,6 +26,7 @@ Example:
   edgefiq distill --images faces/ --labels labels.csv \\
       --student mobilenetv3_small_100 --epochs 10 -o runs/distill
   edgefiq distill --recipe distill.yaml --loss plcc=1 --loss rank=0.5 -o runs/d --resume
+  edgefiq distill --recipe quickstart.yaml --images faces/ --labels labels.csv -o runs/q
   torchrun --nproc_per_node 2 -m edgefiq distill --recipe distill.yaml -o runs/ddp
   edgefiq distill --recipe distill.yaml --feature-targets fr_emb.npz \\
       --feature-kd 1.0 -o runs/d-fkd
@@ -42,8 +43,8 @@ def _build_config(recipe: str | None, flags: dict[str, Any], sets: tuple[str, ..
     data: dict[str, Any] = {}
     if recipe:
         data = load_yaml(recipe) or {}
-        if isinstance(data.get("distill"), dict):  # a pipeline recipe: take its distill section
-            data = data["distill"]
+        if isinstance(data.get("distill"), dict):  # a pipeline recipe (edgefiq run): one student's settings
+            data = _pipeline_student(recipe, flags.pop("student", None))
     cfg = from_mapping(DistillConfig, data, "distill" if recipe else "")
     import json
 
@@ -65,6 +66,23 @@ def _build_config(recipe: str | None, flags: dict[str, Any], sets: tuple[str, ..
     return cfg
 
 
+def _pipeline_student(recipe: str, wanted: str | None) -> dict[str, Any]:
+    """The ``DistillConfig`` mapping of one student of a pipeline recipe (``--student`` picks it by name or arch).
+
+    Training settings come from ``distill.defaults`` and the student's own keys, exactly as ``edgefiq run``
+    merges them; the data (images, labels or teacher) comes from the flags. A ``--student`` that is not in
+    the recipe trains that architecture with the first student's settings.
+    """
+    from edgefiq.pipeline.recipe import distill_mapping, load_recipe
+
+    run = load_recipe(recipe)
+    students = run.distill.students
+    chosen = next((s for s in students if wanted in (s.label, s.arch)), None) if wanted else students[0]
+    if chosen is None:  # another architecture, with the first student's settings
+        return {**distill_mapping(run, students[0]), "student": wanted}
+    return {**distill_mapping(run, chosen), "student": chosen.arch}
+
+
 class _DistillCommand(click.Command):
     """Fills the student and loss lists into the help only when help is shown (they need torch)."""
 
@@ -81,8 +99,9 @@ class _DistillCommand(click.Command):
 
 
 @click.command(cls=_DistillCommand, help=HELP)
-@click.option("--recipe", type=click.Path(dir_okay=False), help="YAML recipe (DistillConfig keys, or a pipeline "
-              "recipe's distill: section).")
+@click.option("--recipe", type=click.Path(dir_okay=False), help="YAML recipe: DistillConfig keys, or a pipeline "
+              "recipe (edgefiq run), whose first student's settings (distill.defaults + its own keys; --student "
+              "picks another) are used with the data given by the flags.")
 @click.option("--images", help="Images root (label CSV paths are relative to it).")
 @click.option("--labels", help="Teacher label CSV (path,quality).")
 @click.option("--teacher", help="Online teacher name (labels computed on the fly).")

@@ -15,7 +15,7 @@ import click
 @click.option("--method", type=click.Choice(["l1", "random", "structured"]), help="prefiqs: pruning method [l1].")
 @click.option("--rho", type=float, help="prefiqs: pruning ratio in (0,1) [0.4].")
 @click.option("--scope", type=click.Choice(["global", "layer", "channel", "normalized"]),
-              help="prefiqs: unstructured pruning scope [global; normalized for l1 on an .onnx FR model]; channel "
+              help="prefiqs: unstructured pruning scope [normalized for l1, global otherwise]; channel "
                    "(rho of every output channel) and normalized (global, magnitudes relative to their output "
                    "channel's norm) prune the same weights in a .pt and its BatchNorm-folded .onnx.")
 @click.option("--seed", type=int, help="prefiqs (random pruning) / serfiq (dropout masks) seed [0].")

@@ -20,7 +20,7 @@ are pruned in the graph without torch (``edgefiq.teachers.onnx_graph``: ``l1``/`
 ``structured`` is a one-line error). Exported graphs hold BatchNorm folded into the
 convolutions, so their weight magnitudes differ from the ``.pt`` state dict's. Folding rescales
 whole output channels, so ``scope="normalized"`` (one ranking of magnitudes relative to their
-output channel's L2 norm; the default for ``l1`` on ``.onnx`` models) and ``scope="channel"``
+output channel's L2 norm; the default for ``l1`` on every file format) and ``scope="channel"``
 prune the same weights in both, and the ``.pt`` and ``.onnx`` give the same scores. With the
 ``global`` ranking, ``fold_bn=True`` ranks a ``.pt`` model's folded weights as the ``.onnx``'s are.
 
@@ -113,8 +113,9 @@ class PreFIQs(FRTeacher):
         scope: ``global`` (rank all weights together), ``layer`` (rho in every layer), ``channel``
             (rho of every output channel) or ``normalized`` (global ranking of magnitudes relative to
             their output channel's L2 norm). The last two prune the same weights in a ``.pt`` and its
-            BN-folded ``.onnx``. Default: ``global``, and ``normalized`` for ``l1`` on an ``.onnx`` model
-            (the global ranking of folded weights is a much weaker teacher, ``results/teachers.md``).
+            BN-folded ``.onnx``. Default for ``l1``: ``normalized``, for every file format: folding a BatchNorm into
+            an ``.onnx`` changes a ``global`` ranking (a much weaker teacher there, ``results/teachers.md``)
+            but not a ``normalized`` one, so a ``.pt`` and its ``.onnx`` give the same teacher.
         seed: seed of ``random`` pruning.
         save_pruned: also keep the pruned copy on disk in the cache directory.
         runtime: ``auto`` | ``onnxruntime`` | ``torch`` (see the module docstring).
@@ -135,8 +136,8 @@ class PreFIQs(FRTeacher):
             raise UsageError(f"unknown PreFIQs pruning method {method!r}; choose {', '.join(PRUNING_METHODS)}")
         if not 0.0 < float(rho) < 1.0:
             raise UsageError(f"--rho must be in (0, 1), got {rho}")
-        if scope is None:  # an ONNX file's weights are BatchNorm-folded: rank them scale-free
-            scope = "normalized" if Path(fr_model).suffix.lower() == ".onnx" and method == "l1" else "global"
+        if scope is None:  # one teacher per FR model, whatever its file format (results/prefiqs_formats.md)
+            scope = "normalized" if method == "l1" else "global"
         if scope not in SCOPES:
             raise UsageError(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
         if runtime not in RUNTIMES:
