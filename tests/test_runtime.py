@@ -161,7 +161,7 @@ def test_size_check_accepts_the_model_size_and_aligned_112_crops() -> None:
     import logging
 
     from edgefiq.runtime import score as score_mod
-    from edgefiq.runtime.score import SizeCheck
+    from edgefiq.runtime.inputs import SizeCheck
 
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)

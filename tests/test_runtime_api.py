@@ -79,3 +79,17 @@ def test_load_model_is_torch_free(edgefiq_artifacts, tmp_path):  # noqa: F811
     r = subprocess.run([sys.executable, "-c", code, str(edgefiq_artifacts["onnx"])], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_score_warns_on_unaligned_sizes_and_names_folders(tmp_path):
+    """Issue 28 finding 7: the API warns like the CLI on unaligned sizes, a folder is a one-line error
+    naming the call that scores folders, and the repr is one short line."""
+    import edgefiq
+    from edgefiq.errors import UsageError
+
+    qm = edgefiq.load_model()
+    with pytest.warns(UserWarning, match="aligned"):
+        qm.score(np.zeros((250, 250, 3), np.uint8))
+    with pytest.raises(UsageError, match="score_folder"):
+        qm.score(str(tmp_path))
+    assert len(repr(qm)) < 200 and "backend=" in repr(qm)

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -21,6 +22,7 @@ import numpy as np
 
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.errors import DataError, UsageError
+from edgefiq.runtime.inputs import SizeCheck, check_model_batch, to_model_batch
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
@@ -49,6 +51,13 @@ class QualityModel:
     meta: dict[str, Any] = field(default_factory=dict)
     mirror_average: bool = False
 
+    def __repr__(self) -> str:
+        """One short line (the sidecar, with its stored score distribution, stays in ``meta``)."""
+        h, w = self.preprocess.size
+        mirror = ", mirror_average=True" if self.mirror_average else ""
+        return (f"QualityModel({self.path.name!r}, backend={self.backend!r}, precision={self.precision!r}, "
+                f"input={h}x{w}{mirror})")
+
     def prepare(self, img: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """HxWx3 uint8 RGB -> one preprocessed CHW float32 array (aligned first if landmarks given)."""
         if landmarks is not None:
@@ -66,7 +75,8 @@ class QualityModel:
                 ``(N, H, W, 3)`` uint8 batch, an ``(N, 3, h, w)`` float32 batch already
                 preprocessed for this model, or a list of paths / PIL images / HWC arrays
                 (``edgefiq.runtime.inputs``). Other shapes or dtypes raise ``UsageError``.
-                Images should be aligned face crops; other sizes are resized.
+                Images should be aligned face crops; other sizes are resized, with a ``UserWarning``
+                (the CLI's). A folder is a ``UsageError``: use ``score_folder`` for folders.
             batch_size: images per runtime call.
 
         Returns:
@@ -78,15 +88,17 @@ class QualityModel:
             >>> qm.score(["face1.jpg", "face2.jpg"])                                   # doctest: +SKIP
             array([2.65, 0.41], dtype=float32)
         """
-        from edgefiq.runtime.inputs import to_model_batch
-
-        if isinstance(images, (list, tuple)) and len(images) > batch_size:
-            parts = [self.score(images[s:s + batch_size], batch_size) for s in range(0, len(images), batch_size)]
-            return np.concatenate(parts)
-        batch = to_model_batch(images, self.preprocess)
-        if len(batch) == 0:
-            return np.zeros(0, np.float32)
-        return np.concatenate([self.score_batch(batch[s:s + batch_size]) for s in range(0, len(batch), batch_size)])
+        sizes = SizeCheck(tuple(self.preprocess.size))
+        if isinstance(images, (list, tuple)):
+            chunks = [images[s:s + batch_size] for s in range(0, len(images), batch_size)]
+        else:
+            chunks = [images]
+        parts = [to_model_batch(chunk, self.preprocess, sizes) for chunk in chunks]
+        message = sizes.message()
+        if message:  # the CLI's warning, for Python callers
+            warnings.warn(message, UserWarning, stacklevel=2)
+        scores = [self.score_batch(b[s:s + batch_size]) for b in parts for s in range(0, len(b), batch_size)]
+        return np.concatenate(scores) if scores else np.zeros(0, np.float32)
 
     def score_batch(self, batch_nchw: np.ndarray) -> np.ndarray:
         """Scores of a preprocessed ``(N, 3, h, w)`` float32 batch as a 1-D float32 array.
@@ -94,8 +106,6 @@ class QualityModel:
         Raises ``UsageError`` for any other shape or dtype (e.g. an NHWC uint8 image batch:
         use :meth:`score` for images).
         """
-        from edgefiq.runtime.inputs import check_model_batch
-
         check_model_batch(batch_nchw, self.preprocess)
         scores = self._run(batch_nchw)
         if self.mirror_average:

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edgefiq.runtime.inputs import SizeCheck
 from edgefiq.runtime.model import QualityModel, landmarks_for, load_model
 
 log = logging.getLogger("edgefiq.score")
@@ -84,57 +85,6 @@ def score_paths(model: QualityModel, paths: Sequence[Path], *, relpaths: Sequenc
         bar.close()
     sizes.warn()
     return kept, (np.concatenate(scores) if scores else np.zeros(0, np.float32))
-
-
-class SizeCheck:
-    """Counts images whose size differs from the model input and warns once, after scoring.
-
-    A student trained on aligned HxW face crops scores a resized 250x250 photo, a 1x1 pixel
-    or an 8000x8000 picture without complaint, and the numbers mean little. This says so.
-    Aligned 112x112 crops (the ArcFace template, what ``edgefiq data align`` writes) count as
-    aligned for any input size: a model with a smaller input was trained on them, resized.
-
-    Example:
-        >>> sc = SizeCheck((64, 64))
-        >>> sc.add("a.jpg", (250, 250)); sc.add("b.jpg", (112, 112))
-        >>> sc.n_other
-        1
-    """
-
-    ALIGNED = (112, 112)  # edgefiq.data.align's crop size (ARCFACE_TEMPLATE_112)
-
-    def __init__(self, size: tuple[int, ...]) -> None:
-        self.size = (int(size[0]), int(size[1]))
-        self.n_other = 0
-        self.n_extreme = 0
-        self.example: tuple[str, tuple[int, int]] | None = None
-
-    def add(self, name: str, hw: tuple[int, ...]) -> None:
-        """Record the (height, width) of one unaligned image."""
-        h, w = int(hw[0]), int(hw[1])
-        if (h, w) in (self.size, self.ALIGNED):
-            return
-        self.n_other += 1
-        extreme = min(h, w) < self.size[0] // 4 or max(h, w) > 8 * max(self.size)
-        self.n_extreme += int(extreme)
-        if self.example is None or extreme:
-            self.example = (name, (h, w))
-
-    def expected(self) -> str:
-        """The sizes this check accepts, as messages name them (``64x64 or 112x112``)."""
-        size = f"{self.size[0]}x{self.size[1]}"
-        return size if self.size == self.ALIGNED else f"{size} or 112x112"
-
-    def warn(self) -> None:
-        """Log one warning when any image was not of the model's input size."""
-        if not self.n_other or self.example is None:
-            return
-        name, (h, w) = self.example
-        extreme = f", {self.n_extreme} of them tiny or huge" if self.n_extreme else ""
-        log.warning("warning: %d image(s) are not %s aligned face crops%s (e.g. %s is %dx%d); they were resized, "
-                    "so their scores mean little: align them first (--detect, --landmarks or `edgefiq data align`; "
-                    "--strict refuses such inputs)",
-                    self.n_other, self.expected(), extreme, name, h, w)
 
 
 def write_scores_csv(out_csv: str | Path, relpaths: Sequence[str], scores: np.ndarray,
