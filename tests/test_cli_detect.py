@@ -95,10 +95,15 @@ def test_score_detect_one_row_per_face_and_strict(photos, edgefiq_artifacts, tmp
     r = CliRunner().invoke(cli, ["score", model, str(photos), "-o", str(out), "--detect"])
     assert r.exit_code == 0, r.output
     rows = _rows(out)
-    assert list(rows[0]) == ["path", "face", "x1", "y1", "x2", "y2", "det_score", "quality"]
-    assert [(x["path"], x["face"]) for x in rows] == [(PHOTOS[0], "0"), (PHOTOS[1], "0"), (PHOTOS[1], "1")]
-    assert all(float(x["det_score"]) > 0.7 and np.isfinite(float(x["quality"])) for x in rows)
-    assert "blank.png\tno face found" in (tmp_path / "skipped.txt").read_text()
+    assert list(rows[0]) == ["path", "face", "x1", "y1", "x2", "y2", "det_score", "quality", "status"]
+    assert [(x["path"], x["face"], x["status"]) for x in rows] == [
+        (PHOTOS[0], "0", "ok"), (PHOTOS[1], "0", "ok"), (PHOTOS[1], "1", "ok"), ("blank.png", "", "no face")]
+    assert all(float(x["det_score"]) > 0.7 and np.isfinite(float(x["quality"])) for x in rows[:3])
+    assert "1 image without a face" in r.output and not (tmp_path / "faces.skipped.txt").exists()
+    # --select keeps one face per image: Hans Blix's second face (off to the side) goes, the no-face row stays
+    r = CliRunner().invoke(cli, ["score", model, str(photos), "-o", str(out), "--detect", "--select", "center"])
+    assert r.exit_code == 0, r.output
+    assert [(x["path"], x["face"]) for x in _rows(out)] == [(PHOTOS[0], "0"), (PHOTOS[1], "0"), ("blank.png", "")]
     # raw photos without --detect/--landmarks: a warning with a count, or a refusal with --strict
     r = CliRunner().invoke(cli, ["score", model, str(photos), "-o", str(tmp_path / "q.csv"), "--strict"])
     _fails(r, UsageError, "3 image(s) are not 32x32 or 112x112 aligned face crops")
@@ -132,7 +137,7 @@ def test_align_and_score_detect_without_torch(photos, edgefiq_artifacts, tmp_pat
     assert len(list((tmp_path / "aligned").rglob("*.jpg"))) == 2
     r = run("score", str(edgefiq_artifacts["onnx"]), str(photos), "-o", str(tmp_path / "faces.csv"), "--detect")
     assert r.returncode == 0, r.stderr
-    assert len(_rows(tmp_path / "faces.csv")) == 3
+    assert [x["status"] for x in _rows(tmp_path / "faces.csv")] == ["ok", "ok", "ok", "no face"]
 
 
 @pytest.mark.shared_data

@@ -42,7 +42,7 @@ def test_score_help_and_errors(edgefiq_artifacts, tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
     res = CliRunner().invoke(cli, ["score", onnx, str(imgs), "-o", str(tmp_path / "q.csv"), "--on-bad-image", "skip"])
     assert res.exit_code == 0
-    assert len(_read(tmp_path / "q.csv")) == 12 and "zero.jpg" in (tmp_path / "skipped.txt").read_text()
+    assert len(_read(tmp_path / "q.csv")) == 12 and "id1/zero.jpg\t" in (tmp_path / "q.skipped.txt").read_text()
     r = subprocess.run([sys.executable, "-m", "edgefiq", "score", str(tmp_path / "none.onnx"), str(imgs), "-o",
                         str(tmp_path / "x.csv")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "does not exist" in r.stderr or r.returncode == 1 and "not found" in r.stderr
@@ -67,3 +67,22 @@ def test_score_mirror_average_is_the_mean_over_image_and_mirror(edgefiq_artifact
     expect = 0.5 * (np.array(list(plain.values())) + np.array(list(mirror.values())))
     np.testing.assert_allclose(list(avg.values()), expect, atol=1e-5)
     assert np.abs(np.array(list(plain.values())) - expect).max() > 1e-4   # the mirror pass changes the scores
+
+
+def test_score_keeps_a_file_name_that_is_not_utf8(edgefiq_artifacts, tmp_path):
+    """A name like b"\\xff\\xfe.png" is written to the CSV as its own bytes (no UnicodeEncodeError) and reads back."""
+    import os
+
+    imgs = tmp_path / "imgs"
+    shutil.copytree(edgefiq_artifacts["images"], imgs)
+    first = sorted(imgs.rglob("*.png"))[0]
+    odd = os.path.join(os.fsencode(first.parent), b"\xff\xfe.png")
+    os.rename(os.fsencode(first), odd)
+    out = tmp_path / "q.csv"
+    res = CliRunner().invoke(cli, ["score", str(edgefiq_artifacts["onnx"]), str(imgs), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    with open(out, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        paths = [r["path"] for r in csv.DictReader(f)]
+    assert len(paths) == 12
+    odd_rel = [p for p in paths if p.endswith(".png") and os.fsencode(p).endswith(b"\xff\xfe.png")]
+    assert len(odd_rel) == 1 and os.path.isfile(os.fsencode(imgs / odd_rel[0]))

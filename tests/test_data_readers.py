@@ -56,6 +56,8 @@ def test_read_labels_csv_good_and_bad(tmp_path: Path) -> None:
         "path,quality\nA/a1.jpg,\n": r"row 2 \(A/a1.jpg\): quality is missing",
         "path,quality\nA/a1.jpg,high\n": "'high' is not a number",
         "path,quality\nA/a1.jpg,1\nA/gone.jpg,2\nA/gone2.jpg,3\n": r"row 3 \(A/gone.jpg\): image not found.*1 more",
+        "path,quality\n/etc/hostname,1\n": r"row 2 \(/etc/hostname\): paths must be relative to the images root",
+        "path,quality\nA/a1.jpg,1\n../../etc/hostname,2\n": r"row 3 \(../../etc/hostname\): paths must be relative",
         "": "empty file",
         "path,quality\n": "no rows",
     }

@@ -58,7 +58,7 @@ def test_label_prefiqs_csv_sidecar_and_bad_images(tmp_path: Path, fr_pt: Path) -
     assert header == ["path", "quality"]
     assert [r[0] for r in rows] == rels
     assert all(np.isfinite(float(r[1])) and float(r[1]) <= 0 for r in rows)
-    assert "id0/broken.jpg\t" in (tmp_path / "labels.csv.skipped.txt").read_text()
+    assert "id0/broken.jpg\t" in (tmp_path / "labels.skipped.txt").read_text()
     meta = json.loads((tmp_path / "labels.csv.json").read_text())
     assert meta["teacher"]["teacher"] == "prefiqs" and meta["teacher"]["rho"] == 0.4
     assert meta["n_labelled"] == 6 and meta["n_skipped"] == 1 and meta["images_per_second"] > 0

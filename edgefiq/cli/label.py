@@ -42,7 +42,8 @@ import click
 @click.option("--workers", type=int, default=0, show_default=True, help="Image-decoding worker processes.")
 @click.option("--chunk-size", type=int, default=256, show_default=True, help="Images per resumable chunk.")
 @click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
-              help="Stop at an unreadable image, or skip it and list it in OUTPUT.skipped.txt.")
+              help="Stop at an unreadable image, or skip it and list it in OUTPUT_STEM.skipped.txt next to "
+                   "OUTPUT (labels.csv -> labels.skipped.txt).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding/pruned-model cache [~/.cache/edgefiq].")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--no-resume", is_flag=True, help="Ignore finished chunks of an interrupted run.")

@@ -25,10 +25,15 @@ import click
 @click.option("--landmarks", type=click.Path(dir_okay=False), default=None,
               help="TSV 'relpath<TAB>x1 y1 ... x5 y5': align each image to the ArcFace template first.")
 @click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
-              help="Stop at the first unreadable image, or skip it and list it in skipped.txt next to the CSV.")
+              help="Stop at the first unreadable image, or skip it and list it in OUTPUT_STEM.skipped.txt next to "
+                   "the CSV (paths relative to IMAGES).")
 @click.option("--detect", is_flag=True,
               help="Detect faces (MTCNN, torch-free) and score each one aligned: one row per face with path, face, "
-                   "box, det_score, quality.")
+                   "box, det_score, quality, status; an image without a face gets one row with status 'no face'.")
+@click.option("--select", type=click.Choice(["all", "largest", "center", "score"]), default="all", show_default=True,
+              help="With --detect: a row for every face, or only the one face per image with the largest box, "
+                   "the largest box near the image centre (photos framed around one person, like LFW), or the "
+                   "highest detector score.")
 @click.option("--min-face-size", type=click.IntRange(min=12), default=20, show_default=True,
               help="With --detect: smallest face side to look for, in pixels (larger is faster on big photos).")
 @click.option("--strict", is_flag=True,
@@ -38,7 +43,8 @@ import click
                    "compute, usually a closer ranking).")
 def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | None, reject_fraction: float | None,
           reference: str | None, out_csv: str, batch_size: int, threads: int | None, landmarks: str | None,
-          on_bad_image: str, detect: bool, min_face_size: int, strict: bool, mirror_average: bool) -> None:
+          on_bad_image: str, detect: bool, select: str, min_face_size: int, strict: bool,
+          mirror_average: bool) -> None:
     """Score every image under IMAGES with MODEL and write a path,quality CSV.
 
     MODEL is an exported artifact (.onnx, OpenVINO .xml, .tflite, TorchScript) with its
@@ -55,6 +61,7 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
       edgefiq score runs/distill/best.pt faces/ -o q.csv --on-bad-image skip
       edgefiq score student.onnx raw/ -o q.csv --landmarks landmarks.tsv
       edgefiq score student.onnx ../shared/data/lfw-dev/raw_sample -o faces.csv --detect
+      edgefiq score ../shared/data/lfw-dev/raw_sample -o one_face.csv --detect --select center
       edgefiq score student_fp32.onnx faces/ -o q.csv --mirror-average
       edgefiq score student_int8.onnx faces/ -o - | sort -t, -k2 -g | head
     """
@@ -72,12 +79,13 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
 
         if landmarks:
             raise UsageError("give --detect or --landmarks, not both")
-        out = score_faces(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
+        res = score_faces(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
                           mirror_average=mirror_average, threshold=threshold, reject_fraction=reject_fraction,
-                          reference=reference, options=DetectOptions(min_face_size=min_face_size))
-        if out_csv != "-":
-            click.echo(f"wrote {out} (one row per detected face)")
+                          reference=reference, options=DetectOptions(min_face_size=min_face_size), select=select)
+        click.echo(f"wrote {res.csv}: {res.summary()}" if out_csv != "-" else res.summary(), err=out_csv == "-")
         return
+    if select != "all":
+        raise UsageError("--select applies with --detect")
     out = score_folder(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
                        landmarks_tsv=landmarks, mirror_average=mirror_average, threshold=threshold,
                        reject_fraction=reject_fraction, reference=reference, strict=strict)

@@ -9,16 +9,20 @@ Bad-image policy (use it in every verb that reads images)::
     from edgefiq.data.images import SkipLog, load_or_skip, read_images, check_on_bad_image
 
     check_on_bad_image(on_bad_image)          # "error" | "skip", else UsageError
-    skips = SkipLog()
+    skips = SkipLog(root=images_root)
     for i, path, img in read_images(paths, on_bad_image, skips):
         ...                                   # img: HxWx3 RGB uint8; bad files are skipped
-    skips.write(out_dir)                      # writes out_dir/skipped.txt if anything was skipped
+    skips.write_for(out_csv)                  # out.csv -> out.skipped.txt + "skipped N images (listed in ...)"
 
 - ``on_bad_image="error"`` (default): the first bad file raises ``BadImageError``
   (a ``DataError``: the CLI prints ``Error: <path>: <reason>`` and exits 1).
-- ``on_bad_image="skip"``: bad files are recorded in the ``SkipLog`` (path + reason)
-  and left out; ``SkipLog.write(dir)`` writes ``dir/skipped.txt`` (``path<TAB>reason``
-  lines) and returns its path, or ``None`` when nothing was skipped.
+- ``on_bad_image="skip"``: bad files are recorded in the ``SkipLog`` (path relative to its
+  ``root`` + reason) and left out. A verb writing one output file calls
+  ``SkipLog.write_for(output)``: ``<output stem>.skipped.txt`` next to the output
+  (``skipped_file_for``; ``path<TAB>reason`` lines, so two runs into one folder keep their
+  own), and a console warning ``skipped N images (listed in PATH)``. A verb writing a
+  folder calls ``SkipLog.write(dir)`` (``dir/skipped.txt``). Both return the file, or
+  ``None`` when nothing was skipped.
 - ``load_or_skip(path, on_bad_image, skips)`` is the one-image form (returns ``None``
   when skipped); ``SkipLog.handle(err, on_bad_image)`` applies the policy to a
   ``BadImageError`` you caught yourself.
@@ -28,6 +32,7 @@ Bad-image policy (use it in every verb that reads images)::
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +40,14 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from edgefiq.data.pathtext import write_path_text
 from edgefiq.errors import BadImageError, UsageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 ON_BAD_IMAGE = ("error", "skip")
 SKIPPED_FILE = "skipped.txt"
+SKIPPED_SUFFIX = ".skipped.txt"
+log = logging.getLogger("edgefiq.images")
 
 
 def is_image_name(path: str | Path) -> bool:
@@ -130,22 +138,48 @@ def check_on_bad_image(value: str) -> str:
     return value
 
 
-@dataclass
-class SkipLog:
-    """Records images skipped under ``on_bad_image="skip"``; writes them to ``skipped.txt``.
+def skipped_file_for(output: str | Path) -> Path:
+    """The skip file of an output file: ``<output stem>.skipped.txt`` next to it (the one naming rule).
 
     Example:
-        >>> log = SkipLog()
-        >>> log.add("a/b.jpg", "empty file (0 bytes)")
-        >>> len(log)
-        1
+        >>> skipped_file_for("runs/q.csv").as_posix()
+        'runs/q.skipped.txt'
+    """
+    p = Path(output)
+    return p.with_name(f"{p.stem or p.name}{SKIPPED_SUFFIX}")
+
+
+@dataclass
+class SkipLog:
+    """Records images skipped under ``on_bad_image="skip"``; writes them to a skip file.
+
+    ``root`` is the input root: paths under it are recorded relative to it (as in the CSVs).
+    A verb writing one output file calls ``write_for(output)``: the skipped images go to
+    ``<output stem>.skipped.txt`` next to it (``skipped_file_for``), a stale one from an
+    earlier run is removed, and a console warning says how many were skipped and where.
+
+    Example:
+        >>> log = SkipLog(root=Path("faces"))
+        >>> log.add("faces/a/b.jpg", "empty file (0 bytes)")
+        >>> log.entries
+        [('a/b.jpg', 'empty file (0 bytes)')]
     """
 
     entries: list[tuple[str, str]] = field(default_factory=list)
+    root: Path | None = None
 
     def add(self, path: str | Path, reason: str) -> None:
-        """Record one skipped file and why."""
-        self.entries.append((str(path), reason))
+        """Record one skipped file and why (relative to ``root`` when it is under it)."""
+        self.entries.append((self.relative(path), reason))
+
+    def relative(self, path: str | Path) -> str:
+        """``path`` relative to ``root`` (POSIX) if it lies under it, else as given."""
+        if self.root is not None:
+            try:
+                return Path(path).relative_to(self.root).as_posix()
+            except ValueError:
+                pass
+        return str(path)
 
     def handle(self, err: BadImageError, on_bad_image: str) -> None:
         """Apply the policy to a caught ``BadImageError``: re-raise (``error``) or record (``skip``)."""
@@ -161,13 +195,46 @@ class SkipLog:
         """The skipped paths, in the order they were met."""
         return [p for p, _ in self.entries]
 
+    def text(self) -> str:
+        """The skip file's text: ``path<TAB>reason`` per line."""
+        return "".join(f"{p}\t{r}\n" for p, r in self.entries)
+
     def write(self, out_dir: str | Path) -> Path | None:
-        """Write ``out_dir/skipped.txt`` (``path<TAB>reason`` per line) if anything was skipped."""
+        """Write ``out_dir/skipped.txt`` (``path<TAB>reason`` per line) if anything was skipped.
+
+        For verbs whose output is a folder; a verb writing one output file uses ``write_for``.
+        """
         if not self.entries:
             return None
-        from edgefiq.utils import atomic_write_text
+        return write_path_text(Path(out_dir) / SKIPPED_FILE, self.text())
 
-        return atomic_write_text(Path(out_dir) / SKIPPED_FILE, "".join(f"{p}\t{r}\n" for p, r in self.entries))
+    def write_for(self, output: str | Path, what: str = "images") -> Path | None:
+        """Write ``<output stem>.skipped.txt`` next to ``output`` and warn on the console; the one
+        convention of every verb writing one output file.
+
+        Nothing skipped: no file, and a stale skip file from an earlier run into ``output`` is
+        removed. ``output="-"`` (stdout): each skipped file is logged instead.
+
+        Returns:
+            The skip file, or ``None`` when nothing was skipped (or the output is stdout).
+
+        Example:
+            >>> SkipLog().write_for("q.csv") is None   # doctest: +SKIP
+            True
+        """
+        if str(output) == "-":
+            for p, reason in self.entries:
+                log.warning("skipped %s: %s", p, reason)
+            if self.entries:
+                log.warning("skipped %d %s (listed above)", len(self.entries), what)
+            return None
+        path = skipped_file_for(output)
+        if not self.entries:
+            path.unlink(missing_ok=True)
+            return None
+        write_path_text(path, self.text())
+        log.warning("skipped %d %s (listed in %s)", len(self.entries), what, path)
+        return path
 
 
 def load_or_skip(path: str | Path, on_bad_image: str = "error", skips: SkipLog | None = None) -> np.ndarray | None:

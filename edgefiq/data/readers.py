@@ -24,13 +24,14 @@ import csv
 import io
 import math
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Sequence
 
 import numpy as np
 
 from edgefiq.data.images import is_image_name
 from edgefiq.data.insightface import read_insightface_bin, write_insightface_bin
+from edgefiq.data.pathtext import PATH_ERRORS, write_path_text
 from edgefiq.errors import DataError
 
 __all__ = ["list_images", "relpaths", "identity_of", "read_labels_csv", "read_lfw_pairs", "lfw_relpath",
@@ -101,7 +102,8 @@ def read_labels_csv(csv_path: str | Path, images_root: str | Path | None, *,
 
     Raises:
         DataError: the file is missing or empty, a column is missing, or a row has an
-            empty/non-numeric/NaN/inf quality or points to a file that does not exist
+            empty/non-numeric/NaN/inf quality, a path that is absolute or climbs out with
+            ``..`` (paths must be relative to the images root), or a file that does not exist
             (the message names the CSV, the row number and the path).
 
     Returns:
@@ -117,7 +119,7 @@ def read_labels_csv(csv_path: str | Path, images_root: str | Path | None, *,
         raise DataError(f"{csv_path}: label CSV not found")
     if images_root is not None and not root.is_dir():
         raise DataError(f"{root}: images root not found (needed by {csv_path.name})")
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+    with open(csv_path, newline="", encoding="utf-8-sig", errors=PATH_ERRORS) as f:  # any file name round-trips
         reader = csv.DictReader(f)
         cols = [c.strip() for c in (reader.fieldnames or [])]
         if not cols:
@@ -136,6 +138,10 @@ def read_labels_csv(csv_path: str | Path, images_root: str | Path | None, *,
             where = f"{csv_path} row {row_no} ({rel or 'no path'})"
             if not rel:
                 problems.append(f"{where}: empty path")
+                continue
+            if images_root is not None and not is_relative_inside(rel):
+                problems.append(f"{where}: paths must be relative to the images root {root} "
+                                f"(no leading '/', drive or '..')")
                 continue
             try:
                 q = float(raw)
@@ -157,6 +163,17 @@ def read_labels_csv(csv_path: str | Path, images_root: str | Path | None, *,
     if not paths:
         raise DataError(f"{csv_path}: no rows (expected 'path,quality' lines after the header)")
     return paths, np.asarray(quality, dtype=np.float64)
+
+
+def is_relative_inside(rel: str) -> bool:
+    """True if the POSIX path ``rel`` stays inside whatever root it is joined to (not absolute, no ``..``).
+
+    Example:
+        >>> is_relative_inside("a/1.jpg"), is_relative_inside("/etc/hostname"), is_relative_inside("../x.jpg")
+        (True, False, False)
+    """
+    posix = PurePosixPath(rel)
+    return not (posix.is_absolute() or PureWindowsPath(rel).drive or ".." in posix.parts)
 
 
 def read_label_map(csv_path: str | Path, *, column: str = "quality") -> dict[str, float]:
@@ -188,13 +205,13 @@ def write_labels_csv(csv_path: str | Path, relpaths: Sequence[str], quality: Seq
                      fmt: str = ".8g") -> Path:
     """Write a label CSV atomically (:func:`format_labels_csv`); the one writer for ``path,quality`` files.
 
+    Any file name round-trips (``edgefiq.data.pathtext``).
+
     Example:
         >>> write_labels_csv("labels.csv", ["a/1.jpg"], [0.25])   # doctest: +SKIP
         PosixPath('labels.csv')
     """
-    from edgefiq.utils import atomic_write_text
-
-    return atomic_write_text(csv_path, format_labels_csv(relpaths, quality, fmt=fmt))
+    return write_path_text(csv_path, format_labels_csv(relpaths, quality, fmt=fmt))
 
 
 def read_source_index(csv_path: str | Path) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 Torch-free for exported artifacts (see ``edgefiq.runtime.model``). Bad images follow the
 ``on_bad_image`` policy: ``error`` stops with a one-line message naming the file, ``skip``
-leaves the file out of the CSV and lists it in ``skipped.txt`` next to the CSV.
+leaves the file out of the CSV and lists it in ``<csv stem>.skipped.txt`` next to the CSV
+(``edgefiq.data.images.SkipLog.write_for``). Any file name round-trips through the CSV.
 
 Example:
     >>> score_folder("export/student.onnx", "faces/", "scores.csv")   # doctest: +SKIP
@@ -14,12 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from edgefiq.data.pathtext import write_path_text
 from edgefiq.runtime.inputs import SizeCheck
 from edgefiq.runtime.model import QualityModel, landmarks_for, load_model
 
@@ -89,19 +90,20 @@ def score_paths(model: QualityModel, paths: Sequence[Path], *, relpaths: Sequenc
 
 def write_scores_csv(out_csv: str | Path, relpaths: Sequence[str], scores: np.ndarray,
                      decision: Sequence[str] | None = None) -> Path:
-    """Write ``path,quality`` rows atomically (the label CSV format of every edgefiq command); ``-`` = stdout."""
-    from edgefiq.utils import atomic_write_text
+    """Write ``path,quality`` rows atomically (the label CSV format of every edgefiq command); ``-`` = stdout.
 
+    Paths that are not valid UTF-8 are kept byte for byte (``edgefiq.data.pathtext``).
+
+    Example:
+        >>> write_scores_csv("q.csv", ["a/1.jpg"], np.array([0.5]))   # doctest: +SKIP
+        PosixPath('q.csv')
+    """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "quality", *(["decision"] if decision is not None else [])])  # decision: the quality gate
     for k, (r, s) in enumerate(zip(relpaths, np.asarray(scores, dtype=np.float64).tolist())):
         w.writerow([r, repr(float(s)), *([decision[k]] if decision is not None else [])])
-    if str(out_csv) == "-":
-        sys.stdout.write(buf.getvalue())
-        sys.stdout.flush()
-        return Path("-")
-    return atomic_write_text(out_csv, buf.getvalue())
+    return write_path_text(out_csv, buf.getvalue())
 
 
 def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str | Path, *, batch_size: int = 32,
@@ -115,7 +117,8 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
         model_path: exported artifact (with sidecar), edgefiq ``.pt`` checkpoint, or a built-in model
             (``None`` = the default one, ``builtin:NAME``; ``edgefiq.runtime.builtin_models``).
         images: folder (searched recursively) or a single image file.
-        out_csv: output CSV; ``skipped.txt`` is written next to it when images were skipped.
+        out_csv: output CSV; ``<stem>.skipped.txt`` is written next to it when images were skipped
+            (paths relative to ``images``), with a console warning.
         batch_size: images per runner call.
         threads: runtime intra-op threads.
         on_bad_image: ``error`` or ``skip``.
@@ -152,16 +155,12 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
     model = load_model(model_path, threads=threads, mirror_average=mirror_average)
     if strict:
         require_aligned(paths, rels, marks, tuple(model.preprocess.size))
-    skips = SkipLog()
+    skips = SkipLog(root=root.parent if root.is_file() else root)
     kept, scores = score_paths(model, paths, relpaths=rels, batch_size=batch_size, on_bad_image=on_bad_image,
                                skips=skips, landmarks=marks)
     decision = _gate(model, scores, threshold, reject_fraction, reference)
     out = write_scores_csv(out_csv, [rels[k] for k in kept], scores, decision)
-    if str(out_csv) == "-":
-        for p, reason in skips.entries:
-            log.warning("skipped %s: %s", p, reason)
-    else:
-        skips.write(Path(out_csv).parent)
+    skips.write_for(out_csv)
     return out
 
 
@@ -193,8 +192,11 @@ def require_aligned(paths: Sequence[Path], rels: Sequence[str], marks: dict[str,
 
 
 def _gate(model: QualityModel, scores: np.ndarray, threshold: float | None, reject_fraction: float | None,
-          reference: str | Path | None) -> list[str] | None:
-    """``accept``/``reject`` per score under the gate asked for (``edgefiq.runtime.gate``), or None."""
+          reference: str | Path | None, unit: str = "images") -> list[str] | None:
+    """``accept``/``reject`` per score under the gate asked for (``edgefiq.runtime.gate``), or None.
+
+    ``unit`` names what the scores are of in the console line (``images``, or ``faces`` for ``--detect``).
+    """
     from edgefiq.runtime.gate import decisions, gate_threshold
 
     gate = gate_threshold(model.meta, threshold=threshold, reject_fraction=reject_fraction, reference=reference,
@@ -202,8 +204,8 @@ def _gate(model: QualityModel, scores: np.ndarray, threshold: float | None, reje
     if gate is None:
         return None
     out = decisions(scores, gate[0])
-    log.info("quality gate: threshold %.6g (%s): %d of %d images rejected", gate[0], gate[1], out.count("reject"),
-             len(out))
+    log.info("quality gate: threshold %.6g (%s): %d of %d %s rejected", gate[0], gate[1], out.count("reject"),
+             len(out), unit)
     return out
 
 

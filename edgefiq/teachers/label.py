@@ -10,7 +10,8 @@ to an uninterrupted run. Under ``torchrun`` (``WORLD_SIZE > 1``) rank ``r`` scor
 
 Outputs: ``<out>`` (CSV ``path,quality[,teacher columns]``, atomic), ``<out>.json`` (teacher
 configuration, counts, throughput, versions) and, if images were skipped,
-``<out>.skipped.txt`` (``path<TAB>reason``).
+``<out stem>.skipped.txt`` (``path<TAB>reason``, paths relative to the images root; the one
+naming rule of every verb, ``edgefiq.data.images.SkipLog.write_for``).
 
 Example:
     >>> label_images("faces/", "prefiqs", {"fr_model": "mobilefacenet.pt", "rho": 0.4},
@@ -33,6 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edgefiq.data.images import SkipLog
 from edgefiq.errors import DataError, UsageError
 from edgefiq.teachers.base import Table, Teacher, make_teacher
 from edgefiq.utils import atomic_path, atomic_write_text, progress, write_json
@@ -92,7 +94,7 @@ def label_images(images_root: str | Path, teacher_name: str, options: dict[str, 
         batch_size: images per forward pass.
         device: ``cpu`` or ``cuda[:i]``.
         on_bad_image: ``error`` (stop, naming the file) or ``skip`` (leave it out, list it in
-            ``<out>.skipped.txt``).
+            ``<out stem>.skipped.txt``, with a console warning).
         resume: continue from finished chunks of an interrupted run with the same settings.
         workers: image-decoding worker processes.
         chunk_size: images per resumable unit.
@@ -236,11 +238,7 @@ def _write_outputs(out: Path, rels: list[str], table: Table, teacher: Teacher, m
     for i, r in enumerate(rels):
         w.writerow([r, *(_fmt(table[c][i]) for c in cols)])
     atomic_write_text(out, buf.getvalue())
-    skipped_file = out.with_name(out.name + ".skipped.txt")
-    if skipped:
-        atomic_write_text(skipped_file, "".join(f"{p}\t{r}\n" for p, r in skipped))
-    elif skipped_file.exists():
-        skipped_file.unlink()
+    SkipLog(entries=list(skipped)).write_for(out)  # <out stem>.skipped.txt + console warning, or no file
     q = table["quality"]
     write_json(out.with_name(out.name + ".json"), {
         "teacher": manifest["teacher"], "images_sha256": manifest["images_sha256"], "n_images": manifest["n_images"],
