@@ -122,3 +122,29 @@ def test_accuracy_control_bad_value_is_one_line_usage_error(tiny_ckpt: Path, ima
     assert "--accuracy-control is the largest SRCC drop vs fp32 allowed, in (0, 1); got 1.5" in r.stderr
     r = _run("export", str(tiny_ckpt), "-t", "onnx", "--accuracy-control", "0.01", "-o", str(tmp_path / "o"))
     assert r.returncode == 2 and "--accuracy-control needs --precision int8, not fp32" in r.stderr
+
+
+def test_export_refuses_to_overwrite_without_force(tiny_ckpt: Path, image_dir: Path, tmp_path: Path) -> None:
+    args = ["export", str(tiny_ckpt), "-t", "onnx", "--verify", str(image_dir), "-o", str(tmp_path)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    art = tmp_path / "tiny_cnn_fp32.onnx"
+    before = art.read_bytes()
+    art.write_bytes(b"an earlier artifact")
+    r = _run(*args)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"Error: {art} already exists: pass --force to replace it, or --name "
+                                             "to write another file beside it"]
+    assert art.read_bytes() == b"an earlier artifact"
+    res = CliRunner().invoke(cli, [*args, "--force"])
+    assert res.exit_code == 0, res.output
+    assert art.read_bytes() == before
+
+
+def test_export_all_table_names_each_target_in_full(tiny_ckpt: Path, image_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "a_rather_long_output_folder_name_for_the_table" / "export_all"
+    r = _run("export", str(tiny_ckpt), "-t", "all", "--verify", str(image_dir), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if "tiny_cnn_fp32" in ln]
+    for target, suffix in [("onnx", ".onnx"), ("openvino", ".xml"), ("tflite", ".tflite"), ("torch", ".torchscript")]:
+        line = next(ln for ln in rows if f"tiny_cnn_fp32{suffix} " in ln)
+        assert str(out / f"tiny_cnn_fp32{suffix}") in line and f" {target} " in line

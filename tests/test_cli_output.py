@@ -26,9 +26,12 @@ def test_bench_glob_skips_sidecars_writes_folder_and_prints_json(edgefiq_artifac
     assert [r["artifact"] for r in rows] == [edgefiq_artifacts["onnx"].name]
     res = CliRunner().invoke(cli, ["bench", str(edgefiq_artifacts["onnx"]), *FAST, "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)[0]["status"] == "ok"
+    doc = json.loads(res.stdout)
+    assert doc["rows"][0]["status"] == "ok"
     res = CliRunner().invoke(cli, ["bench", str(edgefiq_artifacts["onnx"]), *FAST, "-o", "-"])
-    assert json.loads(res.stdout)["rows"][0]["artifact"] == edgefiq_artifacts["onnx"].name
+    same = json.loads(res.stdout)      # --json and -o - print one document shape
+    assert set(same) == set(doc) == {"environment", "settings", "rows"}
+    assert same["rows"][0]["artifact"] == edgefiq_artifacts["onnx"].name
 
 
 def test_bench_exits_nonzero_on_a_failed_row(edgefiq_artifacts, tmp_path):  # noqa: F811
@@ -62,3 +65,28 @@ def test_score_landmarks_matching_no_image_is_an_error(edgefiq_artifacts, tmp_pa
                                    "-o", str(tmp_path / "q.csv"), "--landmarks", str(tsv)])
     assert res.exception is not None and "none of its 1 paths matches an image" in str(res.exception)
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_wrong_kinds_of_file_are_one_line_errors(edgefiq_artifacts, tmp_path):  # noqa: F811
+    import subprocess
+    import sys
+
+    onnx = edgefiq_artifacts["onnx"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "edgefiq", *args], capture_output=True, text=True, timeout=300,
+                              cwd=tmp_path)
+
+    cases = [  # (command, the one line it must print)
+        (["export", str(onnx), "-t", "onnx", "-o", "out"], f"{onnx}: an exported ONNX model, not an edgefiq checkpoint"),
+        (["prune", str(onnx), "--rho", "0.3", "-o", "p.pt"], f"{onnx}: an exported ONNX model, not an edgefiq checkpoint"),
+        (["score", f"{onnx}.json", str(edgefiq_artifacts["images"]), "-o", "-"],
+         f"{onnx}.json is the sidecar of {onnx}: pass {onnx} itself"),
+        (["bench", "nope.onnx"], "artifact not found: nope.onnx"),
+        (["bench", str(onnx), "--floor", "fps=100"], "no floor for 'fps'"),
+    ]
+    for args, message in cases:
+        r = run(*args)
+        errors = [ln for ln in r.stderr.splitlines() if ln.startswith("Error")]
+        assert r.returncode in (1, 2) and len(errors) == 1 and message in errors[0], (args, r.stderr)
+        assert "Traceback" not in r.stderr and r.stdout == "", (args, r.stdout)   # no table before the error

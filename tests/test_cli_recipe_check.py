@@ -61,4 +61,19 @@ def test_recipe_check_misspelt_var_and_nonexistent_path() -> None:
 def test_recipe_check_ok() -> None:
     res = _check(str(ROOT / "recipes" / "quickstart.yaml"))
     assert res.exit_code == 0, res.output
-    assert "name: quickstart" in res.stdout
+    assert "name: quickstart" not in res.stdout and res.stdout.strip().endswith(": ok")   # one line
+    res = _check(str(ROOT / "recipes" / "quickstart.yaml"), "--print")
+    assert res.exit_code == 0 and "name: quickstart" in res.stdout
+
+
+def test_recipe_check_refuses_what_label_refuses_and_names_the_var_of_a_missing_path(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: r\nsynthetic: {n_identities: 4, per_identity: 2}\n"
+                      "teacher:\n  name: prefiqs\n  options: {rho: 1.4, fr_model: '${FR_MODEL:-/no/such/fr.pt}'}\n"
+                      "distill:\n  students: [{arch: tiny_cnn}]\n")
+    res = _check(str(recipe))
+    assert "teacher.options: rho must be in (0, 1), got 1.4" in res.stderr      # as `edgefiq label --rho 1.4`
+    recipe.write_text(recipe.read_text().replace("rho: 1.4", "rho: 0.4"))
+    res = _check(str(recipe))
+    assert ("teacher.options.fr_model: /no/such/fr.pt does not exist (set by ${FR_MODEL}: --var FR_MODEL=...)"
+            in res.stderr)

@@ -43,7 +43,7 @@ def test_help_has_example() -> None:
 def test_recipe_check_prints_resolved(tmp_path: Path) -> None:
     p = tmp_path / "r.yaml"
     p.write_text(TINY)
-    res = CliRunner().invoke(cli, ["recipe", "check", str(p)])
+    res = CliRunner().invoke(cli, ["recipe", "check", str(p), "--print"])
     assert res.exit_code == 0, res.output
     assert "calibration_size: 64" in res.output  # a default filled in
 

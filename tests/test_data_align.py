@@ -76,6 +76,7 @@ def test_align_folder_missing_landmarks_policy(tmp_path: Path) -> None:
     tsv.write_text("A/A_0001.jpg\t40 50 80 50 60 70 45 90 75 90\nB/B_0001.jpg\t1 2 3 4 5 6 7 8 9 10\n")
     with pytest.raises(BadImageError, match="A_0002.jpg: no landmarks"):
         align_folder(tmp_path / "raw", tsv, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*.jpg"))   # the crop of A_0001 made before the error is gone
     res = align_folder(tmp_path / "raw", tsv, tmp_path / "out2", size=(112, 96), on_bad_image="skip")
     assert res.aligned == 1 and len(res.skipped) == 1
     assert Image.open(tmp_path / "out2" / "A" / "A_0001.jpg").size == (96, 112)
@@ -99,3 +100,17 @@ def test_cli_align_reproduces_shared_lfw_crops(shared: Path, tmp_path: Path) -> 
             for p in outs]
     print(f"align MAE over {len(maes)} images: mean {np.mean(maes):.3f}, max {np.max(maes):.3f}")
     assert np.mean(maes) < 3.0 and np.max(maes) < 3.0
+
+
+def test_cli_align_names_the_skip_file_once(tmp_path: Path) -> None:
+    from edgefiq.cli import cli
+
+    (tmp_path / "raw" / "A").mkdir(parents=True)
+    Image.fromarray(np.full((120, 120, 3), 90, np.uint8)).save(tmp_path / "raw" / "A" / "A_0001.jpg")
+    (tmp_path / "raw" / "A" / "A_0002.jpg").write_bytes(b"not an image")
+    tsv = tmp_path / "m.tsv"
+    tsv.write_text("A/A_0001.jpg\t40 50 80 50 60 70 45 90 75 90\nA/A_0002.jpg\t40 50 80 50 60 70 45 90 75 90\n")
+    res = CliRunner().invoke(cli, ["data", "align", str(tmp_path / "raw"), str(tsv), "-o", f"{tmp_path}/out/",
+                                   "--on-bad-image", "skip"])
+    assert res.exit_code == 0, res.output
+    assert f"skipped 1 (see {tmp_path}/out/skipped.txt)" in res.output

@@ -28,6 +28,8 @@ LAYERS: dict[str, int] = {
     "data": 1, "metrics": 1,
     # L2 torch-free runtime: sidecar, runners through the backend registry, QualityModel
     "runtime": 2,
+    # L2 video: decode, track, best-shot selection over the runtime (torch-free)
+    "video": 2,
     # L3 students, FR backbones, checkpoint format (pruned structure included), losses
     "models": 3, "losses": 3,
     # L4 labelers, pruning primitives, the training loop

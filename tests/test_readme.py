@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import click
+import pytest
 
 from edgefiq.cli import cli
 
@@ -58,3 +59,37 @@ def test_readme_commands_use_real_options() -> None:
             if a.startswith("-") and a != "-" and a.split("=")[0] not in known:
                 problems.append(f"{line}: {a}")
     assert not problems, "\n".join(problems)
+
+
+def _tested_python_blocks() -> list[str]:
+    """The README's Python blocks whose introduction says a test runs them, in order."""
+    return re.findall(r"a test runs this block[^\n]*\n\n```python\n(.*?)```", README.read_text(), re.S)
+
+
+def _run_without_torch(code: str, cwd: Path) -> str:
+    import subprocess
+    import sys
+
+    from test_cli_detect import NO_TORCH
+
+    blocker = NO_TORCH.split("from edgefiq.cli")[0]   # the meta-path hook only
+    r = subprocess.run([sys.executable, "-c", blocker + code], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+@pytest.mark.shared_data
+def test_readme_python_blocks_run_without_torch(shared: Path, tmp_path: Path) -> None:
+    from edgefiq.video.synth import write_walkup_video
+
+    frame_block, stream_block = _tested_python_blocks()
+    frame_block = frame_block.replace("../shared/data", str(shared))
+    _run_without_torch(frame_block + "\nassert faces.landmarks.shape[1:] == (5, 2) and np.isfinite(quality)\n",
+                       README.parent)
+    lfw = shared / "lfw-dev"
+    write_walkup_video(lfw / "raw_sample", lfw / "landmarks.tsv", tmp_path / "walkup.mp4", people=2, frames=40,
+                       seed=1)
+    out = [ln.split() for ln in _run_without_torch(stream_block, tmp_path).splitlines()]
+    started = {int(ln[1]) for ln in out if ln[0] == "new_track"}
+    finished = [int(ln[0]) for ln in out if ln[-3:] == ["(112,", "112,", "3)"]]   # tracks still live end in finish()
+    assert finished and set(finished) <= started

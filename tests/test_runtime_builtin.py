@@ -202,6 +202,28 @@ def test_shipped_builtin_models_score_as_recorded() -> None:
         assert bad == {}, f"{name}: {bad}"
 
 
+def test_shipped_cards_python_line_runs(tmp_path: Path) -> None:
+    """Each shipped card's `python -c` line runs as printed (it used to raise NameError)."""
+    import re
+    import shlex
+
+    from PIL import Image
+
+    from edgefiq.runtime.builtin_models import builtin_names, builtin_root
+
+    names = builtin_names()
+    if not names:
+        pytest.skip(f"no built-in model shipped yet in {builtin_root()}")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (112, 112, 3), dtype=np.uint8)).save(
+        tmp_path / "face.jpg")
+    for name in names:
+        line = next(ln for ln in (builtin_root() / name / "card.md").read_text().splitlines()
+                    if ln.startswith("python -c"))
+        code = shlex.split(re.sub(r"\s+#.*$", "", line))[2]
+        r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.startswith("["), (name, r.stderr)
+
+
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_shipped_default_scores_lfw_without_torch(lfw_aligned: Path, tmp_path: Path) -> None:

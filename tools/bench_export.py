@@ -177,7 +177,7 @@ def export_all(variant: str, ckpt: Path, out_dir: Path, calib: Path, verify: Pat
         try:
             res = export_checkpoint(ckpt, target, out_dir, precision=precision, calibration=calib, verify=verify,
                                     name=variant + ("_ac" if ac is not None else ""), calibration_limit=None,
-                                    accuracy_control=ac)
+                                    accuracy_control=ac, overwrite=True)
             p = res.meta.parity
             row.update(status="ok", artifact=str(res.path), size_mb=_size_mb(res.files),
                        gate_passed=p["passed"], max_abs_diff=p["max_abs_diff"], mean_abs_diff=p["mean_abs_diff"],

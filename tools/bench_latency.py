@@ -85,7 +85,8 @@ def export_all(ckpt: Path, work: Path) -> tuple[list[Path], list[dict]]:
         t0 = time.time()
         try:
             res = export_checkpoint(ckpt, target, out_dir, precision=prec,
-                                    calibration=calib if prec == "int8" else None, verify=calib)
+                                    calibration=calib if prec == "int8" else None, verify=calib,
+                                    overwrite=True)
             arts.append(Path(res.path))
             log.append({"target": target, "precision": prec, "path": str(res.path), "status": "exported",
                         "seconds": round(time.time() - t0, 1), "parity": res.meta.parity})

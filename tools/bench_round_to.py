@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                                    round_to=None if rt == "none" else int(rt))
         for target in a.targets.split(","):
             res = export_model(model, pp, target, work / f"{rt}-{target}", precision="fp32", no_verify=True,
-                               name=f"rt{rt}")
+                               name=f"rt{rt}", overwrite=True)
             variants.append((rt, target, res.path))
     rows = benchmark([p for _, _, p in variants], threads=(1,), batches=(1,), min_time_s=a.min_time, rounds=a.rounds)
     parent = {t: r["p50_ms"] for (rt, t, _), r in zip(variants, rows) if rt == "parent"}

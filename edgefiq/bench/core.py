@@ -352,13 +352,16 @@ def select_artifacts(paths: Sequence[str | Path]) -> list[str]:
     ``.xml`` and ONNX external ``.data`` files are parts of an artifact, not artifacts.
 
     Raises:
-        UsageError: nothing is left to benchmark.
+        UsageError: a path that does not exist; nothing left to benchmark.
 
     Example:
         >>> select_artifacts(["m.onnx", "m.onnx.json", "report.md"])
         ['m.onnx']
     """
     kept = []
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise UsageError(f"artifact not found: {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
     for p in map(Path, paths):
         companion = p.suffix == ".bin" and p.with_suffix(".xml").is_file()
         external = p.suffix == ".data" or p.name.endswith(".onnx_data")
@@ -382,6 +385,9 @@ def failed_rows(rows: list[dict[str, Any]]) -> list[str]:
     return [f"{r['artifact']} threads={r['threads']} batch={r['batch']}: {r['status']}"
             + (f" ({r['reason']})" if r.get("reason") else "")
             for r in rows if str(r.get("status", "")).startswith("failed")]
+
+
+FLOOR_METRICS = ("throughput", "srcc")   # the row metrics where higher is better: what `--floor` can bound
 
 
 def check_floors(rows: list[dict[str, Any]], floors: dict[str, float]) -> list[str]:

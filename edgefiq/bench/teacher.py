@@ -89,7 +89,8 @@ def benchmark_teacher(name: str, options: dict[str, Any], targets: Sequence[str]
             timed: dict[int, dict[tuple[int, int], dict[str, Any]]] = {}
             for k, m in enumerate(distinct):
                 res = export_model(m, m.preprocess, target, Path(out_dir) / target / f"net{k}", precision="fp32",
-                                   no_verify=True, arch=getattr(m, "arch", "fr"), name=f"teacher_net{k}")
+                                   no_verify=True, arch=getattr(m, "arch", "fr"), name=f"teacher_net{k}",
+                                   overwrite=True)
                 got = benchmark([res.path], threads=threads, batches=batches, **bench_options)
                 bad = [r for r in got if r["status"] == "failed"]
                 if bad:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import shutil
 import sys
 from typing import Any
 
@@ -29,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "prune": "edgefiq.cli.prune:prune",
     "export": "edgefiq.cli.export:export", "quantize": "edgefiq.cli.export:quantize",
     "eval": "edgefiq.cli.eval:eval_cmd", "score": "edgefiq.cli.score:score", "bench": "edgefiq.cli.bench:bench",
+    "bestshot": "edgefiq.cli.bestshot:bestshot",
     "models": "edgefiq.cli.models:models",
     "run": "edgefiq.cli.run:run",
     "recipe": "edgefiq.cli.recipe:recipe",
@@ -48,7 +50,7 @@ SUMMARIES: dict[str, str] = {
     "eval": "Compare quality sources by EDC/pAUC (both threshold conventions) and SRCC/PLCC.",
     "score": "Score every image under IMAGES with MODEL and write a path,quality CSV.",
     "bench": "Benchmark ARTIFACTS: p50/p90/p99 latency, throughput, load/first-call time, size, peak RSS.",
-    "models": "List the built-in quality models, or print the model card of NAME.",
+    "bestshot": "Pick the best face crops of every person in SOURCE: detect, track, align, score.",
     "models": "List the built-in quality models, or print the model card of NAME.",
     "run": "Run RECIPE: data -> label -> distill -> prune -> export -> eval -> bench -> report.",
     "recipe": "Work with recipe files (YAML descriptions of a whole run).",
@@ -237,6 +239,10 @@ def echo_table(rows: list[dict[str, Any]], columns: list[str] | None = None, tit
     table = Table(title=title)
     for c in cols:
         table.add_column(c)
-    for r in rows:
-        table.add_row(*("" if r.get(c) is None else f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c)) for c in cols))
-    Console(width=max(100, sum(len(c) + 4 for c in cols))).print(table)
+    cells = [["" if r.get(c) is None else f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r.get(c))
+              for c in cols] for r in rows]
+    for row in cells:
+        table.add_row(*row)
+    # wide enough for every cell: a path is never cut, whatever the terminal (or pipe) width
+    need = 1 + sum(3 + max(len(c), *(len(row[k]) for row in cells)) for k, c in enumerate(cols))
+    Console(width=max(need, shutil.get_terminal_size((100, 24)).columns)).print(table)

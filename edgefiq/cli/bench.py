@@ -16,6 +16,8 @@ def _ints(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
 
 
 def _floors(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, float]:
+    from edgefiq.bench.core import FLOOR_METRICS
+
     out = {}
     for v in value:
         k, sep, num = v.partition("=")
@@ -25,6 +27,9 @@ def _floors(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) 
             raise click.BadParameter(f"expected metric=value like throughput=100 or srcc=0.9, got {v!r}") from None
         if not sep or not k.strip():
             raise click.BadParameter(f"expected metric=value, got {v!r}")
+        if k.strip() not in FLOOR_METRICS:
+            raise click.BadParameter(f"no floor for {k.strip()!r}: a floor bounds a metric where higher is better, "
+                                     f"{' or '.join(FLOOR_METRICS)} (e.g. throughput=200)")
     return out
 
 
@@ -56,7 +61,8 @@ def _floors(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) 
               help="Interleaved timing rounds (all artifacts, then again), each with 1/N of --min-time; "
                    "p50 = median of the rounds' medians. Steadier on a shared or small machine.")
 @click.option("--no-png", is_flag=True, help="Do not write the PNG plot.")
-@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON on stdout instead of a table.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as JSON on stdout instead of a table: {environment, settings, rows}, as -o - does.")
 @click.option("-o", "--output", "out_json", type=click.Path(allow_dash=True), default=None,
               help="Report: a .json file (.md and .png next to it), a folder (gets bench.json/.md/.png), "
                    "or - for JSON on stdout. Default: print the table only.")
@@ -78,7 +84,7 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
       edgefiq bench export/student.onnx export/student.xml export/student.tflite \\
         --threads 1,2 --batch-size 1,8 -o bench.json
       edgefiq bench export/* -o results/        # a folder: results/bench.json, .md, .png
-      edgefiq bench export/student_int8.onnx --json | jq '.[0].p50_ms'
+      edgefiq bench export/student_int8.onnx --json | jq '.rows[0].p50_ms'
       edgefiq bench student_int8.onnx --floor throughput=200 -o bench.json
       edgefiq bench a.onnx b.xml c.tflite --isolate --rounds 5 --min-time 5 -o bench.json
       edgefiq bench student.onnx --images faces/ --reference teacher.csv -o bench.json
@@ -112,8 +118,7 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
     if out_json == "-" or as_json:
         import json
 
-        click.echo(json.dumps(rows if as_json else {"environment": env, "settings": settings, "rows": rows},
-                              indent=2, default=str))
+        click.echo(json.dumps({"environment": env, "settings": settings, "rows": rows}, indent=2, default=str))
     else:
         print_table(rows)
     if out_json and out_json != "-":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 ON_BAD_IMAGE = click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
@@ -23,6 +25,7 @@ def data() -> None:
       edgefiq data inspect ../shared/data/lfw-dev/aligned112
       edgefiq data degrade faces/ -o faces-degraded/ --kinds gaussian_blur,jpeg
       edgefiq data calibration faces/ --labels labels.csv -n 300 -o calib.npz
+      edgefiq data walkup ../shared/data/lfw-dev/raw_sample ../shared/data/lfw-dev/landmarks.tsv -o walkup.mp4
     """
 
 
@@ -127,7 +130,7 @@ def align_cmd(images: str, landmarks: str | None, out: str, size: str, conventio
         raise UsageError("--all-faces needs face detection: drop LANDMARKS")
     else:
         res = align_folder(images, landmarks, out, size=shape, on_bad_image=on_bad_image, convention=convention)
-    skipped = f", skipped {len(res.skipped)} (see {out}/skipped.txt)" if res.skipped else ""
+    skipped = f", skipped {len(res.skipped)} (see {Path(out) / 'skipped.txt'})" if res.skipped else ""
     click.echo(f"aligned {res.aligned} images to {shape[0]}x{shape[1]} in {out}{skipped}")
 
 
@@ -197,6 +200,45 @@ def synthetic_cmd(out: str, identities: int, per_identity: int, size: int, seed:
                                  degraded=not no_degraded)
     n = sum(1 for _ in open(root / "index.csv")) - 1
     click.echo(f"wrote {n} SYNTHETIC images of {identities} identities to {root} (see {root / 'SYNTHETIC.txt'})")
+
+
+@data.command("walkup")
+@click.argument("raw", type=click.Path(exists=True, file_okay=False))
+@click.argument("landmarks", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="Output MP4.")
+@click.option("--people", default=1, show_default=True, type=click.IntRange(1, 3),
+              help="People in the video (the first walks up, the others cross).")
+@click.option("--photo", "photos", multiple=True, help="Photo (relative to RAW) per person, instead of a random pick.")
+@click.option("--frames", default=60, show_default=True, type=click.IntRange(min=2), help="Number of frames.")
+@click.option("--size", default="480x640", show_default=True, help="Frame size HxW.")
+@click.option("--fps", default=25, show_default=True, type=click.IntRange(min=1), help="Frame rate.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (outputs are deterministic).")
+def walkup_cmd(raw: str, landmarks: str, out: str, people: int, photos: tuple[str, ...], frames: int, size: str,
+               fps: int, seed: int) -> None:
+    """Write a synthetic walk-up MP4 from still photos, for trying `edgefiq bestshot`.
+
+    Real photos (with 5-point landmarks) move towards the camera over a background, with a known
+    degradation per frame: motion blur that fades, a stretch with an occluder and one with
+    strong exposure. The ground truth goes to OUTPUT_STEM.truth.json.
+
+    \b
+    Example:
+      edgefiq data walkup ../shared/data/lfw-dev/raw_sample ../shared/data/lfw-dev/landmarks.tsv -o walkup.mp4
+      edgefiq data walkup ../shared/data/lfw-dev/raw_sample ../shared/data/lfw-dev/landmarks.tsv \\
+          -o two.mp4 --people 2 --frames 80 --seed 3
+    """
+    from edgefiq.errors import UsageError
+    from edgefiq.video.synth import truth_path, write_walkup_video
+
+    try:
+        h, w = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must be HxW (e.g. 480x640), got {size!r}") from None
+    if photos and len(photos) != people:
+        people = len(photos)
+    path = write_walkup_video(raw, landmarks, out, people=people, photos=list(photos) or None, frames=frames,
+                              size=(h, w), fps=fps, seed=seed)
+    click.echo(f"wrote {path} ({frames} frames, {people} {'person' if people == 1 else 'people'}) and {truth_path(path)}")
 
 
 @data.command("calibration")

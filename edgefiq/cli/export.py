@@ -71,6 +71,7 @@ def _options(default_precision: str) -> Callable[[Callable[..., Any]], Callable[
         click.option("--no-verify", is_flag=True, help="Skip the parity gate (metadata records it as unverified)."),
         click.option("--name", default=None, help="Artifact file stem (default: the checkpoint's arch)."),
         click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False), help="Output folder."),
+        click.option("--force", "overwrite", is_flag=True, help="Replace an artifact of the same name in the output folder."),
         json_option,
     ]
 
@@ -90,7 +91,8 @@ def _run(ckpt: str, target: str, out: str, **kw: Any) -> None:
     rows = []
     for r in res if isinstance(res, list) else [res]:
         p = r.meta.parity
-        rows.append({"artifact": str(r.path), "precision": r.meta.precision, "verified": p.get("verified", False),
+        rows.append({"artifact": str(r.path), "target": r.meta.backend, "precision": r.meta.precision,
+                     "verified": p.get("verified", False),
                      "max_abs_diff": p.get("max_abs_diff"), "srcc_vs_fp32": p.get("srcc_vs_fp32"), "n": p.get("n")})
     echo_table(rows, title="edgefiq export")
 

@@ -77,8 +77,12 @@ def prune(ckpt: str, rho: str, methods: tuple[str, ...], importance: str, scope:
     opts = dict(importance=importance, scope=scope, round_to=round_to or None, ignored_layers=tuple(ignored),
                 iterative_steps=steps, seed=seed)
     if len(rhos) == 1 and len(methods) == 1 and ":" not in rho:
+        from edgefiq.cli import echo_info, json_mode
+
         path = prune_checkpoint(ckpt, out, rho=rhos[0], method=methods[0], recovery=recovery, **opts)
-        click.echo(f"wrote {path} and {Path(path).with_suffix('.json')}")
+        if json_mode():   # the record written beside the checkpoint; stdout stays JSON
+            click.echo(Path(path).with_suffix(".json").read_text())
+        echo_info(f"wrote {path} and {Path(path).with_suffix('.json')}")
         return
     cfg = SweepConfig(rhos=tuple(rhos), methods=tuple(dict.fromkeys(methods)), prune=opts, recovery=recovery,
                       eval_images=eval_images or images, max_eval_images=max_eval_images, fr_model=fr_model)

@@ -21,19 +21,23 @@ def recipe() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY.SUB=VALUE",
               help="Override a recipe field (YAML value), as `edgefiq run --set` does.")
 @click.option("--quiet-ok", is_flag=True, help="Print nothing when the recipe is fine (exit code only).")
-def check(file: str, variables: tuple[str, ...], overrides: tuple[str, ...], quiet_ok: bool) -> None:
+@click.option("--print", "print_resolved", is_flag=True,
+              help="Print the resolved recipe (every default filled in) as YAML on stdout.")
+def check(file: str, variables: tuple[str, ...], overrides: tuple[str, ...], quiet_ok: bool,
+          print_resolved: bool) -> None:
     """Validate FILE strictly and list every error (exit 2 if any).
 
     Checks unknown keys (with suggestions), wrong types and values, variables that are
     unset or given with --var but unused (a typo), and input paths that do not exist.
-    Keys are named as --set spells them (distill.defaults.optim.epochs). A valid recipe
-    is printed resolved (defaults filled in) as YAML.
+    Keys are named as --set spells them (distill.defaults.optim.epochs), and a missing
+    input path names the --var that sets it. --print shows the resolved recipe (defaults
+    filled in) as YAML.
 
     \b
     Example:
       edgefiq recipe check recipes/quickstart.yaml
       edgefiq recipe check recipes/lfw-mobilefacenet.yaml --var LFW=../shared/data/lfw-dev
-      edgefiq recipe check recipes/quickstart.yaml --set distill.defaults.optim.epochs=2
+      edgefiq recipe check recipes/quickstart.yaml --set distill.defaults.optim.epochs=2 --print
     """
     import yaml
 
@@ -49,6 +53,7 @@ def check(file: str, variables: tuple[str, ...], overrides: tuple[str, ...], qui
         for e in errors:
             click.echo(f"{file}: {e}", err=True)
         raise RecipeError(f"{file}: {len(errors)} error(s)")
-    if not quiet_ok:
+    if print_resolved:
         click.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False), nl=False)
-        click.echo(f"# {file}: ok", err=True)
+    if not quiet_ok:
+        click.echo(f"{file}: ok", err=print_resolved)

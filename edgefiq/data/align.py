@@ -29,13 +29,14 @@ Example:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from edgefiq.errors import DataError, UsageError
+from edgefiq.errors import DataError, EdgefiqError, UsageError
 
 ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                                  [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
@@ -200,21 +201,42 @@ def align_folder(images_root: str | Path, landmarks_tsv: str | Path, out_root: s
     paths = list_images(root)
     skips = SkipLog()
     result = AlignResult(out_root=out)
-    for p in progress(paths, desc="align", unit="img"):
-        rel = p.relative_to(root).as_posix()
-        if rel not in marks:
-            skips.handle(BadImageError(p, f"no landmarks for {rel!r} in {Path(landmarks_tsv).name}"), on_bad_image)
-            continue
-        img = load_or_skip(p, on_bad_image, skips)
-        if img is None:
-            continue
-        save_crop(align_face(img, marks[rel], size, convention), out / rel, quality)
-        result.aligned += 1
+    with _all_or_nothing() as written:
+        for p in progress(paths, desc="align", unit="img"):
+            rel = p.relative_to(root).as_posix()
+            if rel not in marks:
+                skips.handle(BadImageError(p, f"no landmarks for {rel!r} in {Path(landmarks_tsv).name}"), on_bad_image)
+                continue
+            img = load_or_skip(p, on_bad_image, skips)
+            if img is None:
+                continue
+            written.append(save_crop(align_face(img, marks[rel], size, convention), out / rel, quality))
+            result.aligned += 1
     result.skipped = list(skips.entries)
     skips.write(out)
     if result.aligned == 0:
         raise DataError(f"{root}: no image could be aligned ({len(skips)} skipped; see {out / 'skipped.txt'})")
     return result
+
+
+@contextmanager
+def _all_or_nothing() -> Iterator[list[Path]]:
+    """Crops listed in the yielded list are removed again when the block stops on an error (a bad
+    image under ``on_bad_image="error"``): a failed run leaves no partial output behind."""
+    written: list[Path] = []
+    try:
+        yield written
+    except EdgefiqError:
+        for f in written:
+            f.unlink(missing_ok=True)
+        raise
+
+
+def _record_face(marks: list[str], faces_rows: list[str], rel: str, k: int, crop_rel: str, faces: Any) -> None:
+    """The landmarks.tsv and faces.tsv lines of face ``k`` of image ``rel``."""
+    marks.append(rel + "\t" + "\t".join(f"{v:.2f}" for v in faces.landmarks[k].reshape(-1)) + "\n")
+    box = "\t".join(f"{v:.2f}" for v in faces.boxes[k])
+    faces_rows.append(f"{rel}\t{k}\t{crop_rel}\t{box}\t{faces.scores[k]:.5f}\n")
 
 
 def save_crop(crop: np.ndarray, target: str | Path, quality: int = 95) -> Path:
@@ -274,22 +296,23 @@ def align_folder_detected(images_root: str | Path, out_root: str | Path, detect:
     skips, result = SkipLog(), AlignResult(out_root=out)
     marks, faces_rows = ["# relpath<TAB>x,y of left eye, right eye, nose, left and right mouth corner (detected)\n"], \
         ["path\tface\tcrop\tx1\ty1\tx2\ty2\tscore\n"]
-    for p in progress(list_images(root), desc="detect+align", unit="img"):
-        rel = p.relative_to(root).as_posix()
-        img = load_or_skip(p, on_bad_image, skips)
-        if img is None:
-            continue
-        faces = detect(img)
-        chosen = range(len(faces)) if all_faces else [k for k in [faces.pick(face_rule, img.shape[:2])] if k is not None]
-        if not chosen:
-            skips.add(p, "no face found")
-        for k in chosen:
-            crop_rel = face_crop_relpath(rel, k) if all_faces else rel
-            save_crop(align_face(img, faces.landmarks[k], size, convention), out / crop_rel, quality)
-            marks.append(rel + "\t" + "\t".join(f"{v:.2f}" for v in faces.landmarks[k].reshape(-1)) + "\n")
-            box = "\t".join(f"{v:.2f}" for v in faces.boxes[k])
-            faces_rows.append(f"{rel}\t{k}\t{crop_rel}\t{box}\t{faces.scores[k]:.5f}\n")
-            result.aligned += 1
+    with _all_or_nothing() as written:
+        for p in progress(list_images(root), desc="detect+align", unit="img"):
+            rel = p.relative_to(root).as_posix()
+            img = load_or_skip(p, on_bad_image, skips)
+            if img is None:
+                continue
+            faces = detect(img)
+            chosen = range(len(faces)) if all_faces else [k for k in [faces.pick(face_rule, img.shape[:2])]
+                                                          if k is not None]
+            if not chosen:
+                skips.add(p, "no face found")
+            for k in chosen:
+                crop_rel = face_crop_relpath(rel, k) if all_faces else rel
+                written.append(save_crop(align_face(img, faces.landmarks[k], size, convention), out / crop_rel,
+                                         quality))
+                _record_face(marks, faces_rows, rel, k, crop_rel, faces)
+                result.aligned += 1
     atomic_write_text(out / "landmarks.tsv", "".join(marks))
     atomic_write_text(out / "faces.tsv", "".join(faces_rows))
     result.skipped = list(skips.entries)

@@ -34,7 +34,7 @@ from edgefiq.data.insightface import read_insightface_bin, write_insightface_bin
 from edgefiq.data.pathtext import PATH_ERRORS, write_path_text
 from edgefiq.errors import DataError
 
-__all__ = ["list_images", "relpaths", "identity_of", "read_labels_csv", "read_lfw_pairs", "lfw_relpath",
+__all__ = ["list_images", "relpaths", "identity_of", "read_labels_csv", "read_lfw_pairs", "lfw_fold_identities", "lfw_relpath",
            "read_insightface_bin", "write_insightface_bin"]
 
 
@@ -305,3 +305,25 @@ def read_lfw_pairs(pairs_txt: str | Path) -> list[tuple[str, str, bool]]:
     if len(pairs) != expected:
         raise DataError(f"{p}: header {' '.join(header)!r} promises {expected} pairs, found {len(pairs)}")
     return pairs
+
+
+def lfw_fold_identities(pairs_txt: str | Path, folds: Sequence[int]) -> set[str]:
+    """Identities named in the given (1-based) folds of an LFW ``pairs.txt`` (10 folds in the standard file).
+
+    The identity-disjoint validation split of the LFW recipes (``data.split.val_folds``) and of the
+    benchmarks that evaluate on the same identities.
+
+    Example:
+        >>> len(lfw_fold_identities("../shared/data/lfw-dev/pairs.txt", [6, 7]))   # doctest: +SKIP
+        862
+    """
+    pairs_txt = Path(pairs_txt)
+    pairs = read_lfw_pairs(pairs_txt)
+    head = pairs_txt.read_text().split("\n", 1)[0].split()
+    per_fold = 2 * int(head[1]) if len(head) > 1 else len(pairs)
+    out: set[str] = set()
+    for k, (a, b, _) in enumerate(pairs):
+        if (k // per_fold) + 1 in folds:
+            out.add(a.split("/")[0])
+            out.add(b.split("/")[0])
+    return out

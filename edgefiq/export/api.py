@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,7 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
                  arch: str = "model", name: str | None = None, pruning: dict[str, Any] | None = None,
                  source_sha256: str = "", calibration_method: str = "default", calibration_limit: int | None = 300,
                  verify_limit: int | None = 500, threads: int | None = None,
-                 advanced: dict[str, Any] | None = None) -> ExportResult:
+                 advanced: dict[str, Any] | None = None, overwrite: bool = False) -> ExportResult:
     """Export a torch ``model`` to one ``target`` backend, verify it, and publish it atomically.
 
     Args:
@@ -138,9 +139,11 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
             = a block count that passed on another target, tried first.
         channels_last: NHWC model input (TFLite only).
         no_verify: skip the parity gate (parity is then recorded as not verified).
+        overwrite: replace an artifact of the same name in ``out_dir`` (otherwise that is an error).
 
     Raises:
-        UsageError: unknown target/precision, int8 without calibration, unsupported option for the target.
+        UsageError: unknown target/precision, int8 without calibration, unsupported option for the target,
+            an artifact of that name already in ``out_dir`` (without ``overwrite``).
         ExportError: the converter or quantiser rejected the model (one line naming the operator or reason).
         ParityError: the artifact does not score like the torch model; nothing is written.
 
@@ -156,6 +159,10 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
 
     backend = BACKENDS.get(target)()
     _check_request(backend, precision, channels_last, accuracy_control)
+    fname = artifact_filename(backend, name or arch, precision, channels_last)
+    refuse_overwrite(Path(out_dir) / fname, overwrite)
+    started = time.perf_counter()
+    log.info("export %s %s: %s", target, precision, _plan(precision, calibration_method, accuracy_control))
     calib, vx, vsource = _input_batches(preprocess, precision, calibration, verify, calibration_limit, verify_limit)
     model = model.eval()
     example = torch.from_numpy(np.ascontiguousarray(vx[:1]))
@@ -166,7 +173,6 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fname = f"{name or arch}_{precision}{'_nhwc' if channels_last else ''}{backend.suffix}"
     pp = dataclasses.replace(preprocess, layout="NHWC" if channels_last else "NCHW")
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".export-{fname}-", dir=out_dir))
     try:
@@ -185,9 +191,43 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
                             quantization=quant, versions={**package_versions(*backend.packages), "numpy": np.__version__})
         write_meta(tmp_art, meta)
         meta.parity = _parity(backend, tmp_art, ref, vx, vsource, precision, no_verify=no_verify, threads=threads)
-        return _publish(backend, tmp_art, out_dir / fname, meta)
+        done = _publish(backend, tmp_art, out_dir / fname, meta)
+        log.info("export %s %s: wrote %s in %.1f s", target, precision, done.path, time.perf_counter() - started)
+        return done
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def artifact_filename(backend: Any, stem: str, precision: str, channels_last: bool = False) -> str:
+    """The artifact's file name: ``<stem>_<precision>[_nhwc]<suffix>`` (e.g. ``face_trunk_int8.tflite``).
+
+    Example:
+        >>> from edgefiq.registry import BACKENDS
+        >>> artifact_filename(BACKENDS.get("onnx")(), "face_trunk", "int8")
+        'face_trunk_int8.onnx'
+    """
+    return f"{stem}_{precision}{'_nhwc' if channels_last else ''}{backend.suffix}"
+
+
+def refuse_overwrite(path: Path, overwrite: bool = False) -> None:
+    """A one-line ``UsageError`` when an artifact (or its sidecar) is already at ``path``, unless ``overwrite``.
+
+    Example:
+        >>> refuse_overwrite(Path("no/such/model.onnx"))
+    """
+    if not overwrite and (path.exists() or meta_path(path).exists()):
+        raise UsageError(f"{path} already exists: pass --force to replace it, or --name to write another file "
+                         "beside it")
+
+
+def _plan(precision: str, calibration_method: str, accuracy_control: float | None) -> str:
+    """What an export is about to do, for its progress line."""
+    if precision != "int8":
+        return "convert, then check parity against torch"
+    steps = ["calibrate (" + ("trying each method" if calibration_method == "auto" else calibration_method) + ")"]
+    if accuracy_control is not None:
+        steps.append(f"search the fewest float blocks for an SRCC drop <= {accuracy_control:g}")
+    return ", ".join(steps) + ", then check parity against torch"
 
 
 def _check_request(backend: Any, precision: str, channels_last: bool, accuracy_control: float | None) -> None:
@@ -335,6 +375,13 @@ def export_checkpoint(ckpt: str | Path, target: str, out_dir: str | Path, *, pre
 
     ck = load_checkpoint(ckpt)
     common = dict(arch=ck.arch, name=name, pruning=ck.pruning, source_sha256=sha256_file(ckpt), **kwargs)
+    if target == "all":   # refuse before the first target is written
+        for t in BACKENDS.names():
+            b = BACKENDS.get(t)()
+            if precision in b.precisions:
+                refuse_overwrite(Path(out_dir) / artifact_filename(b, name or ck.arch, precision,
+                                                                   channels_last and b.supports_channels_last),
+                                 bool(kwargs.get("overwrite")))
     if target != "all":
         return export_model(ck.model, ck.preprocess, target, out_dir, precision=precision, calibration=calibration,
                             verify=verify, accuracy_control=accuracy_control, channels_last=channels_last,

@@ -267,6 +267,17 @@ def threshold_at_fmr(impostor_similarity: np.ndarray, fmr: float) -> float:
     return float(np.partition(s, a)[a])
 
 
+def verification_rate(genuine_similarity: np.ndarray, impostor_similarity: np.ndarray, fmr: float = 1e-3) -> float:
+    """Fraction of genuine comparisons that match at the threshold ``threshold_at_fmr`` sets (1 - FNMR).
+
+    Example:
+        >>> verification_rate(np.array([0.5, 0.9]), np.array([0.1, 0.2, 0.3, 0.6]), 0.25)
+        0.5
+    """
+    t = threshold_at_fmr(impostor_similarity, fmr)
+    return float(np.mean(np.asarray(genuine_similarity, np.float64) > t))
+
+
 @dataclass
 class EdcCurve:
     """One EDC curve. ``discard``, ``fnmr``, ``threshold``, ``oracle_fnmr`` are aligned arrays."""

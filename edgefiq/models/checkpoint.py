@@ -62,6 +62,13 @@ def save_checkpoint(path: str | Path, model: Any, *, arch: str, arch_kwargs: dic
     return Path(path)
 
 
+# files that edgefiq writes beside checkpoints and users pass by mistake (the checkpoint layer
+# names them without importing the export backends)
+_ARTIFACT_KINDS = {".onnx": "an exported ONNX model", ".xml": "an exported OpenVINO model",
+                   ".bin": "OpenVINO weights", ".tflite": "an exported TFLite model",
+                   ".torchscript": "an exported TorchScript model", ".json": "a JSON file (sidecar or report)"}
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load the raw checkpoint dict safely (``weights_only=True``).
 
@@ -75,6 +82,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: checkpoint not found")
+    kind = _ARTIFACT_KINDS.get(p.suffix.lower())
+    if kind:   # torch would only say that its weights-only unpickler failed
+        raise DataError(f"{p}: {kind}, not an edgefiq checkpoint; this verb takes the .pt that `edgefiq distill` "
+                        "or `edgefiq prune` wrote (score and bench take exported artifacts)")
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -160,7 +160,8 @@ def render_card(card: dict[str, Any], plots: list[str]) -> str:
     lines = [f"# {card['name']}: built-in face image quality model", "", card["summary"], "",
              "## Use", "", "```", "edgefiq score FACES/ -o q.csv   # when this is the default built-in model",
              f"edgefiq score FACES/ -o q.csv --model builtin:{card['name']} --reject-fraction 0.1",
-             "python -c \"import edgefiq; print(edgefiq.load_model().score_arrays([img]))\"", "```", "",
+             f"python -c \"import edgefiq; print(edgefiq.load_model('builtin:{card['name']}').score('face.jpg'))\""
+             "   # an aligned crop", "```", "",
              "## Input", "", f"- {card['input']['spec']}", f"- preprocessing: `{json.dumps(card['input']['preprocess'])}`",
              "", "## Training", "",
              f"- data: {'SYNTHETIC sample' if tr.get('synthetic') else tr.get('images')} "

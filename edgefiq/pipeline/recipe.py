@@ -362,12 +362,23 @@ def _check_teacher_options(t: TeacherSection) -> None:
     from edgefiq.registry import TEACHERS
 
     params = inspect.signature(TEACHERS.get(t.name)).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     known = sorted(n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL)
     for key in t.options:
-        if key not in known:
+        if key not in known and not open_ended:
             raise RecipeError(f"unknown key 'teacher.options.{key}' for teacher {t.name!r}{suggest(str(key), known)}")
+    _check_teacher_values(t)
+
+
+def _check_teacher_values(t: TeacherSection) -> None:
+    """``teacher.options`` values the teacher itself refuses (its ``check_options``: what ``label`` says)."""
+    from edgefiq.errors import UsageError
+    from edgefiq.registry import TEACHERS
+
+    try:
+        TEACHERS.get(t.name).check_options(dict(t.options))
+    except UsageError as e:
+        raise RecipeError(f"teacher.options: {str(e).replace('--', '')}") from None
 
 
 def _check_calibration_method(ex: ExportSection) -> None:

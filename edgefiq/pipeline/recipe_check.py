@@ -96,18 +96,33 @@ def _drop(raw: dict[str, Any], keys: list[str]) -> bool:
     return False
 
 
-def _path_errors(resolved: Any, where: str = "") -> list[str]:
-    """Input paths in the resolved recipe that do not exist."""
+def _path_errors(resolved: Any, template: Any = None, where: str = "") -> list[str]:
+    """Input paths in the resolved recipe that do not exist; ``template`` is the recipe before its
+    variables were filled in, so that a path from ``${NAME}`` names the ``--var`` that sets it."""
     out: list[str] = []
     items = resolved.items() if isinstance(resolved, dict) else enumerate(resolved) if isinstance(
         resolved, (list, tuple)) else ()
     for k, v in items:
         loc = f"{where}.{k}" if where else str(k)
+        sub = template.get(k) if isinstance(template, dict) else (
+            template[k] if isinstance(template, list) and isinstance(k, int) and k < len(template) else None)
         if isinstance(v, (dict, list, tuple)):
-            out += _path_errors(v, loc)
+            out += _path_errors(v, sub, loc)
         elif isinstance(v, str) and str(k) in PATH_KEYS and v and "<unset:" not in v and not Path(v).exists():
-            out.append(f"{loc}: {v} does not exist")
+            names = [m.group(1) for m in _VAR.finditer(sub)] if isinstance(sub, str) else []
+            hint = "".join(f" (set by ${{{n}}}: --var {n}=...)" for n in names)
+            out.append(f"{loc}: {v} does not exist{hint}")
     return out
+
+
+def _template(path: Path) -> Any:
+    """The recipe's YAML with its ``${NAME}`` references left as text (None if it does not parse)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return None
 
 
 def check_recipe(path: str | Path, variables: dict[str, str] | None = None,
@@ -152,5 +167,5 @@ def check_recipe(path: str | Path, variables: dict[str, str] | None = None,
             if not keys or not _drop(raw, keys):
                 break
     if cfg is not None:
-        errors += _path_errors(to_dict(cfg))
+        errors += _path_errors(to_dict(cfg), _template(p))
     return cfg, errors

@@ -40,8 +40,10 @@ DEFAULT_KEYS: tuple[str, ...] = ("onnx-fp32", "onnx-int8", "openvino-fp32", "ope
                                  "tflite-int8")
 # reference-score tolerance, x max(1, |score|): fp32 runtimes agree to float rounding; int8 kernels differ
 # between CPUs (VNNI or not, ARM) by a few quantisation steps, so its tolerance is a share of the score spread
+# (1%-99% of the validation scores). Measured: onnxruntime int8 of edgefiq-lfw-edge on an AMD EPYC without
+# VNNI differs from its VNNI build host by 0.255, 7% of the spread; a broken artifact is off by the spread.
 FLOAT_ATOL = {"fp32": 1e-4, "fp16": 1e-2}
-INT8_SPREAD_SHARE = 0.05
+INT8_SPREAD_SHARE = 0.10
 REFERENCE_IMAGES = {"n": 8, "seed": 0}
 
 

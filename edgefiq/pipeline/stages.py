@@ -94,30 +94,16 @@ def split_identities(rels: list[str], recipe: RunRecipe) -> tuple[list[str], lis
         >>> split_identities(["a/1.jpg", "b/1.jpg"], recipe)   # doctest: +SKIP
         (['a/1.jpg'], ['b/1.jpg'])
     """
+    from edgefiq.data.readers import lfw_fold_identities
     from edgefiq.data.split import identity_split
 
     sp = recipe.data.split
-    val_ids = _fold_identities(Path(sp.pairs), sp.val_folds) if sp.pairs else None
+    val_ids = lfw_fold_identities(Path(sp.pairs), sp.val_folds) if sp.pairs else None
     try:
         tr, va = identity_split(rels, val_fraction=sp.val_fraction, seed=sp.seed, val_identities=val_ids)
     except UsageError as e:
         raise DataError(f"split: {e} (check data.split and the images root)") from None
     return [rels[i] for i in tr], [rels[i] for i in va]
-
-
-def _fold_identities(pairs_txt: Path, folds: tuple[int, ...]) -> set[str]:
-    """Identities named in the given (1-based) folds of an LFW pairs.txt."""
-    from edgefiq.data.readers import read_lfw_pairs
-
-    pairs = read_lfw_pairs(pairs_txt)
-    lines = pairs_txt.read_text().split("\n", 1)[0].split()
-    per_fold = 2 * int(lines[1]) if len(lines) > 1 else len(pairs)
-    out: set[str] = set()
-    for k, (a, b, _) in enumerate(pairs):
-        if (k // per_fold) + 1 in folds:
-            out.add(a.split("/")[0])
-            out.add(b.split("/")[0])
-    return out
 
 
 def _relpaths(root: Path) -> list[str]:
@@ -310,7 +296,7 @@ def export_stage(recipe: RunRecipe) -> Stage:
                         if reused is None:
                             res = export_checkpoint(ctx.path(m["checkpoint"]), target, odir, precision=precision,
                                                     calibration=calib, verify=verify, name=_artifact_name(m),
-                                                    **options)
+                                                    overwrite=True, **options)
                             reused = res.path, res.meta.to_dict()
                         path, meta = reused
                         mixed = (meta.get("quantization") or {}).get("mixed_precision")

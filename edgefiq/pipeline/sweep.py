@@ -95,7 +95,8 @@ def _onnx(ckpt: Path, out_dir: Path) -> Path:
     """fp32 ONNX of a checkpoint through ``edgefiq.export`` (parity-checked)."""
     from edgefiq.export import export_checkpoint
 
-    return export_checkpoint(ckpt, "onnx", out_dir, precision="fp32", name=ckpt.stem).path
+    return export_checkpoint(ckpt, "onnx", out_dir, precision="fp32", name=ckpt.stem,
+                             overwrite=True).path
 
 
 def interleaved_latency(paths: list[Path], *, rounds: int, runs: int) -> list[dict[str, float]]:

@@ -130,6 +130,10 @@ def backend_for_path(path: str | Path) -> str:
     from edgefiq.registry import BACKENDS
 
     p = Path(path)
+    if p.suffix == ".json":   # a sidecar (or report) passed instead of its artifact
+        art = p.with_name(p.name[: -len(".json")])
+        hint = f"the sidecar of {art}: pass {art} itself" if art.is_file() else "a JSON file, not a model artifact"
+        raise UsageError(f"{p} is {hint}")
     if meta_path(p).is_file():
         return read_meta(p).backend
     for name in BACKENDS.names():

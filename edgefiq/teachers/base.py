@@ -33,6 +33,14 @@ class Teacher:
 
     name: str = "teacher"
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Refuse option values the constructor would refuse, without loading anything (``UsageError``).
+
+        ``edgefiq recipe check`` calls it on ``teacher.options``; the constructor calls it too, so
+        the two cannot disagree. Default: nothing to check.
+        """
+
     def score_table(self, root: Path, relpaths: Sequence[str], *, on_bad_image: str = "error") -> Table:
         """Score ``root/relpath`` images: ``{"quality": float array, ...extra columns}``; NaN = skipped."""
         raise NotImplementedError

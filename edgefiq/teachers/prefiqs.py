@@ -126,29 +126,46 @@ class PreFIQs(FRTeacher):
 
     name = "prefiqs"
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """The constructor's option checks, without loading the FR model (``Teacher.check_options``).
+
+        Example:
+            >>> PreFIQs.check_options({"rho": 1.4})
+            Traceback (most recent call last):
+            ...
+            edgefiq.errors.UsageError: --rho must be in (0, 1), got 1.4
+        """
+        method, rho = options.get("method", "l1"), options.get("rho", 0.4)
+        scope, runtime = options.get("scope"), options.get("runtime", "auto")
+        onnx = bool(options.get("fold_bn")) or Path(str(options.get("fr_model") or "")).suffix.lower() == ".onnx"
+        if method not in PRUNING_METHODS:
+            raise UsageError(f"unknown PreFIQs pruning method {method!r}; choose {', '.join(PRUNING_METHODS)}")
+        if not isinstance(rho, (int, float)) or not 0.0 < float(rho) < 1.0:
+            raise UsageError(f"--rho must be in (0, 1), got {rho}")
+        if scope is not None and scope not in SCOPES:
+            raise UsageError(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        if runtime not in RUNTIMES:
+            raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        if method == "structured" and onnx:
+            raise UsageError("structured PreFIQs pruning needs a PyTorch FR model (.pt); for an ONNX FR model "
+                             "use --method l1 or random")
+        if runtime == "torch" and onnx:
+            raise UsageError("runtime 'torch' prunes PyTorch models only; ONNX graphs and fold_bn need onnxruntime")
+        if runtime == "torch" and options.get("precision", "fp32") != "fp32":
+            raise UsageError(f"--precision {options['precision']} runs the FR passes with OpenVINO; it cannot use "
+                             "--runtime torch")
+
     def __init__(self, fr_model: str | Path | None = None, method: str = "l1", rho: float = 0.4, scope: str | None = None,
                  seed: int = 0, arch: str | None = None, flip: bool = False, save_pruned: bool = True,
                  runtime: str = "auto", fold_bn: bool = False, precision: str = "fp32", *, batch_size: int = 64,
                  device: str = "cpu", workers: int = 0, cache_dir: str | Path | None = None, cache: bool = True) -> None:
+        self.check_options(dict(fr_model=fr_model, method=method, rho=rho, scope=scope, runtime=runtime,
+                                fold_bn=fold_bn, precision=precision))
         super().__init__(fr_model, arch, flip, precision, batch_size=batch_size, device=device, workers=workers,
                          cache_dir=cache_dir, cache=cache)
-        if method not in PRUNING_METHODS:
-            raise UsageError(f"unknown PreFIQs pruning method {method!r}; choose {', '.join(PRUNING_METHODS)}")
-        if not 0.0 < float(rho) < 1.0:
-            raise UsageError(f"--rho must be in (0, 1), got {rho}")
         if scope is None:  # one teacher per FR model, whatever its file format (results/prefiqs_formats.md)
             scope = "normalized" if method == "l1" else "global"
-        if scope not in SCOPES:
-            raise UsageError(f"--scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-        if runtime not in RUNTIMES:
-            raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-        if method == "structured" and (fold_bn or Path(fr_model).suffix.lower() == ".onnx"):
-            raise UsageError("structured PreFIQs pruning needs a PyTorch FR model (.pt); for an ONNX FR model "
-                             "use --method l1 or random")
-        if runtime == "torch" and (fold_bn or Path(fr_model).suffix.lower() == ".onnx"):
-            raise UsageError("runtime 'torch' prunes PyTorch models only; ONNX graphs and fold_bn need onnxruntime")
-        if runtime == "torch" and precision != "fp32":
-            raise UsageError(f"--precision {precision} runs the FR passes with OpenVINO; it cannot use --runtime torch")
         self.method, self.rho, self.scope, self.seed = method, float(rho), scope, int(seed)
         self.save_pruned, self.runtime, self.fold_bn = save_pruned, runtime, bool(fold_bn)
 
