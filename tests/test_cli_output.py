@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from test_runtime import edgefiq_artifacts  # noqa: F401  (session fixture)
 
@@ -90,3 +91,59 @@ def test_wrong_kinds_of_file_are_one_line_errors(edgefiq_artifacts, tmp_path):  
         errors = [ln for ln in r.stderr.splitlines() if ln.startswith("Error")]
         assert r.returncode in (1, 2) and len(errors) == 1 and message in errors[0], (args, r.stderr)
         assert "Traceback" not in r.stderr and r.stdout == "", (args, r.stdout)   # no table before the error
+
+
+def _json_verbs() -> set[str]:
+    """Every verb (``group sub`` for subcommands) that has a ``--json`` option."""
+    import click
+
+    out: set[str] = set()
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                walk(cmd.get_command(ctx, name), [*path, name])
+        elif any("--json" in p.opts for p in cmd.params):
+            out.add(" ".join(path))
+
+    walk(cli, [])
+    return out
+
+
+@pytest.mark.slow
+def test_every_json_verb_prints_one_json_document_on_stdout(edgefiq_artifacts, tmp_path):  # noqa: F811
+    """Issue 28: each verb with --json, run through the CLI, prints exactly one JSON document on stdout."""
+    import numpy as np
+
+    from edgefiq.data.readers import list_images
+
+    ckpt, onnx, images = (str(edgefiq_artifacts[k]) for k in ("ckpt", "onnx", "images"))
+    rels = [p.relative_to(images).as_posix() for p in list_images(images)]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,quality\n" + "".join(f"{r},{i / len(rels):.3f}\n" for i, r in enumerate(rels)))
+    emb = tmp_path / "emb.npy"
+    np.save(emb, np.random.default_rng(0).standard_normal((len(rels), 8)).astype(np.float32))
+    index = tmp_path / "emb.csv"
+    index.write_text("path\n" + "".join(f"{r}\n" for r in rels))
+    t = str(tmp_path)
+    runs = {
+        "models": ["models"],
+        "data inspect": ["data", "inspect", images],
+        "data degrade": ["data", "degrade", images, "-o", f"{t}/deg", "--kinds", "pose", "--severities", "1"],
+        "export": ["export", ckpt, "-t", "onnx", "-o", f"{t}/exp"],
+        "quantize": ["quantize", ckpt, "-t", "onnx", "-p", "fp16", "-o", f"{t}/q"],
+        "prune": ["prune", ckpt, "--rho", "0.25", "-o", f"{t}/pruned.pt"],
+        "bench": ["bench", onnx, *FAST],
+        "eval": ["eval", "--images", images, "--identities-from-folders", "--embeddings", str(emb),
+                 "--embeddings-index", str(index), "--quality", str(labels), "-o", f"{t}/eval"],
+        "distill": ["distill", "--images", images, "--labels", str(labels), "--student", "tiny_cnn",
+                    "--epochs", "1", "-o", f"{t}/distill"],
+        "run": ["run", str(Path(__file__).resolve().parents[1] / "recipes/quickstart.yaml"), "--only", "data",
+                "-o", f"{t}/run"],
+    }
+    assert set(runs) == _json_verbs(), "a verb with --json is not exercised here"
+    for verb, args in runs.items():
+        res = CliRunner().invoke(cli, [*args, "--json"])
+        assert res.exit_code == 0, (verb, res.output, res.exception)
+        json.loads(res.stdout)   # one document, nothing else on stdout

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITERS = {"label", "distill", "prune", "export", "quantize", "eval", "score", "bench", "run", "data inspect",
            "data align", "data degrade", "data synthetic", "data calibration"}
 # verbs that print a table: each has --json
-TABLES = {"distill", "prune", "export", "quantize", "eval", "bench", "run", "data inspect", "models"}
+TABLES = {"distill", "prune", "export", "quantize", "eval", "bench", "run", "data inspect", "data degrade", "models"}
 BANNED = {"--out": "--output", "--batch": "--batch-size", "--m": "--passes", "--outdir": "--output"}
 
 

@@ -103,7 +103,7 @@ def _params() -> list:
 
 @pytest.mark.parametrize("student,backend,precision", _params())
 def test_round_trip(student: str, backend: str, precision: str, image_sets: dict, tmp_path: Path) -> None:
-    if not BACKENDS.get(backend)().available():
+    if not BACKENDS.get(backend)().can_export():
         pytest.skip(f"{backend} runtime not installed")
     model = _student(student)
     try:
@@ -164,7 +164,7 @@ def test_every_backend_is_covered() -> None:
 
 @pytest.mark.slow
 def test_channels_last_tflite(image_sets: dict, tmp_path: Path) -> None:
-    if not BACKENDS.get("tflite")().available():
+    if not BACKENDS.get("tflite")().can_export():
         pytest.skip("tflite runtime not installed")
     res = export_model(_student(FAST_STUDENT), Preprocess(size=SIZE), "tflite", tmp_path, precision="int8",
                        channels_last=True, calibration=image_sets["calibration"], verify=image_sets["verify"])
@@ -180,7 +180,7 @@ def test_accuracy_control_mixed_precision(backend: str, image_sets: dict, tmp_pa
     """Real backends: ``float_modules`` keeps those blocks float (all blocks float scores closer to fp32 than plain
     int8), and ``accuracy_control`` runs its trials as real exports, keeps the chosen one and records the search.
     (Which k the bisection picks depends on a few thousandths of SRCC here; ``test_export_mixed`` checks the search.)"""
-    if not BACKENDS.get(backend)().available():
+    if not BACKENDS.get(backend)().can_export():
         pytest.skip(f"{backend} not installed")
     from edgefiq.export.mixed import precision_units
 
@@ -230,7 +230,7 @@ def test_accuracy_control_refuses_a_model_with_no_int8_block(image_sets: dict, t
 def test_int8_quantiser_choice_is_recorded(backend: str, method: str, quantizer: str, head_float: bool,
                                            image_sets: dict, tmp_path: Path) -> None:
     """``default`` picks NNCF with the score head in float; the plain quantisers stay selectable."""
-    if not BACKENDS.get(backend)().available():
+    if not BACKENDS.get(backend)().can_export():
         pytest.skip(f"{backend} runtime not installed")
     res = export_model(_student(FAST_STUDENT), Preprocess(size=SIZE), backend, tmp_path, precision="int8",
                        calibration=image_sets["calibration"], verify=image_sets["verify"], calibration_method=method,
@@ -250,7 +250,7 @@ def test_auto_calibration_keeps_the_best_trial(backend: str, image_sets: dict, t
     from edgefiq.metrics import srcc
 
     b = BACKENDS.get(backend)()
-    if not b.available():
+    if not b.can_export():
         pytest.skip(f"{backend} runtime not installed")
     model = _student(FAST_STUDENT)
     res = export_model(model, Preprocess(size=SIZE), backend, tmp_path, precision="int8",
@@ -307,7 +307,7 @@ class HistogramHead(torch.nn.Module):
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino", "tflite"])
 def test_unsupported_operator_is_one_line(backend: str, tmp_path: Path) -> None:
-    if not BACKENDS.get(backend)().available():
+    if not BACKENDS.get(backend)().can_export():
         pytest.skip(f"{backend} runtime not installed")
     with pytest.raises(ExportError) as info:
         export_model(HistogramHead().eval(), Preprocess(size=SIZE), backend, tmp_path, arch="histc_net")

@@ -175,3 +175,41 @@ def test_a_mixed_artifact_that_scores_exactly_like_fp32_is_refused(tmp_path) -> 
     with pytest.raises(ExportError, match="do not change the scores"):
         export_mixed(Backend(), model, torch.from_numpy(x[:1]), tmp_path / "m.bin", opts, max_drop=0.01)
     assert not (tmp_path / ".mixed-trials").exists() and not (tmp_path / "m.bin").exists()
+
+
+def test_auto_calibration_under_accuracy_control_compares_methods_at_the_hint(tmp_path) -> None:
+    """With a hint (a block count that passed on another target), each method is tried there first: the
+    first that passes ends the search in that one trial; a method that fails there is recorded."""
+    from edgefiq.export.base import Exported, ExportOptions
+    from edgefiq.export.mixed import export_mixed
+
+    model = _Net().eval()
+    calls: list[tuple[str, int]] = []
+
+    class Backend:   # method "bad" scrambles the ranking, "good" keeps it with one block float (offset: not exact)
+        suffix = ".bin"
+
+        def export(self, m, example, out, options):
+            out.write_text("x")
+            self.how, self.k = options.advanced["calibration_method"], len(options.advanced["float_modules"])
+            calls.append((self.how, self.k))
+            return Exported(out, {"quantizer": self.how})
+
+        def load(self, path, threads=None):
+            def run(x):
+                with torch.no_grad():
+                    y = model(torch.from_numpy(x)).reshape(-1).numpy()
+                return y + 0.01 if self.how == "good" and self.k >= 1 else -y
+            return run
+
+        def files(self, path):
+            return [path]
+
+    x = np.abs(np.random.default_rng(0).standard_normal((32, 4, 8, 8))).astype(np.float32)
+    opts = ExportOptions(precision="int8", calibration=x)
+    mixed, report, method, trials = export_mixed(Backend(), model, torch.from_numpy(x[:1]), tmp_path / "m.bin",
+                                                 opts, max_drop=0.01, start=1, methods=("bad", "good", "unused"))
+    assert method == "good" and report == {"quantizer": "good"} and (tmp_path / "m.bin").exists()
+    assert [t["method"] for t in trials] == ["bad", "good"] and trials[0]["srcc_vs_fp32"] < 0
+    assert len(calls) == 2 and mixed["trials"] == [{"float_units": 1, "srcc": 1.0}]
+    assert len(mixed["float_modules"]) >= 1 and not (tmp_path / ".mixed-trials").exists()

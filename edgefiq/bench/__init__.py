@@ -1,6 +1,6 @@
 """Benchmarks: one timing routine for every backend, report writers, SSH devices.
 
-Torch-free for exported artifacts (devices with ``edgefiq[runtime]`` run it).
+Torch-free for exported artifacts (a device with the base ``pip install edgefiq`` runs it).
 
 Example:
     >>> from edgefiq.bench import benchmark

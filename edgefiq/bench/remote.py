@@ -1,6 +1,6 @@
 """On-device benchmarks over SSH: ``edgefiq bench ... --device ssh://user@host[:port]``.
 
-The device needs ``edgefiq[runtime]`` (torch-free) and the artifact's runtime. Steps:
+The device needs the base ``edgefiq`` install (torch-free) and the artifact's runtime. Steps:
 make a temporary folder on the device (``mktemp -d``), copy each artifact's files and
 its sidecar there (``scp``), run ``<remote-python> -m edgefiq bench`` on them, copy the
 JSON back, remove the folder. Non-interactive: ``BatchMode=yes`` (key authentication
@@ -95,7 +95,7 @@ def benchmark_remote(artifacts: Sequence[str | Path], url: str, *, threads: Sequ
     Args:
         artifacts: local artifact files (their sidecars and weight files are copied too).
         url: ``ssh://user@host[:port]``.
-        remote_python: python on the device that has ``edgefiq[runtime]``.
+        remote_python: python on the device that has the base ``edgefiq`` install.
         ssh_key: private key file; ssh_options: extra ``-o`` options (e.g. ``StrictHostKeyChecking=no``).
 
     Example:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
+
+from edgefiq.cli import json_mode, json_option
 
 ON_BAD_IMAGE = click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
                             help="Stop at the first unreadable image, or skip it and list it in OUT/skipped.txt.")
@@ -134,12 +137,24 @@ def align_cmd(images: str, landmarks: str | None, out: str, size: str, conventio
     click.echo(f"aligned {res.aligned} images to {shape[0]}x{shape[1]} in {out}{skipped}")
 
 
+def _echo_kinds() -> None:
+    """The table of every degradation kind: group, family, ISO/IEC 29794-5 component."""
+    from edgefiq.cli import echo_table
+    from edgefiq.data.degrade import DEGRADATIONS, FAMILY, ISO_COMPONENT, KINDS
+
+    echo_table([{"kind": k, "group": "classic" if k in DEGRADATIONS else "capture", "family": FAMILY[k],
+                 "ISO/IEC 29794-5 component": ISO_COMPONENT[k] or "-"} for k in KINDS])
+
+
 @data.command("degrade")
-@click.argument("src", type=click.Path(file_okay=False))
-@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False), help="Output root (created).")
-@click.option("--kinds", default=None, metavar="K1,K2",
-              help="Comma-separated degradations (default: all). "
-                   "Choices: gaussian_blur, motion_blur, noise, jpeg, downscale, occlusion, exposure_under, exposure_over.")
+@click.argument("src", required=False, type=click.Path(file_okay=False))
+@click.option("-o", "--output", "out", type=click.Path(file_okay=False), help="Output root (created).")
+@click.option("--kinds", default="classic", show_default=True, metavar="K1,K2",
+              help="Comma-separated kinds, families or groups: classic (blur, noise, compression, resolution, "
+                   "occlusion, exposure), capture (misalignment, pose, lens, occluder, illumination, background), "
+                   "all. --list shows every kind.")
+@click.option("--list", "list_kinds", is_flag=True, help="List every kind with its family and ISO/IEC 29794-5 "
+                                                          "component, then exit.")
 @click.option("--severities", default="0.25,0.5,0.75,1.0", show_default=True, metavar="S1,S2",
               help="Comma-separated severities in (0, 1]; each drawn kind is rendered at all of them.")
 @click.option("--per-image", default=1, show_default=True, type=click.IntRange(min=0),
@@ -149,8 +164,9 @@ def align_cmd(images: str, landmarks: str | None, out: str, size: str, conventio
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (outputs are deterministic).")
 @click.option("--no-clean", is_flag=True, help="Do not copy the clean images into OUT.")
 @ON_BAD_IMAGE
-def degrade_cmd(src: str, out: str, kinds: str | None, severities: str, per_image: int, fraction: float,
-                seed: int, no_clean: bool, on_bad_image: str) -> None:
+@json_option
+def degrade_cmd(src: str | None, out: str | None, kinds: str, list_kinds: bool, severities: str, per_image: int,
+                fraction: float, seed: int, no_clean: bool, on_bad_image: str) -> None:
     """Write degraded copies of the images under SRC into OUT, mirroring its identity tree.
 
     Files are named <stem>__<kind>_<severity>.jpg; OUT/index.csv lists
@@ -160,18 +176,26 @@ def degrade_cmd(src: str, out: str, kinds: str | None, severities: str, per_imag
     Example:
       edgefiq data degrade ../shared/data/lfw-dev/aligned112 -o /tmp/lfw-deg --fraction 0.1
       edgefiq data degrade faces/ -o deg/ --kinds gaussian_blur,occlusion --severities 0.5,1 --per-image 2
+      edgefiq data degrade faces/ -o deg/ --kinds capture,blur --per-image 2
+      edgefiq data degrade --list
     """
-    from edgefiq.data.degrade import DEGRADATIONS, make_degraded_set
+    from edgefiq.data.degrade import make_degraded_set
     from edgefiq.errors import UsageError
 
+    if list_kinds:
+        return _echo_kinds()
+    if not src or not out:
+        raise UsageError("data degrade needs SRC and -o OUT (or --list)")
     try:
         sevs = [float(s) for s in _csv_list(severities) or []]
     except ValueError:
         raise UsageError(f"--severities: expected comma-separated numbers, got {severities!r}") from None
-    index = make_degraded_set(src, out, kinds=_csv_list(kinds) or DEGRADATIONS, severities=sevs,
+    index = make_degraded_set(src, out, kinds=_csv_list(kinds) or ['classic'], severities=sevs,
                               per_image=per_image, fraction=fraction, seed=seed, include_clean=not no_clean,
                               on_bad_image=on_bad_image)
     n = sum(1 for _ in open(index)) - 1
+    if json_mode():
+        return click.echo(json.dumps({"index": str(index), "images": n}))
     click.echo(f"wrote {n} images listed in {index}")
 
 

@@ -54,13 +54,16 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> list[f
 @click.option("--reject-fractions", default="0.01,0.02,0.05,0.1,0.2,0.3", show_default=True,
               callback=_fractions, help="Image fractions of the threshold table: per FMR, the quality threshold "
               "that rejects each fraction and the FNMR it leaves.")
+@click.option("--by", "by", type=click.Choice(["degradation"]), default=None,
+              help="Also a pAUC table per degradation family (clean only, then each family with the clean "
+                   "images), from the index.csv of `edgefiq data degrade` (IMAGES/index.csv or --same-source-index).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Report folder: report.json, report.md, edc.png.")
 def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_model: str | None,
              embeddings: str | None, embeddings_index: str | None, quality_csvs: tuple[str, ...],
              names: tuple[str, ...], reference: str | None, random_baseline: bool, fmrs: list[float], limit: float,
              max_impostors: int | None, same_source_index: str | None, save_embeddings: str | None, seed: int,
-             reject_fractions: list[float], out_dir: str) -> None:
+             reject_fractions: list[float], by: str | None, out_dir: str) -> None:
     """Compare quality sources by EDC/pAUC (both threshold conventions) and SRCC/PLCC.
 
     Every source is evaluated on the same comparisons: cosine similarities of the FR
@@ -76,6 +79,8 @@ def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_m
         --reference prefiqs --random-baseline --fmr 1e-3,1e-4 -o report/
       edgefiq eval --images faces/ --pairs pairs.txt --embeddings emb.npy --embeddings-index emb.csv \\
         --quality q.csv -o report/
+      edgefiq eval --images capture/ --identities-from-folders --fr-model mobilefacenet.pt \\
+        --quality q.csv --random-baseline --by degradation -o report/    # capture/ from data degrade
     """
     from pathlib import Path
 
@@ -85,13 +90,21 @@ def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_m
     if names and len(names) != len(quality_csvs):
         raise UsageError(f"--name given {len(names)} times but --quality {len(quality_csvs)} times")
     labels = list(names) if names else [Path(q).stem for q in quality_csvs]
+    kind_index = (same_source_index or str(Path(images) / "index.csv")) if by == "degradation" else None
+    if kind_index and not Path(kind_index).is_file():
+        raise UsageError(f"--by degradation: no {kind_index} (the index.csv that edgefiq data degrade writes); "
+                         "pass it with --same-source-index")
     rep = evaluate(images, qualities=list(zip(labels, quality_csvs)), identities_from_folders=identities_from_folders,
                    pairs=pairs, fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index,
                    reference=reference, random_baseline=random_baseline, fmrs=fmrs, limit=limit,
                    max_impostors=max_impostors, same_source_index=same_source_index, save_embeddings=save_embeddings,
-                   seed=seed, out_dir=out_dir, reject_fractions=reject_fractions)
-    from edgefiq.cli import echo_info, echo_table
+                   seed=seed, out_dir=out_dir, reject_fractions=reject_fractions, by_degradation=kind_index)
+    from edgefiq.cli import echo_info, echo_table, json_mode
 
     echo_table([{k: r[k] for k in ("source", "fmr", "convention", "pauc_x1e3", "pauc_norm", "fnmr_at_0")}
                 for r in rep["pauc"]], title="pAUC x1e3 (lower is better)")
+    if "by_degradation" in rep and not json_mode():
+        echo_table([{"family": r["family"], "images": r["n_images"],
+                     **{f"{src} @{fmr}": v for src, per in r["pauc"].items() for fmr, v in per.items()}}
+                    for r in rep["by_degradation"]], title="pAUC x1e3 by degradation family (fixed threshold)")
     echo_info(f"wrote {Path(out_dir) / 'report.md'}, report.json, edc.png")

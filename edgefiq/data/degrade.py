@@ -19,6 +19,10 @@ exposure_under  gain 0.25, gamma 2.0 (dark, crushed shadows)
 exposure_over   gain 1.9, gamma 0.6 (bright, clipped highlights)
 ==============  ================================================================
 
+``KINDS`` adds the capture defects of ``edgefiq.data.capture`` (misalignment, pose, lens,
+shaped occluders, lighting, background); ``FAMILY`` maps every kind to its family and
+``expand_kinds`` takes kinds, families or the groups ``classic``, ``capture`` and ``all``.
+
 Torch-free (numpy + pillow).
 
 Example:
@@ -41,6 +45,9 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from edgefiq.data.capture import CAPTURE_DEFECTS, CAPTURE_FUNCS
+from edgefiq.data.capture import FAMILY as CAPTURE_FAMILY
+from edgefiq.data.capture import ISO_COMPONENT as CAPTURE_ISO
 from edgefiq.errors import BadImageError, UsageError
 from edgefiq.registry import suggest
 
@@ -192,13 +199,43 @@ def exposure_over(img: np.ndarray, severity: float, rng: np.random.Generator) ->
     return _to_uint8(255.0 * np.minimum(1.0, gain * np.power(x, gamma)))
 
 
-DEGRADATIONS: tuple[str, ...] = tuple(_FUNCS)
+DEGRADATIONS: tuple[str, ...] = tuple(_FUNCS)  # the classic pixel degradations: the default set
+_FUNCS.update(CAPTURE_FUNCS)
+KINDS: tuple[str, ...] = tuple(_FUNCS)  # classic + capture defects (edgefiq.data.capture); order fixes seeds
+FAMILY: dict[str, str] = {"gaussian_blur": "blur", "motion_blur": "blur", "noise": "noise", "jpeg": "compression",
+                          "downscale": "resolution", "occlusion": "occlusion", "exposure_under": "exposure",
+                          "exposure_over": "exposure", **CAPTURE_FAMILY}
+ISO_COMPONENT: dict[str, str] = {"gaussian_blur": "sharpness", "motion_blur": "sharpness", "noise": "",
+                                 "jpeg": "no compression artifacts", "downscale": "sharpness",
+                                 "occlusion": "face occlusion prevention", "exposure_under": "under-exposure prevention",
+                                 "exposure_over": "over-exposure prevention", **CAPTURE_ISO}  # ISO/IEC 29794-5
+KIND_GROUPS: dict[str, tuple[str, ...]] = {"classic": DEGRADATIONS, "capture": CAPTURE_DEFECTS, "all": KINDS}
+
+
+def family_of(kind: str) -> str:
+    """The family of a degradation kind (``clean`` for clean images), e.g. ``family_of("yaw") == "pose"``."""
+    return "clean" if kind == "clean" else FAMILY[check_kind(kind)]
+
+
+def expand_kinds(names: Iterable[str]) -> list[str]:
+    """Kinds named directly, by family (``blur``, ``occluder``) or group (``classic``, ``capture``, ``all``).
+
+    Example:
+        >>> expand_kinds(["noise", "pose"])
+        ['noise', 'yaw', 'pitch']
+    """
+    out: list[str] = []
+    for name in names:
+        group = KIND_GROUPS.get(name) or tuple(k for k in KINDS if FAMILY[k] == name) or (check_kind(name),)
+        out += [k for k in group if k not in out]
+    return out
 
 
 def check_kind(kind: str) -> str:
     """Return ``kind`` if it is a known degradation, else raise ``UsageError`` with a suggestion."""
     if kind not in _FUNCS:
-        raise UsageError(f"unknown degradation {kind!r}{suggest(kind, DEGRADATIONS)}")
+        choices = (*KINDS, *sorted(set(FAMILY.values())), *KIND_GROUPS)
+        raise UsageError(f"unknown degradation {kind!r}{suggest(kind, choices)}")
     return kind
 
 
@@ -207,7 +244,7 @@ def degrade(img: np.ndarray, kind: str, severity: float, rng: np.random.Generato
 
     Args:
         img: ``HxWx3`` uint8 RGB image (not modified).
-        kind: one of ``DEGRADATIONS``.
+        kind: one of ``KINDS``.
         severity: 0 = identity (a copy), 1 = strongest.
         rng: numpy Generator driving the random parts (angle, noise, patch position).
 
@@ -262,7 +299,7 @@ class RandomDegradation:
 
     def __init__(self, kinds: Sequence[str] = DEGRADATIONS, p: float = 0.5,
                  severity: tuple[float, float] = (0.0, 1.0), max_ops: int = 1, seed: int = 0) -> None:
-        self.kinds = tuple(check_kind(k) for k in kinds)
+        self.kinds = tuple(expand_kinds(kinds))
         if not self.kinds:
             raise UsageError("RandomDegradation needs at least one kind")
         self.p, self.severity, self.max_ops, self.seed = float(p), severity, max(1, int(max_ops)), seed
@@ -303,7 +340,7 @@ def _jittered(sevs: list[float], jitter: float, rng: np.random.Generator) -> lis
 def _checked_settings(kinds: Sequence[str], severities: Sequence[float], fraction: float, per_image: int,
                       jitter: float) -> tuple[list[str], list[float]]:
     """Validated degradation kinds and sorted unique severities (one-line ``UsageError`` otherwise)."""
-    checked = [check_kind(k) for k in kinds]
+    checked = expand_kinds(kinds)
     sevs = sorted({float(s) for s in severities})
     if not checked:
         raise UsageError("make_degraded_set: no degradation kinds given")
@@ -326,7 +363,7 @@ def _planned_copies(rel: str, out_dir: Path, kinds: list[str], sevs: list[float]
     chosen = select_rng.random() < fraction
     picked = [kinds[i] for i in sorted(select_rng.choice(len(kinds), size=n_kinds, replace=False))] if chosen else []
     return [(k, s, out_dir / degraded_name(stem, k, s))
-            for k in picked for s in _jittered(sevs, jitter, _image_seed(seed, rel, 100 + DEGRADATIONS.index(k)))]
+            for k in picked for s in _jittered(sevs, jitter, _image_seed(seed, rel, 100 + KINDS.index(k)))]
 
 
 def _write_degraded(img: np.ndarray, out: Path, kind: str, severity: float, kind_rng: np.random.Generator,
@@ -439,7 +476,7 @@ def make_degraded_set(src_root: str | Path, out_root: str | Path, *, kinds: Sequ
         for k, s, out in planned:
             if not out.exists():
                 assert img is not None
-                _write_degraded(img, out, k, s, _image_seed(seed, rel, 1 + DEGRADATIONS.index(k)), quality)
+                _write_degraded(img, out, k, s, _image_seed(seed, rel, 1 + KINDS.index(k)), quality)
             rows.append(((parent / out.name).as_posix(), rel, k, f"{s:g}"))
     if not rows:
         raise BadImageError(src_root, "no readable images to degrade") if len(skips) else UsageError(

@@ -227,14 +227,33 @@ def read_source_index(csv_path: str | Path) -> dict[str, str]:
         >>> read_source_index("faces-degraded/index.csv")["A/a1_blur.jpg"]   # doctest: +SKIP
         'A/a1.jpg'
     """
+    return {k: v.replace("\\", "/") for k, v in _index_column(csv_path, "source", "same-source index").items()}
+
+
+def _index_column(csv_path: str | Path, column: str, what: str) -> dict[str, str]:
+    """``{path: column}`` of an index CSV (paths with ``/``); a one-line ``DataError`` naming ``what`` otherwise."""
     p = Path(csv_path)
     if not p.is_file():
-        raise DataError(f"{p}: same-source index not found")
+        raise DataError(f"{p}: {what} not found")
     with open(p, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"path", "source"} <= set(reader.fieldnames):
-            raise DataError(f"{p}: expected columns path,source (got {reader.fieldnames})")
-        return {r["path"].replace("\\", "/"): r["source"].replace("\\", "/") for r in reader}
+        if reader.fieldnames is None or not {"path", column} <= set(reader.fieldnames):
+            raise DataError(f"{p}: expected columns path,{column} (got {reader.fieldnames})")
+        return {r["path"].replace("\\", "/"): r[column] for r in reader}
+
+
+def read_kind_index(csv_path: str | Path) -> dict[str, str]:
+    """``{relative path: degradation kind}`` (``clean`` for clean copies) from the ``index.csv`` of
+    ``edgefiq data degrade``.
+
+    Raises:
+        DataError: the file is missing or lacks a ``path`` or ``kind`` column.
+
+    Example:
+        >>> read_kind_index("faces-degraded/index.csv")["A/a1__yaw_0.50.jpg"]   # doctest: +SKIP
+        'yaw'
+    """
+    return _index_column(csv_path, "kind", "degradation index")
 
 
 def source_index_of(images_root: str | Path) -> dict[str, str] | None:

@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
              random_baseline: bool = False, fmrs: Sequence[float] = (1e-3,), limit: float = 0.3,
              conventions: Sequence[str] = ("fixed", "reestimate"), max_impostors: int | None = None,
              same_source_index: str | Path | None = None, save_embeddings: str | Path | None = None, seed: int = 0, batch_size: int = 64, out_dir: str | Path | None = None,
-             reject_fractions: Sequence[float] | None = None) -> dict[str, Any]:
+             reject_fractions: Sequence[float] | None = None, by_degradation: str | Path | None = None) -> dict[str, Any]:
     """Compare quality sources on the same comparisons; optionally write the report to ``out_dir``.
 
     Args:
@@ -86,11 +86,12 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
             (a clean image and its degraded copy) are left out.
         save_embeddings: folder to keep the FR embeddings in (``embeddings.npy`` +
             ``embeddings_index.csv``) for a later ``--embeddings`` run.
-        seed: seed for the random baseline and impostor sampling.
-        out_dir: write report.json, report.md, edc.png here.
+        seed: seed for the random baseline and impostor sampling. out_dir: write report.json, report.md, edc.png here.
         reject_fractions: image fractions of the threshold table (``report["thresholds"]``: per FMR
             and source, the quality threshold that rejects that fraction of the images and the FNMR
             it leaves; definitions in ``edgefiq.metrics.thresholds``). Default: 1, 2, 5, 10, 20, 30 %.
+        by_degradation: the ``index.csv`` of ``edgefiq data degrade``: adds ``report["by_degradation"]``,
+            pAUC on the clean images and per degradation family (:func:`by_family`).
 
     Returns:
         The report dict (see ``edgefiq.eval.report``).
@@ -99,10 +100,9 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         UsageError: conflicting or missing options. DataError: unreadable inputs, no common images.
 
     Example:
-        >>> evaluate("faces/", qualities=[("a", "a.csv")], embeddings="e.npy",   # doctest: +SKIP
-        ...          identities_from_folders=True, random_baseline=True)["pauc"][0]
+        >>> evaluate("faces/", qualities=[("a", "a.csv")], embeddings="e.npy", identities_from_folders=True)  # doctest: +SKIP
     """
-    from edgefiq.data.readers import list_images, read_label_map, read_source_index, relpaths
+    from edgefiq.data.readers import list_images, read_kind_index, read_label_map, read_source_index, relpaths
 
     t_start = time.perf_counter()
     names = _check_options(qualities, identities_from_folders, pairs, fr_model, embeddings, random_baseline,
@@ -132,6 +132,9 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         "correlations": res.correlations, "curves": res.curves,
         "seconds": round(time.perf_counter() - t_start, 2),
     }
+    if by_degradation is not None:
+        report["by_degradation"] = by_family(emb, rels, sources, read_kind_index(by_degradation), fmrs=fmrs, limit=limit,
+                                             pairs=plist, same_source=same_source, max_impostors=max_impostors, seed=seed)
     if out_dir is not None:
         from edgefiq.eval.report import write_report
 
@@ -233,3 +236,32 @@ def _save_embeddings(out: Path, emb: np.ndarray, rels: list[str], fr_desc: str) 
         with open(tmp, "wb") as f:
             np.save(f, emb)
     atomic_write_text(out / "embeddings_index.csv", "path\n" + "".join(f"{r}\n" for r in rels))
+
+
+def by_family(emb: np.ndarray, rels: Sequence[str], sources: Sequence[QualitySource], kinds: Mapping[str, str], *,
+              fmrs: Sequence[float], limit: float, pairs: Sequence[tuple[str, str, bool]] | None = None,
+              same_source: Mapping[str, str] | None = None, max_impostors: int | None = None,
+              seed: int = 0) -> list[dict[str, Any]]:
+    """pAUC (fixed threshold) of every source on the clean images, then per degradation family on its copies
+    plus the clean images: ``[{"family", "n_images", "pauc": {source: {fmr: pAUC x1e3}}}]``.
+
+    ``kinds`` maps an image to its kind (``clean`` or a degradation, ``edgefiq.data.degrade.family_of``);
+    images missing from it are left out.
+    """
+    from edgefiq.data.degrade import family_of
+
+    family = {r: family_of(kinds[r]) for r in rels if r in kinds}
+    rows = []
+    for fam in ["clean", *sorted({f for f in family.values() if f != "clean"})]:
+        keep = np.array([family.get(r) in ("clean", fam) for r in rels])
+        sub = [r for r, k in zip(rels, keep) if k]
+        comps, _ = build_comparisons(emb[keep], sub, pairs=pairs, same_source=same_source,
+                                     max_impostors=max_impostors, seed=seed)
+        res = evaluate_sources(comps, [QualitySource(s.name, s.quality[keep], s.origin) for s in sources],
+                               fmrs=fmrs, limit=limit, conventions=("fixed",), all_pairs=False)
+        pauc: dict[str, dict[str, Any]] = {}
+        for r in res.pauc:
+            pauc.setdefault(r["source"], {})[f"{r['fmr']:g}"] = r["pauc_x1e3"]
+        rows.append({"family": fam, "n_images": len(sub), "pauc": pauc})
+    return rows
+

@@ -54,7 +54,7 @@ def format_markdown(report: dict[str, Any]) -> str:
                 lines.append(f"\nNote: fewer than 1/FMR = {1 / fmr:.0f} impostor comparisons: this FMR is not "
                              "resolvable, the threshold is the highest impostor score.")
             lines.append("")
-    lines += threshold_markdown(report)
+    lines += threshold_markdown(report) + family_markdown(report.get("by_degradation"))
     if report["correlations"]:
         lines += [f"## Correlations between sources (reference: {report['reference']})", "",
                   "| a | b | SRCC | PLCC | KRCC |", "|---|---|---:|---:|---:|"]
@@ -66,6 +66,29 @@ def format_markdown(report: dict[str, Any]) -> str:
     lines += ["## Sources", ""] + [f"- `{s['name']}`: {s['origin']}" for s in report["sources"]] + [""]
     lines.append("EDC curves: `edc.png`; all numbers and curves: `report.json`.")
     return "\n".join(lines) + "\n"
+
+
+def family_markdown(rows: list[dict[str, Any]] | None) -> list[str]:
+    """Lines of the per-family pAUC table (``edgefiq.eval.core.by_family``): one row per family, one column per
+    source and FMR; the best source of a row in bold.
+
+    Example:
+        >>> family_markdown([{"family": "clean", "n_images": 9, "pauc": {"a": {"0.001": 1.5}}}])[2]
+        '| family | images | a @0.001 |'
+    """
+    if not rows:
+        return []
+    cols = [(src, fmr) for src, per in rows[0]["pauc"].items() for fmr in per]
+    lines = ["## pAUC x1e3 by degradation family (fixed threshold)", "",
+             "| family | images | " + " | ".join(f"{s} @{f}" for s, f in cols) + " |",
+             "|---|---:|" + "---:|" * len(cols)]
+    for r in rows:
+        vals = [r["pauc"].get(s, {}).get(f) for s, f in cols]
+        best = {f: min((v for (s2, f2), v in zip(cols, vals) if f2 == f and v is not None), default=None)
+                for _, f in cols}
+        cells = [f"**{_fmt(v)}**" if v is not None and v == best[f] else _fmt(v) for (_, f), v in zip(cols, vals)]
+        lines.append(f"| {r['family']} | {r['n_images']} | " + " | ".join(cells) + " |")
+    return lines + ["", "Each family row: that family's degraded copies together with the clean images.", ""]
 
 
 def threshold_markdown(report: dict[str, Any]) -> list[str]:

@@ -135,8 +135,8 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
         verify: verification images (folder/``.npz``/array); default: the calibration set, else random inputs.
         accuracy_control: int8 only, every target: largest SRCC drop vs fp32 allowed on the calibration
             images; the fewest blocks needed stay float (``edgefiq.export.mixed``; the sidecar's
-            ``quantization.mixed_precision`` lists them and every trial). ``advanced["float_units_hint"]``
-            = a block count that passed on another target, tried first.
+            ``quantization.mixed_precision`` lists them and every trial). ``advanced``: ``float_units_hint``
+            and ``calibration_method_hint``, what passed elsewhere, are tried first.
         channels_last: NHWC model input (TFLite only).
         no_verify: skip the parity gate (parity is then recorded as not verified).
         overwrite: replace an artifact of the same name in ``out_dir`` (otherwise that is an error).
@@ -246,7 +246,7 @@ def _check_request(backend: Any, precision: str, channels_last: bool, accuracy_c
         raise UsageError(f"--accuracy-control needs --precision int8, not {precision}")
     if accuracy_control is not None and not 0 < accuracy_control < 1:
         raise UsageError(f"--accuracy-control is the largest SRCC drop vs fp32 allowed, in (0, 1); got {accuracy_control}")
-    if not backend.available():
+    if not backend.can_export():
         pkgs = [p for p in backend.packages if p != "torch"] or ["torch"]
         raise BackendUnavailableError(f"{target} backend is not installed: `pip install {' '.join(pkgs)}`")
 
@@ -293,24 +293,31 @@ class _Converted:
 
 def _convert(backend: Any, model: Any, example: Any, tmp_art: Path, options: ExportOptions, *, auto: bool,
              accuracy_control: float | None, threads: int | None) -> _Converted:
-    """Write the artifact: auto calibration trials, mixed precision or a plain export."""
+    """Write the artifact: mixed precision (with the auto calibration trials inside its search), auto
+    calibration trials or a plain export."""
+    if accuracy_control is not None:   # method trials at the hinted float units, then the bisection
+        from edgefiq.export.mixed import export_mixed
+
+        mixed, report, method, trials = export_mixed(
+            backend, model, example, tmp_art, options, max_drop=float(accuracy_control), threads=threads,
+            start=int(options.advanced.get("float_units_hint", 0)), methods=_auto_methods(backend, options) if auto else ())
+        options = dataclasses.replace(options, advanced={**options.advanced, "calibration_method": method})
+        return _Converted(tmp_art, options, report, mixed=mixed, trials=trials if auto else None)
     if auto:   # every candidate method is a real quantisation; the best on the calibration images stays
         from edgefiq.export.autocal import choose_calibration
 
         method, chosen, trials, report = choose_calibration(backend, model, example, tmp_art, options, threads=threads)
         options = dataclasses.replace(options, advanced={**options.advanced, "calibration_method": method})
-        if accuracy_control is None:   # the chosen trial is the artifact
-            return _Converted(chosen, options, report, trials=trials)
-    else:
-        trials = None
-    if accuracy_control is not None:   # mixed precision, with the chosen calibration method under auto
-        from edgefiq.export.mixed import export_mixed
-
-        mixed, report = export_mixed(backend, model, example, tmp_art, options, max_drop=float(accuracy_control),
-                                     threads=threads, start=int(options.advanced.get("float_units_hint", 0)))
-        return _Converted(tmp_art, options, report, mixed=mixed, trials=trials)
+        return _Converted(chosen, options, report, trials=trials)
     done = backend.export(model, example, tmp_art, options)
     return _Converted(Path(done.path), options, dict(done.quantization))
+
+
+def _auto_methods(backend: Any, options: ExportOptions) -> tuple[str, ...]:
+    """The backend's ``auto_calibration`` methods, the one in ``advanced["calibration_method_hint"]`` (it passed on
+    another model) first."""
+    hint = options.advanced.get("calibration_method_hint")
+    return tuple(sorted(backend.auto_calibration, key=lambda m: m != hint))
 
 
 def _quantization_record(backend: Any, conv: _Converted, calib: np.ndarray | None,

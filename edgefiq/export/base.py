@@ -6,7 +6,8 @@ registered in ``edgefiq.registry.BACKENDS``:
     name: str                       # "onnx", "openvino", "tflite", "torch"
     suffix: str                     # artifact suffix, e.g. ".onnx"
     precisions: tuple[str, ...]     # subset of ("fp32", "fp16", "int8")
-    def available(self) -> bool     # runtime importable?
+    def available(self) -> bool     # its runtime importable (can score an artifact)?
+    def can_export(self) -> bool    # its converter importable too (can write one)?
     def export(self, model, example, out, options) -> Exported   # the artifact + what int8 did
     def load(self, path, threads=None) -> Runner
     # optional (BackendBase defaults): packages, calibration_methods, auto_calibration,
@@ -54,6 +55,8 @@ class Backend(Protocol):
 
     def available(self) -> bool: ...
 
+    def can_export(self) -> bool: ...
+
     def export(self, model: Any, example: Any, out: Path, options: "ExportOptions") -> "Exported": ...
 
     def load(self, path: Path, threads: int | None = None) -> Runner: ...
@@ -87,8 +90,12 @@ class BackendBase:
     supports_channels_last: bool = False
 
     def available(self) -> bool:
-        """Whether the backend's runtime (and converter) can be imported here."""
+        """Whether the backend's runtime can be imported here: it can score an artifact."""
         return True
+
+    def can_export(self) -> bool:
+        """Whether the backend's converter can be imported here too: it can write an artifact."""
+        return self.available()
 
     def export(self, model: Any, example: Any, out: Path, options: "ExportOptions") -> "Exported":
         """Convert ``model`` (traced with ``example``) to ``out``."""

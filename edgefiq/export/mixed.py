@@ -253,7 +253,7 @@ def rank_units(model: Any, units: list[Unit], calibration: np.ndarray, reference
 
 
 def search_float_units(trial: Callable[[list[Any]], float], ranked: Sequence[Any], target: float, *,
-                       start: int = 0) -> tuple[list[Any], list[dict[str, Any]]]:
+                       start: int = 0, known: dict[int, float] | None = None) -> tuple[list[Any], list[dict[str, Any]]]:
     """Fewest top-ranked units to keep in float so that ``trial(float_units) >= target``.
 
     ``trial`` quantises on the real backend with the given units in float and returns the SRCC
@@ -262,10 +262,12 @@ def search_float_units(trial: Callable[[list[Any]], float], ranked: Sequence[Any
     gate then reports the failure). ``start``: a ``k`` that passed elsewhere (the same model on
     another backend) is tried first and kept if it passes here too.
 
+    ``known``: SRCCs already measured for some ``k`` (not tried again, not in the history).
+
     Returns ``(float_units, history)`` with one ``{"float_units": k, "srcc": ...}`` per trial.
     """
     history: list[dict[str, Any]] = []
-    cache: dict[int, float] = {}
+    cache: dict[int, float] = dict(known or {})
 
     def ok(k: int) -> bool:
         if k not in cache:
@@ -304,12 +306,21 @@ def quantise_and_score(backend: Any, model: Any, example: Any, path: Path, optio
 
 
 def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any, *, max_drop: float,
-                 threads: int | None = None, start: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+                 threads: int | None = None, start: int = 0,
+                 methods: Sequence[str] = ()) -> tuple[dict[str, Any], dict[str, Any], str, list[dict[str, Any]]]:
     """Int8-export ``model`` to ``out`` keeping the fewest blocks float for SRCC vs fp32 >= 1 - max_drop.
 
     Every trial is a real ``backend.export`` scored by the backend's runner on the calibration
-    images (``options.calibration``); the passing trial's files become ``out``. Returns the
-    ``mixed_precision`` record for the sidecar and the passing trial's quantiser report.
+    images (``options.calibration``); the passing trial's files become ``out``.
+
+    ``methods`` (``calibration_method="auto"``): calibration methods tried in order at the
+    starting point (``start`` float units, the hint of another target or model); the first that
+    reaches the target ends the search there, else the one ranking best carries the bisection.
+    Without ``methods`` the calibration method of ``options`` is used.
+
+    Returns the ``mixed_precision`` record for the sidecar, the passing trial's quantiser report,
+    the calibration method used and the method trials (``{"method", "float_units", "srcc_vs_fp32"}``
+    or ``{"method", "error"}``; empty without ``methods``).
 
     Example:
         >>> export_mixed(BACKENDS.get("onnx")(), model, x[:1], Path("m_int8.onnx"), opts, max_drop=0.01)[0]  # doctest: +SKIP
@@ -327,26 +338,37 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
     ranking = rank_units(model, precision_units(model, skip=[head] if head else []), calib, reference, head)
     units = ranked = [u for u, _ in ranking]
     trials = Path(out).parent / ".mixed-trials"
-    reports: dict[int, dict[str, Any]] = {}
-    max_diff: dict[int, float] = {}
+    reports: dict[tuple[int, str], dict[str, Any]] = {}
+    max_diff: dict[tuple[int, str], float] = {}
     float_tol = 1e-4 * max(1.0, float(np.max(np.abs(reference))))   # the fp32 parity tolerance
+    target = 1.0 - max_drop
+    method = str(options.advanced.get("calibration_method", "default"))
+    start = max(0, min(int(start), len(units)))
 
-    def trial(float_units: list[Unit]) -> float:
-        scores, reports[len(float_units)] = quantise_and_score(
-            backend, model, example, trials / f"k{len(float_units)}" / Path(out).name, options, calib,
-            threads=threads, float_modules=[m for u in float_units for m in u])
-        max_diff[len(float_units)] = float(np.max(np.abs(scores - reference)))
+    def trial(float_units: list[Unit], how: str) -> float:
+        k = len(float_units)
+        scores, reports[k, how] = quantise_and_score(
+            backend, model, example, trials / f"{how}-k{k}" / Path(out).name, options, calib,
+            threads=threads, float_modules=[m for u in float_units for m in u], calibration_method=how,
+            trial_cache=trials / "cache")
+        max_diff[k, how] = float(np.max(np.abs(scores - reference)))
         return _srcc(scores, reference)
 
+    (trials / "cache").mkdir(parents=True, exist_ok=True)   # calibration statistics a backend reuses across trials
     try:
-        float_units, history = search_float_units(trial, ranked, 1.0 - max_drop, start=start)
-        if len(float_units) < len(units) and max_diff[len(float_units)] <= float_tol:
+        method, method_trials, known = _choose_method(trial, ranked[:start], methods, target) if methods else (
+            method, [], {})
+        float_units, history = search_float_units(lambda f: trial(f, method), ranked, target, start=start,
+                                                  known=known)
+        history = [{"float_units": start, "srcc": round(v, 5)} for v in known.values()] + history
+        k = len(float_units)
+        if k < len(units) and max_diff[k, method] <= float_tol:
             raise ExportError(
-                f"accuracy control: the {len(units) - len(float_units)} block(s) left in int8 do not change the "
-                f"scores (max |d| {max_diff[len(float_units)]:.1e} vs fp32 on the calibration images): no block "
+                f"accuracy control: the {len(units) - k} block(s) left in int8 do not change the "
+                f"scores (max |d| {max_diff[k, method]:.1e} vs fp32 on the calibration images): no block "
                 f"that int8 touches stays within SRCC drop {max_drop:g}; this model does not quantise: keep fp32, "
                 "allow a larger --accuracy-control, or retrain it")
-        if len(float_units) == len(units):
+        if k == len(units):
             partial = [t for t in history if t["float_units"] < len(units)]
             best = max(partial, key=lambda t: t["srcc"]) if partial else None
             tried = (f"best with some int8: {best['float_units']} of {len(units)} blocks float, SRCC "
@@ -354,7 +376,7 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
             raise ExportError(
                 f"accuracy control: no block can stay int8 within SRCC drop {max_drop:g} vs fp32 ({tried}); this "
                 "model does not quantise: keep fp32, allow a larger --accuracy-control, or retrain it")
-        for f in artifact_files(backend, trials / f"k{len(float_units)}" / Path(out).name):
+        for f in artifact_files(backend, trials / f"{method}-k{k}" / Path(out).name):
             os.replace(f, Path(out).parent / f.name)
     finally:
         shutil.rmtree(trials, ignore_errors=True)
@@ -362,4 +384,15 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
             "float_units": [label(u) for u in float_units], "float_modules": [m for u in float_units for m in u],
             "int8_units": len(units) - len(float_units),
             "ranking": [{"unit": label(u), "simulated_srcc_if_float": round(v, 5)} for u, v in ranking],
-            "trials": history}, reports[len(float_units)]
+            "trials": history}, reports[k, method], method, method_trials
+
+
+def _choose_method(trial: Callable[[list[Unit], str], float], float_units: list[Unit], methods: Sequence[str],
+                   target: float) -> tuple[str, list[dict[str, Any]], dict[int, float]]:
+    """Try each calibration method with ``float_units`` in float; the first reaching ``target`` wins, else
+    the best. Returns ``(method, trials, {len(float_units): its SRCC})``."""
+    from edgefiq.export.autocal import try_methods
+
+    method, srcc, _, tried = try_methods(methods, lambda how: (trial(float_units, how), None), target,
+                                         float_units=len(float_units))
+    return method, tried, {len(float_units): srcc}

@@ -153,11 +153,13 @@ def quantize_onnx_nncf(src: Path, out: Path, calibration: np.ndarray, *, input_n
 
 def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method: str = "mean-minmax",
                        input_name: str = "input", keep_head_float: bool = True, float_modules: tuple[str, ...] = (),
-                       report: dict[str, Any] | None = None) -> Path:
+                       report: dict[str, Any] | None = None, cache_dir: Path | None = None) -> Path:
     """Static QDQ int8 quantisation of ``src`` into ``out`` (per-channel weights).
 
     ``method`` is ``nncf`` (NNCF's quantiser) or an onnxruntime calibration method for
     ``quantize_static``: ``mean-minmax``, ``minmax``, ``entropy``, ``percentile``.
+    ``cache_dir``: onnxruntime keeps the calibration ranges of ``method`` there and reuses them
+    (trials of one export that differ only in the blocks kept float; the ranges do not depend on them).
 
     Example:
         >>> quantize_onnx_int8(Path("m.onnx"), Path("m_int8.onnx"), calib, method="entropy")   # doctest: +SKIP
@@ -194,7 +196,8 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method:
                             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8, calibrate_method=methods[method], nodes_to_exclude=head,
                             extra_options={"CalibTensorRangeSymmetric": False,
-                                           "CalibMovingAverage": method == "mean-minmax"})
+                                           "CalibMovingAverage": method == "mean-minmax"},
+                            calibration_cache_path=Path(cache_dir) / f"ort-{method}.json" if cache_dir else None)
     if report is not None:
         report.update(quantizer="onnxruntime", float_layers=head)
     return out
@@ -212,7 +215,10 @@ class OnnxBackend(BackendBase):
     auto_calibration = ("mean-minmax", "minmax", "percentile")   # tried in order by calibration_method="auto"
 
     def available(self) -> bool:
-        return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+        return importlib.util.find_spec("onnxruntime") is not None
+
+    def can_export(self) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in ("torch", "onnx", "onnxruntime"))
 
     def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Exported:
         """Write ``out`` in ``options.precision`` (int8 needs ``options.calibration``)."""
@@ -237,7 +243,7 @@ class OnnxBackend(BackendBase):
                                    method=str(options.advanced.get("calibration_method", CALIBRATION_METHODS[0])),
                                    keep_head_float=bool(options.advanced.get("keep_head_float", True)),
                                    float_modules=tuple(options.advanced.get("float_modules", ())),
-                                   report=report)
+                                   report=report, cache_dir=options.advanced.get("trial_cache"))
             else:
                 raise UsageError(f"onnx: unsupported precision {options.precision!r}")
         return Exported(out, report)

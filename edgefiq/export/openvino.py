@@ -130,7 +130,10 @@ class OpenVinoBackend(BackendBase):
     auto_calibration = ("nncf", "nncf-asym-minmax", "nncf-asym")   # tried in order by calibration_method="auto"
 
     def available(self) -> bool:
-        return importlib.util.find_spec("openvino") is not None and importlib.util.find_spec("nncf") is not None
+        return importlib.util.find_spec("openvino") is not None
+
+    def can_export(self) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in ("torch", "openvino", "nncf"))
 
     def files(self, path: Path) -> list[Path]:
         """The IR is two files: ``model.xml`` (graph) and ``model.bin`` (weights)."""

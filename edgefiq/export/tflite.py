@@ -166,7 +166,10 @@ class TfliteBackend(BackendBase):
     supports_channels_last = True
 
     def available(self) -> bool:
-        return all(importlib.util.find_spec(m) is not None for m in ("litert_torch", "ai_edge_litert"))
+        return importlib.util.find_spec("ai_edge_litert") is not None
+
+    def can_export(self) -> bool:
+        return all(importlib.util.find_spec(m) is not None for m in ("torch", "litert_torch", "ai_edge_litert"))
 
     def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Exported:
         """Convert ``model`` to ``out`` in ``options.precision``."""

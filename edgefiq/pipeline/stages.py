@@ -280,8 +280,9 @@ def export_stage(recipe: RunRecipe) -> Stage:
         if len(read_lines(ctx.path(ctx.outputs["data"]["val"]))) < MIN_VERIFY:
             verify = None  # too few held-out images to rank: the export verifies on the calibration images
         artifacts: list[dict[str, Any]] = []
+        float_units = 0   # under accuracy control: the block count that passed on the previous target or model
+        passed_method: dict[str, str] = {}   # per target: the calibration method the previous model's int8 used
         for m in models:
-            float_units = 0   # under accuracy control: the block count that passed on the previous target
             for target in recipe.export.targets:
                 for precision in recipe.export.precisions:
                     odir = ctx.stage_dir / m["name"] / f"{target}-{precision}"
@@ -290,7 +291,8 @@ def export_stage(recipe: RunRecipe) -> Stage:
                     if precision != "int8":
                         options["accuracy_control"] = None
                     elif options["accuracy_control"] is not None:
-                        options["advanced"] = {"float_units_hint": float_units}
+                        options["advanced"] = {**(options.get("advanced") or {}), "float_units_hint": float_units,
+                                               "calibration_method_hint": passed_method.get(target)}
                     try:
                         reused = _finished_artifact(odir) if ctx.resume else None
                         if reused is None:
@@ -299,7 +301,10 @@ def export_stage(recipe: RunRecipe) -> Stage:
                                                     overwrite=True, **options)
                             reused = res.path, res.meta.to_dict()
                         path, meta = reused
-                        mixed = (meta.get("quantization") or {}).get("mixed_precision")
+                        quant = meta.get("quantization") or {}
+                        mixed = quant.get("mixed_precision")
+                        if quant.get("calibration_method"):
+                            passed_method[target] = quant["calibration_method"]
                         if mixed:
                             float_units = len(mixed["float_units"])
                             row["mixed_precision"] = {k: mixed[k] for k in ("units", "int8_units", "float_units")}

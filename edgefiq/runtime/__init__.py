@@ -1,8 +1,8 @@
 """Torch-free inference for devices: load an artifact + its metadata, preprocess, score.
 
 Imports only numpy, pillow and the artifact's one backend runtime (onnxruntime,
-openvino or ai-edge-litert), so ``pip install --no-deps edgefiq`` plus the
-``[runtime]`` extras gives ``edgefiq score`` and ``edgefiq bench`` without torch.
+openvino or ai-edge-litert): the base ``pip install edgefiq`` (no ``[train]`` extra) gives
+``edgefiq score`` and ``edgefiq bench`` without torch.
 
 Example:
     >>> from edgefiq.runtime import load_model, score_folder

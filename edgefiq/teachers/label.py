@@ -49,13 +49,16 @@ def _dist_info() -> tuple[int, int]:
     return rank, world
 
 
-def _init_dist(device: str) -> Any:
+def _init_dist(device: str) -> tuple[Any, bool]:
+    """``torch.distributed`` with a process group, and whether this call created it (and so must destroy it:
+    a gloo group left alive at exit aborts the process, ``terminate called without an active exception``)."""
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend=backend, timeout=_dt.timedelta(hours=24))
-    return dist
+    if dist.is_initialized():
+        return dist, False
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    dist.init_process_group(backend=backend, timeout=_dt.timedelta(hours=24))
+    return dist, True
 
 
 def _fmt(v: float) -> str:
@@ -120,7 +123,17 @@ def label_images(images_root: str | Path, teacher_name: str, options: dict[str, 
     teacher = make_teacher(teacher_name, options, batch_size=batch_size, device=device, workers=workers,
                            cache_dir=cache_dir)
     rank, world = _dist_info()
-    dist = _init_dist(device) if world > 1 else None
+    dist, own_group = _init_dist(device) if world > 1 else (None, False)
+    try:
+        return _label(root, rels, out, teacher, teacher_name, rank, world, dist, chunk_size, on_bad_image, resume)
+    finally:
+        if own_group:
+            dist.destroy_process_group()
+
+
+def _label(root: Path, rels: list[str], out: Path, teacher: Teacher, teacher_name: str, rank: int, world: int,
+           dist: Any, chunk_size: int, on_bad_image: str, resume: bool) -> Path:
+    """The chunked, resumable labelling of ``label_images`` (every rank runs it; rank 0 assembles)."""
     parts = out.with_name(out.name + ".parts")
     manifest = _manifest(teacher, rels, chunk_size, on_bad_image)
     if rank == 0:
