@@ -19,12 +19,14 @@ PYTHONS = ("3.11", "3.12", "3.13")   # README, "Python versions and installing o
 
 
 def _interpreter(version: str) -> str | None:
-    """A CPython ``version`` on this machine: on PATH, or under pyenv."""
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
-    pyenv = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")))
-    return pyenv[-1] if pyenv else None
+    """A working CPython ``version`` on this machine: under pyenv, or on PATH (a pyenv shim of a version
+    that is not selected exists on PATH but does not run)."""
+    candidates = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")))
+    candidates += [c for c in [shutil.which(f"python{version}")] if c]
+    for c in candidates:
+        if subprocess.run([c, "-c", "pass"], capture_output=True).returncode == 0:
+            return c
+    return None
 
 
 def _readme_install_command() -> str:
