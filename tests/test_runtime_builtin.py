@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from edgefiq.cli import cli
 
-from test_runtime import _torch_blocked_env
+from test_runtime import _torch_blocked_env, edgefiq_artifacts  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "tiny-builtin"
@@ -62,11 +62,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert res.exit_code == 0, res.output
     keys = tuple(f"{t}-fp32" for t in _targets())
     folder = build_builtin_model(d / "run", d / "root", NAME, keys=keys, min_srcc=-1.0)
-    val = d / "val"  # the validation images, the set the stored score distribution describes
+    val, clean = d / "val", d / "clean"  # the validation images, and their clean ones: the stored distributions
+    kinds = {r["path"]: r["kind"] for r in csv.DictReader(open(d / "run" / "data" / "images" / "index.csv"))}
     for line in list(csv.DictReader(open(d / "run" / "label" / "val.csv"))):
-        (val / line["path"]).parent.mkdir(parents=True, exist_ok=True)
-        (val / line["path"]).symlink_to((d / "run" / "data" / "images" / line["path"]).resolve())
-    return {"run": d / "run", "root": d / "root", "folder": folder, "val": val}
+        for folder_ in [val] + ([clean] if kinds[line["path"]] == "clean" else []):
+            (folder_ / line["path"]).parent.mkdir(parents=True, exist_ok=True)
+            (folder_ / line["path"]).symlink_to((d / "run" / "data" / "images" / line["path"]).resolve())
+    return {"run": d / "run", "root": d / "root", "folder": folder, "val": val, "clean": clean}
 
 
 @pytest.fixture
@@ -137,10 +139,20 @@ def _decisions(path: Path) -> list[str]:
 
 def test_score_without_model_and_reject_fraction(built: dict[str, Path], root: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["score", str(built["val"]), "-o", str(tmp_path / "q.csv"),
-                                   "--reject-fraction", "0.1"])
+                                   "--reject-fraction", "0.1", "--distribution", "all"])
     assert res.exit_code == 0, res.output
     dec = _decisions(tmp_path / "q.csv")
     assert len(dec) > 100 and abs(dec.count("reject") / len(dec) - 0.1) <= 0.01
+    # the default reads the clean photos' distribution: 10 % of the clean validation photos
+    res = CliRunner().invoke(cli, ["score", str(built["clean"]), "-o", str(tmp_path / "c.csv"),
+                                   "--reject-fraction", "0.1", "--scale", "0-100"])
+    assert res.exit_code == 0, res.output
+    dec = _decisions(tmp_path / "c.csv")
+    assert len(dec) > 30 and abs(dec.count("reject") / len(dec) - 0.1) <= 0.03
+    rows = list(csv.DictReader(open(tmp_path / "c.csv")))
+    order = sorted(rows, key=lambda r: float(r["quality"]))
+    scaled = [int(r["quality_0_100"]) for r in order]
+    assert scaled == sorted(scaled) and 0 <= scaled[0] and scaled[-1] <= 100 and scaled[-1] > scaled[0]
     # a threshold, and a reference CSV instead of the stored distribution
     res = CliRunner().invoke(cli, ["score", str(built["val"]), "-o", str(tmp_path / "t.csv"), "--model",
                                    f"builtin:{NAME}", "--threshold", "1e9"])
@@ -152,6 +164,31 @@ def test_score_without_model_and_reject_fraction(built: dict[str, Path], root: P
     bad = CliRunner().invoke(cli, ["score", str(built["val"]), "-o", str(tmp_path / "x.csv"), "--threshold", "0",
                                    "--reject-fraction", "0.1"])
     assert bad.exit_code != 0 and "not both" in str(bad.exception or bad.output)
+
+
+def test_sidecar_and_card_store_clean_and_all_distributions(built: dict[str, Path], root: Path) -> None:
+    from edgefiq.runtime.gate import gate_threshold
+
+    card = json.loads((built["folder"] / "card.json").read_text())
+    clean, every = card["score"]["distribution_clean"], card["score"]["distribution"]
+    assert clean["n"] < every["n"]   # the clean validation photos are a subset
+    assert card["thresholds"] and all(0 <= r["clean_rejected"] <= 1 for r in card["thresholds"])
+    md = (built["folder"] / "card.md").read_text()
+    assert "| quantile | all images | clean photos |" in md and "clean photos rejected" in md
+    import edgefiq
+
+    meta = edgefiq.load_model(f"builtin:{NAME}").meta
+    t_clean, how = gate_threshold(meta, reject_fraction=0.1)
+    t_all, how_all = gate_threshold(meta, reject_fraction=0.1, population="all")
+    assert t_clean != t_all and "clean validation photos" in how and "all validation images" in how_all
+    del meta["extra"]["score_distribution_clean"]
+    assert "stores no clean-photo distribution" in gate_threshold(meta, reject_fraction=0.1)[1]
+
+
+def test_scale_needs_a_stored_distribution(edgefiq_artifacts, tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["score", str(edgefiq_artifacts["onnx"]), str(edgefiq_artifacts["images"]),
+                                   "-o", str(tmp_path / "q.csv"), "--scale", "0-100"])
+    assert res.exit_code != 0 and "--scale 0-100" in str(res.exception) and not (tmp_path / "q.csv").exists()
 
 
 def test_models_verb_and_torch_free_scoring(built: dict[str, Path], root: Path, tmp_path: Path) -> None:

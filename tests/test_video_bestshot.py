@@ -101,7 +101,7 @@ def test_bestshot_gate_force_and_errors(walkup, tmp_path):
     r = CliRunner().invoke(cli, ["bestshot", str(walkup), "-o", out, "--force", "--reject-fraction", "0.1"])
     assert r.exit_code == 0, r.output
     assert "0-quantile" not in r.output and json.loads((tmp_path / "best" / "tracks.json").read_text())["settings"][
-        "gate"].startswith("0.1-quantile of the model's stored validation distribution")
+        "gate"].startswith("0.1-quantile of the model's stored distribution of clean validation photos")
     r = CliRunner().invoke(cli, ["bestshot", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "x")])
     assert isinstance(r.exception, UsageError) and "no such video file" in str(r.exception)
     (tmp_path / "text.mp4").write_text("not a video")

@@ -17,6 +17,12 @@ import click
                    "else of the model's stored validation scores, else of the scored images.")
 @click.option("--reference", type=click.Path(dir_okay=False), default=None,
               help="path,quality CSV of this model's scores on representative images, for --reject-fraction.")
+@click.option("--distribution", type=click.Choice(["clean", "all"]), default="clean", show_default=True,
+              help="Which stored validation distribution --reject-fraction reads: clean photos (reject the worst "
+                   "fraction of ordinary photos) or all validation images, clean and degraded.")
+@click.option("--scale", type=click.Choice(["0-100"]), default=None,
+              help="Add a quality_0_100 column (ISO/IEC 29794-1 convention: integer, higher is better): each "
+                   "score's percentile in the model's stored validation distribution. The raw score stays.")
 @click.option("-o", "--output", "out_csv", type=click.Path(dir_okay=False, allow_dash=True), required=True,
               help="Output CSV (path,quality; path relative to IMAGES); - writes it to stdout.")
 @click.option("--batch-size", "batch_size", type=click.IntRange(min=1), default=32, show_default=True,
@@ -42,7 +48,7 @@ import click
               help="Score each image as the mean of its and its mirror image's score (two passes: twice the "
                    "compute, usually a closer ranking).")
 def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | None, reject_fraction: float | None,
-          reference: str | None, out_csv: str, batch_size: int, threads: int | None, landmarks: str | None,
+          reference: str | None, distribution: str, scale: str | None, out_csv: str, batch_size: int, threads: int | None, landmarks: str | None,
           on_bad_image: str, detect: bool, select: str, min_face_size: int, strict: bool,
           mirror_average: bool) -> None:
     """Score every image under IMAGES with MODEL and write a path,quality CSV.
@@ -51,12 +57,14 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
     .json sidecar (preprocessing comes from there), or an edgefiq .pt checkpoint (needs torch).
     Without MODEL the built-in quality model scores (aligned 112x112 face crops; `edgefiq
     models`). Artifacts are scored without torch. --threshold / --reject-fraction add a
-    decision column (accept/reject; below the threshold is rejected).
+    decision column (accept/reject; below the threshold is rejected); --reject-fraction F
+    rejects what scores below the worst F of clean validation photos (--distribution all:
+    of all validation images).
 
     \b
     Example:
       edgefiq score ../shared/data/lfw-dev/aligned112 -o q.csv
-      edgefiq score faces/ -o q.csv --model builtin --reject-fraction 0.1
+      edgefiq score faces/ -o q.csv --model builtin --reject-fraction 0.1 --scale 0-100
       edgefiq score export/student_int8.onnx ../shared/data/lfw-dev/aligned112 -o scores.csv
       edgefiq score runs/distill/best.pt faces/ -o q.csv --on-bad-image skip
       edgefiq score student.onnx raw/ -o q.csv --landmarks landmarks.tsv
@@ -81,13 +89,15 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
             raise UsageError("give --detect or --landmarks, not both")
         res = score_faces(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
                           mirror_average=mirror_average, threshold=threshold, reject_fraction=reject_fraction,
-                          reference=reference, options=DetectOptions(min_face_size=min_face_size), select=select)
+                          reference=reference, options=DetectOptions(min_face_size=min_face_size), select=select,
+                          population=distribution, scale=scale is not None)
         click.echo(f"wrote {res.csv}: {res.summary()}" if out_csv != "-" else res.summary(), err=out_csv == "-")
         return
     if select != "all":
         raise UsageError("--select applies with --detect")
     out = score_folder(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
                        landmarks_tsv=landmarks, mirror_average=mirror_average, threshold=threshold,
-                       reject_fraction=reject_fraction, reference=reference, strict=strict)
+                       reject_fraction=reject_fraction, reference=reference, strict=strict,
+                       population=distribution, scale=scale is not None)
     if out_csv != "-":
         click.echo(f"wrote {out}")

@@ -264,12 +264,23 @@ def source_index_of(images_root: str | Path) -> dict[str, str] | None:
         >>> source_index_of("faces/") is None   # doctest: +SKIP
         True
     """
+    return _index_of(images_root, "source")
+
+
+def kind_index_of(images_root: str | Path) -> dict[str, str] | None:
+    """The degradation kind of every image recorded next to an image folder (its ``index.csv``), or None."""
+    return _index_of(images_root, "kind")
+
+
+def _index_of(images_root: str | Path, column: str) -> dict[str, str] | None:
     index = Path(images_root) / "index.csv"
     if not index.is_file():
         return None
     with open(index, newline="", encoding="utf-8-sig") as f:
         header = next(csv.reader(f), [])
-    return read_source_index(index) if {"path", "source"} <= {c.strip() for c in header} else None
+    if not {"path", column} <= {c.strip() for c in header}:
+        return None
+    return read_source_index(index) if column == "source" else read_kind_index(index)
 
 
 def lfw_relpath(name: str, index: int | str) -> str:

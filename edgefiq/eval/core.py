@@ -255,8 +255,12 @@ def by_family(emb: np.ndarray, rels: Sequence[str], sources: Sequence[QualitySou
     for fam in ["clean", *sorted({f for f in family.values() if f != "clean"})]:
         keep = np.array([family.get(r) in ("clean", fam) for r in rels])
         sub = [r for r, k in zip(rels, keep) if k]
-        comps, _ = build_comparisons(emb[keep], sub, pairs=pairs, same_source=same_source,
-                                     max_impostors=max_impostors, seed=seed)
+        try:
+            comps, _ = build_comparisons(emb[keep], sub, pairs=pairs, same_source=same_source,
+                                         max_impostors=max_impostors, seed=seed)
+        except DataError:   # too few images in this family for genuine and impostor comparisons
+            rows.append({"family": fam, "n_images": len(sub), "pauc": {s.name: {} for s in sources}})
+            continue
         res = evaluate_sources(comps, [QualitySource(s.name, s.quality[keep], s.origin) for s in sources],
                                fmrs=fmrs, limit=limit, conventions=("fixed",), all_pairs=False)
         pauc: dict[str, dict[str, Any]] = {}

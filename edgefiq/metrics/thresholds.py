@@ -77,6 +77,21 @@ def threshold_for_fraction(distribution: dict[str, Any], fraction: float) -> flo
     return round(float(np.interp(fraction, levels, quantiles)), 12)
 
 
+def to_0_100(distribution: dict[str, Any], scores: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Scores on the ISO/IEC 29794-1 convention: integers 0-100, higher is better, each score's position
+    (percentile) in ``distribution`` (a monotone map; ties and scores outside the range go to the ends).
+
+    Example:
+        >>> to_0_100({"levels": [0.0, 0.5, 1.0], "quantiles": [0.0, 1.0, 4.0]}, [-1.0, 1.0, 2.5, 9.0]).tolist()
+        [0, 50, 75, 100]
+    """
+    levels, quantiles = distribution.get("levels"), distribution.get("quantiles")
+    if not levels or not quantiles or len(levels) != len(quantiles):
+        raise ValueError("score distribution has no quantiles")
+    q = np.maximum.accumulate(np.asarray(quantiles, dtype=np.float64))
+    return np.rint(100.0 * np.interp(np.asarray(scores, dtype=np.float64), q, levels)).astype(np.int64)
+
+
 def accept_mask(scores: np.ndarray, threshold: float) -> np.ndarray:
     """True where a score passes the gate (``score >= threshold``; below it is rejected).
 

@@ -32,9 +32,10 @@ CARD_DEFAULTS: dict[str, str] = {
     "score_scale": (
         "Unitless, higher = better. The student is trained to rank and correlate with the teacher (PLCC + rank "
         "losses), so only the order of scores is meaningful, not their absolute values or differences. Read a "
-        "score through its position in the validation distribution below (e.g. a score below the 10 % quantile "
-        "is in the worst tenth of the validation images). Each artifact's sidecar stores its own distribution "
-        "(extra.score_distribution), which `edgefiq score --reject-fraction F` uses."),
+        "score through its position in the validation distributions below (e.g. a score below the clean photos' "
+        "10 % quantile is worse than nine in ten ordinary photos). Each artifact's sidecar stores its own "
+        "distributions (extra.score_distribution_clean, which `edgefiq score --reject-fraction F` uses, and "
+        "extra.score_distribution of all validation images, for `--distribution all` and `--scale 0-100`)."),
     "licence_data": "LFW: no formal licence, distributed for research; check before commercial use.",
     "licence_teacher": "MobileFaceNet weights used by the PreFIQs teacher and the evaluation: Apache-2.0.",
     "licence_weights": ("These weights: derived from LFW images through the teacher; use them on the terms LFW "
@@ -95,6 +96,21 @@ def _thresholds(run_dir: Path, model: str, key: str) -> list[dict[str, Any]]:
     return next((r.get("thresholds", []) for r in rows if r.get("source") == f"{model}/{key}"), [])
 
 
+def with_clean_rejection(rows: list[dict[str, Any]], clean: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Threshold rows with ``clean_rejected``: the share of clean validation photos below each threshold.
+
+    Example:
+        >>> with_clean_rejection([{"threshold": 0.5}], {"levels": [0, 1], "quantiles": [0.0, 2.0]})
+        [{'threshold': 0.5, 'clean_rejected': 0.25}]
+    """
+    if not clean:
+        return rows
+    import numpy as np
+
+    q = np.maximum.accumulate(np.asarray(clean["quantiles"], dtype=np.float64))
+    return [{**r, "clean_rejected": round(float(np.interp(r["threshold"], q, clean["levels"])), 6)} for r in rows]
+
+
 def _recipe_data(run_dir: Path) -> dict[str, Any]:
     import yaml
 
@@ -127,10 +143,10 @@ def make_card(name: str, model: str, report: dict[str, Any], run_dir: Path, ship
                                             f", resized to the model's {h}x{w} input as in training"),
                   "preprocess": pre},
         "score": {"scale": text["score_scale"], "distribution": first["distribution"],
-                  "distribution_of": preferred[0]},
+                  "distribution_clean": first.get("distribution_clean"), "distribution_of": preferred[0]},
         "validation": {**(report.get("eval") or {}), "fr_model": report.get("fr_model"),
                        "teacher_pauc": {f: teacher.get(f"pauc@{f}") for f in fmrs}},
-        "thresholds": _thresholds(run_dir, model, preferred[0]),
+        "thresholds": with_clean_rejection(_thresholds(run_dir, model, preferred[0]), first.get("distribution_clean")),
         "training": {**(report.get("data") or {}), **_recipe_data(run_dir), "synthetic": bool(report.get("synthetic"))},
         "teacher": report.get("teacher"), "latency_machine": build_machine(),
         "teacher_latency": [{k: r.get(k) for k in ("target", "precision", "p50_ms", "note")}
@@ -187,25 +203,44 @@ def render_card(card: dict[str, Any], plots: list[str]) -> str:
               f"fastest there: `{card['preferred'][0]}`. The int8 artifacts are for ARM and other int8-fast CPUs "
               "(VNNI, dot-product NEON), where they usually beat fp32; on x86 without VNNI fp32 can be faster.",
               "", *[f"![{Path(p).stem}]({p})" for p in plots], "", "## Scores", "", card["score"]["scale"], "",
-              f"Validation distribution of `{card['score']['distribution_of']}` (n={d['n']}): mean {d['mean']:.4g}, "
-              f"std {d['std']:.4g}, min {d['min']:.4g}, max {d['max']:.4g}.", "", "| quantile | score |", "|---:|---:|"]
-    for q in (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.99):
-        lines.append(f"| {q:g} | {d['quantiles'][round(q * (len(d['levels']) - 1))]:.4g} |")
+              *_distribution_lines(card["score"], d)]
     lines += _threshold_lines(card.get("thresholds") or [])
     lines += ["", "## Intended use", "", card["intended_use"], "", "## Limits", "", card["limits"], "",
               "## Licences", "", *[f"- {k}: {x}" for k, x in card["licences"].items()], ""]
     return "\n".join(lines)
 
 
+def _distribution_lines(score: dict[str, Any], d: dict[str, Any]) -> list[str]:
+    """The quantile table of the stored distributions: all validation images and, when stored, clean photos."""
+    c = score.get("distribution_clean")
+    lines = [f"Validation distributions of `{score['distribution_of']}`: all images (n={d['n']}, clean and degraded; "
+             f"mean {d['mean']:.4g}, std {d['std']:.4g}, min {d['min']:.4g}, max {d['max']:.4g})"
+             + (f" and clean photos alone (n={c['n']}; mean {c['mean']:.4g}, std {c['std']:.4g}). "
+                "`--reject-fraction F` reads the clean-photo one by default (reject what scores below the worst F "
+                "of ordinary photos; `--distribution all` for the other); `--scale 0-100` maps a score to its "
+                "percentile among all validation images." if c else "."), "",
+             "| quantile | all images | clean photos |" if c else "| quantile | score |",
+             "|---:|---:|---:|" if c else "|---:|---:|"]
+    for q in (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.99):
+        cells = [d] + ([c] if c else [])
+        lines.append(f"| {q:g} | " + " | ".join(f"{x['quantiles'][round(q * (len(x['levels']) - 1))]:.4g}"
+                                                for x in cells) + " |")
+    return lines
+
+
 def _threshold_lines(rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
-    out = ["", "## Thresholds", "", "Reject images below the threshold; FNMR of the genuine comparisons left "
-           "(comparison threshold fixed on all impostors; `edgefiq.metrics.thresholds`).", "",
-           "| FMR | reject fraction | threshold | genuine discarded | FNMR |", "|---:|---:|---:|---:|---:|"]
+    clean = all("clean_rejected" in r for r in rows)
+    out = ["", "## Thresholds", "", "Reject images below the threshold; the share of all validation images and of "
+           "clean photos it rejects; FNMR of the genuine comparisons left (comparison threshold fixed on all "
+           "impostors; `edgefiq.metrics.thresholds`).", "",
+           "| FMR | reject fraction | threshold | images rejected |" + (" clean photos rejected |" if clean else "")
+           + " genuine discarded | FNMR |", "|---:|---:|---:|---:|" + ("---:|" if clean else "") + "---:|---:|"]
     for r in rows:
-        out.append(f"| {r['fmr']:g} | {r['fraction']:g} | {r['threshold']:.4g} | {_fmt(r['genuine_discarded'], '.3f')} "
-                   f"| {_fmt(r['fnmr'], '.4f')} |")
+        out.append(f"| {r['fmr']:g} | {r['fraction']:g} | {r['threshold']:.4g} | {_fmt(r.get('images_rejected'), '.3f')} | "
+                   + (f"{_fmt(r['clean_rejected'], '.3f')} | " if clean else "")
+                   + f"{_fmt(r['genuine_discarded'], '.3f')} | {_fmt(r['fnmr'], '.4f')} |")
     return out
 
 

@@ -39,7 +39,7 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         >>> evaluate_artifacts(ctx, recipe)["rows"][0]["source"]   # doctest: +SKIP
         'teacher'
     """
-    from edgefiq.data.readers import identity_of, read_labels_csv, source_index_of
+    from edgefiq.data.readers import identity_of, kind_index_of, read_labels_csv, source_index_of
     from edgefiq.utils import write_json
 
     ev = recipe.eval
@@ -79,11 +79,34 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         sources.append(({"source": key, "kind": "artifact", "path": art["path"]}, scores))
 
     rows, curves = source_rows(sources, comps, ev)
+    kinds = kind_index_of(images) if comps is not None else None
+    by_degradation = family_rows(emb, rels, sources, kinds, ev, source_index_of(images), recipe.seed) if kinds else None
     write_json(ctx.stage_dir / "curves.json", curves)
-    write_json(ctx.stage_dir / "eval.json", {"rows": rows, "fr_model": fr_desc, "protocol": protocol})
-    return {"rows": rows, "fr_model": fr_desc, "protocol": protocol, "n_images": len(paths),
+    write_json(ctx.stage_dir / "eval.json", {"rows": rows, "fr_model": fr_desc, "protocol": protocol,
+                                             "by_degradation": by_degradation})
+    return {"rows": rows, "by_degradation": by_degradation, "fr_model": fr_desc, "protocol": protocol,
+            "n_images": len(paths),
             "n_identities": len(set(ids)), "n_genuine": comps.n_genuine if comps else None,
             "n_impostor": comps.n_impostor if comps else None, "curves": ctx.rel(ctx.stage_dir / "curves.json")}
+
+
+def family_rows(emb: np.ndarray, rels: list[str], sources: list[tuple[dict[str, Any], np.ndarray]],
+                kinds: dict[str, str], ev: EvalSection, same_source: dict[str, str] | None,
+                seed: int) -> list[dict[str, Any]]:
+    """pAUC per degradation family and on the clean images (``edgefiq.eval.core.by_family``) of the teacher,
+    random and each model's first artifact."""
+    from edgefiq.eval.core import by_family
+    from edgefiq.eval.sources import QualitySource
+
+    seen: set[str] = set()
+    picked = []
+    for info, q in sources:
+        model = info["source"].rsplit("/", 1)[0] if info["kind"] == "artifact" else info["source"]
+        if model not in seen:
+            seen.add(model)
+            picked.append(QualitySource(info["source"], q))
+    return by_family(emb, rels, picked, kinds, fmrs=ev.fmr, limit=ev.discard_limit, same_source=same_source,
+                     max_impostors=ev.max_impostors, seed=seed)
 
 
 def source_rows(sources: list[tuple[dict[str, Any], np.ndarray]], comps: Any,

@@ -52,6 +52,7 @@ def write_report(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         "stage_seconds": {n: s.get("seconds") for n, s in state.get("stages", {}).items() if "seconds" in s},
         "distill": {k: v.get("metrics") for k, v in ctx.outputs.get("distill", {}).items()},
         "rows": rows,
+        "by_degradation": ev.get("by_degradation"),
         "all_ok": all(r["status"] == "ok" for r in rows if r["kind"] == "artifact"),
         "slower_than_parent": [f"{r['model']} {r['target']}-{r['precision']} ({r['vs_parent']:.2f}x its parent)"
                                for r in rows if r.get("slower_than_parent")],
@@ -274,12 +275,32 @@ def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) 
                  _fmt(r.get("srcc"), ".4f"), *[_fmt(r.get(f"pauc@{f}"), ".2f") for f in fmrs],
                  r.get("parity") or "—", r["status"]]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")  # a '|' in a cell splits it
+    lines += family_table(summary.get("by_degradation"), fmrs[:1])
     if summary.get("stage_seconds"):
         lines += ["", "Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in summary["stage_seconds"].items()
                                                            if isinstance(v, (int, float)))]
     if plots:
         lines += [""] + [f"![{Path(p).stem}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def family_table(families: list[dict[str, Any]] | None, fmrs: list[str]) -> list[str]:
+    """Lines of the per-family pAUC table: a row per source (teacher, random, each model's first artifact),
+    a column per family, at the first FMR; the best of each column in bold."""
+    if not families or not fmrs:
+        return []
+    fmr, names = fmrs[0], list(families[0]["pauc"])
+    best = {f["family"]: min((v for v in (f["pauc"][n].get(fmr) for n in names) if v is not None), default=None)
+            for f in families}
+    lines = ["", f"pAUC@FMR{fmr} by degradation family (clean: the clean images alone; a family: its copies with "
+             "the clean images; lower is better):", "",
+             "| source | " + " | ".join(f"{f['family']} ({f['n_images']})" for f in families) + " |",
+             "|---|" + "---:|" * len(families)]
+    for n in names:
+        cells = [f["pauc"][n].get(fmr) for f in families]
+        lines.append(f"| {n} | " + " | ".join(
+            f"**{_fmt(v, '.2f')}**" if v == best[f["family"]] else _fmt(v, ".2f") for v, f in zip(cells, families)) + " |")
+    return lines
 
 
 def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -> list[Path]:

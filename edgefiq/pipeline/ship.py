@@ -81,9 +81,14 @@ def choose_model(rows: list[dict[str, Any]], keys: Sequence[str], min_srcc: floa
     return best[1]
 
 
-def validation_scores(run_dir: Path, row: dict[str, Any], val_labels: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(artifact scores, teacher scores) on the validation images: the eval stage's score CSV if present,
-    else the artifact scores the images of ``val_labels`` (under the run's ``data/images``) now."""
+def validation_scores(run_dir: Path, row: dict[str, Any],
+                      val_labels: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(artifact scores, teacher scores, clean-photo mask) on the validation images: the eval stage's score CSV
+    if present, else the artifact scores the images of ``val_labels`` (under the run's ``data/images``) now.
+    Clean: kind ``clean`` in the data stage's ``index.csv`` (every image when it records no kinds)."""
+    from edgefiq.data.readers import kind_index_of
+
+    kinds = kind_index_of(run_dir / "data" / "images") or {}
     from edgefiq.data.readers import read_labels_csv
 
     images = run_dir / "data" / "images"
@@ -95,12 +100,13 @@ def validation_scores(run_dir: Path, row: dict[str, Any], val_labels: Path) -> t
         with open(cached, newline="") as f:
             got = {r["path"]: float(r["quality"]) for r in csv.DictReader(f)}
         keep = [k for k, r in enumerate(rels) if r in got]
-        return np.array([got[rels[k]] for k in keep]), teacher[keep]
+        clean = np.array([kinds.get(rels[k], "clean") == "clean" for k in keep])
+        return np.array([got[rels[k]] for k in keep]), teacher[keep], clean
     from edgefiq.runtime.model import load_model
     from edgefiq.runtime.score import score_paths
 
     kept, scores = score_paths(load_model(run_dir / row["path"]), paths, desc=f"validation {artifact_key(row)}")
-    return scores.astype(np.float64), teacher[kept]
+    return scores.astype(np.float64), teacher[kept], np.array([kinds.get(rels[k], "clean") == "clean" for k in kept])
 
 
 def copy_artifact(run_dir: Path, row: dict[str, Any], dest: Path, stem: str) -> Path:
@@ -224,14 +230,15 @@ def build_builtin_model(run_dir: str | Path, out_root: str | Path, name: str, *,
     tmp.mkdir(parents=True)
     shipped: dict[str, dict[str, Any]] = {}
     for key, row in rows.items():
-        scores, teacher = validation_scores(run, row, labels)
+        scores, teacher, clean = validation_scores(run, row, labels)
         agreement = float(srcc(scores, teacher))
         if row["precision"] == "fp32" and agreement < min_srcc:
             raise DataError(f"{model} {key}: validation SRCC vs teacher {agreement:.4f} < {min_srcc}")
         path = copy_artifact(run, row, tmp, f"{name}_{key.replace('-', '_')}")
-        dist = score_distribution(scores)
-        add_to_sidecar(path, score_distribution=dist, builtin=name)
-        shipped[key] = {"row": row, "path": path, "distribution": dist, "srcc": agreement,
+        dist, dist_clean = score_distribution(scores), score_distribution(scores[clean]) if clean.any() else None
+        add_to_sidecar(path, score_distribution=dist, score_distribution_clean=dist_clean, builtin=name)
+        shipped[key] = {"row": row, "path": path, "distribution": dist, "distribution_clean": dist_clean,
+                        "srcc": agreement,
                         "reference": reference_record(path, row["precision"], dist)}
     card = make_card(name, model, report, run, shipped, REFERENCE_IMAGES, card_options or {})
     if card["size_bytes"] > max_mb * 1e6:

@@ -27,7 +27,7 @@ from edgefiq.data.images import SkipLog, check_on_bad_image, load_or_skip
 from edgefiq.data.pathtext import write_path_text
 from edgefiq.data.readers import list_images, relpaths
 from edgefiq.errors import BackendUnavailableError, UsageError
-from edgefiq.runtime.gate import check_gate
+from edgefiq.runtime.gate import SCALE_COLUMN, check_gate, scaled_scores
 from edgefiq.runtime.model import load_model
 from edgefiq.runtime.score import _gate
 from edgefiq.utils import progress
@@ -124,7 +124,7 @@ def score_faces(model_path: str | Path | None, images: str | Path, out_csv: str 
                 threads: int | None = None, on_bad_image: str = "error", mirror_average: bool = False,
                 options: DetectOptions | None = None, threshold: float | None = None,
                 reject_fraction: float | None = None, reference: str | Path | None = None,
-                select: str = "all") -> FaceScores:
+                select: str = "all", population: str = "clean", scale: bool = False) -> FaceScores:
     """Detect the faces under ``images``, align and score them, and write a CSV with a row for every image.
 
     Columns: ``path`` (relative to ``images``), ``face`` (index in the image, highest detector score
@@ -154,6 +154,8 @@ def score_faces(model_path: str | Path | None, images: str | Path, out_csv: str 
     paths = [root] if root.is_file() else list_images(root)
     rels = [root.name] if root.is_file() else relpaths(paths, root)
     model = load_model(model_path, threads=threads, mirror_average=mirror_average)
+    if scale:
+        scaled_scores(model.meta, [])   # a model without a stored distribution is refused before scoring
     detector = onnx_face_detector(threads, options)
     skips = SkipLog(root=root.parent if root.is_file() else root)
     rows: list[list[Any]] = []  # face rows end in "ok" and get a quality; no-face rows end in NO_FACE
@@ -178,22 +180,28 @@ def score_faces(model_path: str | Path | None, images: str | Path, out_csv: str 
                 batch.clear()
     if batch:
         qualities.extend(model.score_batch(np.stack(batch)).tolist())
-    decision = _gate(model, np.asarray(qualities, np.float32), threshold, reject_fraction, reference, unit="faces")
-    out = write_path_text(out_csv, _face_rows_text(rows, qualities, decision))
+    decision = _gate(model, np.asarray(qualities, np.float32), threshold, reject_fraction, reference, unit="faces",
+                     population=population)
+    scaled = scaled_scores(model.meta, qualities).tolist() if scale else None
+    out = write_path_text(out_csv, _face_rows_text(rows, qualities, decision, scaled))
     n_no_face = sum(r[-1] == NO_FACE for r in rows)
     return FaceScores(out, n_images, len(rows) - n_no_face, n_no_face, skips.write_for(out_csv))
 
 
-def _face_rows_text(rows: list[list[Any]], qualities: list[float], decision: list[str] | None) -> str:
-    """The per-face CSV: ``quality`` (and ``decision``) filled in on face rows, empty on no-face rows."""
+def _face_rows_text(rows: list[list[Any]], qualities: list[float], decision: list[str] | None,
+                    scaled: list[int] | None = None) -> str:
+    """The per-face CSV: ``quality`` (``quality_0_100``, ``decision``) filled in on face rows, empty on no-face rows."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*FACE_COLUMNS, *(["decision"] if decision is not None else [])])
+    w.writerow([*FACE_COLUMNS, *([SCALE_COLUMN] if scaled is not None else []),
+                *(["decision"] if decision is not None else [])])
     k = 0
     for row in rows:
         if row[-1] == NO_FACE:
-            w.writerow([*row[:-1], "", row[-1], *([""] if decision is not None else [])])
+            w.writerow([*row[:-1], "", row[-1], *([""] if scaled is not None else []),
+                        *([""] if decision is not None else [])])
             continue
-        w.writerow([*row[:-1], repr(float(qualities[k])), row[-1], *([decision[k]] if decision is not None else [])])
+        w.writerow([*row[:-1], repr(float(qualities[k])), row[-1], *([scaled[k]] if scaled is not None else []),
+                    *([decision[k]] if decision is not None else [])])
         k += 1
     return buf.getvalue()

@@ -50,6 +50,7 @@ class QualityModel:
     runner: Callable[[np.ndarray], np.ndarray]
     meta: dict[str, Any] = field(default_factory=dict)
     mirror_average: bool = False
+    _detector: Any = field(default=None, repr=False, compare=False)   # made by detect_and_score on first use
 
     def __repr__(self) -> str:
         """One short line (the sidecar, with its stored score distribution, stays in ``meta``)."""
@@ -129,6 +130,41 @@ class QualityModel:
             marks = landmarks[s:s + batch_size] if landmarks is not None else [None] * len(chunk)
             out.append(self.score_batch(np.stack([self.prepare(im, lm) for im, lm in zip(chunk, marks)])))
         return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+    def detect_and_score(self, frame: np.ndarray, *, select: str | None = None,
+                         detector: Any = None) -> list["ScoredFace"]:
+        """Find the faces in an RGB frame (HxWx3 uint8; torch-free MTCNN), align each to the model's crop and
+        score it: one :class:`ScoredFace` per face, largest-first order of the detector. ``select``
+        (``largest``, ``center``, ``score``) keeps one face; ``detector``: an ``onnx_face_detector`` to use
+        instead of the one made (once, 1 thread) for this model.
+
+        Example:
+            >>> [f.quality for f in qm.detect_and_score(frame, select="largest")]   # doctest: +SKIP
+            [1.27]
+        """
+        if detector is None:
+            if self._detector is None:
+                from edgefiq.runtime.detect import onnx_face_detector
+
+                self._detector = onnx_face_detector(threads=1)
+            detector = self._detector
+        faces = detector.detect(frame)
+        keep = list(range(len(faces.scores))) if select is None else [k for k in [faces.pick(select)] if k is not None]
+        quality = self.score_arrays([frame] * len(keep), landmarks=[faces.landmarks[k] for k in keep])
+        return [ScoredFace(faces.boxes[k], faces.landmarks[k], float(faces.scores[k]), float(q))
+                for k, q in zip(keep, quality)]
+
+
+@dataclass(frozen=True)
+class ScoredFace:
+    """One face of :meth:`QualityModel.detect_and_score`: box ``(x1, y1, x2, y2)``, 5 landmarks ``(5, 2)``,
+    the detector's confidence and the quality of its aligned crop (higher is better)."""
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    detection_score: float
+    quality: float
 
 
 def _checkpoint_model(path: Path, threads: int | None) -> QualityModel:

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from edgefiq.data.pathtext import write_path_text
+from edgefiq.runtime.gate import SCALE_COLUMN
 from edgefiq.runtime.inputs import SizeCheck
 from edgefiq.runtime.model import QualityModel, landmarks_for, load_model
 
@@ -89,7 +90,7 @@ def score_paths(model: QualityModel, paths: Sequence[Path], *, relpaths: Sequenc
 
 
 def write_scores_csv(out_csv: str | Path, relpaths: Sequence[str], scores: np.ndarray,
-                     decision: Sequence[str] | None = None) -> Path:
+                     decision: Sequence[str] | None = None, scaled: Sequence[int] | None = None) -> Path:
     """Write ``path,quality`` rows atomically (the label CSV format of every edgefiq command); ``-`` = stdout.
 
     Paths that are not valid UTF-8 are kept byte for byte (``edgefiq.data.pathtext``).
@@ -100,9 +101,11 @@ def write_scores_csv(out_csv: str | Path, relpaths: Sequence[str], scores: np.nd
     """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "quality", *(["decision"] if decision is not None else [])])  # decision: the quality gate
+    w.writerow(["path", "quality", *([SCALE_COLUMN] if scaled is not None else []),
+                *(["decision"] if decision is not None else [])])  # decision: the quality gate
     for k, (r, s) in enumerate(zip(relpaths, np.asarray(scores, dtype=np.float64).tolist())):
-        w.writerow([r, repr(float(s)), *([decision[k]] if decision is not None else [])])
+        w.writerow([r, repr(float(s)), *([int(scaled[k])] if scaled is not None else []),
+                    *([decision[k]] if decision is not None else [])])
     return write_path_text(out_csv, buf.getvalue())
 
 
@@ -110,7 +113,8 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
                  threads: int | None = None, on_bad_image: str = "error",
                  landmarks_tsv: str | Path | None = None, mirror_average: bool = False,
                  threshold: float | None = None, reject_fraction: float | None = None,
-                 reference: str | Path | None = None, strict: bool = False) -> Path:
+                 reference: str | Path | None = None, strict: bool = False, population: str = "clean",
+                 scale: bool = False) -> Path:
     """Score every image under ``images`` and write ``out_csv`` (``path`` relative to ``images``).
 
     Args:
@@ -129,6 +133,8 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
             ``reference`` scores, else of the model's stored validation distribution, else of this
             run's scores (``edgefiq.runtime.gate``).
         reference: ``path,quality`` CSV of reference scores for ``reject_fraction``.
+        population: the stored distribution ``reject_fraction`` reads: ``clean`` photos or ``all`` images.
+        scale: add ``quality_0_100`` (``edgefiq.runtime.gate.scaled_scores``).
         strict: refuse (``UsageError``, before scoring) when an image without landmarks is not of the
             model's input size, instead of warning after scoring.
 
@@ -140,7 +146,7 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
     """
     from edgefiq.data.images import SkipLog
     from edgefiq.data.readers import list_images, relpaths
-    from edgefiq.runtime.gate import check_gate
+    from edgefiq.runtime.gate import check_gate, scaled_scores
 
     check_gate(threshold, reject_fraction, reference)
     root = Path(images)
@@ -153,13 +159,16 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
     if landmarks_tsv is not None:
         marks = _landmarks_for_images(landmarks_tsv, rels)
     model = load_model(model_path, threads=threads, mirror_average=mirror_average)
+    if scale:
+        scaled_scores(model.meta, [])   # a model without a stored distribution is refused before scoring
     if strict:
         require_aligned(paths, rels, marks, tuple(model.preprocess.size))
     skips = SkipLog(root=root.parent if root.is_file() else root)
     kept, scores = score_paths(model, paths, relpaths=rels, batch_size=batch_size, on_bad_image=on_bad_image,
                                skips=skips, landmarks=marks)
-    decision = _gate(model, scores, threshold, reject_fraction, reference)
-    out = write_scores_csv(out_csv, [rels[k] for k in kept], scores, decision)
+    decision = _gate(model, scores, threshold, reject_fraction, reference, population=population)
+    scaled = scaled_scores(model.meta, scores) if scale else None
+    out = write_scores_csv(out_csv, [rels[k] for k in kept], scores, decision, scaled)
     skips.write_for(out_csv)
     return out
 
@@ -192,7 +201,7 @@ def require_aligned(paths: Sequence[Path], rels: Sequence[str], marks: dict[str,
 
 
 def _gate(model: QualityModel, scores: np.ndarray, threshold: float | None, reject_fraction: float | None,
-          reference: str | Path | None, unit: str = "images") -> list[str] | None:
+          reference: str | Path | None, unit: str = "images", population: str = "clean") -> list[str] | None:
     """``accept``/``reject`` per score under the gate asked for (``edgefiq.runtime.gate``), or None.
 
     ``unit`` names what the scores are of in the console line (``images``, or ``faces`` for ``--detect``).
@@ -200,7 +209,7 @@ def _gate(model: QualityModel, scores: np.ndarray, threshold: float | None, reje
     from edgefiq.runtime.gate import decisions, gate_threshold
 
     gate = gate_threshold(model.meta, threshold=threshold, reject_fraction=reject_fraction, reference=reference,
-                          scores=scores)
+                          scores=scores, population=population)
     if gate is None:
         return None
     out = decisions(scores, gate[0])

@@ -1,0 +1,141 @@
+"""Teachers, built-in models and random on capture defects, per degradation family (issue 26).
+
+    python tools/capture_defects.py                     # -> results/capture-defects.{md,json}
+    python tools/capture_defects.py --sources 100 --work /tmp/cap-small -o /tmp/cap.md
+
+Steps, all package functions: the validation identities of recipes/lfw-mobilefacenet.yaml
+(pairs folds 6-7); a seeded sample of their clean crops; ``make_degraded_set`` with every
+kind (classic and capture), ``--per-image`` kinds per image at severities 0.5 and 1; one
+``label_images`` run of the FR-only ensemble teacher (PreFIQs as the recipe sets it, SER-FIQ,
+feature norm; its CSV keeps each member's score); the built-in models through
+``score_folder``; ``evaluate`` with MobileFaceNet and ``by_degradation``. The work folder is
+reused when the script is run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+FR = SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt"
+MEMBERS = ["prefiqs:1,method=l1,rho=0.4,scope=global", "serfiq:1", "norm:1"]   # the recipe's PreFIQs
+BUILTIN = ("edgefiq-lfw-edge", "edgefiq-lfw")
+
+
+def validation_sample(n: int, seed: int, dst: Path) -> Path:
+    """Symlinks to ``n`` clean crops of the recipe's validation identities under ``dst``."""
+    from edgefiq.data.readers import list_images, relpaths
+    from edgefiq.pipeline.recipe import load_recipe
+    from edgefiq.pipeline.stages import split_identities
+
+    recipe = load_recipe(ROOT / "recipes" / "lfw-mobilefacenet.yaml")
+    images = Path(recipe.data.images)
+    _, val = split_identities(relpaths(list_images(images), images), recipe)
+    by_id: dict[str, list[str]] = {}
+    for rel in val:
+        by_id.setdefault(rel.split("/")[0], []).append(rel)
+    pick: list[str] = []   # up to 4 photos of each identity that has 2 or more (genuine pairs need them)
+    for ident in np.random.default_rng(seed).permutation(sorted(i for i, r in by_id.items() if len(r) > 1)):
+        pick += sorted(by_id[ident])[:4]
+        if len(pick) >= n:
+            break
+    for rel in pick:
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        if not (dst / rel).exists():
+            os.symlink((images / rel).resolve(), dst / rel)
+    return dst
+
+
+def sources(work: Path, deg: Path) -> list[tuple[str, Path]]:
+    """``(name, path,quality CSV)`` of every quality source, labelling or scoring what is not there yet."""
+    from edgefiq.data.readers import read_label_map, write_labels_csv
+    from edgefiq.runtime.score import score_folder
+    from edgefiq.teachers.ensemble import rank01
+    from edgefiq.teachers.label import label_images
+
+    ens = work / "ensemble.csv"
+    if not ens.exists():
+        label_images(deg, "ensemble", {"members": MEMBERS, "fr_model": str(FR)}, ens, batch_size=64)
+    out = [("ensemble prefiqs+serfiq+norm", ens)]
+    members = {}
+    for name in ("prefiqs", "serfiq", "norm"):
+        members[name] = read_label_map(ens, column=f"quality_{name}")
+        path = work / f"{name}.csv"
+        write_labels_csv(path, list(members[name]), list(members[name].values()))
+        out.append((name, path))
+    rels = list(members["prefiqs"])
+    pair = (rank01(np.array([members["prefiqs"][r] for r in rels]))
+            + rank01(np.array([members["serfiq"][r] for r in rels]))) / 2
+    write_labels_csv(work / "prefiqs+serfiq.csv", rels, pair)
+    out.append(("ensemble prefiqs+serfiq", work / "prefiqs+serfiq.csv"))
+    for model in BUILTIN:
+        path = work / f"{model}.csv"
+        if not path.exists():
+            score_folder(f"builtin:{model}", deg, path, threads=2)
+        out.append((model, path))
+    return out
+
+
+def markdown(report: dict, command: str, seconds: float) -> str:
+    """The results page: per-family table, each source's worst family against the recipe teacher, overall pAUC."""
+    from edgefiq.eval.report import family_markdown
+
+    fams = report["by_degradation"]
+    names = list(fams[0]["pauc"])
+    def rel(f: dict, s: str) -> float | None:
+        a, b = f["pauc"][s].get("0.001"), f["pauc"]["prefiqs"].get("0.001")
+        return a / b if a is not None and b else None
+
+    ratio = {s: {f["family"]: rel(f, s) for f in fams if rel(f, s) is not None} for s in names}
+    overall = {r["source"]: r["pauc_x1e3"] for r in report["pauc"] if r["convention"] == "fixed"}
+    lines = ["# Capture defects: pAUC per degradation family (issue 26)", "",
+             f"Reproduce: `{command}` ({seconds / 60:.0f} min on 2 cores).", "",
+             f"- images: {report['n_images']} of the validation identities of recipes/lfw-mobilefacenet.yaml "
+             "(pairs folds 6-7), clean crops and degraded copies; comparisons: "
+             f"{report['n_genuine']} genuine, {report['n_impostor']} impostor ({report['protocol']})",
+             f"- FR model: {report['fr_model']}; pAUC x1e3 at FMR 1e-3, fixed threshold, discard up to "
+             f"{report['limit']}; lower is better", "",
+             *family_markdown(fams),
+             "## Worst family against the recipe teacher (PreFIQs l1 0.4, global)", "",
+             "| source | overall pAUC | worst family | its pAUC / PreFIQs' |", "|---|---:|---|---:|"]
+    for s in sorted(names, key=lambda s: overall.get(s, 0)):
+        worst = max((f for f in ratio[s] if f != "clean"), key=lambda f: ratio[s][f], default=None)
+        lines.append(f"| {s} | {overall[s]:.2f} | {worst or '-'} | {ratio[s][worst] if worst else float('nan'):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sources", type=int, default=300, help="clean validation crops to degrade")
+    ap.add_argument("--per-image", type=int, default=4, help="kinds drawn per crop")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/edgefiq-capture"))
+    ap.add_argument("-o", "--output", type=Path, default=ROOT / "results" / "capture-defects.md")
+    args = ap.parse_args()
+    from edgefiq.data.degrade import KINDS, make_degraded_set
+    from edgefiq.eval import evaluate
+
+    t0 = time.time()
+    src = validation_sample(args.sources, args.seed, args.work / "clean")
+    deg = args.work / "degraded"
+    index = make_degraded_set(src, deg, kinds=KINDS, severities=(0.5, 1.0), per_image=args.per_image, seed=args.seed)
+    report = evaluate(deg, qualities=sources(args.work, deg), identities_from_folders=True, fr_model=FR,
+                      random_baseline=True, fmrs=(1e-3,), conventions=("fixed",), same_source_index=index,
+                      by_degradation=index, seed=args.seed, out_dir=args.work / "eval")
+    command = "python tools/capture_defects.py" + (f" --sources {args.sources}" if args.sources != 300 else "")
+    args.output.write_text(markdown(report, command, time.time() - t0))
+    keep = {k: report[k] for k in ("n_images", "n_genuine", "n_impostor", "protocol", "fr_model", "pauc",
+                                   "by_degradation", "sources")}
+    args.output.with_suffix(".json").write_text(json.dumps(keep, indent=1) + "\n")
+    print(f"wrote {args.output} and {args.output.with_suffix('.json').name}")
+
+
+if __name__ == "__main__":
+    main()
