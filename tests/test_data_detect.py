@@ -209,6 +209,7 @@ def test_detect_and_score_a_raw_frame(shared, onnx_detector) -> None:
     assert faces and all(f.box.shape == (4,) and f.landmarks.shape == (5, 2) for f in faces)
     one = edgefiq.detect_and_score(frame, select="largest")
     assert len(one) == 1 and one[0].detection_score > 0.9
+    assert len(edgefiq.detect_and_score(frame, select="center")) == 1   # the rule that needs the frame size
     qm = edgefiq.load_model()
     assert one[0].quality == pytest.approx(float(qm.score_arrays([frame], landmarks=[one[0].landmarks])[0]), abs=1e-5)
     assert qm.detect_and_score(frame, select="largest", detector=onnx_detector)[0].quality == pytest.approx(

@@ -150,7 +150,8 @@ class QualityModel:
                 self._detector = onnx_face_detector(threads=1)
             detector = self._detector
         faces = detector.detect(frame)
-        keep = list(range(len(faces.scores))) if select is None else [k for k in [faces.pick(select)] if k is not None]
+        keep = (list(range(len(faces.scores))) if select is None
+                else [k for k in [faces.pick(select, frame.shape[:2])] if k is not None])
         quality = self.score_arrays([frame] * len(keep), landmarks=[faces.landmarks[k] for k in keep])
         return [ScoredFace(faces.boxes[k], faces.landmarks[k], float(faces.scores[k]), float(q))
                 for k, q in zip(keep, quality)]
