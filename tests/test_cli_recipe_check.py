@@ -62,7 +62,7 @@ def test_recipe_check_ok() -> None:
     res = _check(str(ROOT / "recipes" / "quickstart.yaml"))
     assert res.exit_code == 0, res.output
     assert "name: quickstart" not in res.stdout and res.stdout.strip().endswith(": ok")   # one line
-    res = _check(str(ROOT / "recipes" / "quickstart.yaml"), "--print")
+    res = _check(str(ROOT / "recipes" / "quickstart.yaml"), "--show")
     assert res.exit_code == 0 and "name: quickstart" in res.stdout
 
 

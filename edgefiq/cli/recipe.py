@@ -21,7 +21,7 @@ def recipe() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY.SUB=VALUE",
               help="Override a recipe field (YAML value), as `edgefiq run --set` does.")
 @click.option("--quiet-ok", is_flag=True, help="Print nothing when the recipe is fine (exit code only).")
-@click.option("--print", "print_resolved", is_flag=True,
+@click.option("--show", "--print", "print_resolved", is_flag=True,
               help="Print the resolved recipe (every default filled in) as YAML on stdout.")
 def check(file: str, variables: tuple[str, ...], overrides: tuple[str, ...], quiet_ok: bool,
           print_resolved: bool) -> None:
