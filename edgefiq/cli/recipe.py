@@ -30,14 +30,14 @@ def check(file: str, variables: tuple[str, ...], overrides: tuple[str, ...], qui
     Checks unknown keys (with suggestions), wrong types and values, variables that are
     unset or given with --var but unused (a typo), and input paths that do not exist.
     Keys are named as --set spells them (distill.defaults.optim.epochs), and a missing
-    input path names the --var that sets it. --print shows the resolved recipe (defaults
+    input path names the --var that sets it. --show shows the resolved recipe (defaults
     filled in) as YAML.
 
     \b
     Example:
       edgefiq recipe check recipes/quickstart.yaml
       edgefiq recipe check recipes/lfw-mobilefacenet.yaml --var LFW=../shared/data/lfw-dev
-      edgefiq recipe check recipes/quickstart.yaml --set distill.defaults.optim.epochs=2 --print
+      edgefiq recipe check recipes/quickstart.yaml --set distill.defaults.optim.epochs=2 --show
     """
     import yaml
 
