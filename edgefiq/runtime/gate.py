@@ -72,6 +72,8 @@ def gate_threshold(meta: dict[str, Any], *, threshold: float | None = None, reje
     from edgefiq.metrics.thresholds import score_distribution, threshold_for_fraction
 
     check_gate(threshold, reject_fraction, reference)
+    if population not in POPULATIONS:
+        raise UsageError(f"distribution must be one of {', '.join(POPULATIONS)}, got {population!r}")
     if threshold is not None:
         return float(threshold), "given"
     if reject_fraction is None:
