@@ -91,9 +91,6 @@ def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_m
         raise UsageError(f"--name given {len(names)} times but --quality {len(quality_csvs)} times")
     labels = list(names) if names else [Path(q).stem for q in quality_csvs]
     kind_index = (same_source_index or str(Path(images) / "index.csv")) if by == "degradation" else None
-    if kind_index and not Path(kind_index).is_file():
-        raise UsageError(f"--by degradation: no {kind_index} (the index.csv that edgefiq data degrade writes); "
-                         "pass it with --same-source-index")
     rep = evaluate(images, qualities=list(zip(labels, quality_csvs)), identities_from_folders=identities_from_folders,
                    pairs=pairs, fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index,
                    reference=reference, random_baseline=random_baseline, fmrs=fmrs, limit=limit,

@@ -48,8 +48,8 @@ import click
               help="Score each image as the mean of its and its mirror image's score (two passes: twice the "
                    "compute, usually a closer ranking).")
 def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | None, reject_fraction: float | None,
-          reference: str | None, distribution: str, scale: str | None, out_csv: str, batch_size: int, threads: int | None, landmarks: str | None,
-          on_bad_image: str, detect: bool, select: str, min_face_size: int, strict: bool,
+          reference: str | None, distribution: str, scale: str | None, out_csv: str, batch_size: int,
+          threads: int | None, landmarks: str | None, on_bad_image: str, detect: bool, select: str, min_face_size: int, strict: bool,
           mirror_average: bool) -> None:
     """Score every image under IMAGES with MODEL and write a path,quality CSV.
 

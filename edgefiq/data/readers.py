@@ -253,7 +253,7 @@ def read_kind_index(csv_path: str | Path) -> dict[str, str]:
         >>> read_kind_index("faces-degraded/index.csv")["A/a1__yaw_0.50.jpg"]   # doctest: +SKIP
         'yaw'
     """
-    return _index_column(csv_path, "kind", "degradation index")
+    return _index_column(csv_path, "kind", "degradation index (the index.csv that edgefiq data degrade writes)")
 
 
 def source_index_of(images_root: str | Path) -> dict[str, str] | None:

@@ -93,8 +93,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         by_degradation: the ``index.csv`` of ``edgefiq data degrade``: adds ``report["by_degradation"]``,
             pAUC on the clean images and per degradation family (:func:`by_family`).
 
-    Returns:
-        The report dict (see ``edgefiq.eval.report``).
+    Returns the report dict (see ``edgefiq.eval.report``).
 
     Raises:
         UsageError: conflicting or missing options. DataError: unreadable inputs, no common images.
@@ -110,6 +109,7 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
     root = Path(images_root)
     all_rels = relpaths(list_images(root), root)
     tables = [(n, Path(p), read_label_map(p)) for n, p in qualities]
+    kinds = read_kind_index(by_degradation) if by_degradation is not None else None   # fail before embedding
     emb_map = read_embeddings(embeddings, embeddings_index, all_rels) if embeddings is not None else None
     rels = _covered(root, all_rels, [t for _, _, t in tables], emb_map)
     dropped = len(all_rels) - len(rels)
@@ -132,9 +132,9 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         "correlations": res.correlations, "curves": res.curves,
         "seconds": round(time.perf_counter() - t_start, 2),
     }
-    if by_degradation is not None:
-        report["by_degradation"] = by_family(emb, rels, sources, read_kind_index(by_degradation), fmrs=fmrs, limit=limit,
-                                             pairs=plist, same_source=same_source, max_impostors=max_impostors, seed=seed)
+    if kinds is not None:
+        report["by_degradation"] = by_family(emb, rels, sources, kinds, fmrs=fmrs, limit=limit, pairs=plist,
+                                             same_source=same_source, max_impostors=max_impostors, seed=seed)
     if out_dir is not None:
         from edgefiq.eval.report import write_report
 
