@@ -65,6 +65,7 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
     Example:
       edgefiq score ../shared/data/lfw-dev/aligned112 -o q.csv
       edgefiq score faces/ -o q.csv --model builtin --reject-fraction 0.1 --scale 0-100
+      edgefiq score faces/ -o q.csv --reject-fraction 0.1 --distribution all
       edgefiq score export/student_int8.onnx ../shared/data/lfw-dev/aligned112 -o scores.csv
       edgefiq score runs/distill/best.pt faces/ -o q.csv --on-bad-image skip
       edgefiq score student.onnx raw/ -o q.csv --landmarks landmarks.tsv
