@@ -25,11 +25,11 @@ def random_fr(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_prefiqs_is_two_passes_of_the_exported_fr_model(random_fr: Path, tmp_path: Path) -> None:
-    from edgefiq.bench.teacher import benchmark_teacher, teacher_networks
+    from edgefiq.bench.teacher import benchmark_teacher
     from edgefiq.teachers import make_teacher
 
     t = make_teacher("prefiqs", {"fr_model": str(random_fr), "rho": 0.4}, cache_dir=tmp_path / "cache")
-    nets = teacher_networks(t)
+    nets = t.networks()
     assert len(nets) == 2 and nets[0][1] is nets[1][1]  # l1 keeps the dense graph: the FR model, timed twice
     rows = benchmark_teacher("prefiqs", {"fr_model": str(random_fr), "rho": 0.4}, ["onnx"], tmp_path / "out",
                              cache_dir=tmp_path / "cache", min_time_s=0.05, min_runs=3, warmup=1)
@@ -37,6 +37,20 @@ def test_prefiqs_is_two_passes_of_the_exported_fr_model(random_fr: Path, tmp_pat
     assert rows[0]["p50_ms"] > 0 and rows[0]["target"] == "onnx" and rows[0]["threads"] == 1
     assert len(list((tmp_path / "out" / "onnx").glob("*/*.onnx"))) == 1  # exported once
     assert benchmark_teacher("severity", {}, ["onnx"], tmp_path / "none") == []
+
+
+def test_ensemble_counts_the_members_shared_fr_pass_once(random_fr: Path, tmp_path: Path) -> None:
+    from edgefiq.teachers import make_teacher
+
+    members = ["prefiqs:1,method=l1,rho=0.4", "serfiq:1", "norm:1"]
+    t = make_teacher("ensemble", {"fr_model": str(random_fr), "members": members}, cache_dir=tmp_path / "cache")
+    nets = t.networks()
+    assert [label for label, _ in nets] == ["fr", "pruned (l1 0.4, dense graph of fr)"]
+    assert nets[0][1] is nets[1][1]   # one FR module, loaded once for the three members
+    flipped = make_teacher("ensemble", {"fr_model": str(random_fr), "members": ["norm:1,flip=true", "serfiq:1"]},
+                           cache_dir=tmp_path / "cache")
+    assert [label for label, _ in flipped.networks()] == ["fr", "fr"]   # norm with flip: two FR passes per image
+    assert make_teacher("severity").networks() == []
 
 
 def _outputs() -> dict:

@@ -1,11 +1,14 @@
 """The teacher's own latency, on the students' runtimes and thread counts, for speed-up columns.
 
-A face-recognition teacher costs what its network passes per image cost. ``teacher_networks``
+A face-recognition teacher costs what its network passes per image cost. ``Teacher.networks()``
 lists them: the FR model once (twice with ``flip``), plus, for a teacher with a pruned copy
 (PreFIQs: ``pruned``), the pruned network once more (twice with ``flip``). Unstructured
 pruning (``l1``, ``random``) zeroes weights but keeps the dense graph, so that pass is timed
 on the FR model's own export: PreFIQs = the FR model exported once and counted twice.
-Structured pruning removes channels: that copy is exported and timed itself.
+Structured pruning removes channels: that copy is exported and timed itself. An ensemble makes
+each distinct pass of its members once (PreFIQs + SER-FIQ + norm on one FR model: 2 passes).
+SER-FIQ's dropout passes of the embedding head are not counted, so a SER-FIQ teacher's latency
+is a lower bound and speed-ups against it are conservative.
 
 ``benchmark_teacher`` exports each distinct network to every target in fp32 (no parity gate:
 the numbers are latencies, not scores), times it with ``edgefiq.bench.benchmark`` and sums
@@ -26,30 +29,6 @@ from typing import Any, Sequence
 from edgefiq.errors import EdgefiqError
 
 log = logging.getLogger("edgefiq.bench")
-
-UNSTRUCTURED = ("l1", "random")
-
-
-def teacher_networks(teacher: Any) -> list[tuple[str, Any]]:
-    """``(label, torch module)`` per network pass the teacher makes for one image (module docstring).
-
-    Example:
-        >>> [label for label, _ in teacher_networks(make_teacher("prefiqs", {"fr_model": "m.pt"}))]  # doctest: +SKIP
-        ['fr', 'pruned (l1 0.4, dense graph of fr)']
-    """
-    fr = getattr(teacher, "fr", None)
-    if fr is None:
-        return []
-    copies = 2 if getattr(teacher, "flip", False) else 1
-    nets = [("fr", fr)] * copies
-    if hasattr(type(teacher), "pruned"):  # looked up on the class: the property builds the copy
-        method, rho = getattr(teacher, "method", ""), getattr(teacher, "rho", "")
-        if method in UNSTRUCTURED:
-            nets += [(f"pruned ({method} {rho}, dense graph of fr)", fr)] * copies
-        else:
-            torch_pruned = getattr(teacher, "torch_pruned", None)
-            nets += [(f"pruned ({method} {rho})", torch_pruned() if callable(torch_pruned) else teacher.pruned)] * copies
-    return nets
 
 
 def benchmark_teacher(name: str, options: dict[str, Any], targets: Sequence[str], out_dir: str | Path, *,
@@ -77,7 +56,7 @@ def benchmark_teacher(name: str, options: dict[str, Any], targets: Sequence[str]
     from edgefiq.teachers import make_teacher
 
     teacher = make_teacher(name, dict(options), cache_dir=cache_dir)
-    nets = teacher_networks(teacher)
+    nets = teacher.networks()
     if not nets:
         return []
     distinct = list({id(m): m for _, m in nets}.values())

@@ -23,6 +23,7 @@ from edgefiq.distill.config import DistillConfig
 from edgefiq.distill.data import (ImageSource, LabelledSet, decode_cache, identity_split, read_identity_list,
                                   read_index, read_labelled_set)
 from edgefiq.errors import UsageError
+from edgefiq.teachers import make_teacher
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +42,8 @@ class Prepared:
     train_vectors: np.ndarray | None = None   # feature_kd targets, one row per training image
 
     def score_online(self, imgs: np.ndarray) -> np.ndarray:
-        """Teacher scores of in-memory uint8 views (online self-training).
-
-        Teachers with ``score_images`` get the arrays; others get lossless PNG copies of the views
-        in a temporary folder through ``score_paths`` (exact pixels, any teacher works).
-        """
-        if hasattr(self.teacher, "score_images"):
-            return np.asarray(self.teacher.score_images(list(imgs)), np.float64)
-        import tempfile
-
-        from PIL import Image
-
-        with tempfile.TemporaryDirectory(prefix="edgefiq-views-") as tmp:
-            paths = []
-            for i, im in enumerate(imgs):
-                p = Path(tmp) / f"view_{i:05d}.png"
-                Image.fromarray(np.ascontiguousarray(im)).save(p, compress_level=1)
-                paths.append(p)
-            return np.asarray(self.teacher.score_paths(paths), np.float64)
+        """Teacher scores of in-memory uint8 views (online self-training): ``Teacher.score_images``."""
+        return np.asarray(self.teacher.score_images(list(imgs)), np.float64)
 
 
 def _split(cfg: DistillConfig, full: LabelledSet) -> tuple[LabelledSet, LabelledSet]:
@@ -143,7 +128,6 @@ def prepare_data(cfg: DistillConfig, out: Path | None, teacher: Any = None) -> P
 
 def _online_sets(cfg: DistillConfig, teacher: Any = None) -> tuple[LabelledSet, LabelledSet, Any, dict[str, Any]]:
     from edgefiq.data.readers import list_images
-    from edgefiq.registry import TEACHERS
 
     d = cfg.data
     root = Path(d.images)
@@ -153,12 +137,8 @@ def _online_sets(cfg: DistillConfig, teacher: Any = None) -> tuple[LabelledSet, 
         info = read_index(d.index)
         full.source = [info.get(r, (r, 0.0))[0] for r in rel]
     if teacher is None:
-        opts = dict(d.teacher_options)
-        factory = TEACHERS.get(d.teacher)
-        try:  # views are temporary files: keep them out of the teacher's on-disk embedding cache
-            teacher = factory(**{"cache": False, **opts})
-        except TypeError:
-            teacher = factory(**opts)
+        # views are temporary files: keep them out of the teacher's on-disk embedding cache
+        teacher = make_teacher(d.teacher, dict(d.teacher_options), cache=False)
     desc: dict[str, Any] = {"kind": "online", "name": d.teacher}
     if d.val_labels:  # validate against fixed labels (e.g. the run's teacher when a student teaches online)
         val = read_labelled_set(d.images, d.val_labels, d.index)
@@ -171,5 +151,5 @@ def _online_sets(cfg: DistillConfig, teacher: Any = None) -> tuple[LabelledSet, 
         train, val = full.subset(tr), full.subset(va)
         val.labels = np.asarray(teacher.score_paths([root / r for r in val.rel]), np.float64)
     # training labels exist only per view; the sampler sees zeros (random order)
-    desc["config"] = teacher.config() if hasattr(teacher, "config") else {}
+    desc["config"] = teacher.config()
     return train, val, teacher, desc

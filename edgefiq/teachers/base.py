@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import inspect
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+from PIL import Image
 
 from edgefiq.errors import UsageError
 from edgefiq.registry import TEACHERS
@@ -52,6 +54,24 @@ class Teacher:
     def config(self) -> dict[str, Any]:
         """The full configuration (JSON-friendly) written to the label sidecar."""
         return {"teacher": self.name}
+
+    def score_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Quality of in-memory uint8 HWC RGB images (e.g. the augmented views of online distillation).
+
+        Default: lossless PNG copies in a temporary folder through ``score_paths`` (exact pixels, so
+        any teacher works); teachers that can take arrays directly override it.
+        """
+        with tempfile.TemporaryDirectory(prefix="edgefiq-views-") as tmp:
+            paths = []
+            for i, im in enumerate(images):
+                paths.append(Path(tmp) / f"view_{i:05d}.png")
+                Image.fromarray(np.ascontiguousarray(im)).save(paths[-1], compress_level=1)
+            return np.asarray(self.score_paths(paths), np.float64)
+
+    def networks(self) -> list[tuple[str, Any]]:
+        """``(label, torch module)`` per network pass this teacher makes for one image, for latency
+        (``edgefiq.bench.teacher``). Default: none (a teacher without a network, e.g. ``severity``)."""
+        return []
 
     def score_paths(self, paths: Sequence[str | Path], root: str | Path | None = None) -> np.ndarray:
         """Quality of each image (relative to ``root`` if given, else as given).
@@ -165,6 +185,10 @@ class FRTeacher(Teacher):
             self._cache = EmbeddingCache(self.cache_dir, self.fr.weights_sha256,
                                          variant="" if self.precision == "fp32" else self.precision)
         return self._cache
+
+    def networks(self) -> list[tuple[str, Any]]:
+        """The FR model once per image (twice with ``flip``)."""
+        return [("fr", self.fr)] * (2 if self.flip else 1)
 
     def fr_config(self) -> dict[str, Any]:
         return {"fr_model": str(self.fr_path), "fr_arch": self.fr.arch, "fr_sha256": self.fr.weights_sha256,

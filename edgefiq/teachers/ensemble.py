@@ -131,6 +131,16 @@ class Ensemble(Teacher):
             q = q + np.where(np.isfinite(out[col]), 0.0, np.nan)
         return {"quality": q, **out}
 
+    def networks(self) -> list[tuple[str, Any]]:
+        """Every distinct network pass of the members: members that share a network (the FR model of
+        PreFIQs, SER-FIQ and norm) need it once per image."""
+        out: list[tuple[str, Any]] = []
+        for _, _, t in self.members:
+            mine = t.networks()
+            known = {(label, id(m)) for label, m in out}
+            out += [(label, m) for label, m in mine if (label, id(m)) not in known]
+        return out
+
     def finalize(self, table: Table) -> Table:
         total = sum(w for _, w, _ in self.members)
         q = np.zeros(len(table["quality"]))

@@ -102,6 +102,9 @@ def pruned_copy(fr: torch.nn.Module, *, method: str, rho: float, scope: str = "g
     return _PRUNED[key]
 
 
+UNSTRUCTURED = ("l1", "random")   # pruning methods that keep the dense graph
+
+
 @TEACHERS.register("prefiqs")
 class PreFIQs(FRTeacher):
     """PreFIQs quality = -|| e_full - e_pruned || of L2-normalised embeddings.
@@ -180,6 +183,15 @@ class PreFIQs(FRTeacher):
         """The pruned PyTorch copy (``.pt`` FR models only)."""
         return pruned_copy(self.fr, method=self.method, rho=self.rho, scope=self.scope, seed=self.seed,
                            cache_dir=self.cache_dir if (self.save_pruned and self.use_cache) else None)
+
+    def networks(self) -> list[tuple[str, Any]]:
+        """The FR model and the pruned copy, once each per image (twice with ``flip``). Unstructured
+        pruning (``l1``, ``random``) zeroes weights but keeps the dense graph: that pass is the FR
+        model's own graph. Structured pruning removes channels: that pass is the pruned copy."""
+        nets = super().networks()
+        if self.method in UNSTRUCTURED:
+            return nets + [(f"pruned ({self.method} {self.rho}, dense graph of fr)", self.fr)] * len(nets)
+        return nets + [(f"pruned ({self.method} {self.rho})", self.torch_pruned())] * len(nets)
 
     @property
     def uses_onnxruntime(self) -> bool:
