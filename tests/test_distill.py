@@ -217,3 +217,34 @@ def test_cli_takes_a_pipeline_recipe(tree, tmp_path):
     res = CliRunner().invoke(cli, [*base, "--student", "tiny_cnn", "-o", str(tmp_path / "t")], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert yaml.safe_load((tmp_path / "t" / "recipe.yaml").read_text())["student"] == "tiny_cnn"
+
+
+def test_leave_out_keeps_a_family_out_of_training_only(tree, tmp_path):
+    """--leave-out FAMILY drops that family's degraded copies from training; validation keeps them."""
+    from click.testing import CliRunner
+
+    from edgefiq.cli import cli
+    from edgefiq.data.degrade import make_degraded_set
+    from edgefiq.data.readers import read_kind_index
+    from edgefiq.distill.prepare import prepare_data
+
+    deg = tmp_path / "deg"
+    index = make_degraded_set(tree / "imgs", deg, kinds=["gaussian_blur", "shift_x", "zoom_in"], severities=(1.0,),
+                              per_image=0, seed=0)
+    kinds = read_kind_index(index)
+    (tmp_path / "labels.csv").write_text("path,quality\n" + "".join(
+        f"{rel},{0.0 if kind == 'clean' else 1.0}\n" for rel, kind in kinds.items()))
+    data = {"images": str(deg), "labels": str(tmp_path / "labels.csv"), "val_fraction": 0.3, "index": str(index),
+            "leave_out": ["misalignment"]}
+    prep = prepare_data(from_mapping(DistillConfig, recipe_dict(tree, data=data)), None)
+    assert {kinds[r] for r in prep.train.rel} == {"clean", "gaussian_blur"}
+    assert {kinds[r] for r in prep.val.rel} == {"clean", "gaussian_blur", "shift_x", "zoom_in"}
+    args = ["distill", "--images", str(deg), "--labels", str(tmp_path / "labels.csv"), "--student", "tiny_cnn",
+            "--epochs", "1", "--batch-size", "8", "--set", "input_size=[32,32]", "--threads", "1",
+            "--set", "data.val_fraction=0.3", "--leave-out", "misalignment", "-o", str(tmp_path / "run")]
+    bad = CliRunner().invoke(cli, args)
+    assert bad.exit_code != 0 and "needs data.index" in str(bad.exception)
+    res = CliRunner().invoke(cli, [*args, "--index", str(index)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    model = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert model["left_out"] == ["misalignment"] and model["train_images"] == len(prep.train.rel)

@@ -32,6 +32,8 @@ Example:
       --feature-kd 1.0 -o runs/d-fkd
   edgefiq distill --images faces/ --labels labels.csv --student face_trunk \\
       --weights face --set finetune.trunk_lr_mult=0.5 -o runs/face
+  edgefiq distill --images faces-degraded/ --labels labels.csv \\
+      --index faces-degraded/index.csv --leave-out misalignment -o runs/no-misalignment
 """
 
 
@@ -119,6 +121,10 @@ class _DistillCommand(click.Command):
               "with paths + vectors (one vector per training image, e.g. FR embeddings).")
 @click.option("--feature-kd", "feature_kd", type=float, metavar="WEIGHT", help="Weight of the feature "
               "distillation term (student's pooled features -> targets through a training-only projection).")
+@click.option("--index", "index", metavar="CSV", help="Degradation index of the images (the index.csv of "
+              "edgefiq data degrade): each image's source photo, kind and severity.")
+@click.option("--leave-out", "leave_out", multiple=True, metavar="KIND", help="Keep this degradation kind, family "
+              "or group out of training (repeatable; needs --index); validation keeps it.")
 @click.option("--device", help="cpu, cuda or auto.")
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (default: the recipe's, else torch's choice).")
 @click.option("--seed", type=int, help="Random seed: same seed, data and thread count = same weights.")
@@ -130,7 +136,8 @@ class _DistillCommand(click.Command):
 def distill(recipe: str | None, images: str | None, labels: str | None, teacher: str | None, student: str | None,
             weights: str | None, epochs: int | None, batch_size: int | None, lr: float | None, losses: tuple[str, ...],
             val_identities: str | None, val_labels: str | None, feature_targets: str | None,
-            feature_kd: float | None, device: str | None, threads: int | None,
+            feature_kd: float | None, index: str | None, leave_out: tuple[str, ...], device: str | None,
+            threads: int | None,
             seed: int | None, sets: tuple[str, ...], out: str, resume: bool) -> None:
     from edgefiq.cli import echo_table
     from edgefiq.distill import distill as run
@@ -139,7 +146,8 @@ def distill(recipe: str | None, images: str | None, labels: str | None, teacher:
              "weights": weights,
              "optim.epochs": epochs, "optim.batch_size": batch_size, "optim.lr": lr,
              "data.val_identities": val_identities, "data.val_labels": val_labels,
-             "feature_kd.targets": feature_targets, "feature_kd.weight": feature_kd, "device": device,
+             "feature_kd.targets": feature_targets, "feature_kd.weight": feature_kd, "data.index": index,
+             "data.leave_out": list(leave_out) or None, "device": device,
              "threads": threads, "seed": seed}
     cfg = _build_config(recipe, {**flags, "_losses": losses}, sets)
     res = run(cfg, out, resume=resume)

@@ -30,6 +30,9 @@ class DataConfig:
         teacher_options: teacher constructor options.
         index: optional ``path,source,kind,severity`` CSV (``make_degraded_set``'s ``index.csv``)
             giving each image's clean source and degradation severity (``margin_rank`` uses it).
+        leave_out: degradation kinds, families or groups (``edgefiq data degrade --list``) kept out of
+            training, e.g. ``[misalignment]`` to measure how a student generalises to a family it never
+            saw; needs ``index`` (each image's kind). Validation keeps every image.
         val_labels: explicit validation label CSV (same images root); disables the automatic split.
             With an online ``teacher``, validation uses these labels and training uses every image
             of the other identities (two-stage distillation validated against the original teacher).
@@ -45,6 +48,7 @@ class DataConfig:
     teacher: str | None = None
     teacher_options: dict[str, Any] = field(default_factory=dict)
     index: str | None = None
+    leave_out: list[str] = field(default_factory=list)
     val_labels: str | None = None
     val_identities: list[str] | str | None = None
     val_fraction: float = 0.1

@@ -425,6 +425,7 @@ class _Trainer:
                 "best_metrics": self.best_metrics, "epochs_run": self.state["epoch"],
                 "early_stopped": bool(self.state["stopped"]), "target_norm": self.data.norm,
                 "teacher": self.data.teacher_desc, "train_images": len(self.data.train.rel),
+                "left_out": list(self.cfg.data.leave_out),
                 "val_images": len(self.data.val.rel)})
         ddp.barrier(self.env)
         ddp.teardown(self.env)

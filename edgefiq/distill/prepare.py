@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from edgefiq.data.degrade import expand_kinds
+from edgefiq.data.readers import read_kind_index
 from edgefiq.distill.config import DistillConfig
 from edgefiq.distill.data import (ImageSource, LabelledSet, decode_cache, identity_split, read_identity_list,
                                   read_index, read_labelled_set)
@@ -58,6 +60,17 @@ def _split(cfg: DistillConfig, full: LabelledSet) -> tuple[LabelledSet, Labelled
     ids = read_identity_list(d.val_identities) if d.val_identities is not None else None
     tr, va = identity_split(full.source, val_fraction=d.val_fraction, seed=cfg.seed, val_identities=ids)
     return full.subset(tr), full.subset(va)
+
+
+def _leave_out(train: LabelledSet, names: list[str], index: str | None) -> LabelledSet:
+    """``train`` without the images whose degradation kind is in ``names`` (kinds, families, groups)."""
+    if not index:
+        raise UsageError("data.leave_out needs data.index (the index.csv of edgefiq data degrade: each image's kind)")
+    drop = set(expand_kinds(names))
+    kinds = read_kind_index(index)
+    keep = [i for i, r in enumerate(train.rel) if kinds.get(r, "clean") not in drop]
+    log.info("distill data: %d training images of %s left out", len(train.rel) - len(keep), ", ".join(names))
+    return train.subset(keep)
 
 
 def _drop_bad(ls: LabelledSet, src: ImageSource, bad: list[int], out: Path | None) -> tuple[LabelledSet, ImageSource]:
@@ -107,6 +120,8 @@ def prepare_data(cfg: DistillConfig, out: Path | None, teacher: Any = None) -> P
         train, val, teacher, desc = _online_sets(cfg, teacher)
         if cfg.sampler == "stratified":
             raise UsageError("sampler: stratified needs offline labels (scores of the training images)")
+    if d.leave_out:
+        train = _leave_out(train, d.leave_out, d.index)
     train, train_src = _sources(cfg, train, out)
     val, val_src = _sources(cfg, val, out)
     if len(train.rel) < 2 or len(val.rel) < 2:

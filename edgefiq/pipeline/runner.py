@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from edgefiq.errors import UsageError
+from edgefiq.errors import DataError, UsageError
 from edgefiq.registry import suggest
 from edgefiq.utils import sha256_file, write_json
 
@@ -289,6 +289,22 @@ def run_recipe(recipe: Any, run_dir: str | Path | None = None, *, only: str | No
 
         torch.set_num_threads(recipe.threads)
     return Engine(out, build_stages(recipe)).run(only=only, start=start)
+
+
+def stage_outputs(run_dir: str | Path, stage: str) -> dict[str, Any]:
+    """The recorded outputs of a finished ``stage`` of the run in ``run_dir`` (paths relative to it).
+
+    Raises:
+        DataError: the run has no finished ``stage``.
+
+    Example:
+        >>> stage_outputs("runs/lfw-capture", "label")["val"]   # doctest: +SKIP
+        'label/labels_val.csv'
+    """
+    rec = Engine(run_dir, []).load_state()["stages"].get(stage, {})
+    if rec.get("status") != "done":
+        raise DataError(f"{run_dir}: stage {stage!r} has not finished (run `edgefiq run RECIPE -o {run_dir}`)")
+    return rec["outputs"]
 
 
 def failed_rows(reports: list[StageReport]) -> int:
