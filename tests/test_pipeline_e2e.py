@@ -87,7 +87,9 @@ def test_tiny_pipeline_report_skip_and_from(tmp_path: Path) -> None:
     assert "SYNTHETIC DATA" in md and "| tiny_cnn/structured-0.3 |" in md
     fams = rep["by_degradation"]   # pAUC on the clean images and per degradation family (issue 26)
     assert fams[0]["family"] == "clean" and {"teacher", "random"} <= set(fams[0]["pauc"])
-    assert "by degradation family" in md
+    assert {f"{r['model']}/onnx-fp32" for r in arts} <= set(fams[0]["pauc"])   # every artifact, pruned included
+    assert "by degradation family" in md and "worst / teacher" in md
+    assert (run_dir / "plots" / "latency_vs_worst_family.png").stat().st_size > 1000
     assert (run_dir / "plots" / "edc_fmr0.001.png").stat().st_size > 1000
     before = (run_dir / "state.json").read_text()
 

@@ -90,9 +90,12 @@ def test_builder_writes_artifacts_sidecars_and_card(built: dict[str, Path], root
         assert dist["quantiles"] == sorted(dist["quantiles"])
     assert card["score"]["distribution"]["n"] > 100 and "higher = better" in card["score"]["scale"]
     assert card["thresholds"] and {r["fmr"] for r in card["thresholds"]} == {0.001, 0.0001}
+    fams = card["by_degradation"]   # the run's per-family table, for the teacher, random and what ships
+    assert [f["family"] for f in fams][:1] == ["clean"] and len(fams) >= 2
+    assert set(fams[0]["pauc"]) == {"teacher", "random", *(f"{t}-fp32" for t in _targets())}
     md = (folder / "card.md").read_text()
     for words in ("## Training", "## Validation", "## Intended use", "## Limits", "## Licences", "ArcFace 5-point",
-                  "edc_fmr0.001.png", "## Thresholds", "SYNTHETIC"):
+                  "edc_fmr0.001.png", "## Thresholds", "SYNTHETIC", "## Quality by degradation family"):
         assert words in md, words
     assert (folder / "edc_fmr0.001.png").is_file() and not list(root.glob(".*.tmp"))
 

@@ -146,6 +146,7 @@ def make_card(name: str, model: str, report: dict[str, Any], run_dir: Path, ship
                   "distribution_clean": first.get("distribution_clean"), "distribution_of": preferred[0]},
         "validation": {**(report.get("eval") or {}), "fr_model": report.get("fr_model"),
                        "teacher_pauc": {f: teacher.get(f"pauc@{f}") for f in fmrs}},
+        "by_degradation": card_families(report.get("by_degradation"), model, list(shipped)),
         "thresholds": with_clean_rejection(_thresholds(run_dir, model, preferred[0]), first.get("distribution_clean")),
         "training": {**(report.get("data") or {}), **_recipe_data(run_dir), "synthetic": bool(report.get("synthetic"))},
         "teacher": report.get("teacher"), "latency_machine": build_machine(),
@@ -157,6 +158,41 @@ def make_card(name: str, model: str, report: dict[str, Any], run_dir: Path, ship
         "reference": {"images": {**reference_images, "generator": "edgefiq.runtime.builtin_models.reference_images"},
                       "scores": {k: s["reference"] for k, s in shipped.items()}},
     }
+
+
+def card_families(families: list[dict[str, Any]] | None, model: str, keys: list[str]) -> list[dict[str, Any]]:
+    """The run's per-family pAUC rows (``report["by_degradation"]``) for the teacher, random and the shipped
+    artifacts of ``model`` (keyed ``<target>-<precision>``); empty when the run had no degradation index.
+
+    Example:
+        >>> card_families([{"family": "clean", "n_images": 3, "pauc": {"teacher": {"0.001": 1.0},
+        ...                "m/onnx-int8": {"0.001": 1.1}, "x/onnx-int8": {"0.001": 9.0}}}], "m", ["onnx-int8"])
+        [{'family': 'clean', 'n_images': 3, 'pauc': {'teacher': {'0.001': 1.0}, 'onnx-int8': {'0.001': 1.1}}}]
+    """
+    names = {"teacher": "teacher", "random": "random", **{f"{model}/{k}": k for k in keys}}
+    return [{"family": f["family"], "n_images": f["n_images"],
+             "pauc": {names[n]: v for n, v in f["pauc"].items() if n in names}} for f in families or []]
+
+
+def _family_lines(rows: list[dict[str, Any]], preferred: str) -> list[str]:
+    """The per-family pAUC table of the card: a row per family, a column per source, and the preferred
+    artifact's pAUC relative to the teacher's."""
+    if not rows:
+        return []
+    fmr = next(iter(rows[0]["pauc"].get("teacher") or {"0.001": None}))
+    cols = [c for c in ("teacher", *sorted(k for k in rows[0]["pauc"] if k not in ("teacher", "random")), "random")
+            if c in rows[0]["pauc"]]
+    out = ["", "## Quality by degradation family", "",
+           f"pAUC@FMR{fmr} x1e3 on the validation identities (lower is better): clean, the clean photos alone; a "
+           "family, its degraded copies with the clean photos. Last column: the fastest artifact's pAUC / the "
+           "teacher's.", "",
+           "| family | images | " + " | ".join(cols) + f" | {preferred} / teacher |", "|---|---:|" + "---:|" * (len(cols) + 1)]
+    for r in rows:
+        vals = {c: r["pauc"].get(c, {}).get(fmr) for c in cols}
+        t, m = vals.get("teacher"), vals.get(preferred)
+        out.append(f"| {r['family']} | {r['n_images']} | " + " | ".join(_fmt(vals[c], ".2f") for c in cols)
+                   + f" | {_fmt(m / t if m is not None and t else None, '.3f')} |")
+    return out
 
 
 def _sidecar(artifact: Path) -> dict[str, Any]:
@@ -204,6 +240,7 @@ def render_card(card: dict[str, Any], plots: list[str]) -> str:
               "(VNNI, dot-product NEON), where they usually beat fp32; on x86 without VNNI fp32 can be faster.",
               "", *[f"![{Path(p).stem}]({p})" for p in plots], "", "## Scores", "", card["score"]["scale"], "",
               *_distribution_lines(card["score"], d)]
+    lines += _family_lines(card.get("by_degradation") or [], card["preferred"][0])
     lines += _threshold_lines(card.get("thresholds") or [])
     lines += ["", "## Intended use", "", card["intended_use"], "", "## Limits", "", card["limits"], "",
               "## Licences", "", *[f"- {k}: {x}" for k, x in card["licences"].items()], ""]

@@ -94,17 +94,11 @@ def family_rows(emb: np.ndarray, rels: list[str], sources: list[tuple[dict[str, 
                 kinds: dict[str, str], ev: EvalSection, same_source: dict[str, str] | None,
                 seed: int) -> list[dict[str, Any]]:
     """pAUC per degradation family and on the clean images (``edgefiq.eval.core.by_family``) of the teacher,
-    random and each model's first artifact."""
+    random and every artifact."""
     from edgefiq.eval.core import by_family
     from edgefiq.eval.sources import QualitySource
 
-    seen: set[str] = set()
-    picked = []
-    for info, q in sources:
-        model = info["source"].rsplit("/", 1)[0] if info["kind"] == "artifact" else info["source"]
-        if model not in seen:
-            seen.add(model)
-            picked.append(QualitySource(info["source"], q))
+    picked = [QualitySource(info["source"], q) for info, q in sources]
     return by_family(emb, rels, picked, kinds, fmrs=ev.fmr, limit=ev.discard_limit, same_source=same_source,
                      max_impostors=ev.max_impostors, seed=seed)
 

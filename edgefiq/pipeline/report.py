@@ -284,22 +284,41 @@ def render_markdown(summary: dict[str, Any], fmrs: list[str], plots: list[str]) 
     return "\n".join(lines) + "\n"
 
 
+def worst_family(families: list[dict[str, Any]], source: str, fmr: str,
+                 reference: str = "teacher") -> tuple[str, float] | None:
+    """The degradation family (clean images aside) where ``source``'s pAUC is highest relative to
+    ``reference``'s, and that ratio; None without families.
+
+    Example:
+        >>> worst_family([{"family": "blur", "pauc": {"teacher": {"0.001": 2.0}, "s": {"0.001": 3.0}}}], "s", "0.001")
+        ('blur', 1.5)
+    """
+    ratios = [(f["family"], f["pauc"][source][fmr] / f["pauc"][reference][fmr]) for f in families
+              if f["family"] != "clean" and f["pauc"].get(source, {}).get(fmr) is not None
+              and f["pauc"].get(reference, {}).get(fmr)]
+    return max(ratios, key=lambda r: r[1]) if ratios else None
+
+
 def family_table(families: list[dict[str, Any]] | None, fmrs: list[str]) -> list[str]:
-    """Lines of the per-family pAUC table: a row per source (teacher, random, each model's first artifact),
-    a column per family, at the first FMR; the best of each column in bold."""
+    """Lines of the per-family pAUC table: a row per source (teacher, random, every artifact), a column per
+    family at the first FMR (the best of each column in bold), and the source's worst family against the
+    teacher (:func:`worst_family`)."""
     if not families or not fmrs:
         return []
     fmr, names = fmrs[0], list(families[0]["pauc"])
     best = {f["family"]: min((v for v in (f["pauc"][n].get(fmr) for n in names) if v is not None), default=None)
             for f in families}
     lines = ["", f"pAUC@FMR{fmr} by degradation family (clean: the clean images alone; a family: its copies with "
-             "the clean images; lower is better):", "",
-             "| source | " + " | ".join(f"{f['family']} ({f['n_images']})" for f in families) + " |",
-             "|---|" + "---:|" * len(families)]
+             "the clean images; lower is better; worst: the family where the source's pAUC is highest relative "
+             "to the teacher's, clean aside):", "",
+             "| source | " + " | ".join(f"{f['family']} ({f['n_images']})" for f in families) + " | worst / teacher |",
+             "|---|" + "---:|" * (len(families) + 1)]
     for n in names:
         cells = [f["pauc"][n].get(fmr) for f in families]
+        worst = worst_family(families, n, fmr) if n != "teacher" else None
         lines.append(f"| {n} | " + " | ".join(
-            f"**{_fmt(v, '.2f')}**" if v == best[f["family"]] else _fmt(v, ".2f") for v, f in zip(cells, families)) + " |")
+            f"**{_fmt(v, '.2f')}**" if v == best[f["family"]] else _fmt(v, ".2f") for v, f in zip(cells, families))
+            + f" | {f'{worst[1]:.3f} ({worst[0]})' if worst else '—'} |")
     return lines
 
 
@@ -339,7 +358,40 @@ def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -
     lat = [r for r in arts if isinstance(r.get("p50_ms"), (int, float)) and isinstance(r.get("srcc"), (int, float))]
     if lat:
         out.append(save_figure(_latency_figure(plt, lat, teacher_rows(rows), syn), pdir / "latency_vs_srcc.png"))
+    families = ctx.outputs.get("eval", {}).get("by_degradation")
+    if lat and families and fmrs:
+        fig = _frontier_figure(plt, lat, families, fmrs[0], syn)
+        if fig is not None:
+            out.append(save_figure(fig, pdir / "latency_vs_worst_family.png"))
     return out
+
+
+def _frontier_figure(plt: Any, lat: list[dict[str, Any]], families: list[dict[str, Any]], fmr: str, syn: str) -> Any:
+    """Worst family's pAUC relative to the teacher (:func:`worst_family`) vs p50 (log scale), one point per
+    artifact: the frontier to choose a model from. None when no artifact has per-family pAUC."""
+    pts = [(r, worst_family(families, f"{r['model']}/{r['target']}-{r['precision']}", fmr)) for r in lat]
+    pts = [(r, w) for r, w in pts if w is not None]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    models = list(dict.fromkeys(r["model"] for r, _ in pts))
+    markers = {"fp32": "o", "fp16": "s", "int8": "^"}
+    for r, (fam, ratio) in pts:
+        ax.scatter(r["p50_ms"], ratio, color=f"C{models.index(r['model']) % 10}",
+                   marker=markers.get(r["precision"], "x"), s=30, alpha=0.85)
+        ax.annotate(f"{r['target']} ({fam})", (r["p50_ms"], ratio), fontsize=5, color="0.35",
+                    xytext=(3, 2), textcoords="offset points")
+    ax.axhline(1.0, color="0.5", ls=":", lw=1)
+    handles = [plt.Line2D([], [], color=f"C{k % 10}", marker="o", ls="", label=m) for k, m in enumerate(models)]
+    handles += [plt.Line2D([], [], color="0.3", marker=mk, ls="", label=p) for p, mk in markers.items()
+                if any(r["precision"] == p for r, _ in pts)]
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency, 1 thread, batch 1 (ms, log scale; each point one artifact)")
+    ax.set_ylabel(f"worst family pAUC@FMR{fmr} / teacher's")
+    ax.set_title(f"Speed vs the worst degradation family (lower left is better){syn}")
+    ax.grid(alpha=0.3, which="both")
+    return fig
 
 
 def teacher_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
