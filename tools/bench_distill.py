@@ -457,7 +457,7 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
 
     from edgefiq.data.readers import identity_of, read_labels_csv
     from edgefiq.distill.data import ImageSource, decode_cache, to_tensor
-    from edgefiq.eval.sources import build_comparisons
+    from edgefiq.eval.sources import EvalSet
     from edgefiq.metrics import krcc, plcc, srcc
     from edgefiq.models.checkpoint import load_checkpoint
 
@@ -470,11 +470,11 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
     teacher = np.array([q_by_rel[r] for r in vrel])
     # images named by their source photo: identities from the sources, and two copies of one photo
     # (same source) are not a verification attempt (edgefiq.eval.sources leaves them out)
-    comps, _ = build_comparisons(emb_all[vidx], [sources[i] for i in vidx], same_source={})
-    res: dict = {"validation": {"images": len(vidx), "identities": len(vset), "genuine": int(comps.genuine.sum()),
-                                "impostor": int((~comps.genuine).sum())}}
-    res["teacher"] = {"pauc_x1e3": _pauc(comps, teacher)}
-    rnd = [_pauc(comps, np.random.default_rng(s).random(len(vidx))) for s in range(5)]
+    es = EvalSet.build(emb_all[vidx], [sources[i] for i in vidx], same_source={})
+    res: dict = {"validation": {"images": len(vidx), "identities": len(vset), "genuine": es.n_genuine,
+                                "impostor": es.n_impostor}}
+    res["teacher"] = {"pauc_x1e3": _pauc(es, teacher)}
+    rnd = [_pauc(es, np.random.default_rng(s).random(len(vidx))) for s in range(5)]
     res["random"] = {"pauc_x1e3": float(np.mean(rnd)), "pauc_x1e3_std": float(np.std(rnd)), "seeds": 5}
     sources_by_size: dict[tuple[int, int], ImageSource] = {}
     clean = np.array([kinds[i] == "clean" for i in vidx])
@@ -500,7 +500,7 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
         hist = [json.loads(ln) for ln in (run_dir / name / "metrics.jsonl").read_text().splitlines() if ln.strip()]
         res["students"][name + tag] = {
             "srcc": srcc(pred, teacher), "plcc": plcc(pred, teacher), "krcc": krcc(pred, teacher),
-            "pauc_x1e3": _pauc(comps, pred),
+            "pauc_x1e3": _pauc(es, pred),
             "params": model_json["params"], "macs": model_json["macs"], "best_epoch": model_json["best_epoch"],
             "epochs_run": model_json["epochs_run"], "train_images": model_json["train_images"],
             "train_images_seen": _views_seen(run_dir / name, model_json),
@@ -516,7 +516,7 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
         s["srcc_clean_only"] = srcc(pred[clean], teacher[clean])
         both = 0.5 * (pred + pred_mirror)   # scored as the mean over the image and its mirror image (2 passes)
         s["mirror_scoring"] = {"srcc": srcc(both, teacher), "plcc": plcc(both, teacher),
-                               "pauc_x1e3": _pauc(comps, both),
+                               "pauc_x1e3": _pauc(es, both),
                                "srcc_mirror_only": srcc(pred_mirror, teacher)}
         s["srcc_degraded_only"] = srcc(pred[~clean], teacher[~clean])
     res["teacher_flip_agreement"] = teacher_flip_agreement(work, root, vrel, teacher, clean)
@@ -525,11 +525,11 @@ def evaluate(work: Path, run_dir: Path, root: Path, rel: list[str], sources: lis
     return res
 
 
-def _pauc(comps: object, quality: np.ndarray) -> float:
-    """EDC pAUC x1e3 at FMR 1e-3, discard 0..0.3, fixed threshold (``edgefiq.eval.sources.evaluate_sources``)."""
-    from edgefiq.eval.sources import QualitySource, evaluate_sources
+def _pauc(es: object, quality: np.ndarray) -> float:
+    """EDC pAUC x1e3 at FMR 1e-3, discard 0..0.3, fixed threshold (``edgefiq.eval.sources.EvalSet``)."""
+    from edgefiq.eval.sources import QualitySource
 
-    return evaluate_sources(comps, [QualitySource("q", quality)], fmrs=[1e-3], limit=0.3).pauc[0]["pauc_x1e3"]
+    return es.evaluate([QualitySource("q", quality)], fmrs=[1e-3], limit=0.3).pauc[0]["pauc_x1e3"]  # type: ignore[attr-defined]
 
 
 def teacher_flip_agreement(work: Path, root: Path, vrel: list[str], teacher: np.ndarray, clean: np.ndarray) -> dict:

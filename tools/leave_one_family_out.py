@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FR = ROOT.parent / "shared" / "data" / "models" / "mobilefacenet" / "mobilefacenet.pt"
 SHORT = ("optim.epochs=2", "max_steps_per_epoch=100", "optim.warmup_epochs=0.2")
+DECODED = "decoded"   # data.cache_dir under --work: the training images are decoded once for every student
 
 
 def distill_students(recipe: object, run_dir: Path, student: str, families: list[str], sets: list[str],
@@ -40,6 +41,7 @@ def distill_students(recipe: object, run_dir: Path, student: str, families: list
         fields = data_fields_for(images=str(images), train_labels=str(run_dir / labels["train"]),
                                  val_labels=str(run_dir / labels["val"]), index=str(images / "index.csv"))
         fields["data"]["leave_out"] = [] if fam == "all" else [fam]
+        fields["data"]["cache_dir"] = str(work / DECODED)
         cfg = apply_overrides(distill_config(recipe, section, data=fields), [*SHORT, *sets])  # type: ignore[arg-type]
         sdir = work / fam
         if not (sdir / "model.json").is_file():

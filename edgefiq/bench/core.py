@@ -33,6 +33,7 @@ import numpy as np
 
 from edgefiq.timing import peak_rss_mb, time_callable
 from edgefiq.errors import EdgefiqError, UsageError
+from edgefiq.eval.sources import EvalSet, QualitySource, embed_images
 
 log = logging.getLogger("edgefiq.bench")
 
@@ -295,8 +296,9 @@ def _read_meta_dict(path: Path) -> dict[str, Any] | None:
 class _AccuracyContext:
     """Images, reference scores and (optionally) comparisons shared by every artifact."""
 
-    def __init__(self, paths: list[Path], rels: list[str], ref: np.ndarray, comps: Any, fmr: float, limit: float):
-        self.paths, self.rels, self.ref, self.comps, self.fmr, self.limit = paths, rels, ref, comps, fmr, limit
+    def __init__(self, paths: list[Path], rels: list[str], ref: np.ndarray, evalset: EvalSet, fmr: float,
+                 limit: float):
+        self.paths, self.rels, self.ref, self.evalset, self.fmr, self.limit = paths, rels, ref, evalset, fmr, limit
 
     @classmethod
     def build(cls, images: Any, reference: Any, fr_model: Any, embeddings: Any, embeddings_index: Any,
@@ -317,29 +319,26 @@ class _AccuracyContext:
             rels = rels[:max_images]
         if len(rels) < 2:
             raise UsageError(f"{reference}: fewer than 2 images of {root} have a reference score")
-        comps = None
+        es = EvalSet(rels)
         if emb_map is not None or fr_model is not None:
-            from edgefiq.eval.sources import build_comparisons, embed_images
-
             if emb_map is not None:
                 emb = np.stack([emb_map[r] for r in rels])
             else:
                 emb, _ = embed_images(fr_model, [root / r for r in rels], 64)
             # copies of one photo (a degraded set's index.csv records them) are not verification attempts
-            comps, _ = build_comparisons(emb, rels, same_source=source_index_of(root))
-        return cls([root / r for r in rels], rels, np.array([ref_map[r] for r in rels]), comps, fmr, limit)
+            es = EvalSet.build(emb, rels, same_source=source_index_of(root))
+        return cls([root / r for r in rels], rels, np.array([ref_map[r] for r in rels]), es, fmr, limit)
 
     def evaluate(self, model: Any) -> dict[str, Any]:
-        from edgefiq.eval.sources import QualitySource, evaluate_sources
         from edgefiq.runtime.score import score_paths
 
         kept, q = score_paths(model, self.paths, relpaths=self.rels, batch_size=32, desc="accuracy")
         if len(kept) != len(self.paths):
             raise EdgefiqError("some accuracy images could not be read")
-        res = evaluate_sources(self.comps, [QualitySource("reference", self.ref), QualitySource("model", q)],
-                               fmrs=[self.fmr], limit=self.limit, edc_sources={"model"})
+        res = self.evalset.evaluate([QualitySource("reference", self.ref), QualitySource("model", q)],
+                                    fmrs=[self.fmr], limit=self.limit, edc_sources={"model"})
         out: dict[str, Any] = {"srcc": res.correlation("reference", "model"), "n_images": len(q)}
-        if self.comps is not None:
+        if self.evalset.comparisons is not None:
             out["pauc_x1e3"] = res.row("model", self.fmr, "fixed")["pauc_x1e3"]
         return out
 

@@ -62,15 +62,17 @@ def _split(cfg: DistillConfig, full: LabelledSet) -> tuple[LabelledSet, Labelled
     return full.subset(tr), full.subset(va)
 
 
-def _leave_out(train: LabelledSet, names: list[str], index: str | None) -> LabelledSet:
-    """``train`` without the images whose degradation kind is in ``names`` (kinds, families, groups)."""
+def _leave_out(train: LabelledSet, src: ImageSource, names: list[str],
+               index: str | None) -> tuple[LabelledSet, ImageSource]:
+    """``train`` and its source without the images whose degradation kind is in ``names`` (kinds, families, groups)."""
     if not index:
         raise UsageError("data.leave_out needs data.index (the index.csv of edgefiq data degrade: each image's kind)")
     drop = set(expand_kinds(names))
     kinds = read_kind_index(index)
     keep = [i for i, r in enumerate(train.rel) if kinds.get(r, "clean") not in drop]
     log.info("distill data: %d training images of %s left out", len(train.rel) - len(keep), ", ".join(names))
-    return train.subset(keep)
+    arr = np.asarray(src.array[keep]) if src.array is not None else None
+    return train.subset(keep), ImageSource(src.root, [train.rel[i] for i in keep], src.size, arr)
 
 
 def _drop_bad(ls: LabelledSet, src: ImageSource, bad: list[int], out: Path | None) -> tuple[LabelledSet, ImageSource]:
@@ -120,9 +122,9 @@ def prepare_data(cfg: DistillConfig, out: Path | None, teacher: Any = None) -> P
         train, val, teacher, desc = _online_sets(cfg, teacher)
         if cfg.sampler == "stratified":
             raise UsageError("sampler: stratified needs offline labels (scores of the training images)")
-    if d.leave_out:
-        train = _leave_out(train, d.leave_out, d.index)
     train, train_src = _sources(cfg, train, out)
+    if d.leave_out:   # after decoding: the decoded training set (and its cache_dir copy) is shared by every leave_out
+        train, train_src = _leave_out(train, train_src, d.leave_out, d.index)
     val, val_src = _sources(cfg, val, out)
     if len(train.rel) < 2 or len(val.rel) < 2:
         raise UsageError(f"too few images to train/validate (train {len(train.rel)}, val {len(val.rel)})")

@@ -8,7 +8,7 @@ Example:
 
 from edgefiq.eval.core import evaluate, read_embeddings
 from edgefiq.eval.report import format_markdown, plot_edc, write_report
-from edgefiq.eval.sources import QualitySource, SourceEvaluation, build_comparisons, embed_images, evaluate_sources
+from edgefiq.eval.sources import EvalSet, QualitySource, SourceEvaluation, embed_images
 
-__all__ = ["QualitySource", "SourceEvaluation", "build_comparisons", "embed_images", "evaluate", "evaluate_sources",
-           "format_markdown", "plot_edc", "read_embeddings", "write_report"]
+__all__ = ["EvalSet", "QualitySource", "SourceEvaluation", "embed_images", "evaluate", "format_markdown", "plot_edc",
+           "read_embeddings", "write_report"]

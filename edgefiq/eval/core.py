@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from edgefiq.errors import DataError, UsageError
-from edgefiq.eval.sources import QualitySource, build_comparisons, embed_images, evaluate_sources
+from edgefiq.eval.sources import EvalSet, QualitySource, embed_images
 
 log = logging.getLogger("edgefiq.eval")
 
@@ -116,25 +116,23 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
     emb, fr_desc = _embeddings(root, rels, emb_map, embeddings, fr_model, save_embeddings, batch_size)
     plist = _read_pairs(pairs, rels) if pairs is not None else None
     same_source = read_source_index(same_source_index) if same_source_index is not None else None
-    comps, protocol = build_comparisons(emb, rels, pairs=plist, pairs_name=Path(pairs).name if pairs else "pairs",
-                                        same_source=same_source, max_impostors=max_impostors, seed=seed)
+    es = EvalSet.build(emb, rels, pairs=plist, pairs_name=Path(pairs).name if pairs else "pairs",
+                       same_source=same_source, max_impostors=max_impostors, seed=seed)
     sources = [QualitySource(n, np.array([t[r] for r in rels]), str(p)) for n, p, t in tables]
     if random_baseline:
         sources.append(QualitySource(RANDOM_NAME, np.random.default_rng(seed).random(len(rels)), f"uniform random, seed {seed}"))
-    res = evaluate_sources(comps, sources, fmrs=fmrs, limit=limit, conventions=conventions,
-                           reference=reference or names[0])
+    res = es.evaluate(sources, fmrs=fmrs, limit=limit, conventions=conventions, reference=reference or names[0])
     report = {
         "images_root": str(root), "n_images": len(rels), "n_images_left_out": dropped,
-        "protocol": protocol, "fr_model": fr_desc, "n_genuine": comps.n_genuine, "n_impostor": comps.n_impostor,
+        "protocol": es.protocol, "fr_model": fr_desc, "n_genuine": es.n_genuine, "n_impostor": es.n_impostor,
         "fmrs": list(fmrs), "limit": limit, "conventions": list(conventions), "reference": res.reference, "seed": seed,
         "sources": [{"name": s.name, "origin": s.origin} for s in sources],
-        "pauc": res.pauc, "thresholds": threshold_rows(comps, sources, fmrs, reject_fractions),
+        "pauc": res.pauc, "thresholds": threshold_rows(es.comparisons, sources, fmrs, reject_fractions),
         "correlations": res.correlations, "curves": res.curves,
         "seconds": round(time.perf_counter() - t_start, 2),
     }
     if kinds is not None:
-        report["by_degradation"] = by_family(emb, rels, sources, kinds, fmrs=fmrs, limit=limit, pairs=plist,
-                                             same_source=same_source, max_impostors=max_impostors, seed=seed)
+        report["by_degradation"] = by_family(es, sources, kinds, fmrs=fmrs, limit=limit)
     if out_dir is not None:
         from edgefiq.eval.report import write_report
 
@@ -238,34 +236,30 @@ def _save_embeddings(out: Path, emb: np.ndarray, rels: list[str], fr_desc: str) 
     atomic_write_text(out / "embeddings_index.csv", "path\n" + "".join(f"{r}\n" for r in rels))
 
 
-def by_family(emb: np.ndarray, rels: Sequence[str], sources: Sequence[QualitySource], kinds: Mapping[str, str], *,
-              fmrs: Sequence[float], limit: float, pairs: Sequence[tuple[str, str, bool]] | None = None,
-              same_source: Mapping[str, str] | None = None, max_impostors: int | None = None,
-              seed: int = 0) -> list[dict[str, Any]]:
+def by_family(es: EvalSet, sources: Sequence[QualitySource], kinds: Mapping[str, str], *,
+              fmrs: Sequence[float], limit: float) -> list[dict[str, Any]]:
     """pAUC (fixed threshold) of every source on the clean images, then per degradation family on its copies
     plus the clean images: ``[{"family", "n_images", "pauc": {source: {fmr: pAUC x1e3}}}]``.
 
-    ``kinds`` maps an image to its kind (``clean`` or a degradation, ``edgefiq.data.degrade.family_of``);
-    images missing from it are left out.
+    Each family is ``es.subset`` of its images (the same protocol); ``kinds`` maps an image to its kind
+    (``clean`` or a degradation, ``edgefiq.data.degrade.family_of``); images missing from it are left out.
     """
     from edgefiq.data.degrade import family_of
 
-    family = {r: family_of(kinds[r]) for r in rels if r in kinds}
+    family = {r: family_of(kinds[r]) for r in es.rels if r in kinds}
     rows = []
     for fam in ["clean", *sorted({f for f in family.values() if f != "clean"})]:
-        keep = np.array([family.get(r) in ("clean", fam) for r in rels])
-        sub = [r for r, k in zip(rels, keep) if k]
+        keep = np.array([family.get(r) in ("clean", fam) for r in es.rels])
         try:
-            comps, _ = build_comparisons(emb[keep], sub, pairs=pairs, same_source=same_source,
-                                         max_impostors=max_impostors, seed=seed)
+            sub = es.subset(keep)
         except DataError:   # too few images in this family for genuine and impostor comparisons
-            rows.append({"family": fam, "n_images": len(sub), "pauc": {s.name: {} for s in sources}})
+            rows.append({"family": fam, "n_images": int(keep.sum()), "pauc": {s.name: {} for s in sources}})
             continue
-        res = evaluate_sources(comps, [QualitySource(s.name, s.quality[keep], s.origin) for s in sources],
-                               fmrs=fmrs, limit=limit, conventions=("fixed",), all_pairs=False)
+        res = sub.evaluate([QualitySource(s.name, s.quality[keep], s.origin) for s in sources],
+                           fmrs=fmrs, limit=limit, conventions=("fixed",), all_pairs=False)
         pauc: dict[str, dict[str, Any]] = {}
         for r in res.pauc:
             pauc.setdefault(r["source"], {})[f"{r['fmr']:g}"] = r["pauc_x1e3"]
-        rows.append({"family": fam, "n_images": len(sub), "pauc": pauc})
+        rows.append({"family": fam, "n_images": len(sub.rels), "pauc": pauc})
     return rows
 

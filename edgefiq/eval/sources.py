@@ -1,9 +1,11 @@
 """The one evaluation of quality sources: comparisons, EDC/pAUC and correlations.
 
-Every evaluation in edgefiq goes through these two functions: ``edgefiq eval``
-(``edgefiq.eval.core.evaluate``), the eval stage of ``edgefiq run``
+Every evaluation in edgefiq goes through :class:`EvalSet`: ``edgefiq eval``
+(``edgefiq.eval.core.evaluate``, per degradation family too), the eval stage of ``edgefiq run``
 (``edgefiq.pipeline.evaluation``), the accuracy columns of ``edgefiq bench`` and the
-rho sweep of ``edgefiq prune`` (``edgefiq.pipeline.sweep``).
+rho sweep of ``edgefiq prune`` (``edgefiq.pipeline.sweep``). It is built once per run or
+command (:meth:`EvalSet.build`, the one caller of :func:`build_comparisons`) and evaluates
+any number of quality sources on the same comparisons (:meth:`EvalSet.evaluate`).
 
 - :func:`build_comparisons`: genuine/impostor comparisons of embedded images, from the
   identity folders or an LFW-style pair list. Where the data records the source photo of
@@ -18,9 +20,9 @@ Example:
     >>> import numpy as np
     >>> emb = np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32)
     >>> rels = [f"id{k // 3}/{k}.jpg" for k in range(12)]
-    >>> comps, protocol = build_comparisons(emb, rels)
-    >>> res = evaluate_sources(comps, [QualitySource("q", np.arange(12.0), "demo")], fmrs=[0.1])
-    >>> res.pauc[0]["source"], protocol
+    >>> es = EvalSet.build(emb, rels)
+    >>> res = es.evaluate([QualitySource("q", np.arange(12.0), "demo")], fmrs=[0.1])
+    >>> res.pauc[0]["source"], es.protocol
     ('q', 'identities-from-folders')
 """
 
@@ -71,6 +73,61 @@ class SourceEvaluation:
         if a == b:
             return 1.0
         return next(c[metric] for c in self.correlations if {c["a"], c["b"]} == {a, b})
+
+
+@dataclass
+class EvalSet:
+    """One evaluation's images, their FR embeddings and genuine/impostor comparisons.
+
+    Attributes:
+        rels: the evaluated images (``<identity>/<image>``); every quality vector is aligned with them.
+        emb: their embeddings (``[N, D]``).
+        comparisons: from :func:`build_comparisons`; None = no FR model (correlations only).
+        protocol: how the comparisons were made (pairs or identity folders, what was left out).
+        settings: the :func:`build_comparisons` options, reused by :meth:`subset`.
+    """
+
+    rels: list[str]
+    emb: np.ndarray | None = None
+    comparisons: Any = None
+    protocol: str = "no comparisons (correlations only)"
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, emb: np.ndarray, rels: Sequence[str], *, pairs: Sequence[tuple[str, str, bool]] | None = None,
+              pairs_name: str = "pairs", same_source: Mapping[str, str] | None = None,
+              max_impostors: int | None = None, seed: int = 0) -> EvalSet:
+        """Comparisons of the embedded images ``rels`` (options: :func:`build_comparisons`)."""
+        settings = {"pairs": pairs, "pairs_name": pairs_name, "same_source": same_source,
+                    "max_impostors": max_impostors, "seed": seed}
+        comps, protocol = build_comparisons(emb, rels, **settings)
+        return cls(list(rels), emb, comps, protocol, settings)
+
+    @property
+    def n_genuine(self) -> int | None:
+        return None if self.comparisons is None else int(self.comparisons.n_genuine)
+
+    @property
+    def n_impostor(self) -> int | None:
+        return None if self.comparisons is None else int(self.comparisons.n_impostor)
+
+    def subset(self, keep: np.ndarray) -> EvalSet:
+        """The same protocol on the images where ``keep`` is true (comparisons rebuilt among them).
+
+        Raises:
+            DataError: too few images left for genuine and impostor comparisons.
+        """
+        if self.emb is None:
+            raise UsageError("EvalSet.subset needs embeddings")
+        return EvalSet.build(self.emb[keep], [r for r, k in zip(self.rels, keep) if k], **self.settings)
+
+    def evaluate(self, sources: Sequence[QualitySource], **options: Any) -> SourceEvaluation:
+        """EDC/pAUC of every source on these comparisons and the correlations between the sources
+        (``options``: :func:`evaluate_sources`'s ``fmrs``, ``limit``, ``conventions``, ``reference``,
+        ``edc_sources``, ``all_pairs``)."""
+        if any(len(s.quality) != len(self.rels) for s in sources):
+            raise UsageError(f"every quality vector must have one score per evaluated image ({len(self.rels)})")
+        return evaluate_sources(self.comparisons, sources, **options)
 
 
 def embed_images(fr_model: str | Path, paths: Sequence[Path], batch_size: int = 64) -> tuple[np.ndarray, str]:

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from edgefiq.data.split import identity_subset
+from edgefiq.eval.sources import EvalSet, QualitySource
 from edgefiq.pipeline.recipe import EvalSection, RunRecipe
+from edgefiq.pipeline.records import row_key, score_file
 from edgefiq.pipeline.runner import StageContext
 
 log = logging.getLogger("edgefiq.pipeline")
@@ -51,19 +53,18 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         rels, teacher_q = [rels[k] for k in keep], teacher_q[keep]
     paths = [images / r for r in rels]
     ids = [identity_of(r) for r in rels]
-    comps, fr_desc, protocol = None, None, None
+    es, fr_desc = EvalSet(rels), None
     if ev.edc:
-        from edgefiq.eval.sources import build_comparisons
         from edgefiq.models.fr import embed_paths
 
         fr, fr_desc = load_eval_fr(ev)
         emb = embed_paths(fr, paths, batch_size=ev.batch_size)
         # the data stage's index.csv names each degraded copy's source photo: comparing a photo with
         # its own degraded copy is not a verification attempt, so those pairs are left out
-        comps, protocol = build_comparisons(emb, rels, same_source=source_index_of(images),
-                                            max_impostors=ev.max_impostors, seed=recipe.seed)
-        log.info("[eval] %d images, %d genuine / %d impostor comparisons (%s; %s)", len(paths), comps.n_genuine,
-                 comps.n_impostor, protocol, fr_desc)
+        es = EvalSet.build(emb, rels, same_source=source_index_of(images), max_impostors=ev.max_impostors,
+                           seed=recipe.seed)
+        log.info("[eval] %d images, %d genuine / %d impostor comparisons (%s; %s)", len(paths), es.n_genuine,
+                 es.n_impostor, es.protocol, fr_desc)
 
     sources: list[tuple[dict[str, Any], np.ndarray]] = [
         ({"source": "teacher", "kind": "teacher"}, teacher_q),
@@ -74,47 +75,44 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         if not art.get("path"):
             continue
         scores = score_artifact(ctx.path(art["path"]), cache, ev.batch_size)
-        key = f"{art['name']}/{art['target']}-{art['precision']}"
-        _write_scores(ctx.stage_dir / "scores" / (key.replace("/", "__") + ".csv"), rels, scores)
+        key = row_key(art)
+        _write_scores(ctx.stage_dir / "scores" / score_file(key), rels, scores)
         sources.append(({"source": key, "kind": "artifact", "path": art["path"]}, scores))
 
-    rows, curves = source_rows(sources, comps, ev)
-    kinds = kind_index_of(images) if comps is not None else None
-    by_degradation = family_rows(emb, rels, sources, kinds, ev, source_index_of(images), recipe.seed) if kinds else None
+    rows, curves = source_rows(sources, es, ev)
+    kinds = kind_index_of(images) if es.comparisons is not None else None
+    by_degradation = family_rows(es, sources, kinds, ev) if kinds else None
+    protocol = es.protocol if es.comparisons is not None else None
     write_json(ctx.stage_dir / "curves.json", curves)
     write_json(ctx.stage_dir / "eval.json", {"rows": rows, "fr_model": fr_desc, "protocol": protocol,
                                              "by_degradation": by_degradation})
     return {"rows": rows, "by_degradation": by_degradation, "fr_model": fr_desc, "protocol": protocol,
-            "n_images": len(paths),
-            "n_identities": len(set(ids)), "n_genuine": comps.n_genuine if comps else None,
-            "n_impostor": comps.n_impostor if comps else None, "curves": ctx.rel(ctx.stage_dir / "curves.json")}
+            "n_images": len(paths), "n_identities": len(set(ids)), "n_genuine": es.n_genuine,
+            "n_impostor": es.n_impostor, "curves": ctx.rel(ctx.stage_dir / "curves.json")}
 
 
-def family_rows(emb: np.ndarray, rels: list[str], sources: list[tuple[dict[str, Any], np.ndarray]],
-                kinds: dict[str, str], ev: EvalSection, same_source: dict[str, str] | None,
-                seed: int) -> list[dict[str, Any]]:
+def family_rows(es: EvalSet, sources: list[tuple[dict[str, Any], np.ndarray]], kinds: dict[str, str],
+                ev: EvalSection) -> list[dict[str, Any]]:
     """pAUC per degradation family and on the clean images (``edgefiq.eval.core.by_family``) of the teacher,
     random and every artifact."""
     from edgefiq.eval.core import by_family
-    from edgefiq.eval.sources import QualitySource
 
     picked = [QualitySource(info["source"], q) for info, q in sources]
-    return by_family(emb, rels, picked, kinds, fmrs=ev.fmr, limit=ev.discard_limit, same_source=same_source,
-                     max_impostors=ev.max_impostors, seed=seed)
+    return by_family(es, picked, kinds, fmrs=ev.fmr, limit=ev.discard_limit)
 
 
-def source_rows(sources: list[tuple[dict[str, Any], np.ndarray]], comps: Any,
+def source_rows(sources: list[tuple[dict[str, Any], np.ndarray]], es: EvalSet,
                 ev: EvalSection) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One report row per source (``edgefiq.eval.sources.evaluate_sources`` against the teacher) and the curves.
+    """One report row per source (``EvalSet.evaluate`` against the teacher) and the curves.
 
     A row has ``srcc``/``plcc`` vs the teacher, and per FMR ``pauc@<fmr>``, ``fmr_resolvable@<fmr>``
     and ``thresholds`` (the quality threshold that rejects each image fraction and the FNMR it leaves).
     """
-    from edgefiq.eval.sources import QualitySource, evaluate_sources
     from edgefiq.metrics.thresholds import discard_thresholds
 
-    res = evaluate_sources(comps, [QualitySource(info["source"], q) for info, q in sources], fmrs=ev.fmr,
-                           limit=ev.discard_limit, conventions=(ev.convention,), reference="teacher", all_pairs=False)
+    comps = es.comparisons
+    res = es.evaluate([QualitySource(info["source"], q) for info, q in sources], fmrs=ev.fmr,
+                      limit=ev.discard_limit, conventions=(ev.convention,), reference="teacher", all_pairs=False)
     rows, curves = [], {}
     for info, q in sources:
         row, name = dict(info), info["source"]

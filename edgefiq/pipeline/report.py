@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefiq.pipeline.recipe import RunRecipe
+from edgefiq.pipeline.records import row_key
 from edgefiq.pipeline.runner import STATE_FILE, StageContext
 from edgefiq.utils import atomic_write_text, save_figure, write_json
 
@@ -54,7 +55,7 @@ def write_report(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         "rows": rows,
         "by_degradation": ev.get("by_degradation"),
         "all_ok": all(r["status"] == "ok" for r in rows if r["kind"] == "artifact"),
-        "slower_than_parent": [f"{r['model']} {r['target']}-{r['precision']} ({r['vs_parent']:.2f}x its parent)"
+        "slower_than_parent": [f"{row_key(r)} ({r['vs_parent']:.2f}x its parent)"
                                for r in rows if r.get("slower_than_parent")],
     }
     write_json(ctx.run_dir / "report.json", summary)
@@ -88,7 +89,7 @@ def build_rows(outputs: dict[str, dict[str, Any]], run_dir: Path | None = None) 
                          else f"failed: {t.get('reason')}"})
             teacher_p50[t["target"]] = t.get("p50_ms")
     for art in outputs.get("export", {}).get("artifacts", []):
-        key = f"{art['name']}/{art['target']}-{art['precision']}"
+        key = row_key(art)
         e = eval_rows.get(key, {})
         b = bench.get(art.get("path") or "", {})
         row = {"model": art["name"], "kind": "artifact", "student": art.get("student"), "method": art.get("method"),
@@ -336,7 +337,7 @@ def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -
     curves = json.loads(ctx.path(curves_rel).read_text()) if curves_rel and ctx.path(curves_rel).is_file() else {}
     arts = [r for r in rows if r["kind"] == "artifact" and r.get("srcc") is not None]
     first_target = arts[0]["target"] if arts else None
-    show = {"teacher", "random"} | {f"{r['model']}/{r['target']}-{r['precision']}" for r in arts
+    show = {"teacher", "random"} | {row_key(r) for r in arts
                                      if r["precision"] == "fp32" and r["target"] == first_target}
     syn = " (synthetic data)" if ctx.outputs.get("data", {}).get("synthetic") else ""
     for fmr in fmrs:
@@ -369,7 +370,7 @@ def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -
 def _frontier_figure(plt: Any, lat: list[dict[str, Any]], families: list[dict[str, Any]], fmr: str, syn: str) -> Any:
     """Worst family's pAUC relative to the teacher (:func:`worst_family`) vs p50 (log scale), one point per
     artifact: the frontier to choose a model from. None when no artifact has per-family pAUC."""
-    pts = [(r, worst_family(families, f"{r['model']}/{r['target']}-{r['precision']}", fmr)) for r in lat]
+    pts = [(r, worst_family(families, row_key(r), fmr)) for r in lat]
     pts = [(r, w) for r, w in pts if w is not None]
     if not pts:
         return None

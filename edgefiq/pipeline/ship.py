@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgefiq.errors import DataError, UsageError
+from edgefiq.pipeline.records import row_key, score_file, variant
 
 log = logging.getLogger("edgefiq.pipeline")
 
@@ -48,8 +49,8 @@ REFERENCE_IMAGES = {"n": 8, "seed": 0}
 
 
 def artifact_key(row: dict[str, Any]) -> str:
-    """``<target>-<precision>`` of a report row, e.g. ``onnx-int8``."""
-    return f"{row['target']}-{row['precision']}"
+    """The variant of a report row, e.g. ``onnx-int8`` (``edgefiq.pipeline.records.variant``)."""
+    return variant(row["target"], row["precision"])
 
 
 def choose_model(rows: list[dict[str, Any]], keys: Sequence[str], min_srcc: float) -> str:
@@ -94,8 +95,7 @@ def validation_scores(run_dir: Path, row: dict[str, Any],
     images = run_dir / "data" / "images"
     paths, teacher = read_labels_csv(val_labels, images)
     rels = [p.relative_to(images).as_posix() for p in paths]
-    cached = run_dir / "eval" / "scores" / f"{row['model']}/{artifact_key(row)}".replace("/", "__")
-    cached = cached.with_name(cached.name + ".csv")
+    cached = run_dir / "eval" / "scores" / score_file(row_key(row))
     if cached.is_file():
         with open(cached, newline="") as f:
             got = {r["path"]: float(r["quality"]) for r in csv.DictReader(f)}

@@ -24,6 +24,7 @@ from typing import Any
 
 from edgefiq.errors import DataError, EdgefiqError, UsageError
 from edgefiq.pipeline.recipe import RunRecipe, distill_config, option_kwargs, stage_config
+from edgefiq.pipeline.records import variant
 from edgefiq.pipeline.runner import Stage, StageContext
 from edgefiq.recipe import to_dict
 
@@ -285,7 +286,7 @@ def export_stage(recipe: RunRecipe) -> Stage:
         for m in models:
             for target in recipe.export.targets:
                 for precision in recipe.export.precisions:
-                    odir = ctx.stage_dir / m["name"] / f"{target}-{precision}"
+                    odir = ctx.stage_dir / m["name"] / variant(target, precision)
                     row = {**m, "target": target, "precision": precision}
                     options = option_kwargs(recipe.export.options)
                     if precision != "int8":

@@ -22,9 +22,13 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import UsageError
+from edgefiq.eval.sources import EvalSet, QualitySource, embed_images
 from edgefiq.pipeline.recovery import RecoveryConfig, recovery_targets
 
 log = logging.getLogger(__name__)
+
+SWEEP_FMR = 1e-3   # the pAUC column's FMR (discard limit 0.3, fixed threshold: evaluate_sources' defaults)
+SWEEP_IMPOSTORS = 200_000   # impostor comparisons sampled: the sweep evaluates every (method, rho) on them
 
 COLUMNS = ["method", "rho", "recovery_epochs", "recovery_kd", "recovery_images", "params", "nonzero_params", "macs", "params_reduction",
            "macs_reduction", "sparsity", "ckpt_mb", "gzip_mb", "onnx_mb", "latency_ms", "latency_ratio",
@@ -146,23 +150,19 @@ class _Accuracy:
             raise UsageError(f"--eval-images {root}: need at least 3 images, found {len(paths)}")
         self.paths, self.preprocess = paths, preprocess
         self.reference = score_images(dense, paths, preprocess, desc="unpruned")
-        self.comparisons = None
+        self.evalset = EvalSet(relpaths(paths, root))
         if cfg.fr_model:
-            from edgefiq.eval.sources import build_comparisons, embed_images
-
             emb, _ = embed_images(cfg.fr_model, paths)
             # copies of one photo (a degraded set's index.csv records them) are not verification attempts
-            self.comparisons, _ = build_comparisons(emb, relpaths(paths, root), same_source=source_index_of(root),
-                                                    max_impostors=200_000, seed=0)
+            self.evalset = EvalSet.build(emb, self.evalset.rels, same_source=source_index_of(root),
+                                         max_impostors=SWEEP_IMPOSTORS, seed=0)
 
     def _measure(self, q: np.ndarray) -> dict[str, float | None]:
-        from edgefiq.eval.sources import QualitySource, evaluate_sources
-
-        res = evaluate_sources(self.comparisons, [QualitySource("unpruned", self.reference), QualitySource("pruned", q)],
-                               edc_sources={"pruned"})
+        res = self.evalset.evaluate([QualitySource("unpruned", self.reference), QualitySource("pruned", q)],
+                                    fmrs=(SWEEP_FMR,), edc_sources={"pruned"})
         out: dict[str, float | None] = {"srcc_vs_unpruned": res.correlation("unpruned", "pruned")}
-        if self.comparisons is not None:
-            out["pauc_x1e3"] = res.row("pruned", 1e-3, "fixed")["pauc_x1e3"]
+        if self.evalset.comparisons is not None:
+            out["pauc_x1e3"] = res.row("pruned", SWEEP_FMR, "fixed")["pauc_x1e3"]
         return out
 
     def evaluate(self, model: Any) -> dict[str, float | None]:
