@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FR = ROOT.parent / "shared" / "data" / "models" / "mobilefacenet" / "mobilefacenet.pt"
-SHORT = ("optim.epochs=2", "max_steps_per_epoch=100", "optim.warmup_epochs=0.2")
+SHORT = ("optim.epochs=1", "max_steps_per_epoch=150", "optim.warmup_epochs=0.2")
 DECODED = "decoded"   # data.cache_dir under --work: the training images are decoded once for every student
 
 
