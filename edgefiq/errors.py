@@ -21,7 +21,15 @@ class UsageError(EdgefiqError):
 
 
 class RecipeError(UsageError):
-    """A recipe file has an unknown key, a wrong type or an invalid value."""
+    """A recipe file has an unknown key, a wrong type or an invalid value.
+
+    ``key`` is the dotted recipe key the message is about (``distill.defaults.optim.lr``), when
+    there is one: ``edgefiq recipe check`` reports it in ``--set`` spelling and checks the rest.
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(EdgefiqError):

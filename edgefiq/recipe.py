@@ -57,15 +57,20 @@ def from_mapping(cls: type[T], data: Any, where: str = "") -> T:
     for key, value in data.items():
         loc = f"{where}.{key}" if where else str(key)
         if key not in fields:
-            raise RecipeError(f"unknown key {loc!r}{suggest(str(key), sorted(fields))}")
+            raise RecipeError(f"unknown key {loc!r}{suggest(str(key), sorted(fields))}", key=loc)
         kwargs[key] = _coerce(hints[key], value, loc)
     missing = [
         n for n, f in fields.items()
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
-        raise RecipeError(f"{where or 'recipe'}: missing required key(s): {', '.join(missing)}")
+        raise RecipeError(f"{where or 'recipe'}: missing required key(s): {', '.join(missing)}", key=where or None)
     return cls(**kwargs)
+
+
+def _bad(loc: str, text: str) -> RecipeError:
+    """``loc: text`` about the recipe key ``loc``."""
+    return RecipeError(f"{loc}: {text}", key=loc)
 
 
 def _type_name(tp: Any) -> str:
@@ -88,27 +93,27 @@ def _coerce(tp: Any, value: Any, loc: str) -> Any:
                 return _coerce(arg, value, loc)
             except RecipeError as e:
                 errors.append(str(e))
-        raise RecipeError(f"{loc}: {value!r} is not a valid {_type_name(tp)}")
+        raise _bad(loc, f"{value!r} is not a valid {_type_name(tp)}")
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
-            raise RecipeError(f"{loc}: {value!r} is not one of {', '.join(map(str, choices))}"
+            raise _bad(loc, f"{value!r} is not one of {', '.join(map(str, choices))}"
                               f"{suggest(str(value), [str(c) for c in choices])}")
         return value
     if origin in (list, tuple):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise RecipeError(f"{loc}: expected a list, got {value!r}")
+            raise _bad(loc, f"expected a list, got {value!r}")
         args = get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
-                raise RecipeError(f"{loc}: expected {len(args)} items, got {len(value)}")
+                raise _bad(loc, f"expected {len(args)} items, got {len(value)}")
             return tuple(_coerce(a, v, f"{loc}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         item = args[0] if args else Any
         out = [_coerce(item, v, f"{loc}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
     if origin is dict:
         if not isinstance(value, dict):
-            raise RecipeError(f"{loc}: expected a mapping, got {value!r}")
+            raise _bad(loc, f"expected a mapping, got {value!r}")
         kt, vt = get_args(tp) or (Any, Any)
         return {_coerce(kt, k, loc): _coerce(vt, v, f"{loc}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
@@ -120,27 +125,27 @@ def _coerce(tp: Any, value: Any, loc: str) -> Any:
             return tp(value)
         except ValueError:
             names = [str(m.value) for m in tp]
-            raise RecipeError(f"{loc}: {value!r} is not one of {', '.join(names)}{suggest(str(value), names)}") from None
+            raise _bad(loc, f"{value!r} is not one of {', '.join(names)}{suggest(str(value), names)}") from None
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise RecipeError(f"{loc}: expected true/false, got {value!r}")
+        raise _bad(loc, f"expected true/false, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise RecipeError(f"{loc}: expected an integer, got {value!r}")
+        raise _bad(loc, f"expected an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise RecipeError(f"{loc}: expected a number, got {value!r}")
+        raise _bad(loc, f"expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise RecipeError(f"{loc}: expected a string, got {value!r}")
+        raise _bad(loc, f"expected a string, got {value!r}")
     if tp is Path:
         if isinstance(value, (str, Path)):
             return Path(value)
-        raise RecipeError(f"{loc}: expected a path, got {value!r}")
+        raise _bad(loc, f"expected a path, got {value!r}")
     return value
 
 
@@ -198,7 +203,7 @@ def _set(obj: Any, keys: list[str], value: Any, full: str) -> Any:
     names = [f.name for f in dataclasses.fields(obj)]
     head = keys[0]
     if head not in names:
-        raise RecipeError(f"unknown key {full!r}{suggest(head, names)}")
+        raise RecipeError(f"unknown key {full!r}{suggest(head, names)}", key=full)
     current = getattr(obj, head)
     if len(keys) > 1:
         if not dataclasses.is_dataclass(current):

@@ -317,25 +317,27 @@ def validate(cfg: RunRecipe) -> None:
         RecipeError: naming the offending key.
     """
     if cfg.synthetic is None and not cfg.data.images:
-        raise RecipeError("data.images: required (or add a `synthetic:` section for the built-in sample)")
+        raise RecipeError("data.images: required (or add a `synthetic:` section for the built-in sample)", key="data.images")
     labels = [s.label for s in cfg.distill.students]
     if not labels:
-        raise RecipeError("distill.students: list at least one student")
+        raise RecipeError("distill.students: list at least one student", key="distill.students")
     dup = {n for n in labels if labels.count(n) > 1}
     if dup:
-        raise RecipeError(f"distill.students: duplicate student name(s) {sorted(dup)}; set `name:` to tell them apart")
+        raise RecipeError(f"distill.students: duplicate student name(s) {sorted(dup)}; set `name:` to tell them apart",
+                          key="distill.students")
     for r in cfg.prune.rhos:
         if not 0.0 < r < 1.0:
-            raise RecipeError(f"prune.rhos: {r} is not in (0, 1)")
+            raise RecipeError(f"prune.rhos: {r} is not in (0, 1)", key="prune.rhos")
     for i, s in enumerate(cfg.distill.students):
         if any(not 0.0 < r < 1.0 for r in s.prune_rhos or ()):
-            raise RecipeError(f"distill.students.{i}.prune_rhos: {list(s.prune_rhos or ())} must be in (0, 1)")
+            raise RecipeError(f"distill.students.{i}.prune_rhos: {list(s.prune_rhos or ())} must be in (0, 1)",
+                              key=f"distill.students.{i}.prune_rhos")
     if not 0.0 < cfg.data.split.val_fraction < 1.0:
-        raise RecipeError("data.split.val_fraction: must be in (0, 1)")
+        raise RecipeError("data.split.val_fraction: must be in (0, 1)", key="data.split.val_fraction")
     for i, s in enumerate(cfg.distill.students):
         if s.taught_by is not None and s.taught_by not in labels[:i]:
             raise RecipeError(f"distill.students.{i}.taught_by: {s.taught_by!r} is not a student listed before "
-                              f"{s.label!r} (earlier: {', '.join(labels[:i]) or 'none'})")
+                              f"{s.label!r} (earlier: {', '.join(labels[:i]) or 'none'})", key=f"distill.students.{i}.taught_by")
         distill_config(cfg, s, where=f"distill[{s.label}]")
     _check_names(cfg)
     _check_teacher_options(cfg.teacher)
@@ -352,7 +354,7 @@ def _check_names(cfg: RunRecipe) -> None:
         known = reg.names()
         for n in names:
             if n not in known:
-                raise RecipeError(f"{where}: unknown {reg.kind} {n!r}{suggest(n, known)}")
+                raise RecipeError(f"{where}: unknown {reg.kind} {n!r}{suggest(n, known)}", key=where)
 
 
 def _check_teacher_options(t: TeacherSection) -> None:
@@ -366,7 +368,8 @@ def _check_teacher_options(t: TeacherSection) -> None:
     known = sorted(n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL)
     for key in t.options:
         if key not in known and not open_ended:
-            raise RecipeError(f"unknown key 'teacher.options.{key}' for teacher {t.name!r}{suggest(str(key), known)}")
+            raise RecipeError(f"unknown key 'teacher.options.{key}' for teacher {t.name!r}{suggest(str(key), known)}",
+                              key=f"teacher.options.{key}")
     _check_teacher_values(t)
 
 
@@ -378,7 +381,7 @@ def _check_teacher_values(t: TeacherSection) -> None:
     try:
         TEACHERS.get(t.name).check_options(dict(t.options))
     except UsageError as e:
-        raise RecipeError(f"teacher.options: {str(e).replace('--', '')}") from None
+        raise RecipeError(f"teacher.options: {str(e).replace('--', '')}", key="teacher.options") from None
 
 
 def _check_calibration_method(ex: ExportSection) -> None:
@@ -389,7 +392,7 @@ def _check_calibration_method(ex: ExportSection) -> None:
     offered = ["default", "auto"] + [m for t in ex.targets for m in BACKENDS.get(t).calibration_methods]
     if method not in offered:
         raise RecipeError(f"export.options.calibration_method: {method!r} is not offered by "
-                          f"{', '.join(ex.targets)}{suggest(method, offered)}")
+                          f"{', '.join(ex.targets)}{suggest(method, offered)}", key="export.options.calibration_method")
 
 
 def option_kwargs(options: PruneOptions | ExportOptions | BenchOptions) -> dict[str, Any]:

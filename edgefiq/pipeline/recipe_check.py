@@ -51,13 +51,12 @@ def _variable_errors(text: str, variables: dict[str, str]) -> tuple[list[str], d
     return errors, stand_ins
 
 
-def _set_syntax(message: str, raw: dict[str, Any]) -> tuple[str, list[str] | None]:
-    """Rewrite the key of a loader message as ``--set`` spells it; return it and its key path."""
-    m = re.match(r"unknown key '([^']+)'", message) or re.match(r"([A-Za-z_][\w.\[\]-]*): ", message)
-    if not m:
+def _set_syntax(error: RecipeError, raw: dict[str, Any]) -> tuple[str, list[str] | None]:
+    """The loader's message with its key (``RecipeError.key``) as ``--set`` spells it, and that key path."""
+    message, loc = str(error), error.key
+    if not loc:
         return message, None
-    loc = m.group(1)
-    label = re.match(r"distill\[([^\]]+)\]\.?(.*)", loc)
+    label = re.fullmatch(r"distill\[([^\]]+)\]\.?(.*)", loc)
     if label:   # a student's merged settings: its own key if it sets it, else the shared defaults
         students = (raw.get("distill") or {}).get("students") or []
         rest = label.group(2)
@@ -66,7 +65,7 @@ def _set_syntax(message: str, raw: dict[str, Any]) -> tuple[str, list[str] | Non
         own = index is not None and _has_path(students[index].get("config") or {}, rest.split("."))
         loc = (f"distill.students.{index}.config" if own else "distill.defaults") + (f".{rest}" if rest else "")
     loc = re.sub(r"\[(\d+)\]", r".\1", loc)
-    return message[:m.start(1)] + loc + message[m.end(1):], loc.split(".")
+    return message.replace(error.key, loc, 1), loc.split(".")
 
 
 def _has_path(node: Any, keys: list[str]) -> bool:
@@ -161,7 +160,7 @@ def check_recipe(path: str | Path, variables: dict[str, str] | None = None,
             validate(cfg)
             break
         except RecipeError as e:
-            message, keys = _set_syntax(str(e), raw)
+            message, keys = _set_syntax(e, raw)
             errors.append(message)
             cfg = None
             if not keys or not _drop(raw, keys):
