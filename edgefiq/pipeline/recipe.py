@@ -1,7 +1,7 @@
 """The run recipe: one YAML file describing a whole ``edgefiq run`` (data -> ... -> bench).
 
 ``RunRecipe`` composes one frozen section per stage. Every setting is typed: the rarely
-changed ones of a stage sit in its ``options`` dataclass (``PruneOptions``, ``ExportOptions``,
+changed ones of a stage sit in its ``options`` dataclass (``PruneOptions``, ``ExportRecipeOptions``,
 ``BenchOptions``, whose fields are the keywords of the stage's library function). Sections
 whose library defines its own config (``DistillConfig``) keep those settings as a mapping
 here and are validated against that library's dataclass when the recipe is loaded, and
@@ -158,7 +158,7 @@ class PruneSection:
 
 
 @dataclass(frozen=True)
-class ExportOptions:
+class ExportRecipeOptions:
     """Rarely changed export settings (``edgefiq.export.export_checkpoint`` keywords).
 
     ``calibration_method`` is ``default``, ``auto`` or a method of the targets' backends
@@ -181,7 +181,7 @@ class ExportSection:
     targets: tuple[str, ...] = ("onnx", "openvino", "tflite")
     precisions: tuple[Literal["fp32", "fp16", "int8"], ...] = ("fp32", "int8")
     calibration_size: int = 64
-    options: ExportOptions = field(default_factory=ExportOptions)
+    options: ExportRecipeOptions = field(default_factory=ExportRecipeOptions)
 
 
 @dataclass(frozen=True)
@@ -395,7 +395,7 @@ def _check_calibration_method(ex: ExportSection) -> None:
                           f"{', '.join(ex.targets)}{suggest(method, offered)}", key="export.options.calibration_method")
 
 
-def option_kwargs(options: PruneOptions | ExportOptions | BenchOptions) -> dict[str, Any]:
+def option_kwargs(options: PruneOptions | ExportRecipeOptions | BenchOptions) -> dict[str, Any]:
     """The typed options of a section as keyword arguments of its library function (field = parameter).
 
     Example:
