@@ -242,6 +242,30 @@ def _index_column(csv_path: str | Path, column: str, what: str) -> dict[str, str
         return {r["path"].replace("\\", "/"): r[column] for r in reader}
 
 
+def read_severity_index(csv_path: str | Path) -> dict[str, float]:
+    """``{relative path: severity}`` (0 for clean copies) from the ``index.csv`` of ``edgefiq data degrade``.
+
+    Raises:
+        DataError: the file is missing, lacks a ``path`` or ``severity`` column, or a severity is not
+            a finite number (the message names the row).
+
+    Example:
+        >>> read_severity_index("faces-degraded/index.csv")["A/a1__yaw_0.50.jpg"]   # doctest: +SKIP
+        0.5
+    """
+    out = {}
+    for row_no, (rel, text) in enumerate(_index_column(csv_path, "severity", "severity index (the index.csv that "
+                                                       "edgefiq data degrade writes)").items(), start=2):
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise DataError(f"{csv_path}:{row_no}: severity {text!r} is not a number") from None
+        if not np.isfinite(value):
+            raise DataError(f"{csv_path}:{row_no}: severity is not finite")
+        out[rel] = value
+    return out
+
+
 def read_kind_index(csv_path: str | Path) -> dict[str, str]:
     """``{relative path: degradation kind}`` (``clean`` for clean copies) from the ``index.csv`` of
     ``edgefiq data degrade``.

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import numpy as np
 
 from edgefiq.data.images import load_image
 from edgefiq.data.preprocess import Preprocess
-from edgefiq.data.readers import identity_of, read_labels_csv
+from edgefiq.data.readers import identity_of, read_labels_csv, read_severity_index, read_source_index
 from edgefiq.data.split import identity_split
 from edgefiq.errors import BadImageError, DataError
 
@@ -81,21 +80,10 @@ def read_labelled_set(images: str | Path, labels_csv: str | Path, index_csv: str
 
 
 def read_index(index_csv: str | Path) -> dict[str, tuple[str, float]]:
-    """``path -> (source, severity)`` from a ``make_degraded_set`` index (``path,source,kind,severity``)."""
-    p = Path(index_csv)
-    if not p.is_file():
-        raise DataError(f"{p}: index CSV not found")
-    with open(p, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if rows and not {"path", "source", "severity"} <= set(rows[0]):
-        raise DataError(f"{p}: expected columns path,source,kind,severity")
-    out = {}
-    for r in rows:
-        try:
-            out[r["path"]] = (r["source"], float(r["severity"]))
-        except ValueError:
-            raise DataError(f"{p}: bad severity {r['severity']!r} for {r['path']}") from None
-    return out
+    """``path -> (source, severity)`` from a ``make_degraded_set`` index (``path,source,kind,severity``;
+    ``edgefiq.data.readers`` reads it)."""
+    sources, severities = read_source_index(index_csv), read_severity_index(index_csv)
+    return {r: (sources[r], severities[r]) for r in sources}
 
 
 def read_identity_list(value: list[str] | str) -> list[str]:

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,27 +19,8 @@ import numpy as np
 
 from edgefiq.errors import DataError
 from edgefiq.registry import TEACHERS
+from edgefiq.data.readers import read_severity_index
 from edgefiq.teachers.base import Table, Teacher
-
-
-def read_severity_index(index: Path) -> dict[str, float]:
-    """``index.csv`` -> ``{relpath: severity}`` (clear errors for missing columns or bad numbers)."""
-    if not index.is_file():
-        raise DataError(f"severity index not found: {index} (make one with make_degraded_set / edgefiq data degrade)")
-    with open(index, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"path", "severity"} <= set(reader.fieldnames):
-            raise DataError(f"{index}: needs columns path and severity, found {reader.fieldnames}")
-        out = {}
-        for row_no, row in enumerate(reader, start=2):
-            try:
-                s = float(row["severity"])
-            except (TypeError, ValueError):
-                raise DataError(f"{index}:{row_no}: severity {row['severity']!r} is not a number") from None
-            if not np.isfinite(s):
-                raise DataError(f"{index}:{row_no}: severity is not finite")
-            out[Path(row["path"]).as_posix()] = s
-    return out
 
 
 @TEACHERS.register("severity")
