@@ -214,6 +214,32 @@ def write_labels_csv(csv_path: str | Path, relpaths: Sequence[str], quality: Seq
     return write_path_text(csv_path, format_labels_csv(relpaths, quality, fmt=fmt))
 
 
+def write_label_subsets(csv_path: str | Path, subsets: dict[Path, Sequence[str]]) -> int:
+    """Copy the rows of a label CSV (every column, e.g. an ensemble's per-member scores) whose path is
+    in ``subsets[out]`` to ``out``, in that order; any file name round-trips (``edgefiq.data.pathtext``).
+    Returns the number of rows of ``csv_path``.
+
+    Raises:
+        DataError: a subset has no labelled row.
+
+    Example:
+        >>> write_label_subsets("labels.csv", {Path("train.csv"): ["a/1.jpg"], Path("val.csv"): ["b/1.jpg"]})  # doctest: +SKIP
+    """
+    with open(csv_path, newline="", encoding="utf-8", errors=PATH_ERRORS) as f:
+        reader = csv.DictReader(f)
+        header, by_path = list(reader.fieldnames or []), {r["path"]: r for r in reader}
+    for out, wanted in subsets.items():
+        rows = [by_path[p] for p in wanted if p in by_path]
+        if not rows:
+            raise DataError(f"{out}: no labelled images for this split")
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        write_path_text(out, buf.getvalue())
+    return len(by_path)
+
+
 def read_source_index(csv_path: str | Path) -> dict[str, str]:
     """``{relative path: source photo}`` from a CSV with ``path,source`` columns.
 

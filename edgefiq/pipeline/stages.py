@@ -16,12 +16,12 @@ Stage outputs are JSON mappings; paths in them are relative to the run folder.
 
 from __future__ import annotations
 
-import csv
 import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
+from edgefiq.data.readers import write_label_subsets
 from edgefiq.errors import DataError, EdgefiqError, UsageError
 from edgefiq.pipeline.recipe import RunRecipe, distill_config, option_kwargs, stage_config
 from edgefiq.pipeline.records import variant
@@ -158,34 +158,15 @@ def label_stage(recipe: RunRecipe) -> Stage:
         t = recipe.teacher
         label_images(images, t.name, dict(t.options), out, batch_size=t.batch_size, device="cpu",
                      on_bad_image=recipe.data.on_bad_image, resume=True, cache_dir=ctx.run_dir / "cache")
-        rows = _read_csv_rows(out)
-        by_path = {r["path"]: r for r in rows}
-        for split in ("train", "val"):
-            wanted = read_lines(ctx.path(data[split]))
-            _write_csv(ctx.stage_dir / f"{split}.csv", [by_path[p] for p in wanted if p in by_path])
+        n = write_label_subsets(out, {ctx.stage_dir / f"{split}.csv": read_lines(ctx.path(data[split]))
+                                      for split in ("train", "val")})
         return {"labels": ctx.rel(out), "train": ctx.rel(ctx.stage_dir / "train.csv"),
-                "val": ctx.rel(ctx.stage_dir / "val.csv"), "n_labelled": len(rows),
+                "val": ctx.rel(ctx.stage_dir / "val.csv"), "n_labelled": n,
                 "teacher": {"name": t.name, "options": dict(t.options)}}
 
     inputs = tuple(str(v) for v in recipe.teacher.options.values()
                    if isinstance(v, str) and Path(v).is_file())
     return Stage("label", run, config=to_dict(recipe.teacher), depends=("data",), inputs=inputs)
-
-
-def _read_csv_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    from edgefiq.utils import atomic_path
-
-    if not rows:
-        raise DataError(f"{path}: no labelled images for this split")
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 # ----------------------------------------------------------------------------- distill
