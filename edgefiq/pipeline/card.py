@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefiq import __version__
+from edgefiq.runtime.sidecar import read_meta
 
 CARD_DEFAULTS: dict[str, str] = {
     "intended_use": (
@@ -132,7 +133,7 @@ def make_card(name: str, model: str, report: dict[str, Any], run_dir: Path, ship
     teacher = next((r for r in teacher_rows if r["model"] == "teacher" and r.get("srcc") is not None), {})
     text = {**CARD_DEFAULTS, **options}
     fastest = arts[[a["key"] for a in arts].index(preferred[0])]
-    pre = _sidecar(first["path"]).get("preprocess") or {}
+    pre = read_meta(first["path"]).preprocess.to_dict()
     h, w = (pre.get("size") or [112, 112])[:2]
     return {
         "name": name, "model": model, "edgefiq_version": __version__,
@@ -193,12 +194,6 @@ def _family_lines(rows: list[dict[str, Any]], preferred: str) -> list[str]:
         out.append(f"| {r['family']} | {r['n_images']} | " + " | ".join(_fmt(vals[c], ".2f") for c in cols)
                    + f" | {_fmt(m / t if m is not None and t else None, '.3f')} |")
     return out
-
-
-def _sidecar(artifact: Path) -> dict[str, Any]:
-    from edgefiq.export.base import meta_path
-
-    return json.loads(meta_path(artifact).read_text())
 
 
 def _fmt(v: Any, spec: str = ".3g") -> str:

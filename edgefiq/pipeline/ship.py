@@ -126,12 +126,12 @@ def copy_artifact(run_dir: Path, row: dict[str, Any], dest: Path, stem: str) -> 
 def add_to_sidecar(artifact: Path, **extra: Any) -> None:
     """Merge ``extra`` into the ``extra`` mapping of an artifact's sidecar."""
     from edgefiq.export.base import meta_path
+    from edgefiq.runtime.sidecar import read_meta
     from edgefiq.utils import write_json
 
-    side = meta_path(artifact)
-    meta = json.loads(side.read_text())
-    meta.setdefault("extra", {}).update(extra)
-    write_json(side, meta)
+    meta = read_meta(artifact)
+    meta.extra.update(extra)
+    write_json(meta_path(artifact), meta.to_dict())
 
 
 def reference_record(artifact: Path, precision: str, dist: dict[str, Any]) -> dict[str, Any]:

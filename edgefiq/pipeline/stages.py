@@ -309,12 +309,12 @@ def _failed_exports(outputs: dict[str, Any]) -> int:
 def _finished_artifact(odir: Path) -> tuple[Path, dict[str, Any]] | None:
     """The artifact an earlier attempt of this export stage left in ``odir`` (a refused one leaves no
     folder), with its sidecar as a dict; None when there is none."""
-    import json
+    from edgefiq.runtime.sidecar import read_meta
 
     for side in sorted(odir.glob("*.json")) if odir.is_dir() else []:
         art = side.with_name(side.name[: -len(".json")])
         if art.is_file():
-            return art, json.loads(side.read_text())
+            return art, read_meta(art).to_dict()
     return None
 
 
