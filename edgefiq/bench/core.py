@@ -46,12 +46,7 @@ def artifact_size_bytes(path: str | Path, backend_name: str | None = None) -> in
     from edgefiq.registry import BACKENDS
 
     p = Path(path)
-    files: list[Path] = [p]
-    if backend_name and backend_name in BACKENDS.names():
-        files = artifact_files(BACKENDS.get(backend_name)(), p)
-    extra = [p.with_name(p.name + ".data"), p.with_name(p.stem + ".onnx_data"), p.with_suffix(".data")]
-    if p.suffix == ".onnx":
-        files += [e for e in extra if e.is_file()]
+    files = artifact_files(BACKENDS.get(backend_name)(), p) if backend_name in BACKENDS.names() else [p]
     return int(sum(f.stat().st_size for f in dict.fromkeys(files) if f.is_file()))
 
 

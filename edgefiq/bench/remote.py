@@ -48,8 +48,7 @@ def _files_of(path: Path) -> list[Path]:
     files = [path]
     if meta.get("backend") in BACKENDS.names():
         files = artifact_files(BACKENDS.get(meta["backend"])(), path)
-    extra = [path.with_name(path.name + ".data")] if path.suffix == ".onnx" else []
-    return [f for f in dict.fromkeys([*files, *extra, meta_path(path)]) if f.is_file()]
+    return [f for f in dict.fromkeys([*files, meta_path(path)]) if f.is_file()]
 
 
 class SshDevice:

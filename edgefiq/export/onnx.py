@@ -248,6 +248,13 @@ class OnnxBackend(BackendBase):
                 raise UsageError(f"onnx: unsupported precision {options.precision!r}")
         return Exported(out, report)
 
+    def files(self, path: Path) -> list[Path]:
+        """The graph and, when its weights are stored externally (the dynamo exporter, large models), the
+        external data file next to it (``model.onnx.data``, ``model.onnx_data`` or ``model.data``)."""
+        p = Path(path)
+        external = [p.with_name(p.name + ".data"), p.with_name(p.stem + ".onnx_data"), p.with_suffix(".data")]
+        return [p, *(e for e in dict.fromkeys(external) if e.is_file())]
+
     def quantization_info(self, path: Path) -> dict[str, Any]:
         """ONNX keeps float32 I/O at every precision; nothing for the caller to quantise."""
         return {"io_dtype": "float32"}

@@ -155,12 +155,13 @@ def _status(art: dict[str, Any], e: dict[str, Any], b: dict[str, Any]) -> str:
 
 
 def _size(path: str | None, run_dir: Path | None) -> int | None:
-    """Bytes of an artifact file (OpenVINO: the .xml plus its .bin) when the bench did not report it."""
+    """Bytes of every file of an artifact (``bench.core.artifact_size_bytes``) when the bench did not report it."""
     if not path or run_dir is None or not (run_dir / path).is_file():
         return None
-    p = run_dir / path
-    extra = p.with_suffix(".bin") if p.suffix == ".xml" else None
-    return p.stat().st_size + (extra.stat().st_size if extra and extra.is_file() else 0)
+    from edgefiq.bench.core import artifact_size_bytes
+    from edgefiq.runtime.sidecar import backend_for_path
+
+    return artifact_size_bytes(run_dir / path, backend_for_path(run_dir / path))
 
 
 def _bench_by_path(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
