@@ -59,7 +59,8 @@ def _outputs() -> dict:
         path = f"export/{model}/onnx-fp32/a.onnx"
         arts.append({"name": model, "student": "s", "method": method, "rho": 0.3 if method != "none" else 0.0,
                      "target": "onnx", "precision": "fp32", "path": path, "parity": {"passed": True}, "status": "ok"})
-        bench.append({"path": path, "threads": 1, "batch": 1, "p50_ms": p50, "status": "ok", "size_bytes": 1000})
+        bench.append({"path": path, "key": f"{model}/onnx-fp32", "threads": 1, "batch": 1, "p50_ms": p50,
+                      "status": "ok", "size_bytes": 1000})
     teacher = [{"kind": "teacher", "target": "onnx", "precision": "fp32", "threads": 1, "batch": 1, "p50_ms": 30.0,
                 "passes": 2, "networks": ["fr", "pruned"], "status": "ok"}]
     evals = [{"source": "teacher", "kind": "teacher", "srcc": 1.0}] + [

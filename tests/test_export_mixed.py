@@ -134,7 +134,8 @@ def test_report_rows_show_mixed_precision() -> None:
     plain = {**art, "precision": "fp32", "mixed_precision": None, "path": "export/s32.onnx"}
     outputs = {"export": {"artifacts": [art, plain]},
                "eval": {"rows": [{"source": "s/onnx-int8", "srcc": 0.8}, {"source": "s/onnx-fp32", "srcc": 0.81}]},
-               "bench": {"rows": [{"path": "export/s.onnx", "p50_ms": 0.4}, {"path": "export/s32.onnx", "p50_ms": 0.3}]}}
+               "bench": {"rows": [{"path": "export/s.onnx", "key": "s/onnx-int8", "p50_ms": 0.4},
+                                  {"path": "export/s32.onnx", "key": "s/onnx-fp32", "p50_ms": 0.3}]}}
     rows = build_rows(outputs)
     assert rows[0]["precision"] == "int8" and rows[0]["precision_detail"] == "int8 mixed (2/17 blocks int8)"
     assert rows[1]["precision_detail"] == "fp32" and rows[0]["status"] == "ok"

@@ -74,7 +74,7 @@ def _read_state(run_dir: Path) -> dict[str, Any]:
 def build_rows(outputs: dict[str, dict[str, Any]], run_dir: Path | None = None) -> list[dict[str, Any]]:
     """Merge export (what/parity), eval (SRCC, pAUC) and bench (latency) into report rows."""
     eval_rows = {r["source"]: r for r in outputs.get("eval", {}).get("rows", [])}
-    bench = _bench_by_path(outputs.get("bench", {}).get("rows", []))
+    bench = _bench_by_key(outputs.get("bench", {}).get("rows", []))
     rows: list[dict[str, Any]] = []
     for src in ("teacher", "random"):
         if src in eval_rows:
@@ -91,7 +91,7 @@ def build_rows(outputs: dict[str, dict[str, Any]], run_dir: Path | None = None) 
     for art in outputs.get("export", {}).get("artifacts", []):
         key = row_key(art)
         e = eval_rows.get(key, {})
-        b = bench.get(art.get("path") or "", {})
+        b = bench.get(key, {})
         row = {"model": art["name"], "kind": "artifact", "student": art.get("student"), "method": art.get("method"),
                "rho": art.get("rho"), "target": art["target"], "precision": art["precision"],
                "precision_detail": _precision(art), "mixed_precision": art.get("mixed_precision"),
@@ -164,21 +164,14 @@ def _size(path: str | None, run_dir: Path | None) -> int | None:
     return artifact_size_bytes(run_dir / path, backend_for_path(run_dir / path))
 
 
-def _bench_by_path(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The 1-thread, batch-1 bench row of each artifact, keyed by run-relative path (suffix match)."""
+def _bench_by_key(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The 1-thread, batch-1 bench row of each artifact, by artifact key (the bench stage records it)."""
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        path = str(r.get("path") or r.get("artifact") or "")
-        if r.get("threads", 1) != 1 or r.get("batch", 1) != 1:
-            continue
-        p50 = r.get("p50_ms", r.get("latency_p50_ms"))
-        size = r.get("size_bytes") or (round(r["size_mb"] * 1e6) if isinstance(r.get("size_mb"), (int, float)) else None)
-        norm = {"p50_ms": p50, "size_bytes": size, "status": r.get("status", "ok")}
-        out[path] = norm
-        # bench may report absolute paths: also index by every run-relative suffix
-        parts = Path(path).parts
-        for k in range(1, len(parts)):
-            out.setdefault("/".join(parts[k:]), norm)
+        if r.get("threads", 1) == 1 and r.get("batch", 1) == 1 and r.get("key"):
+            mb = r.get("size_mb")
+            out[r["key"]] = {"p50_ms": r.get("p50_ms"), "status": r.get("status", "ok"),
+                             "size_bytes": r.get("size_bytes") or (round(mb * 1e6) if isinstance(mb, (int, float)) else None)}
     return out
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from edgefiq.data.readers import write_label_subsets
 from edgefiq.errors import DataError, EdgefiqError, UsageError
 from edgefiq.pipeline.recipe import RunRecipe, distill_config, option_kwargs, stage_config
-from edgefiq.pipeline.records import variant
+from edgefiq.pipeline.records import row_key, variant
 from edgefiq.pipeline.runner import Stage, StageContext
 from edgefiq.recipe import to_dict
 
@@ -369,6 +369,8 @@ def bench_stage(recipe: RunRecipe) -> Stage:
         b = recipe.bench
         rows = benchmark([ctx.path(a["path"]) for a in arts], threads=b.threads, batches=b.batches,
                          **option_kwargs(b.options))
+        keys = {str(ctx.path(a["path"])): row_key(a) for a in arts}
+        rows = [{**r, "key": keys[r["path"]]} for r in rows]   # the report joins bench rows to artifacts by key
         teacher = benchmark_teacher(recipe.teacher.name, dict(recipe.teacher.options), recipe.export.targets,
                                     ctx.stage_dir / "teacher", threads=b.threads, batches=b.batches,
                                     cache_dir=ctx.run_dir / "cache", **option_kwargs(b.options))
