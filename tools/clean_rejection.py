@@ -73,7 +73,9 @@ def main() -> None:
              "full-size run of recipes/lfw-capture.yaml.", "",
              f"Validation identities of the run: {rows[0]['n_clean']} clean photos, {rows[0]['n_all']} images in all "
              "(clean and degraded). The gate's threshold is the F-quantile of the distribution stored in the "
-             "model's sidecar (`--distribution`, default `clean`), computed on these same validation images.", "",
+             "model's sidecar (`--distribution`, default `clean`), computed on the validation identities of the run the "
+             "model was built from: the same clean photos (one split for every LFW recipe), while its all-images "
+             "distribution had that run's degradations.", "",
              "| model | --reject-fraction | --distribution | clean photos rejected | all images rejected |",
              "|---|---:|---|---:|---:|"]
     lines += [f"| {r['model']} | {r['fraction']:g} | {r['distribution']} | {r['rejected_clean']:.3f} | "
