@@ -69,7 +69,8 @@ def main() -> None:
                     row[f"rejected_{name}"], row[f"n_{name}"] = bad / n, n
                 rows.append(row)
     lines = ["# `--reject-fraction` on clean photos and on all images (issue 26)", "",
-             f"Reproduce: `python tools/clean_rejection.py RUN {' '.join('--model ' + m for m in args.model)}` over the "
+             f"Reproduce: `python tools/clean_rejection.py RUN {' '.join('--model ' + m for m in args.model)}"
+             f"{'' if args.fractions == '0.05,0.1,0.2' else ' --fractions ' + args.fractions}` over the "
              "full-size run of recipes/lfw-capture.yaml.", "",
              f"Validation identities of the run: {rows[0]['n_clean']} clean photos, {rows[0]['n_all']} images in all "
              "(clean and degraded). The gate's threshold is the F-quantile of the distribution stored in the "
