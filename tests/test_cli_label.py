@@ -58,7 +58,7 @@ def test_cli_errors_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str
                                  (["--teacher", "severity", "--rho", "0.4"], 2, "does not take --rho"),
                                  (["--teacher", "severity", "--precision", "bf16"], 2, "does not take --precision"),
                                  (["--teacher", "norm", "--precision", "fp16"], 2, "'fp16' is not one of"),
-                                 (["--teacher", "severity"], 1, "index not found"),
+                                 (["--teacher", "severity"], 1, "writes) not found"),
                                  (["--teacher", "prefiqs"], 2, "needs --fr-model")]:
         with pytest.raises(SystemExit) as e:
             main([*base, *extra])
