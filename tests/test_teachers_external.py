@@ -35,7 +35,7 @@ def test_severity_teacher(tmp_path: Path) -> None:
     (tmp_path / "index.csv").write_text("\n".join(lines[:3]) + "\n")
     with pytest.raises(DataError, match="no severity for"):
         make_teacher("severity").score_paths(rels, root=tmp_path)
-    with pytest.raises(DataError, match="index not found"):
+    with pytest.raises(DataError, match=r"writes\) not found"):
         make_teacher("severity", {"index": str(tmp_path / "nope.csv")}).score_paths(rels, root=tmp_path)
 
 
