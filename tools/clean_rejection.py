@@ -40,7 +40,9 @@ def link_sets(run_dir: Path, work: Path) -> dict[str, Path]:
 
 def rejected(csv_path: Path) -> tuple[int, int]:
     """(rejected, scored) rows of a score CSV with a ``decision`` column."""
-    with open(csv_path, newline="") as f:
+    from edgefiq.data.pathtext import PATH_ENCODING, PATH_ERRORS
+
+    with open(csv_path, newline="", encoding=PATH_ENCODING, errors=PATH_ERRORS) as f:   # any file name, as written
         rows = list(csv.DictReader(f))
     return sum(r["decision"] == "reject" for r in rows), len(rows)
 
