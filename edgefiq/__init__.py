@@ -36,6 +36,7 @@ def detect_and_score(frame: Any, *, select: str | None = None, model: Any = None
     """
     key = str(model)
     if key not in _MODELS:
+        # lazy: every ``import edgefiq.<anything>`` runs this file, which must stay import-light (no numpy/runtime)
         from edgefiq.runtime.model import load_model
 
         _MODELS[key] = load_model(model)
@@ -53,7 +54,7 @@ def __getattr__(name: str) -> Any:
         >>> qm = edgefiq.load_model()   # the default built-in quality model   # doctest: +SKIP
     """
     if name == "load_model":
-        from edgefiq.runtime.model import load_model
+        from edgefiq.runtime.model import load_model  # lazy, as in detect_and_score: keeps `import edgefiq` light
 
         return load_model
     raise AttributeError(f"module 'edgefiq' has no attribute {name!r}")

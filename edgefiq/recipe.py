@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -32,6 +33,7 @@ import yaml
 
 from edgefiq.errors import RecipeError
 from edgefiq.registry import suggest
+from edgefiq.utils import atomic_write_text
 
 T = TypeVar("T")
 
@@ -172,8 +174,6 @@ def load_yaml(path: str | Path, variables: dict[str, str] | None = None) -> dict
 
 
 def _expand(text: str, env: dict[str, str], path: Path) -> str:
-    import re
-
     def repl(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(3)
         if name in env:
@@ -231,6 +231,4 @@ def to_dict(cfg: Any) -> Any:
 
 def dump_resolved(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config as YAML next to an output (atomically)."""
-    from edgefiq.utils import atomic_write_text
-
     return atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

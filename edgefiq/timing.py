@@ -23,6 +23,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import Any, Callable
 
@@ -44,8 +46,6 @@ def cpu_ticks() -> tuple[int, int] | None:
 
 def other_cpu(before: tuple[int, int] | None, after: tuple[int, int] | None, seconds: float) -> float | None:
     """Mean number of cores busy with other processes between two :func:`cpu_ticks` readings."""
-    import os
-
     if before is None or after is None or seconds <= 0:
         return None
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -101,8 +101,7 @@ def peak_rss_mb() -> float:
     Linux it is not used because it survives ``execve``: a benchmark started from a large
     parent process (e.g. a python that had torch loaded) would report the parent's peak.
     """
-    import resource
-    import sys
+    import resource  # POSIX-only (no Windows module): imported where it is used, as a fallback
 
     try:
         with open("/proc/self/status") as f:

@@ -65,7 +65,7 @@ def json_default(o: Any) -> Any:
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     """Lay out a matplotlib figure, write it as PNG atomically, close it and return the path."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy optional ([train]): lazy so importing edgefiq.utils does not load it
 
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -100,6 +100,7 @@ class _Progress:
         enabled = os.environ.get("EDGEFIQ_QUIET") != "1" and (sys.stderr.isatty() or os.environ.get("EDGEFIQ_PROGRESS") == "1")
         self._bar = None
         if enabled:
+            # rich.progress takes ~0.1 s to import: only when a bar is shown (edgefiq --help stays fast)
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
 
@@ -134,12 +135,13 @@ class _Progress:
 
 
 def _stderr_console() -> Any:
-    from rich.console import Console
+    from rich.console import Console  # slow import (rich): only when a progress bar is shown
 
     return Console(stderr=True)
 
 
 def _speed_column_cls() -> Any:
+    # slow import (rich): only when a progress bar is shown
     from rich.progress import ProgressColumn
     from rich.text import Text
 

@@ -35,8 +35,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from PIL import Image
 
-from edgefiq.errors import DataError, EdgefiqError, UsageError
+from edgefiq.data.images import SkipLog, check_on_bad_image, load_or_skip
+from edgefiq.data.readers import list_images
+from edgefiq.errors import BadImageError, DataError, EdgefiqError, UsageError
+from edgefiq.utils import atomic_path, atomic_write_text, progress
 
 ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                                  [41.5493, 92.3655], [70.7299, 92.2041]], dtype=np.float64)
@@ -101,8 +105,6 @@ def align_face(img: np.ndarray, landmarks5: np.ndarray, size: tuple[int, int] | 
     Example:
         >>> crop = align_face(img, pts, size=(112, 96))   # doctest: +SKIP
     """
-    from PIL import Image
-
     h, w = (size, size) if isinstance(size, int) else size
     pts = np.asarray(landmarks5, np.float64).reshape(5, 2)
     if not np.isfinite(pts).all():
@@ -188,11 +190,6 @@ def align_folder(images_root: str | Path, landmarks_tsv: str | Path, out_root: s
         >>> align_folder("raw/", "landmarks.tsv", "aligned112/")   # doctest: +SKIP
         AlignResult(out_root=PosixPath('aligned112'), aligned=200, skipped=[])
     """
-    from edgefiq.data.images import SkipLog, check_on_bad_image, load_or_skip
-    from edgefiq.data.readers import list_images
-    from edgefiq.errors import BadImageError
-    from edgefiq.utils import progress
-
     check_on_bad_image(on_bad_image)
     root, out = Path(images_root), Path(out_root)
     if out.resolve() == root.resolve():
@@ -245,10 +242,6 @@ def save_crop(crop: np.ndarray, target: str | Path, quality: int = 95) -> Path:
     Example:
         >>> save_crop(np.zeros((112, 112, 3), np.uint8), "out/a.jpg")   # doctest: +SKIP
     """
-    from PIL import Image
-
-    from edgefiq.utils import atomic_path
-
     target = Path(target)
     with atomic_path(target) as tmp:
         fmt = "JPEG" if target.suffix.lower() in (".jpg", ".jpeg") else None
@@ -285,10 +278,6 @@ def align_folder_detected(images_root: str | Path, out_root: str | Path, detect:
         >>> align_folder_detected("raw/", "aligned/", onnx_face_detector(threads=1).detect)  # doctest: +SKIP
         AlignResult(out_root=PosixPath('aligned'), aligned=200, skipped=[])
     """
-    from edgefiq.data.images import SkipLog, check_on_bad_image, load_or_skip
-    from edgefiq.data.readers import list_images
-    from edgefiq.utils import atomic_write_text, progress
-
     check_on_bad_image(on_bad_image)
     root, out = Path(images_root), Path(out_root)
     if out.resolve() == root.resolve():

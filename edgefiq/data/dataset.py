@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 from edgefiq.data.images import SkipLog, check_on_bad_image, load_image, load_or_skip
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.errors import BadImageError, DataError
+from edgefiq.utils import progress
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -77,8 +78,6 @@ class FaceDataset(Dataset):
             self._scan()
 
     def _scan(self) -> None:
-        from edgefiq.utils import progress
-
         keep = []
         for i in progress(range(len(self.paths)), desc="check images", unit="img"):
             img = load_or_skip(self.paths[i], "skip", self.skips)
@@ -93,8 +92,6 @@ class FaceDataset(Dataset):
 
     def preload(self) -> "FaceDataset":
         """Decode every image into the cache now (requires ``cache=True``)."""
-        from edgefiq.utils import progress
-
         if self._cache is None:
             raise DataError("FaceDataset.preload() needs cache=True")
         for i in progress(self.indices, desc="cache images", unit="img"):

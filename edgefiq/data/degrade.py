@@ -44,12 +44,16 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+from PIL import Image
 
 from edgefiq.data.capture import CAPTURE_DEFECTS, CAPTURE_FUNCS
 from edgefiq.data.capture import FAMILY as CAPTURE_FAMILY
 from edgefiq.data.capture import ISO_COMPONENT as CAPTURE_ISO
+from edgefiq.data.images import SkipLog, check_on_bad_image, load_image
+from edgefiq.data.readers import list_images
 from edgefiq.errors import BadImageError, UsageError
 from edgefiq.registry import suggest
+from edgefiq.utils import atomic_path, atomic_write_text, progress
 
 DegradeFn = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
 _FUNCS: dict[str, DegradeFn] = {}
@@ -130,8 +134,6 @@ def noise(img: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndar
 @_register("jpeg")
 def jpeg(img: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
     """JPEG re-encoding at quality 95 x (5/95)^severity: 95 -> 5, evenly spaced in perceived damage."""
-    from PIL import Image
-
     quality = max(1, int(round(95 * (5 / 95) ** severity)))
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=quality)
@@ -143,8 +145,6 @@ def jpeg(img: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarr
 @_register("downscale")
 def downscale(img: np.ndarray, severity: float, rng: np.random.Generator) -> np.ndarray:
     """Down-then-up scaling; width shrinks geometrically to 1/8 (112 -> 14 px) at severity 1."""
-    from PIL import Image
-
     h, w = img.shape[:2]
     factor = (1.0 / 8.0) ** severity
     sw, sh = max(2, int(round(w * factor))), max(2, int(round(h * factor)))
@@ -369,10 +369,6 @@ def _planned_copies(rel: str, out_dir: Path, kinds: list[str], sevs: list[float]
 def _write_degraded(img: np.ndarray, out: Path, kind: str, severity: float, kind_rng: np.random.Generator,
                     quality: int) -> None:
     """Degrade ``img`` (``kind_rng`` has the same state for every severity of a kind) and save it as JPEG atomically."""
-    from PIL import Image
-
-    from edgefiq.utils import atomic_path
-
     with atomic_path(out) as tmp:
         Image.fromarray(degrade(img, kind, severity, kind_rng)).save(tmp, format="JPEG", quality=quality)
 
@@ -387,16 +383,12 @@ def _checked_roots(src_root: str | Path, out_root: str | Path) -> tuple[Path, Pa
 
 def _copy_atomic(src: Path, dst: Path) -> None:
     """Copy ``src`` byte for byte to ``dst`` (temp file + rename)."""
-    from edgefiq.utils import atomic_path
-
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
 
 
 def _write_index(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
     """The ``path,source,kind,severity`` index of a degraded set, written atomically."""
-    from edgefiq.utils import atomic_write_text
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "source", "kind", "severity"])
@@ -442,10 +434,6 @@ def make_degraded_set(src_root: str | Path, out_root: str | Path, *, kinds: Sequ
         ...                   severities=(0.5, 1.0), seed=0)   # doctest: +SKIP
         PosixPath('faces-degraded/index.csv')
     """
-    from edgefiq.data.images import SkipLog, check_on_bad_image, load_image
-    from edgefiq.data.readers import list_images
-    from edgefiq.utils import progress
-
     check_on_bad_image(on_bad_image)
     kinds, sevs = _checked_settings(kinds, severities, fraction, per_image, jitter)
     n_kinds = len(kinds) if per_image == 0 else min(per_image, len(kinds))

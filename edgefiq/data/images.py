@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edgefiq.data.pathtext import write_path_text
 from edgefiq.errors import BadImageError, UsageError
@@ -66,8 +67,6 @@ def load_image(path: str | Path) -> np.ndarray:
         >>> img.shape, img.dtype           # doctest: +SKIP
         ((112, 112, 3), dtype('uint8'))
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     p = _existing_nonempty(path)
     try:
         with warnings.catch_warnings():
@@ -87,8 +86,6 @@ def load_image(path: str | Path) -> np.ndarray:
 
 def to_rgb_array(im: "object") -> np.ndarray:
     """Convert an opened PIL image of any mode to an ``HxWx3`` RGB uint8 array."""
-    from PIL import Image
-
     assert isinstance(im, Image.Image)
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -288,8 +285,6 @@ def image_info(path: str | Path, verify: bool = False) -> ImageInfo:
         >>> image_info("face.jpg")   # doctest: +SKIP
         ImageInfo(width=112, height=112, mode='RGB', format='JPEG')
     """
-    from PIL import Image, UnidentifiedImageError
-
     p = _existing_nonempty(path)
     try:
         with Image.open(p) as im:

@@ -24,8 +24,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from edgefiq.data.images import to_rgb_array
 from edgefiq.errors import BadImageError, DataError, UnsafeFileError
+from edgefiq.utils import atomic_path
 
 # (module, name) pairs the unpickler may resolve. Everything else is refused.
 ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset({
@@ -107,10 +110,6 @@ def _as_bytes(item: Any, where: str) -> bytes:
 
 def decode_image_bytes(data: bytes, where: str) -> np.ndarray:
     """Decode encoded image bytes into an ``HxWx3`` RGB uint8 array (``BadImageError`` naming ``where``)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    from edgefiq.data.images import to_rgb_array
-
     if not data:
         raise BadImageError(where, "empty image bytes")
     try:
@@ -165,10 +164,6 @@ def write_insightface_bin(path: str | Path, images: Sequence[np.ndarray | bytes]
         >>> import numpy as np
         >>> write_insightface_bin("tiny.bin", [np.zeros((112, 112, 3), np.uint8)] * 2, [True])  # doctest: +SKIP
     """
-    from PIL import Image
-
-    from edgefiq.utils import atomic_path
-
     if len(images) != 2 * len(issame):
         raise DataError(f"write_insightface_bin: {len(images)} images for {len(issame)} pairs")
     blobs = []

@@ -20,16 +20,18 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+from PIL import Image
 
 from edgefiq.data.images import SkipLog, check_on_bad_image, image_info
+from edgefiq.data.insightface import decode_image_bytes, read_insightface_bin
+from edgefiq.data.readers import identity_of, list_images, read_labels_csv, read_lfw_pairs
 from edgefiq.errors import BadImageError, DataError
+from edgefiq.utils import progress
 
 MAX_LISTED = 20
 
 
 def _scan(paths: Iterable[Path], verify: bool, on_bad_image: str, skips: SkipLog) -> dict[str, Any]:
-    from edgefiq.utils import progress
-
     sizes: Counter[str] = Counter()
     modes: Counter[str] = Counter()
     formats: Counter[str] = Counter()
@@ -53,8 +55,6 @@ def _unreadable(skips: SkipLog) -> list[dict[str, str]]:
 
 def inspect_folder(root: Path, verify: bool, on_bad_image: str, skips: SkipLog) -> dict[str, Any]:
     """Report on an image folder or identity tree (``<identity>/<image>``)."""
-    from edgefiq.data.readers import identity_of, list_images
-
     paths = list_images(root)
     ids = Counter(identity_of(p.relative_to(root)) for p in paths)
     tree = "" not in ids
@@ -73,8 +73,6 @@ def inspect_folder(root: Path, verify: bool, on_bad_image: str, skips: SkipLog) 
 def inspect_pairs(pairs_txt: Path, images_root: Path | None, verify: bool, on_bad_image: str,
                   skips: SkipLog) -> dict[str, Any]:
     """Report on an LFW ``pairs.txt``: pairs, genuine/impostor, and which referenced images are missing."""
-    from edgefiq.data.readers import read_lfw_pairs
-
     pairs = read_lfw_pairs(pairs_txt)
     root = images_root or pairs_txt.parent / "aligned112"
     if not root.is_dir():
@@ -97,10 +95,6 @@ def inspect_pairs(pairs_txt: Path, images_root: Path | None, verify: bool, on_ba
 
 def inspect_bin(path: Path, verify: bool, on_bad_image: str, skips: SkipLog) -> dict[str, Any]:
     """Report on an insightface ``.bin`` (read with the restricted unpickler)."""
-    from PIL import Image
-
-    from edgefiq.data.insightface import decode_image_bytes, read_insightface_bin
-
     blobs, issame = read_insightface_bin(path, decode=False)
     sizes: Counter[str] = Counter()
     modes: Counter[str] = Counter()
@@ -127,8 +121,6 @@ def inspect_bin(path: Path, verify: bool, on_bad_image: str, skips: SkipLog) -> 
 def inspect_labels(csv_path: Path, images_root: Path | None, verify: bool, on_bad_image: str,
                    skips: SkipLog) -> dict[str, Any]:
     """Report on a label CSV (``path,quality``): rows, label statistics and the images they point to."""
-    from edgefiq.data.readers import identity_of, read_labels_csv
-
     root = images_root or csv_path.parent
     paths, q = read_labels_csv(csv_path, root)
     ids = {identity_of(p.relative_to(root)) for p in paths} - {""}

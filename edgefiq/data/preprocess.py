@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 import numpy as np
+from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,7 +66,6 @@ class Preprocess:
         h, w = self.size
         if img.shape[:2] == (h, w):
             return img
-        from PIL import Image
 
         return np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
 

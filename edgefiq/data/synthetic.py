@@ -30,8 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from edgefiq.data.align import ARCFACE_TEMPLATE_112
+from edgefiq.data.degrade import DEGRADATIONS, degrade, degraded_name
+from edgefiq.errors import UsageError
+from edgefiq.utils import atomic_write_text
 
 SUPERSAMPLE = 3
 _SKIN_LIGHT = np.array([238, 205, 180], np.float64)
@@ -99,8 +103,6 @@ def _identity(rng: np.random.Generator) -> _Identity:
 
 def _draw_face(ident: _Identity, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Render one image (HxWx3 uint8 at ``size``) and its 5 landmarks in pixel coordinates."""
-    from PIL import Image, ImageDraw
-
     big = size * SUPERSAMPLE
     k = big / 112.0  # canonical 112-unit coordinates -> supersampled pixels
 
@@ -167,8 +169,6 @@ def _draw_face(ident: _Identity, rng: np.random.Generator, size: int) -> tuple[n
 def _pose_and_light(im: Any, rng: np.random.Generator, ident: _Identity, size: int, fill: tuple[int, int, int],
                     landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-image pose, lighting and noise on the supersampled drawing; the image at ``size`` and its landmarks."""
-    from PIL import Image
-
     big = size * SUPERSAMPLE
     k = big / 112.0
     # per-image pose: similarity about the image centre, applied to pixels and landmarks
@@ -215,12 +215,6 @@ def make_synthetic_sample(out_root: str | Path, n_identities: int = 20, per_iden
         >>> make_synthetic_sample("/tmp/synth", n_identities=20, per_identity=6)   # doctest: +SKIP
         PosixPath('/tmp/synth')
     """
-    from PIL import Image
-
-    from edgefiq.data.degrade import DEGRADATIONS, degrade, degraded_name
-    from edgefiq.errors import UsageError
-    from edgefiq.utils import atomic_write_text
-
     if n_identities < 1 or per_identity < 1 or size < 16:
         raise UsageError("make_synthetic_sample needs n_identities >= 1, per_identity >= 1 and size >= 16")
     out = Path(out_root)

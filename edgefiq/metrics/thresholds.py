@@ -36,6 +36,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from edgefiq.metrics.edc import threshold_at_fmr
+
 LEVELS = np.round(np.linspace(0.0, 1.0, 1001), 6)  # quantile levels stored in sidecars and cards
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3)
 
@@ -121,8 +123,6 @@ def discard_thresholds(comparisons: Any, quality: np.ndarray, fmr: float,
         >>> [r["fnmr"] for r in discard_thresholds(c, np.array([0.1, 0.5, 0.9]), 0.5, [0.3])]
         [0.5, 0.0]
     """
-    from edgefiq.metrics.edc import threshold_at_fmr
-
     q = np.asarray(quality, dtype=np.float64)
     gen = comparisons.genuine
     t_cmp = threshold_at_fmr(comparisons.similarity[~gen], fmr)
