@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from edgefiq.errors import DataError, UsageError
+from edgefiq.registry import BACKENDS, suggest
 
 PREFIX = "builtin"
 ROOT_ENV = "EDGEFIQ_BUILTIN_DIR"
@@ -90,8 +91,6 @@ def read_card(name: str) -> dict[str, Any]:
         >>> read_card(default_builtin())["artifacts"][0]["key"]   # doctest: +SKIP
         'onnx-fp32'
     """
-    from edgefiq.registry import suggest
-
     folder = builtin_root() / name
     if not (folder / CARD_JSON).is_file():
         names = builtin_names()
@@ -114,8 +113,7 @@ def is_builtin_spec(spec: str | Path | None) -> bool:
 
 
 def _available(backend: str) -> bool:
-    from edgefiq.registry import BACKENDS  # fills itself from edgefiq.export on first lookup
-
+    # BACKENDS fills itself from edgefiq.export on first lookup
     try:
         return bool(BACKENDS.get(backend)().available())
     except Exception:  # an unknown or broken backend is simply not usable here
@@ -202,7 +200,7 @@ def reference_mismatches(name: str, threads: int = 1) -> dict[str, float | str]:
         >>> reference_mismatches(default_builtin())   # doctest: +SKIP
         {}
     """
-    from edgefiq.runtime.model import load_model
+    from edgefiq.runtime.model import load_model  # cycle: edgefiq.runtime.model imports this module at its top
 
     card = read_card(name)
     ref = card["reference"]

@@ -27,6 +27,7 @@ from edgefiq.data.images import SkipLog, check_on_bad_image, load_or_skip
 from edgefiq.data.pathtext import write_path_text
 from edgefiq.data.readers import list_images, relpaths
 from edgefiq.errors import BackendUnavailableError, UsageError
+from edgefiq.packaged import verify_sha256
 from edgefiq.runtime.gate import SCALE_COLUMN, check_gate, scaled_scores
 from edgefiq.runtime.model import load_model
 from edgefiq.runtime.score import _gate
@@ -58,10 +59,9 @@ def onnx_mtcnn_nets(threads: int | None = None, folder: str | Path | None = None
         >>> nets = onnx_mtcnn_nets(threads=1)   # doctest: +SKIP
     """
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # heavy: loaded only when a detector is made
     except ImportError:
         raise BackendUnavailableError(f"face detection needs onnxruntime: `{_PIP}`") from None
-    from edgefiq.packaged import verify_sha256
 
     root = Path(folder) if folder is not None else MTCNN_ONNX_DIR
     so = ort.SessionOptions()

@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from edgefiq.data.readers import read_labels_csv
 from edgefiq.errors import UsageError
+from edgefiq.metrics.thresholds import accept_mask, score_distribution, threshold_for_fraction, to_0_100
 
 DECISION_COLUMN = "decision"
 SCALE_COLUMN = "quality_0_100"
@@ -69,8 +71,6 @@ def gate_threshold(meta: dict[str, Any], *, threshold: float | None = None, reje
         >>> gate_threshold({}, reject_fraction=0.5, scores=np.array([1.0, 2.0, 3.0]))[0]
         2.0
     """
-    from edgefiq.metrics.thresholds import score_distribution, threshold_for_fraction
-
     check_gate(threshold, reject_fraction, reference)
     if population not in POPULATIONS:
         raise UsageError(f"distribution must be one of {', '.join(POPULATIONS)}, got {population!r}")
@@ -107,8 +107,6 @@ def check_gate(threshold: float | None, reject_fraction: float | None, reference
 
 
 def _read_reference(path: Path) -> np.ndarray:
-    from edgefiq.data.readers import read_labels_csv
-
     return read_labels_csv(path, None)[1]
 
 
@@ -119,8 +117,6 @@ def decisions(scores: np.ndarray, threshold: float) -> list[str]:
         >>> decisions(np.array([0.2, 0.7]), 0.5)
         ['reject', 'accept']
     """
-    from edgefiq.metrics.thresholds import accept_mask
-
     return ["accept" if a else "reject" for a in accept_mask(scores, threshold)]
 
 
@@ -135,8 +131,6 @@ def scaled_scores(meta: dict[str, Any], scores: Any) -> np.ndarray:
         >>> scaled_scores({"extra": {"score_distribution": {"levels": [0, 1], "quantiles": [0.0, 2.0]}}}, [1.0])
         array([50])
     """
-    from edgefiq.metrics.thresholds import to_0_100
-
     dist = sidecar_distribution(meta, "all")
     if not dist:
         raise UsageError("--scale 0-100 maps scores through the validation distribution a model stores in its "

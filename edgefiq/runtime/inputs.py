@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from edgefiq.data.images import load_image, to_rgb_array
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.errors import UsageError
 
@@ -54,8 +55,6 @@ def _reject(x: Any, pp: Preprocess, why: str = "") -> UsageError:
 
 def _one_image(x: Any, pp: Preprocess, sizes: "SizeCheck | None" = None, k: int = 0) -> np.ndarray:
     """One image (path, PIL image or HWC uint8 array) -> a CHW float32 array (its size noted in ``sizes``)."""
-    from edgefiq.data.images import load_image, to_rgb_array
-
     if isinstance(x, (str, Path)) and Path(x).is_dir():
         raise UsageError(f"{x} is a folder; score the images in it with edgefiq.runtime.score_folder(None, "
                          f"{str(x)!r}, 'scores.csv') or `edgefiq score {x} -o scores.csv`")

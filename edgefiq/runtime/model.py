@@ -1,6 +1,6 @@
 """A quality model ready to score images: artifact (or checkpoint) + its preprocessing.
 
-Torch-free for exported artifacts: this module imports only numpy, pillow (lazily, to
+Torch-free for exported artifacts: this module imports only numpy, pillow (to
 decode and resize) and the artifact's one backend runtime (through
 ``edgefiq.runtime.sidecar.load_runner``). Only an edgefiq ``.pt`` checkpoint pulls in torch,
 and only when one is loaded.
@@ -20,9 +20,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from edgefiq.data.align import align_face
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.errors import DataError, UsageError
+from edgefiq.registry import CHECKPOINT_RUNNERS
+from edgefiq.runtime.builtin_models import is_builtin_spec, resolve_builtin
 from edgefiq.runtime.inputs import SizeCheck, check_model_batch, to_model_batch
+from edgefiq.runtime.sidecar import load_runner
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 
@@ -62,8 +66,6 @@ class QualityModel:
     def prepare(self, img: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """HxWx3 uint8 RGB -> one preprocessed CHW float32 array (aligned first if landmarks given)."""
         if landmarks is not None:
-            from edgefiq.data.align import align_face  # numpy + pillow only
-
             img = align_face(img, landmarks, size=tuple(self.preprocess.size))
         # runners take NCHW float32 and convert to their own layout themselves
         return self.preprocess.nchw().array(img)
@@ -145,7 +147,7 @@ class QualityModel:
         """
         if detector is None:
             if self._detector is None:
-                from edgefiq.runtime.detect import onnx_face_detector
+                from edgefiq.runtime.detect import onnx_face_detector  # cycle: runtime.detect imports this module
 
                 self._detector = onnx_face_detector(threads=1)
             detector = self._detector
@@ -171,11 +173,10 @@ class ScoredFace:
 def _checkpoint_model(path: Path, threads: int | None) -> QualityModel:
     """An edgefiq ``.pt`` checkpoint scored with torch (through ``CHECKPOINT_RUNNERS``: the models layer)."""
     try:
-        import torch  # noqa: F401
+        import torch  # noqa: F401  (heavy, optional: only a .pt checkpoint needs it; the runtime is torch-free)
     except ImportError:
         raise UsageError(f"{path}: scoring a .pt checkpoint needs torch; export it (`edgefiq export`) "
                          "to score on a torch-free device") from None
-    from edgefiq.registry import CHECKPOINT_RUNNERS
 
     run, preprocess, meta = CHECKPOINT_RUNNERS.get("edgefiq")(path, threads)
     return QualityModel(path=path, backend="checkpoint", precision="fp32", preprocess=preprocess, runner=run,
@@ -203,16 +204,12 @@ def load_model(path: str | Path | None = None, threads: int | None = None, *,
         >>> qm = load_model("export/student_int8.onnx", threads=2)   # doctest: +SKIP
         >>> qm = load_model()                                         # doctest: +SKIP  (the built-in model)
     """
-    from edgefiq.runtime.builtin_models import is_builtin_spec, resolve_builtin
-
     p = resolve_builtin(path) if is_builtin_spec(path) else Path(path)  # type: ignore[arg-type]
     if not p.exists():
         raise DataError(f"{p}: model file not found")
     if p.suffix in CHECKPOINT_SUFFIXES:
         qm = _checkpoint_model(p, threads)
     else:
-        from edgefiq.runtime.sidecar import load_runner
-
         runner, meta = load_runner(p, threads)
         qm = QualityModel(path=p, backend=meta.backend, precision=meta.precision, preprocess=meta.preprocess,
                           runner=runner, meta=meta.to_dict())

@@ -20,10 +20,15 @@ from typing import Sequence
 
 import numpy as np
 
+from edgefiq.data.align import read_landmarks_tsv
+from edgefiq.data.images import SkipLog, check_on_bad_image, image_info, load_or_skip
 from edgefiq.data.pathtext import write_path_text
-from edgefiq.runtime.gate import SCALE_COLUMN
+from edgefiq.data.readers import list_images, relpaths
+from edgefiq.errors import BadImageError, DataError, UsageError
+from edgefiq.runtime.gate import SCALE_COLUMN, check_gate, decisions, gate_threshold, scaled_scores
 from edgefiq.runtime.inputs import SizeCheck
 from edgefiq.runtime.model import QualityModel, landmarks_for, load_model
+from edgefiq.utils import progress
 
 log = logging.getLogger("edgefiq.score")
 
@@ -47,9 +52,6 @@ def score_paths(model: QualityModel, paths: Sequence[Path], *, relpaths: Sequenc
     Example:
         >>> idx, q = score_paths(load_model("m.onnx"), paths, batch_size=16)   # doctest: +SKIP
     """
-    from edgefiq.data.images import SkipLog, check_on_bad_image, load_or_skip
-    from edgefiq.utils import progress
-
     check_on_bad_image(on_bad_image)
     skips = skips if skips is not None else SkipLog()
     keys = list(relpaths) if relpaths is not None else [str(p) for p in paths]
@@ -144,10 +146,6 @@ def score_folder(model_path: str | Path | None, images: str | Path, out_csv: str
     Example:
         >>> score_folder("student.onnx", "../shared/data/lfw-dev/aligned112", "q.csv")   # doctest: +SKIP
     """
-    from edgefiq.data.images import SkipLog
-    from edgefiq.data.readers import list_images, relpaths
-    from edgefiq.runtime.gate import check_gate, scaled_scores
-
     check_gate(threshold, reject_fraction, reference)
     root = Path(images)
     if root.is_file():
@@ -183,9 +181,6 @@ def require_aligned(paths: Sequence[Path], rels: Sequence[str], marks: dict[str,
     Example:
         >>> require_aligned([Path("raw/a.jpg")], ["a.jpg"], None, (112, 112))   # doctest: +SKIP
     """
-    from edgefiq.data.images import image_info
-    from edgefiq.errors import BadImageError, UsageError
-
     sizes = SizeCheck(size)
     for p, rel in zip(paths, rels):
         if marks is None or rel not in marks:
@@ -206,8 +201,6 @@ def _gate(model: QualityModel, scores: np.ndarray, threshold: float | None, reje
 
     ``unit`` names what the scores are of in the console line (``images``, or ``faces`` for ``--detect``).
     """
-    from edgefiq.runtime.gate import decisions, gate_threshold
-
     gate = gate_threshold(model.meta, threshold=threshold, reject_fraction=reject_fraction, reference=reference,
                           scores=scores, population=population)
     if gate is None:
@@ -220,9 +213,6 @@ def _gate(model: QualityModel, scores: np.ndarray, threshold: float | None, reje
 
 def _landmarks_for_images(landmarks_tsv: str | Path, rels: Sequence[str]) -> dict[str, np.ndarray]:
     """Read the landmarks TSV; error if none of its paths is an image under the folder, warn if some miss."""
-    from edgefiq.data.align import read_landmarks_tsv
-    from edgefiq.errors import DataError
-
     marks = read_landmarks_tsv(landmarks_tsv)
     missing = [r for r in rels if r not in marks]
     if rels and len(missing) == len(rels):

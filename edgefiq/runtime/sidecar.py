@@ -23,6 +23,8 @@ import numpy as np
 from edgefiq import __version__
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.errors import DataError, EdgefiqError, UsageError
+from edgefiq.registry import BACKENDS
+from edgefiq.utils import write_json
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,6 @@ def meta_path(artifact: str | Path) -> Path:
 
 def write_meta(artifact: str | Path, meta: ArtifactMeta) -> Path:
     """Write the sidecar next to ``artifact`` atomically."""
-    from edgefiq.utils import write_json
-
     return write_json(meta_path(artifact), meta.to_dict())
 
 
@@ -127,8 +127,6 @@ def read_preprocess(artifact: str | Path) -> Preprocess | None:
 
 def backend_for_path(path: str | Path) -> str:
     """Name of the backend that produced ``path``, from its sidecar, else from its suffix."""
-    from edgefiq.registry import BACKENDS
-
     p = Path(path)
     if p.suffix == ".json":   # a sidecar (or report) passed instead of its artifact
         art = p.with_name(p.name[: -len(".json")])
@@ -149,8 +147,6 @@ def load_runner(path: str | Path, threads: int | None = None) -> tuple[Runner, A
         >>> run, meta = load_runner("out/student.onnx", threads=1)   # doctest: +SKIP
         >>> scores = run(meta.preprocess.batch(images))               # doctest: +SKIP
     """
-    from edgefiq.registry import BACKENDS
-
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: artifact not found")
