@@ -15,13 +15,17 @@ the freshly built model before the weights are loaded, so nothing is guessed fro
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.errors import DataError
-from edgefiq.registry import CHECKPOINT_RUNNERS
+from edgefiq.registry import CHECKPOINT_RUNNERS, STUDENTS
+from edgefiq.utils import atomic_path
 
 FORMAT = "edgefiq-checkpoint/1"
 
@@ -50,9 +54,8 @@ def save_checkpoint(path: str | Path, model: Any, *, arch: str, arch_kwargs: dic
         >>> save_checkpoint("best.pt", model, arch="mobilenetv3_small_100",   # doctest: +SKIP
         ...                 preprocess=Preprocess(size=(112, 112)))
     """
+    # heavy: torch stays lazy so importing edgefiq.models.checkpoint (e.g. from export.api, the CLI) does not load it
     import torch
-
-    from edgefiq.utils import atomic_path
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "arch": arch, "arch_kwargs": dict(arch_kwargs or {}), "state_dict": state,
@@ -75,9 +78,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     Raises:
         DataError: missing file, not a checkpoint, or contains disallowed (code-carrying) objects.
     """
-    import pickle
-
-    import torch
+    import torch  # heavy: lazy, see save_checkpoint
 
     p = Path(path)
     if not p.is_file():
@@ -104,13 +105,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         >>> ck = load_checkpoint("runs/quickstart/distill/best.pt")   # doctest: +SKIP
         >>> ck.model(torch.zeros(1, 3, *ck.preprocess.size))         # doctest: +SKIP
     """
-    from edgefiq.registry import STUDENTS
-
     payload = read_checkpoint(path)
     model = STUDENTS.get(payload["arch"])(**payload["arch_kwargs"])
     pruning = payload.get("pruning")
     if pruning and pruning.get("structure"):
-        from edgefiq.models.structure import restore_structure
+        from edgefiq.models.structure import restore_structure  # imports torch (see save_checkpoint)
 
         model = restore_structure(model, pruning["structure"])
     model.load_state_dict(payload["state_dict"], strict=True)
@@ -129,8 +128,7 @@ def checkpoint_runner(path: str | Path, threads: int | None = None) -> tuple[Any
     Example:
         >>> run, pp, meta = checkpoint_runner("best.pt", threads=1)   # doctest: +SKIP
     """
-    import numpy as np
-    import torch
+    import torch  # heavy: lazy, see save_checkpoint
 
     if threads:
         torch.set_num_threads(int(threads))

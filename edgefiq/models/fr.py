@@ -24,10 +24,11 @@ from torch import nn
 
 from edgefiq.data.dataset import iter_image_batches
 from edgefiq.data.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
-from edgefiq.errors import DataError, UsageError
+from edgefiq.errors import BackendUnavailableError, DataError, UsageError
 from edgefiq.models import iresnet as _iresnet
 from edgefiq.models.mobilefacenet import MobileFaceNet
 from edgefiq.registry import FR_MODELS
+from edgefiq.runtime.sidecar import read_preprocess
 from edgefiq.utils import sha256_file
 
 
@@ -143,10 +144,8 @@ class OnnxFR(nn.Module):
     def __init__(self, path: Path, preprocess: Preprocess | None = None, threads: int | None = None) -> None:
         super().__init__()
         try:
-            import onnxruntime as ort
+            import onnxruntime as ort  # heavy: onnxruntime only for ONNX FR models
         except ImportError:  # pragma: no cover - onnxruntime is a dependency
-            from edgefiq.errors import BackendUnavailableError
-
             raise BackendUnavailableError("onnxruntime is not installed: pip install onnxruntime") from None
         opts = ort.SessionOptions()
         if threads:
@@ -159,8 +158,6 @@ class OnnxFR(nn.Module):
         self.input_name = inp.name
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
         if preprocess is None:
-            from edgefiq.runtime.sidecar import read_preprocess
-
             preprocess = read_preprocess(path)
         if preprocess is None:
             h, w = (inp.shape[2], inp.shape[3]) if all(isinstance(d, int) for d in inp.shape[2:4]) else (112, 112)
@@ -181,8 +178,6 @@ class OnnxFR(nn.Module):
         else:
             out = self.session.run(None, {self.input_name: arr})[0]
         return torch.from_numpy(np.asarray(out, np.float32).reshape(arr.shape[0], -1))
-
-
 
 
 def flip_sum(fr: nn.Module, x: torch.Tensor, forward: Any = None) -> torch.Tensor:

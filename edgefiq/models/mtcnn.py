@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +25,8 @@ from torch import nn
 
 from edgefiq.data.detect import MTCNN_WEIGHTS, MtcnnNets
 from edgefiq.packaged import packaged_file
+from edgefiq.runtime.detect import onnx_mtcnn_nets
+from edgefiq.utils import atomic_path
 
 
 class PNet(nn.Module):
@@ -166,10 +169,6 @@ def export_mtcnn_onnx(out_dir: str | Path, opset: int = 17) -> dict[str, Path]:
     Example:
         >>> export_mtcnn_onnx("edgefiq/runtime/assets/mtcnn")   # doctest: +SKIP
     """
-    import warnings
-
-    from edgefiq.utils import atomic_path
-
     out = Path(out_dir)
     written: dict[str, Path] = {}
     for name, module in load_mtcnn_modules().items():
@@ -194,8 +193,6 @@ def mtcnn_onnx_parity(folder: str | Path | None = None, seed: int = 0) -> dict[s
         >>> max(mtcnn_onnx_parity().values()) < 1e-4   # doctest: +SKIP
         True
     """
-    from edgefiq.runtime.detect import onnx_mtcnn_nets
-
     rng = np.random.default_rng(seed)
     ours, ref = onnx_mtcnn_nets(threads=1, folder=folder, verify=folder is None), torch_mtcnn_nets()
     inputs = {"pnet": [(1, 3, 61, 83), (2, 3, 30, 30)], "rnet": [(5, 3, 24, 24)], "onet": [(3, 3, 48, 48)]}
