@@ -1,23 +1,10 @@
 """Best-shot selection on synthetic walk-up videos of validation identities -> results/bestshot.{md,json,png}.
 
-Sequences: every raw LFW photo of a validation identity (pairs.txt folds 6-7, never trained on)
-walks up in ``--seeds`` sequences of 40-100 frames at 640x480 (``edgefiq.data.walkup``); a third of
-them have a second person crossing and a third a second and a third. Every person is fed through
-``BestShot`` (the Python API ``edgefiq bestshot`` runs), once per tracker.
-
-Verification (MobileFaceNet, torch): each person's crop from their longest track, chosen by
-- ``bestshot``: the track's best crop;
-- ``first``: the first frame the face was tracked on;
-- ``random``: a random tracked frame;
-- ``oracle``: the tracked frame with the least known degradation (ties: the largest face) among
-  those whose detected landmarks are within 0.1 inter-ocular distances of the true ones;
-against a gallery of one other aligned photo per validation identity (862). Genuine: the
-person's gallery photo; impostors: every other identity's. Reported: mean cosine to the genuine
-gallery photo, and the verification rate at FMR 1e-3 (threshold from the pooled impostors).
-
-Speed: ``run_bestshot`` (the CLI's function, decode included) on ``--speed-videos`` MP4s at 1 and
-2 threads (after one untimed warm-up video), after everything else, with nothing else running
-(the load average is recorded).
+Every raw LFW photo of a validation identity (pairs.txt folds 6-7) walks up in ``--seeds`` 640x480 sequences
+(``edgefiq.data.walkup``, 1-3 people) fed through ``BestShot`` once per tracker. Each person's crop picked by
+``bestshot``, ``first``, ``random`` or ``oracle`` (least known degradation, landmarks within 0.1 IOD) is verified
+with MobileFaceNet against another photo of each validation identity (mean cosine, verification rate at FMR 1e-3,
+pooled impostors). Speed: ``run_bestshot`` (decode included) at 1 and 2 threads, last, with the load average.
 
 Usage:
     python tools/bench_bestshot.py --shared ../shared/data -o results/bestshot
@@ -33,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from edgefiq.data.align import align_face
 from edgefiq.data.readers import identity_of, lfw_fold_identities, list_images, relpaths
@@ -50,6 +38,7 @@ from edgefiq.video.synth import write_walkup_video
 
 STRATEGIES = ("bestshot", "first", "random", "oracle")
 TRACKERS = ("bytetrack", "sort", "iou")
+STAGES = ("decode", "detect", "track", "align", "score")
 
 
 def sequences(raw: Path, val: set[str], seeds: int) -> list[dict]:
@@ -80,9 +69,9 @@ def run_sequence(seq: dict, frames: list, model, tracker: str) -> tuple[dict, li
             continue
         tr = max(mine, key=lambda t: len(t.sightings))
         severity = {f.index: f.people[person].severity for f in frames}
-        # the oracle knows the degradations and where the landmarks really are: a detection whose
-        # landmarks are off by more than 0.1 inter-ocular distances is not a candidate
-        located = [s for s in tr.sightings if landmark_nme(s.landmarks, frames[s.frame].people[person].landmarks) <= 0.1]
+        # the oracle knows the degradations and the true landmarks: detections off by > 0.1 IOD are no candidates
+        located = [s for s in tr.sightings
+                   if landmark_nme(s.landmarks, frames[s.frame].people[person].landmarks) <= 0.1]
         picks = {"first": tr.sightings[0], "random": tr.sightings[int(rng.integers(len(tr.sightings)))],
                  "oracle": min(located or tr.sightings, key=lambda s: (severity[s.frame], -(s.box[2] - s.box[0])))}
         crops = {k: align_face(frames[s.frame].image, s.landmarks, 112) for k, s in picks.items()}
@@ -91,8 +80,8 @@ def run_sequence(seq: dict, frames: list, model, tracker: str) -> tuple[dict, li
         for k in STRATEGIES:
             probes.append({"identity": identity_of(photo), "photo": photo, "strategy": k, "crop": crops[k],
                            "severity": severity[frame_of[k]]})
-    counts = {"id_switches": m.id_switches, "duplicates": m.duplicates, "fragments": m.fragments, "missed": m.missed, "visible": m.visible,
-              "false_tracks": m.false_tracks, "frames": bs.frames, **{f"s_{k}": v for k, v in bs.seconds.items()}}
+    counts = {k: getattr(m, k) for k in ("id_switches", "duplicates", "fragments", "missed", "visible", "false_tracks")}
+    counts.update(frames=bs.frames, **{f"s_{k}": v for k, v in bs.seconds.items()})
     return counts, probes
 
 
@@ -110,8 +99,6 @@ def verification(probes: list[dict], gal: dict[str, Path], fr: Path) -> dict[str
     """Mean genuine cosine and verification rate at FMR 1e-3 per strategy (pooled-impostor threshold)."""
     probes = [p for p in probes if p["identity"] in gal]
     with tempfile.TemporaryDirectory() as tmp:
-        from PIL import Image
-
         paths = []
         for n, p in enumerate(probes):
             paths.append(Path(tmp) / f"{n}.png")
@@ -185,8 +172,8 @@ def markdown(res: dict) -> str:
               "track ms/frame | bestshot verification rate |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, t in res["trackers"].items():
         lines.append(f"| {name} | {t['id_switches']:.3f} | {t['fragments']:.3f} | {t['duplicates']:.2f} | "
-                     f"{t['missed_pct']:.1f}% | "
-                     f"{t['false_tracks']} | {t['track_ms']:.3f} | {t['verification_rate']:.3f} |")
+                     f"{t['missed_pct']:.1f}% | {t['false_tracks']} | {t['track_ms']:.3f} | "
+                     f"{t['verification_rate']:.3f} |")
     lines += ["", "## Speed (640x480, decode included: `run_bestshot`, what `edgefiq bestshot` runs)", "",
               f"{res['speed']['1']['frames']} frames of 2-person videos per setting, after one untimed warm-up "
               "video; no other job running. Last column: the 1-minute load average before each setting, which "
@@ -195,8 +182,7 @@ def markdown(res: dict) -> str:
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for threads, s in res["speed"].items():
         st = s["stages"]
-        lines.append(f"| {threads} | " + " | ".join(f"{st[k]:.2f}" for k in ("decode", "detect", "track", "align",
-                                                                           "score"))
+        lines.append(f"| {threads} | " + " | ".join(f"{st[k]:.2f}" for k in STAGES)
                      + f" | {sum(st.values()):.2f} | {s['fps']} | {s['load_before']:.2f} |")
     return "\n".join(lines) + "\n"
 
@@ -218,10 +204,9 @@ def main() -> None:
     val = lfw_fold_identities(lfw / "pairs.txt", [6, 7])
     seqs = sequences(raw, val, args.seeds)[: args.limit]
     model = load_model(None, threads=1)
-    res: dict = {"command": "python tools/bench_bestshot.py " + " ".join(f"{k} {v}" for k, v in [
-        ("--seeds", args.seeds), ("--speed-videos", args.speed_videos)]), "machine": build_machine(),
-        "model": model.path.name, "n_sequences": len(seqs),
-        "n_photos": len({p for s in seqs for p in s["photos"]}), "trackers": {}}
+    res: dict = {"command": f"python tools/bench_bestshot.py --seeds {args.seeds} --speed-videos {args.speed_videos}",
+                 "machine": build_machine(), "model": model.path.name, "n_sequences": len(seqs),
+                 "n_photos": len({p for s in seqs for p in s["photos"]}), "trackers": {}}
     gal = gallery(lfw / "aligned112", val, {p for s in seqs for p in s["photos"]})
     res["gallery"] = len(gal)
     counts: dict[str, list[dict]] = {t: [] for t in TRACKERS}
@@ -239,9 +224,7 @@ def main() -> None:
         ver = verification(probes[tracker], gal, fr)
         n_frames = sum(c["frames"] for c in counts_t)
         res["trackers"][tracker] = {
-            "id_switches": float(np.mean([c["id_switches"] for c in counts_t])),
-            "fragments": float(np.mean([c["fragments"] for c in counts_t])),
-            "duplicates": float(np.mean([c["duplicates"] for c in counts_t])),
+            **{k: float(np.mean([c[k] for c in counts_t])) for k in ("id_switches", "fragments", "duplicates")},
             "missed_pct": 100.0 * sum(c["missed"] for c in counts_t) / max(sum(c["visible"] for c in counts_t), 1),
             "false_tracks": int(sum(c["false_tracks"] for c in counts_t)),
             "track_ms": 1000.0 * sum(c["s_track"] for c in counts_t) / n_frames,
@@ -254,7 +237,6 @@ def main() -> None:
         sheets = sorted((Path(tmp) / "out1" / "sheets").glob("*.png"))  # the README's picture: the last video
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(sheets[0], args.out.with_name(args.out.name + "_sheet.png"))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out.with_suffix(".json"), res)
     atomic_write_text(args.out.with_suffix(".md"), markdown(res))
     print(markdown(res))

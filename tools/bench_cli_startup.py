@@ -1,16 +1,12 @@
 #!/usr/bin/env python
 """Measure how fast the ``edgefiq`` command starts: wall time and peak memory per invocation.
 
-Runs each command N times in a fresh process (``os.wait4`` gives the child's peak RSS),
-reports the median and the spread, the machine load before and after, and whether torch
-was imported, and writes ``results/cli_startup.md`` and ``.json``. Timings belong here,
-not in unit tests (CONVENTIONS.md); tests only check that ``--help`` does not import torch.
-
-Usage:
-    python tools/bench_cli_startup.py [--runs 15] [--out results/cli_startup]
+Runs each command N times in a fresh process (``os.wait4`` gives the child's peak RSS) and writes the median,
+spread, machine load and whether torch was imported to ``results/cli_startup.{md,json}``. Timings belong
+here, not in unit tests (CONVENTIONS.md); tests only check that ``--help`` does not import torch.
 
 Example:
-    python tools/bench_cli_startup.py --runs 5
+    python tools/bench_cli_startup.py --runs 5      # default 15 runs, --out results/cli_startup
 """
 
 from __future__ import annotations
@@ -20,6 +16,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,8 +60,6 @@ def measure(runs: int) -> dict[str, dict[str, float]]:
 
 def torch_imported() -> bool:
     """True if `edgefiq --help` imports torch (checked in a fresh interpreter)."""
-    import subprocess
-
     r = subprocess.run([sys.executable, "-c", TORCH_CHECK], capture_output=True, text=True, cwd=ROOT)
     return r.stderr.strip().endswith("True")
 

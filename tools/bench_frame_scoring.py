@@ -10,9 +10,9 @@ and the other processes' CPU share recorded. Run it on a quiet machine.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +20,12 @@ import numpy as np
 import edgefiq
 from edgefiq.data.images import load_image
 from edgefiq.data.readers import list_images
+from edgefiq.pipeline.card import build_machine
 from edgefiq.runtime.detect import onnx_face_detector
 from edgefiq.timing import time_callable
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT.parent / "shared" / "data" / "lfw-dev" / "raw_sample"
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def _in_vga(img: np.ndarray) -> np.ndarray:
@@ -42,6 +36,7 @@ def _in_vga(img: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     qm = edgefiq.load_model()
     detector = onnx_face_detector(threads=1)
     photos = [load_image(p) for p in list_images(RAW)]
@@ -66,7 +61,7 @@ def main() -> None:
                      "detect_and_score_p50_ms": round(whole["p50_ms"], 2), "detect_p50_ms": round(detect["p50_ms"], 2),
                      "align_and_score_p50_ms": round(score["p50_ms"], 3),
                      "other_cpu": whole["other_cpu"]})
-    env = {"cpu": _cpu(), "cores": os.cpu_count(), "threads": 1, "model": repr(qm),
+    env = {"cpu": build_machine()["cpu"], "cores": os.cpu_count(), "threads": 1, "model": repr(qm),
            "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()]}
     out = ROOT / "results" / "frame_scoring"
     out.with_suffix(".json").write_text(json.dumps({"environment": env, "rows": rows}, indent=1) + "\n")

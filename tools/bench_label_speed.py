@@ -1,19 +1,14 @@
 """Labelling throughput of ``edgefiq label`` per teacher: images/s, CPU time and the machine's load.
 
-Each configuration runs the real CLI in a subprocess on the same ``--n`` LFW dev images (a
-symlink folder): first a warm-up on 16 images (exports / prunes the ONNX graphs into the
-cache once), then the timed run with ``--no-cache`` (no embedding-cache hits: every FR pass
-is computed). Recorded per row: the CLI's own images/s (labelling loop), the wall time of the
-whole command (start-up and model loading included), the child's CPU seconds per image, and
-``os.getloadavg()`` before and after: numbers measured while other jobs run are contaminated,
-so rerun on a quiet machine before quoting them. ``*-bf16`` rows (``--precision bf16``) also
-record the SRCC of their scores against the fp32 row's (run the fp32 row first); they are
-skipped on CPUs without native bfloat16.
+Each row runs the real CLI in a subprocess on the same ``--n`` LFW dev images (a symlink folder): a warm-up on
+16 images (builds the ONNX graph cache), then the timed run with ``--no-cache`` (every FR pass computed).
+Recorded: the CLI's images/s, the whole command's wall time, the child's CPU ms per image and
+``os.getloadavg()`` before and after (rows measured under load are contaminated: rerun on a quiet machine).
+``*-bf16`` rows (``--precision bf16``, CPUs with native bfloat16 only) also record the SRCC of their scores
+against the fp32 row's (run it first). Outputs results/label_speed.{json,md} (rows merged by key).
 
-Run:
     .venv/bin/python tools/bench_label_speed.py            # all rows, 2000 images
     .venv/bin/python tools/bench_label_speed.py --rows prefiqs-pt prefiqs-pt-torch --n 1000
-Outputs: results/label_speed.json and results/label_speed.md (rows merged by key).
 """
 
 from __future__ import annotations
@@ -28,6 +23,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from edgefiq.data.readers import read_label_map
+from edgefiq.metrics import srcc
+from edgefiq.pipeline.card import build_machine
+from edgefiq.teachers.onnx_graph import native_bf16
+from edgefiq.utils import atomic_write_text, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGEFIQ_SHARED", ROOT.parent / "shared" / "data"))
@@ -47,10 +48,8 @@ ROWS.update({f"{k}-bf16": [*v, "--precision", "bf16"] for k, v in list(ROWS.item
              if k in ("prefiqs-pt", "prefiqs-onnx", "norm-pt", "serfiq-pt")})
 
 
-def image_folder(work: Path, n: int) -> Path:
-    """A folder of symlinks to the first ``n`` LFW dev images (sorted), made once."""
-    src = SHARED / "lfw-dev" / "aligned112"
-    out = work / f"images{n}"
+def image_folder(src: Path, out: Path, n: int) -> Path:
+    """``out``: a folder of symlinks to the first ``n`` images of ``src`` (sorted), made once."""
     if not out.is_dir():
         for p in sorted(src.glob("*/*.jpg"))[:n]:
             (out / p.parent.name).mkdir(parents=True, exist_ok=True)
@@ -72,11 +71,7 @@ def run_cli(args: list[str]) -> tuple[float, float]:
 def measure(key: str, images: Path, work: Path, threads: int) -> dict[str, Any]:
     """Warm-up on 16 images, then the timed ``--no-cache`` run over all of ``images``."""
     common = ["--cache-dir", str(work / "cache"), "--threads", str(threads), "--no-resume"]
-    warm = work / "warm"
-    if not warm.is_dir():
-        for p in sorted(images.glob("*/*.jpg"))[:16]:
-            (warm / p.parent.name).mkdir(parents=True, exist_ok=True)
-            (warm / p.parent.name / p.name).symlink_to(p.resolve())
+    warm = image_folder(images, work / "warm", 16)
     run_cli([str(warm), *ROWS[key], "-o", str(work / f"warm-{key}.csv"), *common])
     out = work / f"{key}.csv"
     load0 = os.getloadavg()
@@ -86,9 +81,6 @@ def measure(key: str, images: Path, work: Path, threads: int) -> dict[str, Any]:
     agreement = None
     fp32_csv = work / f"{key.removesuffix('-bf16')}.csv"
     if key.endswith("-bf16") and fp32_csv.is_file():
-        from edgefiq.data.readers import read_label_map
-        from edgefiq.metrics import srcc
-
         a, b = read_label_map(out), read_label_map(fp32_csv)
         both = sorted(set(a) & set(b))
         agreement = {"vs": key.removesuffix("-bf16"), "n": len(both),
@@ -118,9 +110,6 @@ def render_md(rows: dict[str, Any]) -> str:
                   f"{r['images_per_second']:.1f} | {r['wall_images_per_second']:.1f} | {r['cpu_ms_per_image']:.2f} | "
                   f"{agree} | "
                   f"{r['loadavg_before'][0]:.1f} -> {r['loadavg_after'][0]:.1f} | {r['measured_at']} |")
-    from edgefiq.pipeline.card import build_machine
-    from edgefiq.teachers.onnx_graph import native_bf16
-
     m = build_machine()
     md += ["", f"CPU: {m['cpu']}, {m['cpus']} cores, VNNI {'yes' if m['vnni'] else 'no'}, "
                f"native bfloat16 (OpenVINO) {'yes' if native_bf16() else 'no'}."]
@@ -135,17 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=str(ROOT / "runs" / "label_speed"))
     ap.add_argument("--out", default=str(ROOT / "results" / "label_speed"))
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
-    from edgefiq.utils import atomic_write_text, write_json
-
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    images = image_folder(work, args.n)
+    images = image_folder(SHARED / "lfw-dev" / "aligned112", work / f"images{args.n}", args.n)
     out = Path(args.out)
     prev = out.with_suffix(".json")
     rows = json.loads(prev.read_text())["rows"] if prev.is_file() else {}
-    from edgefiq.teachers.onnx_graph import native_bf16
-
     for key in args.rows:
         if key.endswith("-bf16") and not native_bf16():
             print(f"{key}: skipped (this CPU has no native bfloat16)", flush=True)

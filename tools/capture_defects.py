@@ -22,6 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edgefiq.data.degrade import KINDS, make_degraded_set
+from edgefiq.data.readers import list_images, read_label_map, relpaths, write_labels_csv
+from edgefiq.eval import evaluate
+from edgefiq.eval.report import family_markdown
+from edgefiq.pipeline.recipe import load_recipe
+from edgefiq.pipeline.stages import split_identities
+from edgefiq.runtime.score import score_folder
+from edgefiq.teachers.ensemble import rank01
+from edgefiq.teachers.label import label_images
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 FR = SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt"
@@ -31,10 +41,6 @@ BUILTIN = ("edgefiq-lfw-edge", "edgefiq-lfw")
 
 def validation_sample(n: int, seed: int, dst: Path) -> Path:
     """Symlinks to ``n`` clean crops of the recipe's validation identities under ``dst``."""
-    from edgefiq.data.readers import list_images, relpaths
-    from edgefiq.pipeline.recipe import load_recipe
-    from edgefiq.pipeline.stages import split_identities
-
     recipe = load_recipe(ROOT / "recipes" / "lfw-mobilefacenet.yaml")
     images = Path(recipe.data.images)
     _, val = split_identities(relpaths(list_images(images), images), recipe)
@@ -55,11 +61,6 @@ def validation_sample(n: int, seed: int, dst: Path) -> Path:
 
 def sources(work: Path, deg: Path) -> list[tuple[str, Path]]:
     """``(name, path,quality CSV)`` of every quality source, labelling or scoring what is not there yet."""
-    from edgefiq.data.readers import read_label_map, write_labels_csv
-    from edgefiq.runtime.score import score_folder
-    from edgefiq.teachers.ensemble import rank01
-    from edgefiq.teachers.label import label_images
-
     ens = work / "ensemble.csv"
     if not ens.exists():
         label_images(deg, "ensemble", {"members": MEMBERS, "fr_model": str(FR)}, ens, batch_size=64)
@@ -85,8 +86,6 @@ def sources(work: Path, deg: Path) -> list[tuple[str, Path]]:
 
 def markdown(report: dict, command: str, seconds: float) -> str:
     """The results page: per-family table, each source's worst family against the recipe teacher, overall pAUC."""
-    from edgefiq.eval.report import family_markdown
-
     fams = report["by_degradation"]
     names = list(fams[0]["pauc"])
     def rel(f: dict, s: str) -> float | None:
@@ -119,9 +118,6 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgefiq-capture"))
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "results" / "capture-defects.md")
     args = ap.parse_args()
-    from edgefiq.data.degrade import KINDS, make_degraded_set
-    from edgefiq.eval import evaluate
-
     t0 = time.time()
     src = validation_sample(args.sources, args.seed, args.work / "clean")
     deg = args.work / "degraded"

@@ -2,73 +2,53 @@
 
     python tools/clean_rejection.py RUN_DIR --model builtin:edgefiq-capture-edge   # -> results/clean-rejection.md
 
-The validation images of a finished ``edgefiq run`` (its ``label/val.csv``), split into the clean
-photos and all images (clean and degraded, the data stage's ``index.csv``), are scored with
-``score_folder`` and a ``--reject-fraction`` gate for each model, fraction and stored distribution
-(``--distribution clean|all``); the page gives the share of each set the gate rejects.
+The validation images of a finished ``edgefiq run`` (its ``label/val.csv``), split into the clean photos
+and all images (clean and degraded, the data stage's ``index.csv``), are scored once per model
+(``score_paths``); for each fraction and stored distribution (``--distribution clean|all``) the gate of
+``edgefiq score --reject-fraction`` (``gate_threshold``, ``decisions``) gives the share of each set it rejects.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
+
+from edgefiq.data.readers import kind_index_of, read_label_map
+from edgefiq.pipeline.runner import stage_outputs
+from edgefiq.runtime import load_model
+from edgefiq.runtime.gate import decisions, gate_threshold
+from edgefiq.runtime.score import score_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def link_sets(run_dir: Path, work: Path) -> dict[str, Path]:
-    """``{"clean": folder, "all": folder}`` of symlinks to the run's validation images."""
-    from edgefiq.data.readers import kind_index_of, read_label_map
-    from edgefiq.pipeline.runner import stage_outputs
-
+def validation_sets(run_dir: Path) -> dict[str, list[Path]]:
+    """``{"clean": images, "all": images}``: the run's validation images, clean photos and all of them."""
     images = run_dir / stage_outputs(run_dir, "data")["images"]
     kinds = kind_index_of(images) or {}
     rels = list(read_label_map(run_dir / stage_outputs(run_dir, "label")["val"]))
-    sets = {"clean": [r for r in rels if kinds.get(r, "clean") == "clean"], "all": rels}
-    out = {}
-    for name, members in sets.items():
-        for r in members:
-            dst = work / name / r
-            if not dst.exists():
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                dst.symlink_to((images / r).resolve())
-        out[name] = work / name
-    return out
-
-
-def rejected(csv_path: Path) -> tuple[int, int]:
-    """(rejected, scored) rows of a score CSV with a ``decision`` column."""
-    from edgefiq.data.pathtext import PATH_ENCODING, PATH_ERRORS
-
-    with open(csv_path, newline="", encoding=PATH_ENCODING, errors=PATH_ERRORS) as f:   # any file name, as written
-        rows = list(csv.DictReader(f))
-    return sum(r["decision"] == "reject" for r in rows), len(rows)
+    return {"clean": [images / r for r in rels if kinds.get(r, "clean") == "clean"], "all": [images / r for r in rels]}
 
 
 def main() -> None:
-    from edgefiq.runtime.score import score_folder
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--model", action="append", required=True, help="model spec (repeatable), e.g. builtin:NAME")
     ap.add_argument("--fractions", default="0.05,0.1,0.2")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/edgefiq-clean-rejection"))
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "results" / "clean-rejection.md")
     args = ap.parse_args()
-    sets = link_sets(args.run_dir, args.work)
+    sets = validation_sets(args.run_dir)
     rows = []
     for model in args.model:
+        qm = load_model(model, threads=2)
+        scores = {name: score_paths(qm, paths, desc=f"{model} {name}")[1] for name, paths in sets.items()}
         for fraction in [float(f) for f in args.fractions.split(",")]:
             for population in ("clean", "all"):
                 row = {"model": model, "fraction": fraction, "distribution": population}
-                for name, folder in sets.items():
-                    out = args.work / "scores" / f"{model.replace(':', '_').replace('/', '_')}-{fraction}-{population}-{name}.csv"
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    score_folder(model, folder, out, reject_fraction=fraction, population=population, threads=2)
-                    bad, n = rejected(out)
-                    row[f"rejected_{name}"], row[f"n_{name}"] = bad / n, n
+                for name, s in scores.items():
+                    t, _ = gate_threshold(qm.meta, reject_fraction=fraction, scores=s, population=population)
+                    row[f"rejected_{name}"], row[f"n_{name}"] = decisions(s, t).count("reject") / len(s), len(s)
                 rows.append(row)
     lines = ["# `--reject-fraction` on clean photos and on all images (issue 26)", "",
              f"Reproduce: `python tools/clean_rejection.py RUN {' '.join('--model ' + m for m in args.model)}"

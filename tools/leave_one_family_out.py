@@ -19,6 +19,17 @@ import json
 import time
 from pathlib import Path
 
+from edgefiq.data.degrade import FAMILY
+from edgefiq.data.readers import read_label_map, write_labels_csv
+from edgefiq.distill import distill
+from edgefiq.eval import evaluate
+from edgefiq.eval.report import family_markdown
+from edgefiq.pipeline.recipe import data_fields_for, distill_config, load_recipe
+from edgefiq.pipeline.runner import stage_outputs
+from edgefiq.recipe import apply_overrides
+from edgefiq.runtime import load_model
+from edgefiq.runtime.score import score_paths
+
 ROOT = Path(__file__).resolve().parents[1]
 FR = ROOT.parent / "shared" / "data" / "models" / "mobilefacenet" / "mobilefacenet.pt"
 SHORT = ("optim.epochs=1", "max_steps_per_epoch=150", "optim.warmup_epochs=0.2")
@@ -28,11 +39,6 @@ DECODED = "decoded"   # data.cache_dir under --work: the training images are dec
 def distill_students(recipe: object, run_dir: Path, student: str, families: list[str], sets: list[str],
                      work: Path) -> dict[str, Path]:
     """``{"all" | family: best.pt}``: one short distillation per left-out family, plus one with every family."""
-    from edgefiq.distill import distill
-    from edgefiq.pipeline.recipe import data_fields_for, distill_config
-    from edgefiq.pipeline.runner import stage_outputs
-    from edgefiq.recipe import apply_overrides
-
     data, labels = stage_outputs(run_dir, "data"), stage_outputs(run_dir, "label")
     images = run_dir / data["images"]
     section = next(s for s in recipe.distill.students if s.label == student)  # type: ignore[attr-defined]
@@ -52,10 +58,6 @@ def distill_students(recipe: object, run_dir: Path, student: str, families: list
 
 def score_validation(models: dict[str, Path], images: Path, val: Path, work: Path) -> list[tuple[str, Path]]:
     """``(name, quality CSV)`` of every student on the validation images (each CSV written once)."""
-    from edgefiq.data.readers import read_label_map, write_labels_csv
-    from edgefiq.runtime import load_model
-    from edgefiq.runtime.score import score_paths
-
     rels = list(read_label_map(val))
     out = []
     for fam, ckpt in models.items():
@@ -69,8 +71,6 @@ def score_validation(models: dict[str, Path], images: Path, val: Path, work: Pat
 
 def markdown(report: dict, families: list[str], command: str, minutes: float, sets: list[str]) -> str:
     """The results page: the gap per family, then the full per-family table."""
-    from edgefiq.eval.report import family_markdown
-
     fam = {r["family"]: r["pauc"] for r in report["by_degradation"]}
     lines = ["# Leave one degradation family out of training (issue 26)", "",
              f"Reproduce: `{command}` ({minutes:.0f} min on 2 cores).", "",
@@ -90,11 +90,6 @@ def markdown(report: dict, families: list[str], command: str, minutes: float, se
 
 
 def main() -> None:
-    from edgefiq.data.degrade import FAMILY
-    from edgefiq.eval import evaluate
-    from edgefiq.pipeline.recipe import load_recipe
-    from edgefiq.pipeline.runner import stage_outputs
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run-dir", type=Path, required=True, help="run folder of recipes/lfw-capture.yaml (data, label done)")
     ap.add_argument("--recipe", default=str(ROOT / "recipes" / "lfw-capture.yaml"))

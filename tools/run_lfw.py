@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -86,18 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         "stages": [{"stage": r.name, "status": r.status, "seconds": round(r.seconds, 1)} for r in reports],
         "note": "skipped stages were computed by an earlier invocation in the same run folder; the wall time "
                 "of every stage's last execution is in report.json stage_seconds",
-        "machine": {"cpus": _cpus(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(), "python": platform.python_version()},
     })
     rep = json.loads((out / "report.json").read_text())
     print(f"{out}/report.md: {sum(r['kind'] == 'artifact' for r in rep['rows'])} artifacts, "
           f"all ok: {rep['all_ok']}, wall {wall:.0f} s")
     return 0 if rep["all_ok"] else 1
-
-
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
 
 
 if __name__ == "__main__":
