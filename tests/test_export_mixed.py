@@ -35,6 +35,27 @@ def test_precision_units_are_blocks_of_a_timm_student() -> None:
     assert all(sum(in_units(c, u) for u in units) == 1 for c in convs)
 
 
+def test_every_unit_of_the_face_trunk_names_onnx_nodes(tmp_path) -> None:
+    """face_trunk calls its blocks through ``trunk``, a container that is never called, so the ONNX exporter
+    names them without it (``/conv1/...``): mixed precision must still find each unit's nodes, or accuracy
+    control keeps nothing float (all 23 units 'float' and the int8 SRCC unchanged, as on the capture run)."""
+    import onnx
+
+    from edgefiq.export.onnx import _nodes_in_modules, export_onnx_fp32
+    from edgefiq.registry import STUDENTS
+
+    model = STUDENTS.get("face_trunk")(depth=2).eval()
+    path = export_onnx_fp32(model, torch.zeros(1, 3, 64, 64), tmp_path / "m.onnx", opset=17, slim=False)
+    graph = onnx.load(str(path)).graph
+    units = precision_units(model, skip=[head_module(model)])
+    assert units[0][0].startswith("trunk.conv1")
+    mods = dict(model.named_modules())
+    kept = [u for u in units if not all(isinstance(mods[m], torch.nn.BatchNorm2d) for m in u)]   # BN folds into convs
+    assert len(kept) >= 6 and all(_nodes_in_modules(graph, list(u)) for u in kept)
+    stem = set(_nodes_in_modules(graph, list(units[0])))
+    assert stem and not stem & set(_nodes_in_modules(graph, list(units[-1])))
+
+
 def test_precision_units_group_a_flat_layer_sequence() -> None:
     from edgefiq.registry import STUDENTS
 
@@ -126,9 +147,10 @@ def test_accuracy_control_range_is_checked(bad: float, tmp_path) -> None:
 
 def test_report_rows_show_mixed_precision() -> None:
     """The run report names a mixed int8 artifact's int8 share and explains it once."""
+    from edgefiq.pipeline.records import revive
     from edgefiq.pipeline.report import build_rows, render_markdown
 
-    art = {"name": "s", "target": "onnx", "precision": "int8", "status": "ok", "path": "export/s.onnx",
+    art = {"name": "s", "student": "s", "checkpoint": "distill/s/best.pt", "target": "onnx", "precision": "int8", "status": "ok", "path": "export/s.onnx",
            "parity": {"passed": True, "srcc_vs_fp32": 0.995},
            "mixed_precision": {"units": 17, "int8_units": 2, "float_units": ["net.conv_stem"] * 15}}
     plain = {**art, "precision": "fp32", "mixed_precision": None, "path": "export/s32.onnx"}
@@ -136,7 +158,7 @@ def test_report_rows_show_mixed_precision() -> None:
                "eval": {"rows": [{"source": "s/onnx-int8", "srcc": 0.8}, {"source": "s/onnx-fp32", "srcc": 0.81}]},
                "bench": {"rows": [{"path": "export/s.onnx", "key": "s/onnx-int8", "p50_ms": 0.4},
                                   {"path": "export/s32.onnx", "key": "s/onnx-fp32", "p50_ms": 0.3}]}}
-    rows = build_rows(outputs)
+    rows = build_rows({stage: revive(stage, out) for stage, out in outputs.items()})
     assert rows[0]["precision"] == "int8" and rows[0]["precision_detail"] == "int8 mixed (2/17 blocks int8)"
     assert rows[1]["precision_detail"] == "fp32" and rows[0]["status"] == "ok"
     md = render_markdown({"recipe": "r", "rows": rows, "all_ok": True, "teacher": {"name": "t"}, "data": {},

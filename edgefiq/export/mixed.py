@@ -143,6 +143,28 @@ def in_units(module: str, units: Sequence[str]) -> bool:
     return bool(module) and any(module == u or module.startswith(u + ".") for u in units)
 
 
+def as_scoped(units: Sequence[str], scopes: set[str]) -> list[str]:
+    """``units`` (torch module paths) as a converter's op scopes spell them.
+
+    A converter names an op after the *call* path of its module, so a module reached through a container
+    that is never called itself (``FaceTrunk.trunk``, a plain ``nn.Module`` holding ``conv1``) loses that
+    container's name: ``trunk.conv1.0`` appears as ``conv1.0``. A unit that no scope contains is therefore
+    matched without its leading components, the longest such form that some scope contains.
+
+    Example:
+        >>> as_scoped(["trunk.conv1.0", "head"], {"conv1.0", "features.0.conv", "head"})
+        ['conv1.0', 'head']
+    """
+    def found(u: str) -> bool:
+        return any(s == u or s.startswith(u + ".") for s in scopes)
+
+    out = []
+    for u in units:
+        parts = u.split(".")
+        out.append(next((c for c in (".".join(parts[k:]) for k in range(len(parts))) if found(c)), u))
+    return out
+
+
 def _srcc(a: np.ndarray, b: np.ndarray) -> float:
     """The parity gate's SRCC, with 0 for constant scores (int8 can flatten a score: no ranking left)."""
     from edgefiq.export.parity import _srcc as parity_srcc

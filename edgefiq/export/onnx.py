@@ -102,7 +102,7 @@ def _nodes_in_modules(graph: Any, modules: Any) -> list[str]:
     (onnxruntime's pre-processing inlines HardSwish into ``_inlfunc_*`` nodes) inherit the module
     of the node producing their first input.
     """
-    from edgefiq.export.mixed import in_units, scope_module
+    from edgefiq.export.mixed import as_scoped, in_units, scope_module
 
     if not modules:
         return []
@@ -113,6 +113,7 @@ def _nodes_in_modules(graph: Any, modules: Any) -> list[str]:
         if not mod and n.input and n.input[0] in producer:
             mod = owner.get(producer[n.input[0]].name, "")
         owner[n.name] = mod
+    modules = as_scoped(list(modules), set(owner.values()))
     return [n.name for n in graph.node if in_units(owner[n.name], modules)]
 
 

@@ -96,7 +96,7 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> tuple[Any, 
         head = []
     float_modules = tuple(options.advanced.get("float_modules", ()))
     if float_modules:   # mixed precision (edgefiq.export.mixed): ops named after these torch modules
-        from edgefiq.export.mixed import in_units, scope_module
+        from edgefiq.export.mixed import as_scoped, in_units, scope_module
 
         def module_of(op: Any) -> str:
             # ops renamed by conversion (a conv with its BatchNorm fused is "Multiply_123") belong to
@@ -105,9 +105,9 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> tuple[Any, 
             consumers = [i.get_node() for o in op.outputs() for i in o.get_target_inputs()]
             return mod or next((m for m in (scope_module(c.get_friendly_name()) for c in consumers) if m), "")
 
-        head = head + [op.get_friendly_name() for op in ov_model.get_ordered_ops()
-                       if op.get_type_name() not in ("Constant", "Parameter", "Result")
-                       and in_units(module_of(op), float_modules)]
+        ops = [op for op in ov_model.get_ordered_ops() if op.get_type_name() not in ("Constant", "Parameter", "Result")]
+        float_modules = tuple(as_scoped(float_modules, {module_of(op) for op in ops}))
+        head = head + [op.get_friendly_name() for op in ops if in_units(module_of(op), float_modules)]
     ignored = nncf.IgnoredScope(names=head, validate=False) if head else None
     report = {"overflow_fix": overflow_fix, "float_layers": head, "preset": preset,
               "activation_ranges": estimator or "nncf default"}
@@ -196,7 +196,7 @@ class OpenVinoRunner:
         meta = read_meta_or_none(path)
         self.layout = meta.preprocess.layout if meta else "NCHW"
         # CPU pinning stays at OpenVINO's default: turning it off did not make two identical runs agree
-        # better on a 2-core host (tools/bench_latency.py: 17 of 24 p50 rows within 15% without pinning,
+        # better on a 2-core host (results/bench.md: 17 of 24 p50 rows within 15% without pinning,
         # 10 and 19 of 24 in two runs with it; the disagreements are host noise, not the pinning).
         config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if threads:
