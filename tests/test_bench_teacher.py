@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from edgefiq.pipeline.records import revive
 from edgefiq.pipeline.report import build_rows, render_markdown
 
 
@@ -57,15 +58,16 @@ def _outputs() -> dict:
     arts, bench = [], []
     for model, method, p50 in (("s", "none", 1.0), ("s/structured-0.3", "structured", 2.5), ("s/l1-0.3", "l1", 0.8)):
         path = f"export/{model}/onnx-fp32/a.onnx"
-        arts.append({"name": model, "student": "s", "method": method, "rho": 0.3 if method != "none" else 0.0,
-                     "target": "onnx", "precision": "fp32", "path": path, "parity": {"passed": True}, "status": "ok"})
+        arts.append({"name": model, "student": "s", "checkpoint": f"prune/{model}.pt", "method": method,
+                     "rho": 0.3 if method != "none" else 0.0, "target": "onnx", "precision": "fp32", "path": path, "parity": {"passed": True}, "status": "ok"})
         bench.append({"path": path, "key": f"{model}/onnx-fp32", "threads": 1, "batch": 1, "p50_ms": p50,
                       "status": "ok", "size_bytes": 1000})
     teacher = [{"kind": "teacher", "target": "onnx", "precision": "fp32", "threads": 1, "batch": 1, "p50_ms": 30.0,
                 "passes": 2, "networks": ["fr", "pruned"], "status": "ok"}]
     evals = [{"source": "teacher", "kind": "teacher", "srcc": 1.0}] + [
         {"source": f"{a['name']}/onnx-fp32", "kind": "artifact", "srcc": 0.9} for a in arts]
-    return {"export": {"artifacts": arts}, "bench": {"rows": bench, "teacher": teacher}, "eval": {"rows": evals}}
+    raw = {"export": {"artifacts": arts}, "bench": {"rows": bench, "teacher": teacher}, "eval": {"rows": evals}}
+    return {stage: revive(stage, out) for stage, out in raw.items()}   # the records the report stage receives
 
 
 def test_report_speedup_teacher_row_and_slower_than_parent_flag() -> None:

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def validation_sets(run_dir: Path) -> dict[str, list[Path]]:
     """``{"clean": images, "all": images}``: the run's validation images, clean photos and all of them."""
-    images = run_dir / stage_outputs(run_dir, "data")["images"]
+    images = run_dir / stage_outputs(run_dir, "data").images
     kinds = kind_index_of(images) or {}
-    rels = list(read_label_map(run_dir / stage_outputs(run_dir, "label")["val"]))
+    rels = list(read_label_map(run_dir / stage_outputs(run_dir, "label").val))
     return {"clean": [images / r for r in rels if kinds.get(r, "clean") == "clean"], "all": [images / r for r in rels]}
 
 

@@ -40,12 +40,12 @@ def distill_students(recipe: object, run_dir: Path, student: str, families: list
                      work: Path) -> dict[str, Path]:
     """``{"all" | family: best.pt}``: one short distillation per left-out family, plus one with every family."""
     data, labels = stage_outputs(run_dir, "data"), stage_outputs(run_dir, "label")
-    images = run_dir / data["images"]
+    images = run_dir / data.images
     section = next(s for s in recipe.distill.students if s.label == student)  # type: ignore[attr-defined]
     out = {}
     for fam in ["all", *families]:
-        fields = data_fields_for(images=str(images), train_labels=str(run_dir / labels["train"]),
-                                 val_labels=str(run_dir / labels["val"]), index=str(images / "index.csv"))
+        fields = data_fields_for(images=str(images), train_labels=str(run_dir / labels.train),
+                                 val_labels=str(run_dir / labels.val), index=str(images / "index.csv"))
         fields["data"]["leave_out"] = [] if fam == "all" else [fam]
         fields["data"]["cache_dir"] = str(work / DECODED)
         cfg = apply_overrides(distill_config(recipe, section, data=fields), [*SHORT, *sets])  # type: ignore[arg-type]
@@ -104,8 +104,8 @@ def main() -> None:
     t0 = time.time()
     recipe = load_recipe(args.recipe, dict(v.split("=", 1) for v in args.variables))
     models = distill_students(recipe, args.run_dir, args.student, args.families, args.sets, args.work)
-    images = args.run_dir / stage_outputs(args.run_dir, "data")["images"]
-    val = args.run_dir / stage_outputs(args.run_dir, "label")["val"]
+    images = args.run_dir / stage_outputs(args.run_dir, "data").images
+    val = args.run_dir / stage_outputs(args.run_dir, "label").val
     index = images / "index.csv"
     report = evaluate(images, qualities=[("teacher", val), *score_validation(models, images, val, args.work)],
                       identities_from_folders=True, fr_model=FR, random_baseline=True, fmrs=(1e-3,),

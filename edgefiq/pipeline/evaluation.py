@@ -22,31 +22,30 @@ import numpy as np
 from edgefiq.data.split import identity_subset
 from edgefiq.eval.sources import EvalSet, QualitySource
 from edgefiq.pipeline.recipe import EvalSection, RunRecipe
-from edgefiq.pipeline.records import row_key, score_file
+from edgefiq.pipeline.records import EvalOutput, EvalRow, FamilyRow, score_file
 from edgefiq.pipeline.runner import StageContext
 
 log = logging.getLogger("edgefiq.pipeline")
 
 
-def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
+def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> EvalOutput:
     """Evaluate every exported artifact + teacher + random on the validation identities.
 
     Returns:
-        ``{"rows": [...], "fr_model": str, "n_images": int, "n_genuine": int, "n_impostor": int,
-        "curves": run-relative path of curves.json}``; a row has ``source, kind, srcc, plcc``,
-        ``pauc@<fmr>`` per FMR and ``thresholds`` (``edgefiq.metrics.thresholds.discard_thresholds``
-        at every FMR).
+        the stage's record: one :class:`EvalRow` per source (SRCC/PLCC vs the teacher, pAUC and
+        ``thresholds``, ``edgefiq.metrics.thresholds.discard_thresholds``, at every FMR), the
+        per-family table, the protocol and the run-relative path of ``curves.json``.
 
     Example:
-        >>> evaluate_artifacts(ctx, recipe)["rows"][0]["source"]   # doctest: +SKIP
+        >>> evaluate_artifacts(ctx, recipe).rows[0].source   # doctest: +SKIP
         'teacher'
     """
     from edgefiq.data.readers import identity_of, kind_index_of, read_labels_csv, source_index_of
     from edgefiq.utils import write_json
 
     ev = recipe.eval
-    images = ctx.path(ctx.outputs["data"]["images"])
-    label_paths, teacher_q = read_labels_csv(ctx.path(ctx.outputs["label"]["val"]), None)
+    images = ctx.path(ctx.outputs["data"].images)
+    label_paths, teacher_q = read_labels_csv(ctx.path(ctx.outputs["label"].val), None)
     rels = [p.as_posix() for p in label_paths]
     if ev.max_images and len(rels) > ev.max_images:
         keep = identity_subset(rels, ev.max_images, recipe.seed)
@@ -71,13 +70,10 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
         ({"source": "random", "kind": "baseline"}, np.random.default_rng(recipe.seed).random(len(paths))),
     ]
     cache = _ImageCache(paths)
-    for art in ctx.outputs["export"]["artifacts"]:
-        if not art.get("path"):
-            continue
-        scores = score_artifact(ctx.path(art["path"]), cache, ev.batch_size)
-        key = row_key(art)
-        _write_scores(ctx.stage_dir / "scores" / score_file(key), rels, scores)
-        sources.append(({"source": key, "kind": "artifact", "path": art["path"]}, scores))
+    for art in ctx.outputs["export"].written:
+        scores = score_artifact(ctx.path(art.path), cache, ev.batch_size)
+        _write_scores(ctx.stage_dir / "scores" / score_file(art.key), rels, scores)
+        sources.append(({"source": art.key, "kind": "artifact", "path": art.path}, scores))
 
     rows, curves = source_rows(sources, es, ev)
     kinds = kind_index_of(images) if es.comparisons is not None else None
@@ -86,9 +82,10 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
     write_json(ctx.stage_dir / "curves.json", curves)
     write_json(ctx.stage_dir / "eval.json", {"rows": rows, "fr_model": fr_desc, "protocol": protocol,
                                              "by_degradation": by_degradation})
-    return {"rows": rows, "by_degradation": by_degradation, "fr_model": fr_desc, "protocol": protocol,
-            "n_images": len(paths), "n_identities": len(set(ids)), "n_genuine": es.n_genuine,
-            "n_impostor": es.n_impostor, "curves": ctx.rel(ctx.stage_dir / "curves.json")}
+    return EvalOutput([EvalRow.from_json(r) for r in rows],
+                      [FamilyRow.from_json(r) for r in by_degradation] if by_degradation else None,
+                      fr_desc, protocol, n_images=len(paths), n_identities=len(set(ids)), n_genuine=es.n_genuine,
+                      n_impostor=es.n_impostor, curves=ctx.rel(ctx.stage_dir / "curves.json"))
 
 
 def family_rows(es: EvalSet, sources: list[tuple[dict[str, Any], np.ndarray]], kinds: dict[str, str],
@@ -217,10 +214,6 @@ def score_artifact(path: Path, cache: _ImageCache, batch_size: int = 64) -> np.n
     for k in range(0, len(imgs), batch_size):
         out.append(np.asarray(runner(pre.batch(imgs[k:k + batch_size])), dtype=np.float64).reshape(-1))
     return np.concatenate(out)
-
-
-# the benchmarks' earlier name (tools/bench_distill.py runs may still import it)
-_identity_subset = identity_subset
 
 
 def _write_scores(path: Path, rels: list[str], scores: np.ndarray) -> None:

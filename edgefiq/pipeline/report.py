@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from edgefiq.pipeline.recipe import RunRecipe
-from edgefiq.pipeline.records import row_key
-from edgefiq.pipeline.runner import STATE_FILE, StageContext
+from edgefiq.pipeline.records import (ArtifactRecord, BenchOutput, BenchRecord, EvalOutput, EvalRow, ExportOutput,
+                                      ModelsOutput, ReportOutput, row_key)
+from edgefiq.pipeline.runner import StageContext
 from edgefiq.utils import atomic_write_text, save_figure, write_json
 
 log = logging.getLogger("edgefiq.pipeline")
@@ -37,23 +38,22 @@ def write_report(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
     """
     rows = build_rows(ctx.outputs, ctx.run_dir)
     fmrs = [f"{f:g}" for f in recipe.eval.fmr] if recipe.eval.edc else []
-    data = ctx.outputs.get("data", {})
-    ev = ctx.outputs.get("eval", {})
-    state = _read_state(ctx.run_dir)
+    data, ev = ctx.outputs.get("data"), ctx.outputs.get("eval") or EvalOutput()
+    label, distill = ctx.outputs.get("label"), ctx.outputs.get("distill") or ModelsOutput()
     summary = {
         "recipe": recipe.name,
-        "synthetic": bool(data.get("synthetic")),
-        "teacher": ctx.outputs.get("label", {}).get("teacher"),
-        "fr_model": ev.get("fr_model"),
-        "data": {k: data.get(k) for k in ("n_images", "n_identities", "n_train", "n_val")},
-        "eval": {k: ev.get(k) for k in ("n_images", "n_identities", "n_genuine", "n_impostor", "protocol")},
+        "synthetic": bool(data and data.synthetic),
+        "teacher": label.teacher.to_json() if label else None,
+        "fr_model": ev.fr_model,
+        "data": {k: getattr(data, k, None) for k in ("n_images", "n_identities", "n_train", "n_val")},
+        "eval": {k: getattr(ev, k) for k in ("n_images", "n_identities", "n_genuine", "n_impostor", "protocol")},
         "fmr": list(recipe.eval.fmr),
         "discard_limit": recipe.eval.discard_limit,
         "convention": recipe.eval.convention,
-        "stage_seconds": {n: s.get("seconds") for n, s in state.get("stages", {}).items() if "seconds" in s},
-        "distill": {k: v.get("metrics") for k, v in ctx.outputs.get("distill", {}).items()},
+        "stage_seconds": ctx.seconds,
+        "distill": {k: m.metrics for k, m in distill.models.items()},
         "rows": rows,
-        "by_degradation": ev.get("by_degradation"),
+        "by_degradation": [f.to_json() for f in ev.by_degradation] if ev.by_degradation else None,
         "all_ok": all(r["status"] == "ok" for r in rows if r["kind"] == "artifact"),
         "slower_than_parent": [f"{row_key(r)} ({r['vs_parent']:.2f}x its parent)"
                                for r in rows if r.get("slower_than_parent")],
@@ -61,45 +61,38 @@ def write_report(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
     write_json(ctx.run_dir / "report.json", summary)
     plots = make_plots(ctx, rows, fmrs)
     atomic_write_text(ctx.run_dir / "report.md", render_markdown(summary, fmrs, [ctx.rel(p) for p in plots]))
-    return {"report_md": "report.md", "report_json": "report.json", "plots": [ctx.rel(p) for p in plots],
-            "all_ok": summary["all_ok"],
-            "n_failed": sum(r["status"] != "ok" for r in rows if r["kind"] == "artifact")}
+    return ReportOutput("report.md", "report.json", [ctx.rel(p) for p in plots], summary["all_ok"],
+                        sum(r["status"] != "ok" for r in rows if r["kind"] == "artifact"))
 
 
-def _read_state(run_dir: Path) -> dict[str, Any]:
-    p = run_dir / STATE_FILE
-    return json.loads(p.read_text()) if p.is_file() else {}
-
-
-def build_rows(outputs: dict[str, dict[str, Any]], run_dir: Path | None = None) -> list[dict[str, Any]]:
-    """Merge export (what/parity), eval (SRCC, pAUC) and bench (latency) into report rows."""
-    eval_rows = {r["source"]: r for r in outputs.get("eval", {}).get("rows", [])}
-    bench = _bench_by_key(outputs.get("bench", {}).get("rows", []))
+def build_rows(outputs: Mapping[str, Any], run_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Merge the records of export (what, parity), eval (SRCC, pAUC) and bench (latency) into report rows,
+    joined by artifact key."""
+    ev, bench_out = outputs.get("eval") or EvalOutput(), outputs.get("bench") or BenchOutput()
+    eval_rows = {r.source: r for r in ev.rows}
+    bench = {b.key: b for b in bench_out.rows if b.threads == 1 and b.batch == 1}
     rows: list[dict[str, Any]] = []
     for src in ("teacher", "random"):
         if src in eval_rows:
             e = eval_rows[src]
-            rows.append({"model": src, "kind": e["kind"], **_metrics(e), "status": "ok"})
+            rows.append({"model": src, "kind": e.kind, **e.metrics(), "status": "ok"})
     teacher_p50 = {}
-    for t in outputs.get("bench", {}).get("teacher", []):
-        if t.get("threads", 1) == 1 and t.get("batch", 1) == 1:
-            rows.append({"model": "teacher", "kind": "teacher", "target": t["target"], "precision": t["precision"],
-                         "p50_ms": t.get("p50_ms"), "note": f"{t.get('passes')} network passes: "
-                         + ", ".join(t.get("networks", [])), "status": "ok" if t["status"] == "ok"
-                         else f"failed: {t.get('reason')}"})
-            teacher_p50[t["target"]] = t.get("p50_ms")
-    for art in outputs.get("export", {}).get("artifacts", []):
-        key = row_key(art)
-        e = eval_rows.get(key, {})
-        b = bench.get(key, {})
-        row = {"model": art["name"], "kind": "artifact", "student": art.get("student"), "method": art.get("method"),
-               "rho": art.get("rho"), "target": art["target"], "precision": art["precision"],
-               "precision_detail": _precision(art), "mixed_precision": art.get("mixed_precision"),
-               "path": art.get("path"), "size_bytes": b.get("size_bytes") or _size(art.get("path"), run_dir),
-               "p50_ms": b.get("p50_ms"), "bench_status": b.get("status"), **_metrics(e),
-               "parity": parity_summary(art.get("parity") or {}), "parity_detail": art.get("parity") or {}}
+    for t in bench_out.teacher:
+        if t.threads == 1 and t.batch == 1:
+            rows.append({"model": "teacher", "kind": "teacher", "target": t.target, "precision": t.precision,
+                         "p50_ms": t.p50_ms, "note": f"{t.passes} network passes: " + ", ".join(t.networks),
+                         "status": "ok" if t.status == "ok" else f"failed: {t.reason}"})
+            teacher_p50[t.target] = t.p50_ms
+    for art in (outputs.get("export") or ExportOutput()).artifacts:
+        e, b = eval_rows.get(art.key), bench.get(art.key)
+        row = {"model": art.name, "kind": "artifact", "student": art.student, "method": art.method,
+               "rho": art.rho, "target": art.target, "precision": art.precision,
+               "precision_detail": _precision(art), "mixed_precision": art.mixed_precision,
+               "path": art.path, "size_bytes": (b and b.size_bytes) or _size(art.path, run_dir),
+               "p50_ms": b.p50_ms if b else None, "bench_status": b.status if b else None,
+               **(e.metrics() if e else {}), "parity": parity_summary(art.parity), "parity_detail": art.parity}
         row["status"] = _status(art, e, b)
-        tp = teacher_p50.get(art["target"])
+        tp = teacher_p50.get(art.target)
         row["teacher_p50_ms"] = tp
         row["speedup"] = tp / row["p50_ms"] if tp and row.get("p50_ms") else None
         rows.append(row)
@@ -130,27 +123,23 @@ def flag_slower_than_parent(rows: list[dict[str, Any]]) -> None:
             r["slower_than_parent"] = r["vs_parent"] > 1.0
 
 
-def _precision(art: dict[str, Any]) -> str:
+def _precision(art: ArtifactRecord) -> str:
     """``int8``, or ``int8 mixed (2/17 blocks int8)`` when accuracy control kept blocks in float."""
-    mixed = art.get("mixed_precision")
+    mixed = art.mixed_precision
     if not mixed or not mixed.get("float_units"):
-        return str(art["precision"])
-    return f"{art['precision']} mixed ({mixed['int8_units']}/{mixed['units']} blocks int8)"
+        return art.precision
+    return f"{art.precision} mixed ({mixed['int8_units']}/{mixed['units']} blocks int8)"
 
 
-def _metrics(e: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in e.items() if k in ("srcc", "plcc") or k.startswith("pauc@")}
-
-
-def _status(art: dict[str, Any], e: dict[str, Any], b: dict[str, Any]) -> str:
-    if art.get("status") != "ok":
-        return str(art.get("status"))
-    if not e or e.get("srcc") is None:
+def _status(art: ArtifactRecord, e: EvalRow | None, b: BenchRecord | None) -> str:
+    if art.status != "ok":
+        return art.status
+    if e is None or e.srcc is None:
         return "failed: not evaluated"
-    if b and b.get("status") not in (None, "ok"):
-        return f"failed: bench {b.get('status')}"
-    if not b:
+    if b is None:
         return "failed: not benchmarked"
+    if b.status != "ok":
+        return f"failed: bench {b.status}"
     return "ok"
 
 
@@ -162,17 +151,6 @@ def _size(path: str | None, run_dir: Path | None) -> int | None:
     from edgefiq.runtime.sidecar import backend_for_path
 
     return artifact_size_bytes(run_dir / path, backend_for_path(run_dir / path))
-
-
-def _bench_by_key(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The 1-thread, batch-1 bench row of each artifact, by artifact key (the bench stage records it)."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        if r.get("threads", 1) == 1 and r.get("batch", 1) == 1 and r.get("key"):
-            mb = r.get("size_mb")
-            out[r["key"]] = {"p50_ms": r.get("p50_ms"), "status": r.get("status", "ok"),
-                             "size_bytes": r.get("size_bytes") or (round(mb * 1e6) if isinstance(mb, (int, float)) else None)}
-    return out
 
 
 def parity_summary(parity: dict[str, Any]) -> str:
@@ -327,13 +305,14 @@ def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -
     out: list[Path] = []
     pdir = ctx.run_dir / "plots"
     pdir.mkdir(parents=True, exist_ok=True)
-    curves_rel = ctx.outputs.get("eval", {}).get("curves")
+    ev, label, data = ctx.outputs.get("eval") or EvalOutput(), ctx.outputs.get("label"), ctx.outputs.get("data")
+    curves_rel = ev.curves
     curves = json.loads(ctx.path(curves_rel).read_text()) if curves_rel and ctx.path(curves_rel).is_file() else {}
     arts = [r for r in rows if r["kind"] == "artifact" and r.get("srcc") is not None]
     first_target = arts[0]["target"] if arts else None
     show = {"teacher", "random"} | {row_key(r) for r in arts
                                      if r["precision"] == "fp32" and r["target"] == first_target}
-    syn = " (synthetic data)" if ctx.outputs.get("data", {}).get("synthetic") else ""
+    syn = " (synthetic data)" if data and data.synthetic else ""
     for fmr in fmrs:
         cs = curves.get(fmr, {})
         if not cs:
@@ -345,7 +324,7 @@ def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -
                         ls="--" if name == "random" else "-")
         ax.set_xlabel("fraction of comparisons discarded (lowest quality first)")
         ax.set_ylabel(f"FNMR at FMR {fmr}")
-        ax.set_title(f"EDC, {ctx.outputs.get('label', {}).get('teacher', {}).get('name')} teacher{syn}")
+        ax.set_title(f"EDC, {label.teacher.name if label else None} teacher{syn}")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         p = pdir / f"edc_fmr{fmr}.png"
@@ -353,7 +332,7 @@ def make_plots(ctx: StageContext, rows: list[dict[str, Any]], fmrs: list[str]) -
     lat = [r for r in arts if isinstance(r.get("p50_ms"), (int, float)) and isinstance(r.get("srcc"), (int, float))]
     if lat:
         out.append(save_figure(_latency_figure(plt, lat, teacher_rows(rows), syn), pdir / "latency_vs_srcc.png"))
-    families = ctx.outputs.get("eval", {}).get("by_degradation")
+    families = [f.to_json() for f in ev.by_degradation] if ev.by_degradation else None
     if lat and families and fmrs:
         fig = _frontier_figure(plt, lat, families, fmrs[0], syn)
         if fig is not None:

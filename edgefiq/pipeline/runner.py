@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from edgefiq.errors import DataError, UsageError
+from edgefiq.pipeline.records import Record, ReportOutput, revive
 from edgefiq.registry import suggest
 from edgefiq.utils import sha256_file, write_json
 
@@ -50,15 +51,18 @@ class StageContext:
         run_dir: the run folder.
         stage_dir: ``run_dir / name``, the stage's own output folder (created).
         name: stage name.
-        outputs: recorded outputs of every earlier stage, ``{stage: {key: value}}``.
+        outputs: what every earlier stage returned, by stage name: its record
+            (``edgefiq.pipeline.records``) when the stage declares one, else its mapping.
         resume: True when an earlier attempt with the same key was interrupted.
+        seconds: wall time of every stage recorded in the run so far, by name (for the report).
     """
 
     run_dir: Path
     stage_dir: Path
     name: str
-    outputs: dict[str, dict[str, Any]]
+    outputs: dict[str, Any]
     resume: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def path(self, rel: str | Path) -> Path:
         """Absolute path of a run-relative output path."""
@@ -75,8 +79,9 @@ class Stage:
 
     Attributes:
         name: unique stage name.
-        fn: ``fn(ctx) -> dict`` of JSON-able outputs; values that are run-relative paths
-            (strings naming existing files/folders under the run folder) are fingerprinted.
+        fn: ``fn(ctx) -> record`` (an instance of ``record``) or, without one, a JSON-able mapping;
+            values that are run-relative paths (strings naming existing files/folders under the run
+            folder) are fingerprinted.
         config: the configuration that determines the stage's result.
         depends: names of earlier stages whose outputs it consumes (default: all earlier).
         inputs: external files/folders it reads (fingerprinted into the key).
@@ -84,14 +89,21 @@ class Stage:
             (e.g. refused exports). With failures the stage is recorded ``incomplete``, not
             ``done``: later stages still get its outputs, and the next run calls it again with
             ``resume=True`` (keeping its folder, so what succeeded can be reused).
+        record: the ``edgefiq.pipeline.records.Record`` type ``fn`` returns; state.json stores its
+            ``to_json()`` and later stages get it back through ``from_json``.
     """
 
     name: str
-    fn: Callable[[StageContext], dict[str, Any]]
+    fn: Callable[[StageContext], Any]
     config: Any = None
     depends: tuple[str, ...] | None = None
     inputs: tuple[str | Path, ...] = ()
-    failures: Callable[[dict[str, Any]], int] | None = None
+    failures: Callable[[Any], int] | None = None
+    record: type[Record] | None = None
+
+    def revive(self, data: dict[str, Any]) -> Any:
+        """This stage's output from its JSON form in state.json."""
+        return self.record.from_json(data) if self.record is not None else data
 
 
 @dataclass
@@ -101,7 +113,7 @@ class StageReport:
     name: str
     status: str  # "ran", "resumed", "skipped", "not selected"
     seconds: float = 0.0
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: Any = field(default_factory=dict)   # the stage's record, or its mapping (``Stage.record``)
     failed: int = 0  # items that failed inside the stage (``Stage.failures``)
 
 
@@ -215,7 +227,8 @@ class Engine:
         state = self.load_state()
         state.setdefault("stages", {})
         reports: list[StageReport] = []
-        outputs = {n: rec.get("outputs", {}) for n, rec in state["stages"].items() if rec.get("status") in FINISHED}
+        outputs = {s.name: s.revive(state["stages"][s.name].get("outputs", {})) for s in self.stages
+                   if state["stages"].get(s.name, {}).get("status") in FINISHED}
         for stage in self.stages:
             rec = state["stages"].get(stage.name, {})
             if stage.name not in selected:
@@ -223,14 +236,14 @@ class Engine:
                     if rec.get("status") not in FINISHED:
                         raise UsageError(f"stage {stage.name!r} has not completed in {self.run_dir}; "
                                          f"run without --only/--from first")
-                reports.append(StageReport(stage.name, "not selected", outputs=outputs.get(stage.name, {}),
+                reports.append(StageReport(stage.name, "not selected", outputs=outputs.get(stage.name),
                                            failed=int(rec.get("failed", 0))))
                 continue
             key = self.stage_key(stage, state)
             if (stage.name not in forced and rec.get("status") == "done" and rec.get("key") == key
                     and self._outputs_fingerprint(rec.get("outputs", {})) == rec.get("output_fingerprint")):
                 log.info("[%s] unchanged: skipped", stage.name)
-                reports.append(StageReport(stage.name, "skipped", outputs=rec.get("outputs", {})))
+                reports.append(StageReport(stage.name, "skipped", outputs=outputs.get(stage.name)))
                 continue
             resume = rec.get("status") in ("running", INCOMPLETE) and rec.get("key") == key and stage.name not in forced
             stage_dir = self.run_dir / stage.name
@@ -242,13 +255,15 @@ class Engine:
             log.info("[%s] %s", stage.name, "resuming" if resume else "running")
             t0 = time.perf_counter()
             ctx = StageContext(run_dir=self.run_dir, stage_dir=stage_dir, name=stage.name,
-                               outputs=dict(outputs), resume=resume)
+                               outputs=dict(outputs), resume=resume,
+                               seconds={n: r["seconds"] for n, r in state["stages"].items() if "seconds" in r})
             out = stage.fn(ctx) or {}
             dt = time.perf_counter() - t0
             failed = int(stage.failures(out)) if stage.failures is not None else 0
-            state["stages"][stage.name] = {"status": INCOMPLETE if failed else "done", "key": key, "outputs": out,
+            stored = out.to_json() if isinstance(out, Record) else out
+            state["stages"][stage.name] = {"status": INCOMPLETE if failed else "done", "key": key, "outputs": stored,
                                            "seconds": round(dt, 3), "failed": failed,
-                                           "output_fingerprint": self._outputs_fingerprint(out),
+                                           "output_fingerprint": self._outputs_fingerprint(stored),
                                            "finished": time.time()}
             self._save(state)
             outputs[stage.name] = out
@@ -291,20 +306,21 @@ def run_recipe(recipe: Any, run_dir: str | Path | None = None, *, only: str | No
     return Engine(out, build_stages(recipe)).run(only=only, start=start)
 
 
-def stage_outputs(run_dir: str | Path, stage: str) -> dict[str, Any]:
-    """The recorded outputs of a finished ``stage`` of the run in ``run_dir`` (paths relative to it).
+def stage_outputs(run_dir: str | Path, stage: str) -> Any:
+    """The record (``edgefiq.pipeline.records``) of a finished ``stage`` of the run in ``run_dir``
+    (paths relative to it).
 
     Raises:
         DataError: the run has no finished ``stage``.
 
     Example:
-        >>> stage_outputs("runs/lfw-capture", "label")["val"]   # doctest: +SKIP
-        'label/labels_val.csv'
+        >>> stage_outputs("runs/lfw-capture", "label").val   # doctest: +SKIP
+        'label/val.csv'
     """
     rec = Engine(run_dir, []).load_state()["stages"].get(stage, {})
     if rec.get("status") != "done":
         raise DataError(f"{run_dir}: stage {stage!r} has not finished (run `edgefiq run RECIPE -o {run_dir}`)")
-    return rec["outputs"]
+    return revive(stage, rec["outputs"])
 
 
 def failed_rows(reports: list[StageReport]) -> int:
@@ -313,12 +329,13 @@ def failed_rows(reports: list[StageReport]) -> int:
     ``edgefiq run`` exits non-zero when this is positive (the report is written all the same).
 
     Example:
-        >>> failed_rows([StageReport("report", "ran", outputs={"n_failed": 2})])
+        >>> from edgefiq.pipeline.records import ReportOutput
+        >>> failed_rows([StageReport("report", "ran", outputs=ReportOutput("report.md", "report.json", n_failed=2))])
         2
     """
-    rep = next((r for r in reports if r.name == "report" and r.outputs), None)
-    if rep is not None and "n_failed" in rep.outputs:
-        return int(rep.outputs["n_failed"])
+    rep = next((r for r in reports if r.name == "report" and isinstance(r.outputs, ReportOutput)), None)
+    if rep is not None:
+        return rep.outputs.n_failed
     return sum(r.failed for r in reports)
 
 

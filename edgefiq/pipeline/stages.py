@@ -11,7 +11,7 @@
     bench   ``edgefiq.bench.benchmark``                  latency of every artifact
     report  ``edgefiq.pipeline.report.write_report``
 
-Stage outputs are JSON mappings; paths in them are relative to the run folder.
+Each stage returns its record (``edgefiq.pipeline.records``); paths in them are relative to the run folder.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from typing import Any
 from edgefiq.data.readers import write_label_subsets
 from edgefiq.errors import DataError, EdgefiqError, UsageError
 from edgefiq.pipeline.recipe import RunRecipe, distill_config, option_kwargs, stage_config
-from edgefiq.pipeline.records import row_key, variant
+from edgefiq.pipeline.records import (ArtifactRecord, BenchOutput, BenchRecord, DataOutput, EvalOutput, ExportOutput,
+                                      LabelOutput, ModelRecord, ModelsOutput, ReportOutput, TeacherBenchRecord,
+                                      TeacherRef, variant)
 from edgefiq.pipeline.runner import Stage, StageContext
 from edgefiq.recipe import to_dict
 
@@ -37,7 +39,7 @@ MIN_VERIFY = 16  # the export's int8 parity gate ranks at least this many images
 def data_stage(recipe: RunRecipe) -> Any:
     """Build the data stage: the images (synthetic or real), degraded copies and the split."""
 
-    def run(ctx: StageContext) -> dict[str, Any]:
+    def run(ctx: StageContext) -> DataOutput:
         from edgefiq.data.degrade import make_degraded_set
 
         synthetic = recipe.synthetic is not None
@@ -67,15 +69,14 @@ def data_stage(recipe: RunRecipe) -> Any:
         train, val = split_identities(rels, recipe)
         _write_lines(ctx.stage_dir / "train.txt", train)
         _write_lines(ctx.stage_dir / "val.txt", val)
-        return {"images": ctx.rel(images), "train": ctx.rel(ctx.stage_dir / "train.txt"),
-                "val": ctx.rel(ctx.stage_dir / "val.txt"), "n_images": len(rels), "n_train": len(train),
-                "n_val": len(val), "synthetic": synthetic,
-                "n_identities": len({r.split("/")[0] for r in rels})}
+        return DataOutput(ctx.rel(images), ctx.rel(ctx.stage_dir / "train.txt"), ctx.rel(ctx.stage_dir / "val.txt"),
+                          n_images=len(rels), n_train=len(train), n_val=len(val), synthetic=synthetic,
+                          n_identities=len({r.split("/")[0] for r in rels}))
 
     inputs = () if recipe.synthetic is not None else tuple(p for p in (recipe.data.split.pairs,) if p)
     config = {"synthetic": to_dict(recipe.synthetic), "data": to_dict(recipe.data), "seed": recipe.seed,
               "images": _dir_print(recipe.data.images) if recipe.synthetic is None else None}
-    return Stage("data", run, config=config, depends=(), inputs=inputs)
+    return Stage("data", run, config=config, depends=(), inputs=inputs, record=DataOutput)
 
 
 def _dir_print(path: str | None) -> str | None:
@@ -149,62 +150,59 @@ def _subset_tree(src: Path, dst: Path, max_identities: int, seed: int) -> Path:
 def label_stage(recipe: RunRecipe) -> Stage:
     """Teacher scores for every image, then the train/val label CSVs."""
 
-    def run(ctx: StageContext) -> dict[str, Any]:
+    def run(ctx: StageContext) -> LabelOutput:
         from edgefiq.teachers import label_images
 
-        data = ctx.outputs["data"]
-        images = ctx.path(data["images"])
+        data: DataOutput = ctx.outputs["data"]
         out = ctx.stage_dir / "labels.csv"
         t = recipe.teacher
-        label_images(images, t.name, dict(t.options), out, batch_size=t.batch_size, device="cpu",
+        label_images(ctx.path(data.images), t.name, dict(t.options), out, batch_size=t.batch_size, device="cpu",
                      on_bad_image=recipe.data.on_bad_image, resume=True, cache_dir=ctx.run_dir / "cache")
-        n = write_label_subsets(out, {ctx.stage_dir / f"{split}.csv": read_lines(ctx.path(data[split]))
-                                      for split in ("train", "val")})
-        return {"labels": ctx.rel(out), "train": ctx.rel(ctx.stage_dir / "train.csv"),
-                "val": ctx.rel(ctx.stage_dir / "val.csv"), "n_labelled": n,
-                "teacher": {"name": t.name, "options": dict(t.options)}}
+        n = write_label_subsets(out, {ctx.stage_dir / "train.csv": read_lines(ctx.path(data.train)),
+                                      ctx.stage_dir / "val.csv": read_lines(ctx.path(data.val))})
+        return LabelOutput(ctx.rel(out), ctx.rel(ctx.stage_dir / "train.csv"), ctx.rel(ctx.stage_dir / "val.csv"),
+                           TeacherRef(t.name, dict(t.options)), n_labelled=n)
 
     inputs = tuple(str(v) for v in recipe.teacher.options.values()
                    if isinstance(v, str) and Path(v).is_file())
-    return Stage("label", run, config=to_dict(recipe.teacher), depends=("data",), inputs=inputs)
+    return Stage("label", run, config=to_dict(recipe.teacher), depends=("data",), inputs=inputs, record=LabelOutput)
 
 
 # ----------------------------------------------------------------------------- distill
 def distill_stage(recipe: RunRecipe) -> Stage:
     """Distill every student from the teacher labels; an interrupted student resumes from ``last.pt``."""
 
-    def run(ctx: StageContext) -> dict[str, Any]:
+    def run(ctx: StageContext) -> ModelsOutput:
         from edgefiq.distill import distill
 
         data, labels = ctx.outputs["data"], ctx.outputs["label"]
-        out: dict[str, Any] = {}
+        out: dict[str, ModelRecord] = {}
         for s in recipe.distill.students:
             fields = distill_data_fields(ctx, data, labels)
             if s.taught_by:  # two-stage: the earlier student labels the training views online
                 fields["data"] |= {"labels": None, "teacher": "model",
-                                   "teacher_options": {"model": str(ctx.path(out[s.taught_by]["best"]))}}
+                                   "teacher_options": {"model": str(ctx.path(out[s.taught_by].checkpoint))}}
             cfg = distill_config(recipe, s, data=fields)
             sdir = ctx.stage_dir / s.label
             resume = (sdir / "last.pt").is_file()
             if resume:
                 log.info("[distill] %s: resuming from %s", s.label, sdir / "last.pt")
             res = distill(cfg, sdir, resume=resume)
-            out[s.label] = {"arch": s.arch, "best": ctx.rel(res.best),
-                            "metrics": _jsonable(res.metrics)}
-        return out
+            out[s.label] = ModelRecord(s.label, s.label, ctx.rel(res.best), arch=s.arch, metrics=_jsonable(res.metrics))
+        return ModelsOutput(out)
 
     config = {"distill": {**to_dict(recipe.distill), "students": [s.key() for s in recipe.distill.students]},
               "seed": recipe.seed}
-    return Stage("distill", run, config=config, depends=("data", "label"))
+    return Stage("distill", run, config=config, depends=("data", "label"), record=ModelsOutput)
 
 
-def distill_data_fields(ctx: StageContext, data: dict[str, Any], labels: dict[str, Any]) -> dict[str, Any]:
+def distill_data_fields(ctx: StageContext, data: DataOutput, labels: LabelOutput) -> dict[str, Any]:
     """The run-specific ``DistillConfig`` fields (images root, label CSVs) in that config's layout."""
     from edgefiq.pipeline.recipe import data_fields_for
 
-    index = ctx.path(data["images"]) / "index.csv"
-    return data_fields_for(images=str(ctx.path(data["images"])), train_labels=str(ctx.path(labels["train"])),
-                           val_labels=str(ctx.path(labels["val"])), index=str(index) if index.is_file() else None)
+    index = ctx.path(data.images) / "index.csv"
+    return data_fields_for(images=str(ctx.path(data.images)), train_labels=str(ctx.path(labels.train)),
+                           val_labels=str(ctx.path(labels.val)), index=str(index) if index.is_file() else None)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -220,13 +218,14 @@ def prune_stage(recipe: RunRecipe) -> Stage:
     """Prune every distilled student with every (method, rho) of the recipe (its own ``prune_rhos`` if set)."""
     own = {s.label: list(s.prune_rhos) for s in recipe.distill.students if s.prune_rhos is not None}
 
-    def run(ctx: StageContext) -> dict[str, Any]:
+    def run(ctx: StageContext) -> ModelsOutput:
         from edgefiq.pipeline.pruning import prune_checkpoint
 
-        data, labels = ctx.outputs["data"], ctx.outputs["label"]
+        data: DataOutput = ctx.outputs["data"]
+        labels: LabelOutput = ctx.outputs["label"]
         p = recipe.prune
-        out: dict[str, Any] = {}
-        for label, st in ctx.outputs["distill"].items():
+        out: dict[str, ModelRecord] = {}
+        for label, st in ctx.outputs["distill"].models.items():
             for method in p.methods:
                 for rho in own.get(label, p.rhos):
                     name = f"{label}/{method}-{rho:g}"
@@ -234,15 +233,14 @@ def prune_stage(recipe: RunRecipe) -> Stage:
                     kwargs: dict[str, Any] = option_kwargs(p.options)
                     if p.finetune_epochs:
                         kwargs.update(finetune_epochs=p.finetune_epochs, finetune_max_steps=p.finetune_max_steps,
-                                      data=str(ctx.path(data["images"])),
-                                      labels=str(ctx.path(labels["train"])))
+                                      data=str(ctx.path(data.images)), labels=str(ctx.path(labels.train)))
                     if not target.is_file():
-                        prune_checkpoint(ctx.path(st["best"]), target, rho=rho, method=method, **kwargs)
-                    out[name] = {"student": label, "method": method, "rho": rho, "checkpoint": ctx.rel(target)}
-        return out
+                        prune_checkpoint(ctx.path(st.checkpoint), target, rho=rho, method=method, **kwargs)
+                    out[name] = ModelRecord(name, label, ctx.rel(target), method, rho)
+        return ModelsOutput(out)
 
     config = {**stage_config(recipe.prune), **({"student_rhos": own} if own else {})}
-    return Stage("prune", run, config=config, depends=("data", "label", "distill"))
+    return Stage("prune", run, config=config, depends=("data", "label", "distill"), record=ModelsOutput)
 
 
 # ----------------------------------------------------------------------------- export
@@ -253,22 +251,23 @@ def export_stage(recipe: RunRecipe) -> Stage:
     and the run continues: the report shows it as ``failed``.
     """
 
-    def run(ctx: StageContext) -> dict[str, Any]:
+    def run(ctx: StageContext) -> ExportOutput:
         from edgefiq.export import export_checkpoint
 
         models = model_list(ctx)
         calib = calibration_folder(ctx, "train", recipe.export.calibration_size, recipe.seed)
         verify: Path | None = calibration_folder(ctx, "val", recipe.export.calibration_size, recipe.seed)
-        if len(read_lines(ctx.path(ctx.outputs["data"]["val"]))) < MIN_VERIFY:
+        if len(read_lines(ctx.path(ctx.outputs["data"].val))) < MIN_VERIFY:
             verify = None  # too few held-out images to rank: the export verifies on the calibration images
-        artifacts: list[dict[str, Any]] = []
+        artifacts: list[ArtifactRecord] = []
         float_units = 0   # under accuracy control: the block count that passed on the previous target or model
         passed_method: dict[str, str] = {}   # per target: the calibration method the previous model's int8 used
         for m in models:
             for target in recipe.export.targets:
                 for precision in recipe.export.precisions:
-                    odir = ctx.stage_dir / m["name"] / variant(target, precision)
-                    row = {**m, "target": target, "precision": precision}
+                    odir = ctx.stage_dir / m.name / variant(target, precision)
+                    made = dict(name=m.name, student=m.student, target=target, precision=precision,
+                                checkpoint=m.checkpoint, method=m.method, rho=m.rho)
                     options = option_kwargs(recipe.export.options)
                     if precision != "int8":
                         options["accuracy_control"] = None
@@ -278,7 +277,7 @@ def export_stage(recipe: RunRecipe) -> Stage:
                     try:
                         reused = _finished_artifact(odir) if ctx.resume else None
                         if reused is None:
-                            res = export_checkpoint(ctx.path(m["checkpoint"]), target, odir, precision=precision,
+                            res = export_checkpoint(ctx.path(m.checkpoint), target, odir, precision=precision,
                                                     calibration=calib, verify=verify, name=_artifact_name(m),
                                                     overwrite=True, **options)
                             reused = res.path, res.meta.to_dict()
@@ -289,21 +288,21 @@ def export_stage(recipe: RunRecipe) -> Stage:
                             passed_method[target] = quant["calibration_method"]
                         if mixed:
                             float_units = len(mixed["float_units"])
-                            row["mixed_precision"] = {k: mixed[k] for k in ("units", "int8_units", "float_units")}
-                        row.update(path=ctx.rel(path), parity=_jsonable(meta.get("parity", {})), status="ok")
+                            made["mixed_precision"] = {k: mixed[k] for k in ("units", "int8_units", "float_units")}
+                        art = ArtifactRecord(**made, path=ctx.rel(path), parity=_jsonable(meta.get("parity", {})))
                     except EdgefiqError as e:
                         shutil.rmtree(odir, ignore_errors=True)  # a refused artifact leaves no folder behind
-                        row.update(path=None, parity={}, status=f"failed: {e}")
-                        log.warning("[export] %s %s %s failed: %s", m["name"], target, precision, e)
-                    artifacts.append(row)
-        return {"artifacts": artifacts, "calibration": ctx.rel(calib), "verify": ctx.rel(verify) if verify else None}
+                        art = ArtifactRecord(**made, status=f"failed: {e}")
+                        log.warning("[export] %s %s %s failed: %s", m.name, target, precision, e)
+                    artifacts.append(art)
+        return ExportOutput(artifacts, ctx.rel(calib), ctx.rel(verify) if verify else None)
 
     return Stage("export", run, config={**stage_config(recipe.export), "seed": recipe.seed},
-                 depends=("data", "label", "distill", "prune"), failures=_failed_exports)
+                 depends=("data", "label", "distill", "prune"), failures=_failed_exports, record=ExportOutput)
 
 
-def _failed_exports(outputs: dict[str, Any]) -> int:
-    return sum(a.get("status") != "ok" for a in outputs.get("artifacts", []))
+def _failed_exports(outputs: ExportOutput) -> int:
+    return sum(not a.ok for a in outputs.artifacts)
 
 
 def _finished_artifact(odir: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -318,16 +317,14 @@ def _finished_artifact(odir: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def _artifact_name(model: dict[str, Any]) -> str:
-    return model["name"].replace("/", "_")
+def _artifact_name(model: ModelRecord) -> str:
+    return model.name.replace("/", "_")
 
 
-def model_list(ctx: StageContext) -> list[dict[str, Any]]:
+def model_list(ctx: StageContext) -> list[ModelRecord]:
     """Every checkpoint to export: the distilled students (rho 0) and their pruned versions."""
-    models = [{"name": label, "student": label, "method": "none", "rho": 0.0, "checkpoint": st["best"]}
-              for label, st in ctx.outputs["distill"].items()]
-    models += [{"name": name, **pr} for name, pr in ctx.outputs.get("prune", {}).items()]
-    return models
+    prune = ctx.outputs.get("prune")
+    return [*ctx.outputs["distill"].models.values(), *(prune.models.values() if prune else ())]
 
 
 def calibration_folder(ctx: StageContext, split: str, size: int, seed: int) -> Path:
@@ -337,58 +334,70 @@ def calibration_folder(ctx: StageContext, split: str, size: int, seed: int) -> P
 
     from edgefiq.data.readers import read_labels_csv
 
-    paths, quality = read_labels_csv(ctx.path(ctx.outputs["label"][split]), None)
+    paths, quality = read_labels_csv(ctx.path(ctx.outputs["label"].split(split)), None)
     rels = [p.as_posix() for p in paths]
     pick = sorted(rels[i] for i in stratified_indices(quality, min(size, len(rels)), seed))
     folder = ctx.stage_dir / ("calibration" if split == "train" else "verify")
-    return _link_tree(ctx.path(ctx.outputs["data"]["images"]), folder, pick)
+    return _link_tree(ctx.path(ctx.outputs["data"].images), folder, pick)
 
 
 # ----------------------------------------------------------------------------- eval / bench / report
 def eval_stage(recipe: RunRecipe) -> Stage:
     """SRCC vs the teacher and EDC pAUC of every artifact (and the teacher) on the validation identities."""
 
-    def run(ctx: StageContext) -> dict[str, Any]:
+    def run(ctx: StageContext) -> EvalOutput:
         from edgefiq.pipeline.evaluation import evaluate_artifacts
 
         return evaluate_artifacts(ctx, recipe)
 
     inputs = tuple(p for p in (recipe.eval.fr_model,) if p)
-    return Stage("eval", run, config=to_dict(recipe.eval), depends=("data", "label", "export"), inputs=inputs)
+    return Stage("eval", run, config=to_dict(recipe.eval), depends=("data", "label", "export"), inputs=inputs,
+                 record=EvalOutput)
 
 
 def bench_stage(recipe: RunRecipe) -> Stage:
     """Latency of every exported artifact (``edgefiq.bench.benchmark``) and of the teacher on the same
     targets and thread counts (``edgefiq.bench.teacher.benchmark_teacher``), for the speed-up column."""
 
-    def run(ctx: StageContext) -> dict[str, Any]:
+    def run(ctx: StageContext) -> BenchOutput:
         from edgefiq.bench import benchmark
         from edgefiq.bench.teacher import benchmark_teacher
+        from edgefiq.utils import write_json
 
-        arts = [a for a in ctx.outputs["export"]["artifacts"] if a.get("path")]
+        arts = ctx.outputs["export"].written
         b = recipe.bench
-        rows = benchmark([ctx.path(a["path"]) for a in arts], threads=b.threads, batches=b.batches,
+        rows = benchmark([ctx.path(a.path) for a in arts], threads=b.threads, batches=b.batches,
                          **option_kwargs(b.options))
-        keys = {str(ctx.path(a["path"])): row_key(a) for a in arts}
-        rows = [{**r, "key": keys[r["path"]]} for r in rows]   # the report joins bench rows to artifacts by key
+        by_path = {str(ctx.path(a.path)): a for a in arts}
         teacher = benchmark_teacher(recipe.teacher.name, dict(recipe.teacher.options), recipe.export.targets,
                                     ctx.stage_dir / "teacher", threads=b.threads, batches=b.batches,
                                     cache_dir=ctx.run_dir / "cache", **option_kwargs(b.options))
-        return {"rows": _jsonable(rows), "teacher": _jsonable(teacher)}
+        table = ctx.stage_dir / "bench.json"   # every column of every row, for readers beyond the report
+        write_json(table, {"rows": _jsonable(rows), "teacher": _jsonable(teacher)})
+        return BenchOutput([_bench_record(r, by_path[r["path"]]) for r in rows],
+                           [TeacherBenchRecord.from_json(_jsonable(t)) for t in teacher], ctx.rel(table))
 
     config = {**stage_config(recipe.bench), "teacher": to_dict(recipe.teacher), "targets": list(recipe.export.targets)}
-    return Stage("bench", run, config=config, depends=("export",))
+    return Stage("bench", run, config=config, depends=("export",), record=BenchOutput)
+
+
+def _bench_record(row: dict[str, Any], art: ArtifactRecord) -> BenchRecord:
+    """The bench columns the report reads, joined to the artifact by its key."""
+    mb = row.get("size_mb")
+    size = row.get("size_bytes") or (round(mb * 1e6) if isinstance(mb, (int, float)) else None)
+    return BenchRecord(art.key, str(art.path), threads=int(row.get("threads", 1)), batch=int(row.get("batch", 1)),
+                       p50_ms=row.get("p50_ms"), status=str(row.get("status", "ok")), size_bytes=size)
 
 
 def report_stage(recipe: RunRecipe) -> Stage:
     """Write ``report.md``, ``report.json`` and the plots (in the run folder and ``report/``)."""
 
-    def run(ctx: StageContext) -> dict[str, Any]:
+    def run(ctx: StageContext) -> ReportOutput:
         from edgefiq.pipeline.report import write_report
 
         return write_report(ctx, recipe)
 
-    return Stage("report", run, config={"name": recipe.name, "version": 1})
+    return Stage("report", run, config={"name": recipe.name, "version": 1}, record=ReportOutput)
 
 
 def build_stages(recipe: RunRecipe) -> list[Stage]:
