@@ -23,12 +23,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
+from edgefiq.data.degrade import DEGRADATIONS, degrade
 from edgefiq.data.images import load_image
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.data.readers import identity_of, read_labels_csv, read_severity_index, read_source_index
 from edgefiq.data.split import identity_split
 from edgefiq.errors import BadImageError, DataError
+from edgefiq.utils import atomic_path, progress
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +106,6 @@ def decode_cache(root: Path, rel: Sequence[str], size: tuple[int, int], *, cache
     With ``cache_dir`` the array is saved as ``<cache_dir>/<hash>.npy`` (hash of root, paths, size)
     and memory-mapped on later runs.
     """
-    from edgefiq.utils import atomic_path, progress
-
     key = hashlib.sha256(("\n".join([str(root.resolve()), f"{size}"] + list(rel))).encode()).hexdigest()[:16]
     npy = Path(cache_dir) / f"images-{key}.npy" if cache_dir else None
     bad_file = npy.with_suffix(".bad.txt") if npy else None
@@ -173,8 +174,6 @@ def augment_batch(imgs: np.ndarray, rng: np.random.Generator, *, hflip: float, s
 
 def degrade_batch(imgs: np.ndarray, rng: np.random.Generator, *, p: float, kinds: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Degrade each image with probability ``p`` (one random kind, severity U(0, 1)); returns (images, severities)."""
-    from edgefiq.data.degrade import DEGRADATIONS, degrade
-
     kinds = list(kinds) or list(DEGRADATIONS)
     out = imgs.copy()
     sev = np.zeros(len(imgs), np.float32)
@@ -188,8 +187,6 @@ def degrade_batch(imgs: np.ndarray, rng: np.random.Generator, *, p: float, kinds
 
 def to_tensor(imgs: np.ndarray, pp: Preprocess) -> Any:
     """``[B, H, W, 3]`` uint8 -> normalised float32 NCHW torch tensor."""
-    import torch
-
     x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(pp.mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(pp.std, dtype=torch.float32).view(1, 3, 1, 1)

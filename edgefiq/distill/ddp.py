@@ -14,6 +14,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
 
 @dataclass(frozen=True)
 class DistEnv:
@@ -37,7 +41,6 @@ def setup(device: str) -> DistEnv:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistEnv()
-    import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
@@ -47,8 +50,6 @@ def setup(device: str) -> DistEnv:
 def teardown(env: DistEnv) -> None:
     """Destroy the process group (if this run created one)."""
     if env.enabled:
-        import torch.distributed as dist
-
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -56,8 +57,6 @@ def teardown(env: DistEnv) -> None:
 def barrier(env: DistEnv) -> None:
     """Wait for every rank (no-op without DDP)."""
     if env.enabled:
-        import torch.distributed as dist
-
         dist.barrier()
 
 
@@ -65,7 +64,6 @@ def wrap(model: Any, env: DistEnv, device: Any) -> Any:
     """``DistributedDataParallel(model)`` under DDP, else ``model``."""
     if not env.enabled:
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if getattr(device, "type", "cpu") == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
@@ -80,8 +78,6 @@ def all_mean(value: float, env: DistEnv) -> float:
     """Mean of a float over ranks (for logging the training loss)."""
     if not env.enabled:
         return value
-    import torch
-    import torch.distributed as dist
 
     t = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(t)

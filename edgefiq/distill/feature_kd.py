@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from edgefiq.errors import UsageError
+from edgefiq.utils import atomic_path
 
 
 def score_head(model: nn.Module) -> nn.Linear:
@@ -107,8 +108,6 @@ def load_targets(path: str | Path, rel: Sequence[str]) -> np.ndarray:
 
 def save_targets(path: str | Path, paths: Sequence[str], vectors: np.ndarray) -> Path:
     """Write a targets file (atomically) that ``load_targets`` reads."""
-    from edgefiq.utils import atomic_path
-
     p = Path(path)
     with atomic_path(p) as tmp:
         with open(tmp, "wb") as f:

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +36,20 @@ from edgefiq.data.preprocess import Preprocess
 from edgefiq.distill import ddp
 from edgefiq.distill.config import DistillConfig
 from edgefiq.distill.data import augment_batch, clean_index, degrade_batch, to_tensor
+from edgefiq.distill.feature_kd import FeatureHead, feature_loss
 from edgefiq.distill.optim import ModelEma, build_optimizer, lr_at, set_lr
 from edgefiq.distill.prepare import Prepared, prepare_data
+from edgefiq.distill.quant_aware import QuantAware
 from edgefiq.distill.sampler import epoch_order
 from edgefiq.errors import UsageError
 from edgefiq.losses import HybridLoss
+from edgefiq.metrics import krcc, plcc, srcc
+from edgefiq.models.checkpoint import read_checkpoint, save_checkpoint
+from edgefiq.models.students import model_profile
+from edgefiq.models.weights import apply_weights
+from edgefiq.recipe import dump_resolved
 from edgefiq.registry import STUDENTS
+from edgefiq.utils import atomic_write_text, progress, write_json
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +77,6 @@ def _device(name: str) -> torch.device:
 
 
 def _seed_everything(seed: int, device: torch.device) -> None:
-    import random
-
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -95,8 +102,6 @@ def predict(model: torch.nn.Module, prepared_source: Any, pp: Preprocess, device
 def validate(model: torch.nn.Module, data: Prepared, pp: Preprocess, device: torch.device,
              batch_size: int) -> dict[str, float]:
     """SRCC, PLCC, KRCC of the student's validation scores against the teacher's."""
-    from edgefiq.metrics import krcc, plcc, srcc
-
     pred = predict(model, data.val_src, pp, device, batch_size).astype(np.float64)
     t = data.val.labels
     return {"val_srcc": srcc(pred, t), "val_plcc": plcc(pred, t), "val_krcc": krcc(pred, t)}
@@ -121,14 +126,11 @@ class _Trainer:
         self.pretrained = self._init_weights() if model is None else None
         self.loss = HybridLoss(cfg.losses, cfg.loss_options).to(self.device)  # bad names fail before data loads
         self.data = prepare_data(cfg, self.out if self.env.main else None, teacher=teacher)
-        from edgefiq.models.students import model_profile
 
         self.profile = model_profile(self.model, tuple(cfg.input_size))
         self.hooks: list[Any] = []   # removed after the run (the model may be the caller's)
         self.qat = None
         if cfg.quant_aware:
-            from edgefiq.distill.quant_aware import QuantAware
-
             self.qat = QuantAware(self.model)
             self.hooks.append(self.qat)
         qat_epochs = cfg.quant_aware_epochs if 0 < cfg.quant_aware_epochs < cfg.optim.epochs else cfg.optim.epochs
@@ -140,8 +142,6 @@ class _Trainer:
         self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
         self.fkd = None   # training-only projection for feature-level distillation (after the EMA copy)
         if self.data.train_vectors is not None:
-            from edgefiq.distill.feature_kd import FeatureHead
-
             self.fkd = FeatureHead(self.model, self.data.train_vectors.shape[1]).to(self.device)
             self.hooks.append(self.fkd)
         self.trained = self.fkd if self.fkd is not None else self.model
@@ -168,7 +168,6 @@ class _Trainer:
         """Load ``cfg.weights`` into the fresh student (``edgefiq.models.weights``); None when training from scratch."""
         if self.cfg.weights in ("none", ""):
             return None
-        from edgefiq.models.weights import apply_weights
 
         info = apply_weights(self.model, self.cfg.weights, self.cfg.student)
         log.info("weights %s: %d tensors from %s", self.cfg.weights, info["matched"], info["file"])
@@ -209,7 +208,6 @@ class _Trainer:
     def _save_last(self) -> None:
         if not self.env.main:
             return
-        from edgefiq.models.checkpoint import save_checkpoint
 
         st = dict(self.state)
         extra = {"train_state": st, "optimizer": self.opt.state_dict(), "loss_state": self.loss.state_dict(),
@@ -224,8 +222,6 @@ class _Trainer:
                         preprocess=self.pp, meta=self._meta(), extra=extra)
 
     def _load_last(self) -> None:
-        from edgefiq.models.checkpoint import read_checkpoint
-
         p = read_checkpoint(self.out / "last.pt")
         self.model.load_state_dict(p["state_dict"])
         if self.fkd is not None:
@@ -247,7 +243,6 @@ class _Trainer:
             if mpath.is_file():
                 keep = [ln for ln in mpath.read_text().splitlines()
                         if ln.strip() and json.loads(ln)["epoch"] < self.state["epoch"]]
-                from edgefiq.utils import atomic_write_text
 
                 atomic_write_text(mpath, "".join(k + "\n" for k in keep))
 
@@ -296,8 +291,6 @@ class _Trainer:
         pred, vec = out if self.fkd is not None else (out, None)
         terms = self.loss(pred.float(), y, **extra)
         if vec is not None:
-            from edgefiq.distill.feature_kd import feature_loss
-
             f = feature_loss(vec.float(), vectors, self.cfg.feature_kd.loss)
             terms["loss"] = terms["loss"] + self.cfg.feature_kd.weight * f
             terms["feature_kd"] = f.detach()
@@ -346,8 +339,6 @@ class _Trainer:
             st.update(best_srcc=srcc, best_epoch=epoch, bad_epochs=0)
             self.best_metrics = {k: v for k, v in row.items() if k not in TIMING_KEYS}
             if self.env.main:
-                from edgefiq.models.checkpoint import save_checkpoint
-
                 save_checkpoint(self.out / "best.pt", self._scores_module(), arch=cfg.student,
                                 arch_kwargs=cfg.student_options, preprocess=self.pp,
                                 meta={**self._meta(), "epoch": epoch, "metrics": self.best_metrics})
@@ -371,8 +362,6 @@ class _Trainer:
         return row
 
     def run(self) -> DistillResult:
-        from edgefiq.utils import progress
-
         cfg, st = self.cfg, self.state
         bs = cfg.optim.batch_size
         self.net.train()
@@ -415,8 +404,6 @@ class _Trainer:
         if mpath.is_file():
             history = [json.loads(ln) for ln in mpath.read_text().splitlines() if ln.strip()]
         if self.env.main:
-            from edgefiq.utils import write_json
-
             write_json(self.out / "model.json", {
                 "arch": self.cfg.student, "arch_kwargs": self.cfg.student_options,
                 "preprocess": self.pp.to_dict(), "params": self.profile["params"], "macs": self.profile["macs"],
@@ -459,8 +446,6 @@ def distill(cfg: DistillConfig, out_dir: str | Path, *, resume: bool = False, mo
         >>> res.metrics["val_srcc"]                     # doctest: +SKIP
         0.91
     """
-    from edgefiq.recipe import dump_resolved
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trainer = _Trainer(cfg, out, resume, model=model, teacher=teacher)

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from edgefiq.data.degrade import expand_kinds
-from edgefiq.data.readers import read_kind_index
+from edgefiq.data.readers import list_images, read_kind_index
 from edgefiq.distill.config import DistillConfig
 from edgefiq.distill.data import (ImageSource, LabelledSet, decode_cache, identity_split, read_identity_list,
                                   read_index, read_labelled_set)
+from edgefiq.distill.feature_kd import load_targets
 from edgefiq.errors import UsageError
 from edgefiq.teachers import make_teacher
 
@@ -136,16 +137,12 @@ def prepare_data(cfg: DistillConfig, out: Path | None, teacher: Any = None) -> P
         norm = {"mean": 0.0, "std": 1.0}
     vectors = None
     if fkd.weight > 0:
-        from edgefiq.distill.feature_kd import load_targets
-
         vectors = load_targets(fkd.targets, train.rel)  # type: ignore[arg-type]
     log.info("distill data: %d train / %d val images", len(train.rel), len(val.rel))
     return Prepared(train, val, train_src, val_src, norm, teacher, desc, vectors)
 
 
 def _online_sets(cfg: DistillConfig, teacher: Any = None) -> tuple[LabelledSet, LabelledSet, Any, dict[str, Any]]:
-    from edgefiq.data.readers import list_images
-
     d = cfg.data
     root = Path(d.images)
     rel = [p.relative_to(root).as_posix() for p in list_images(root)]

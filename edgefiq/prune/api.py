@@ -8,6 +8,9 @@ import torch
 from torch import nn
 
 from edgefiq.errors import UsageError
+from edgefiq.prune.common import find_head, profile
+from edgefiq.prune.structured import prune_structured
+from edgefiq.prune.unstructured import prune_unstructured
 
 METHODS = ("structured", "l1", "random")
 SCOPES = ("global", "layer", "channel", "normalized")
@@ -55,8 +58,6 @@ def prune_model(model: nn.Module, example_input: torch.Tensor, *, rho: float, me
         >>> info["macs_reduction"] > 0.4                                     # doctest: +SKIP
         True
     """
-    from edgefiq.prune.common import find_head, profile
-
     _check_settings(method, scope, importance, rho, iterative_steps)
     rho = float(rho)
     ignored_layers = tuple(ignored_layers)
@@ -65,8 +66,6 @@ def prune_model(model: nn.Module, example_input: torch.Tensor, *, rho: float, me
     info: dict[str, Any] = {"method": method, "rho": rho, "scope": scope, "seed": seed, "head": head,
                             "ignored_layers": list(ignored_layers)}
     if method == "structured":
-        from edgefiq.prune.structured import prune_structured
-
         info["importance"] = importance
         if rho > 0:
             model, extra = prune_structured(model, example_input, rho=rho, importance=importance, scope=scope,
@@ -77,8 +76,6 @@ def prune_model(model: nn.Module, example_input: torch.Tensor, *, rho: float, me
         info.update(round_to=round_to, iterative_steps=iterative_steps, structure=extra["structure"],
                     sparsity=None)
     else:
-        from edgefiq.prune.unstructured import prune_unstructured
-
         info["importance"] = "l1" if method == "l1" else "random"
         model, extra = prune_unstructured(model, example_input, rho=rho, method=method, scope=scope,
                                           ignored_layers=ignored_layers, seed=seed)

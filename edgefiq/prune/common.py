@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import torch
 from torch import nn
+
+from edgefiq.errors import UsageError
 
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -47,16 +50,12 @@ def find_head(model: nn.Module, example_input: torch.Tensor) -> str:
     """
     order = execution_order(model, example_input)
     if not order:
-        from edgefiq.errors import UsageError
-
         raise UsageError("model has no conv or linear layer to prune (an ONNX-backed model cannot be pruned)")
     return order[-1]
 
 
 def resolve_layers(model: nn.Module, names: tuple[str, ...] | list[str]) -> list[nn.Module]:
     """Modules for user-given names (exact module names, or a prefix naming a whole sub-tree)."""
-    from edgefiq.errors import UsageError
-
     mods = dict(model.named_modules())
     out: list[nn.Module] = []
     for n in names:
@@ -65,8 +64,6 @@ def resolve_layers(model: nn.Module, names: tuple[str, ...] | list[str]) -> list
             continue
         matched = [m for k, m in mods.items() if k.startswith(n + ".")]
         if not matched:
-            import difflib
-
             hint = difflib.get_close_matches(n, list(mods), n=1)
             raise UsageError(f"ignored layer {n!r} is not a module of this model"
                              + (f" (did you mean {hint[0]!r}?)" if hint else ""))
@@ -81,7 +78,7 @@ def profile(model: nn.Module, example_input: torch.Tensor) -> dict[str, int]:
         >>> profile(model, torch.zeros(1, 3, 112, 112))   # doctest: +SKIP
         {'params': 1518881, 'macs': 56923264}
     """
-    import torch_pruning as tp
+    import torch_pruning as tp  # heavy: torch_pruning takes seconds to import; only for profiling
 
     was_training = model.training
     model.eval()

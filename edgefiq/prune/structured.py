@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from edgefiq.prune.common import find_head, resolve_layers
+from edgefiq.prune.common import execution_order, find_head, resolve_layers
 from edgefiq.models.structure import diff_structure, snapshot
 
 
@@ -59,9 +59,7 @@ def frozen_by_attention(model: nn.Module, example_input: torch.Tensor) -> list[n
     the module's expansion (MLP) channels stay prunable. Freezing = ignoring every layer
     whose outputs are in the group (torch-pruning then skips the whole group).
     """
-    import torch_pruning as tp
-
-    from edgefiq.prune.common import execution_order
+    import torch_pruning as tp  # heavy: torch_pruning takes seconds to import; only when pruning runs
 
     attn_mods = [m for m in model.modules() if _heads(m)]
     if not attn_mods:
@@ -110,7 +108,7 @@ def prune_structured(model: nn.Module, example_input: torch.Tensor, *, rho: floa
     Example:
         >>> model, extra = prune_structured(model, torch.zeros(1, 3, 112, 112), rho=0.5)  # doctest: +SKIP
     """
-    import torch_pruning as tp
+    import torch_pruning as tp  # heavy: see frozen_by_attention
 
     p = {"l1": 1, "l2": 2}[importance]
     head = find_head(model, example_input)

@@ -21,10 +21,16 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 
+from edgefiq.data.dataset import iter_image_batches
+from edgefiq.data.images import check_on_bad_image
 from edgefiq.errors import UsageError
+from edgefiq.models.fr import flip_sum, load_fr_model
 from edgefiq.registry import TEACHERS
+from edgefiq.teachers.cache import EmbeddingCache, fingerprint
+from edgefiq.teachers.fr_runtime import PRECISIONS, default_threads, full_runner, onnxruntime_available
 
 Table = dict[str, np.ndarray]
 ENGINE_OPTIONS = ("batch_size", "device", "workers", "cache_dir")
@@ -147,8 +153,6 @@ class FRTeacher(Teacher):
     def __init__(self, fr_model: str | Path | None = None, arch: str | None = None, flip: bool = False,
                  precision: str = "fp32", *, batch_size: int = 64, device: str = "cpu", workers: int = 0,
                  cache_dir: str | Path | None = None, cache: bool = True) -> None:
-        from edgefiq.teachers.fr_runtime import PRECISIONS
-
         if not fr_model:
             raise UsageError(f"teacher {self.name!r} needs --fr-model (a face recognition .pt or .onnx)")
         if precision not in PRECISIONS:
@@ -169,8 +173,6 @@ class FRTeacher(Teacher):
     def fr(self) -> Any:
         """The FR model (loaded once per process and path)."""
         if self._fr is None:
-            from edgefiq.models.fr import load_fr_model
-
             key = (str(self.fr_path.resolve()), self.arch, self.device)
             if key not in _FR_CACHE:
                 _FR_CACHE[key] = load_fr_model(self.fr_path, arch=self.arch, device=self.device)
@@ -180,8 +182,6 @@ class FRTeacher(Teacher):
     @property
     def embedding_cache(self) -> Any:
         if self._cache is None and self.use_cache:
-            from edgefiq.teachers.cache import EmbeddingCache
-
             self._cache = EmbeddingCache(self.cache_dir, self.fr.weights_sha256,
                                          variant="" if self.precision == "fp32" else self.precision)
         return self._cache
@@ -197,9 +197,6 @@ class FRTeacher(Teacher):
 
     def batches(self, root: Path, relpaths: Sequence[str], on_bad_image: str) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
         """``(x on device, ok mask, indices)`` batches of the images, in order."""
-        from edgefiq.data.images import check_on_bad_image
-        from edgefiq.data.dataset import iter_image_batches
-
         skip = check_on_bad_image(on_bad_image) == "skip"
         for x, ok, idx in iter_image_batches([root / r for r in relpaths], self.fr.preprocess,
                                              batch_size=self.batch_size, workers=self.workers, skip_bad=skip):
@@ -207,8 +204,6 @@ class FRTeacher(Teacher):
 
     def embed(self, x: Any, model: Any = None) -> Any:
         """Raw embeddings of a batch with ``model`` (default the FR model), flip-summed if ``flip``."""
-        from edgefiq.models.fr import flip_sum
-
         m = model if model is not None else self.fr
         return flip_sum(m, x) if self.flip else m(x)
 
@@ -220,11 +215,8 @@ class FRTeacher(Teacher):
         Example:
             >>> e = teacher.fast_embed()(x)   # doctest: +SKIP
         """
-        from edgefiq.teachers.fr_runtime import default_threads, full_runner, onnxruntime_available
-
         if self.precision == "fp32" and (self.device != "cpu" or not onnxruntime_available()):
             return self.embed
-        import torch
 
         runner = full_runner(self.fr, self.cache_dir, default_threads(), self.precision)
 
@@ -239,7 +231,6 @@ class FRTeacher(Teacher):
         cache = self.embedding_cache
         if cache is None:
             return None, None
-        from edgefiq.teachers.cache import fingerprint
 
         fps = [fingerprint(root / r) for r in relpaths]
         return cache.get_all(relpaths, self.flip, fps), fps

@@ -74,7 +74,7 @@ def rank01(x: np.ndarray) -> np.ndarray:
         >>> rank01(np.array([3.0, 1.0, 2.0, 2.0])).tolist()
         [1.0, 0.0, 0.5, 0.5]
     """
-    from scipy.stats import rankdata
+    from scipy.stats import rankdata  # heavy optional ([train]): scipy.stats takes ~1 s to import
 
     n = len(x)
     if n < 2:

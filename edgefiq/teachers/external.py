@@ -18,24 +18,26 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from edgefiq.data.dataset import iter_image_batches
+from edgefiq.data.images import check_on_bad_image
+from edgefiq.data.preprocess import Preprocess
+from edgefiq.data.readers import read_label_map
 from edgefiq.errors import DataError, UsageError
+from edgefiq.models.checkpoint import load_checkpoint
+from edgefiq.models.fr import OnnxFR
 from edgefiq.registry import TEACHERS
+from edgefiq.runtime.sidecar import read_preprocess
 from edgefiq.teachers.base import Table, Teacher
 from edgefiq.utils import sha256_file
 
 
 def load_scalar_model(path: Path, device: str = "cpu") -> tuple[torch.nn.Module, Any]:
     """``(module, preprocess)`` for an ONNX, TorchScript or edgefiq-checkpoint quality model."""
-    from edgefiq.data.preprocess import Preprocess
-
     if not path.is_file():
         raise DataError(f"quality model not found: {path}")
     if path.suffix.lower() == ".onnx":
-        from edgefiq.models.fr import OnnxFR
-
         m = OnnxFR(path)
         return m, m.preprocess
-    from edgefiq.runtime.sidecar import read_preprocess
 
     try:
         m = torch.jit.load(str(path), map_location=device)
@@ -43,8 +45,6 @@ def load_scalar_model(path: Path, device: str = "cpu") -> tuple[torch.nn.Module,
     except (RuntimeError, ValueError):
         pass
     try:
-        from edgefiq.models.checkpoint import load_checkpoint
-
         ck = load_checkpoint(path)
         return ck.model.to(device).eval(), ck.preprocess or Preprocess()
     except Exception as e:  # noqa: BLE001 - report the file, not the traceback
@@ -74,9 +74,6 @@ class ModelTeacher(Teacher):
 
     @torch.no_grad()
     def score_table(self, root: Path, relpaths: Sequence[str], *, on_bad_image: str = "error") -> Table:
-        from edgefiq.data.images import check_on_bad_image
-        from edgefiq.data.dataset import iter_image_batches
-
         model, pp = self._load()
         q = np.full(len(relpaths), np.nan)
         skip = check_on_bad_image(on_bad_image) == "skip"
@@ -152,8 +149,6 @@ class CsvTeacher(Teacher):
 
     def _read(self) -> dict[str, float]:
         if self._table is None:
-            from edgefiq.data.readers import read_label_map
-
             self._table = read_label_map(self.path, column=self.column)
         return self._table
 

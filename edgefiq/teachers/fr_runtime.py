@@ -18,11 +18,16 @@ Example:
 from __future__ import annotations
 
 import sys
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+
 from edgefiq.teachers.onnx_graph import (GRAPH_VERSION, GraphRunner, OrtRunner, OvBf16Runner, batchable_graph,
-                                         cached_graph, graph_sha256, prune_graph, read_graph)
+                                         cached_graph, graph_sha256, prune_graph, read_graph, split_at_head)
+from edgefiq.utils import atomic_path
 
 PRECISIONS = ("fp32", "bf16")
 _RUNNERS: dict[tuple[Any, ...], GraphRunner] = {}
@@ -38,7 +43,7 @@ def onnxruntime_available() -> bool:
         True
     """
     try:
-        import onnxruntime  # noqa: F401
+        import onnxruntime  # noqa: F401 - heavy: imported only to probe, when asked
     except ImportError:
         return False
     return True
@@ -91,8 +96,6 @@ def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
     if len(calls) == 1:
         return [calls[0]()]
     if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
         _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="edgefiq-ort")
     return [f.result() for f in [_POOL.submit(c) for c in calls]]
 
@@ -104,12 +107,6 @@ def export_torch_fr(model: Any, path: Path, size: tuple[int, int]) -> Path:
         >>> export_torch_fr(fr, Path("mfn.onnx"), (112, 112))   # doctest: +SKIP
         PosixPath('mfn.onnx')
     """
-    import warnings
-
-    import torch
-
-    from edgefiq.utils import atomic_path
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings(), atomic_path(path) as tmp, torch.no_grad():
         warnings.simplefilter("ignore")
@@ -196,8 +193,6 @@ def split_runners(fr: Any, cache_dir: Path, threads: int | None = None,
         >>> head(backbone(x)).shape                     # doctest: +SKIP
         (64, 128)
     """
-    from edgefiq.teachers.onnx_graph import split_at_head
-
     sha = source_sha256(fr)[:16]
     paths = [cache_dir / "onnx" / f"{sha}-{part}-{GRAPH_VERSION}.onnx" for part in ("backbone", "head")]
 

@@ -21,8 +21,10 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import hashlib
+import io
 import json
 import logging
 import os
@@ -33,9 +35,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
+import torch.distributed as dist
 
-from edgefiq.data.images import SkipLog
-from edgefiq.errors import DataError, UsageError
+from edgefiq import __version__
+from edgefiq.data.images import SkipLog, check_on_bad_image, load_image
+from edgefiq.data.readers import list_images
+from edgefiq.errors import BadImageError, DataError, UsageError
 from edgefiq.teachers.base import Table, Teacher, make_teacher
 from edgefiq.utils import atomic_path, atomic_write_text, progress, write_json
 
@@ -52,8 +58,6 @@ def _dist_info() -> tuple[int, int]:
 def _init_dist(device: str) -> tuple[Any, bool]:
     """``torch.distributed`` with a process group, and whether this call created it (and so must destroy it:
     a gloo group left alive at exit aborts the process, ``terminate called without an active exception``)."""
-    import torch.distributed as dist
-
     if dist.is_initialized():
         return dist, False
     backend = "nccl" if device.startswith("cuda") else "gloo"
@@ -113,8 +117,6 @@ def label_images(images_root: str | Path, teacher_name: str, options: dict[str, 
     Example:
         >>> label_images("faces/", "norm", {"fr_model": "mfn.pt"}, "norm.csv")   # doctest: +SKIP
     """
-    from edgefiq.data.images import check_on_bad_image
-
     check_on_bad_image(on_bad_image)
     if chunk_size < 1 or batch_size < 1:
         raise UsageError("batch size and chunk size must be >= 1")
@@ -173,8 +175,6 @@ def _label(root: Path, rels: list[str], out: Path, teacher: Teacher, teacher_nam
 def _image_list(root: Path, relpaths: Sequence[str] | None) -> list[str]:
     """The images to label: every image under ``root``, or ``relpaths`` (sorted, POSIX)."""
     if relpaths is None:
-        from edgefiq.data.readers import list_images
-
         return [p.relative_to(root).as_posix() for p in list_images(root)]
     rels = sorted(Path(r).as_posix() for r in relpaths)
     if not rels:
@@ -198,7 +198,6 @@ def _gather_stats(dist: Any, world: int, n_todo: int, elapsed: float) -> tuple[i
     """Images labelled and wall time over every process (the slowest one's time)."""
     if dist is None:
         return n_todo, elapsed
-    import torch
 
     stats = torch.tensor([float(n_todo), elapsed], dtype=torch.float64)
     gathered = [torch.zeros_like(stats) for _ in range(world)]
@@ -213,9 +212,6 @@ def _assemble(root: Path, rels: list[str], parts: Path, n_chunks: int, teacher: 
 
     Returns ``(kept relative paths, the teacher's finalised table, skipped (path, reason))``.
     """
-    from edgefiq.data.images import load_image
-    from edgefiq.errors import BadImageError
-
     tables = [_read_chunk(parts / f"chunk-{k:06d}.npz") for k in range(n_chunks)]
     table = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
     bad = ~np.isfinite(table["quality"])
@@ -237,13 +233,6 @@ def _assemble(root: Path, rels: list[str], parts: Path, n_chunks: int, teacher: 
 
 def _write_outputs(out: Path, rels: list[str], table: Table, teacher: Teacher, manifest: dict[str, Any],
                    skipped: list[tuple[str, str]], n_done: int, elapsed: float, world: int) -> None:
-    import csv
-    import io
-
-    import torch
-
-    from edgefiq import __version__
-
     cols = ["quality"] + [c for c in table if c != "quality"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgefiq.errors import BackendUnavailableError, DataError, UsageError
+from edgefiq.utils import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ GRAPH_VERSION = "g1"  # part of every cached file name: bump when the derivation
 
 def _onnx() -> Any:
     try:
-        import onnx
+        import onnx  # heavy: onnx takes ~1.5 s to import; only when a graph is read or edited
     except ImportError:  # pragma: no cover - onnx is a dependency
         raise BackendUnavailableError("the onnx package is not installed: pip install onnx") from None
     return onnx
@@ -81,7 +83,7 @@ def read_graph(path: str | Path) -> Any:
 
 def _constant_array(graph: Any, name: str) -> tuple[Any, np.ndarray] | None:
     """``(holder, value)`` of a tensor defined by an initializer or a Constant node, else None."""
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # heavy: onnx, as in _onnx
 
     for init in graph.initializer:
         if init.name == name:
@@ -105,7 +107,7 @@ def make_batchable(model: Any) -> bool:
         >>> make_batchable(read_graph("MobileFaceNet.onnx"))   # doctest: +SKIP
         True
     """
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # heavy: onnx, as in _onnx
 
     g = model.graph
     inits = {i.name for i in g.initializer}
@@ -188,7 +190,7 @@ def prune_graph(model: Any, *, rho: float, method: str = "l1", scope: str = "glo
         >>> round(info["sparsity"], 2)                    # doctest: +SKIP
         0.4
     """
-    from onnx import numpy_helper
+    from onnx import numpy_helper  # heavy: onnx, as in _onnx
 
     if method == "structured":
         raise UsageError("structured PreFIQs pruning needs a PyTorch FR model (.pt); for an ONNX FR model "
@@ -251,6 +253,7 @@ def split_at_head(model: Any) -> tuple[Any, Any]:
     Example:
         >>> backbone, head = split_at_head(g)   # doctest: +SKIP
     """
+    # heavy: onnx (~1.5 s) only when a graph is edited
     from onnx.shape_inference import infer_shapes
     from onnx.utils import Extractor
 
@@ -277,7 +280,6 @@ def cached_graph(path: Path, build: Callable[[], Any]) -> Path:
     """
     if path.is_file():
         return path
-    from edgefiq.utils import atomic_path
 
     onnx = _onnx()
     model = build()
@@ -331,7 +333,7 @@ class OrtRunner(GraphRunner):
 
     def __init__(self, model: str | Path | Any, threads: int | None = None) -> None:
         try:
-            import onnxruntime as ort
+            import onnxruntime as ort  # heavy: a session only when a graph is run
         except ImportError:
             raise BackendUnavailableError("onnxruntime is not installed: pip install onnxruntime") from None
         so = ort.SessionOptions()
@@ -363,7 +365,7 @@ def native_bf16(core: Any = None) -> bool:
     """
     if core is None:
         try:
-            import openvino as ov
+            import openvino as ov  # heavy optional: only for bf16 graphs
         except ImportError:
             return False
         core = ov.Core()
@@ -389,7 +391,7 @@ class OvBf16Runner(GraphRunner):
 
     def __init__(self, model: str | Path, threads: int | None = None) -> None:
         try:
-            import openvino as ov
+            import openvino as ov  # heavy optional: only for bf16 graphs
         except ImportError:
             raise BackendUnavailableError("--precision bf16 runs the FR passes with OpenVINO: pip install openvino") from None
         core = ov.Core()
@@ -419,8 +421,6 @@ def batchable_graph(model: Any) -> tuple[Any, bool]:
         >>> ok
         True
     """
-    import copy
-
     cand = copy.deepcopy(model)
     if not make_batchable(cand):
         return model, _input_batch(model) is None

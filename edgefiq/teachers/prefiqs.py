@@ -41,9 +41,15 @@ import numpy as np
 import torch
 
 from edgefiq.errors import UsageError
+from edgefiq.models.fr import l2_normalise
+from edgefiq.models.structure import restore_structure
+from edgefiq.prune import prune_model
 from edgefiq.registry import TEACHERS
 from edgefiq.teachers.base import FRTeacher, Table
+from edgefiq.teachers.fr_runtime import (default_threads, full_runner, onnxruntime_available, pruned_runner,
+                                         run_concurrently)
 from edgefiq.teachers.onnx_graph import SCOPES
+from edgefiq.utils import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +65,6 @@ def pruned_copy(fr: torch.nn.Module, *, method: str, rho: float, scope: str = "g
     Example:
         >>> p = pruned_copy(fr, method="l1", rho=0.4)   # doctest: +SKIP
     """
-    from edgefiq.prune import prune_model
-
     if method not in PRUNING_METHODS:
         raise UsageError(f"unknown PreFIQs pruning method {method!r}; choose {', '.join(PRUNING_METHODS)}")
     if not 0.0 < rho < 1.0:
@@ -79,8 +83,6 @@ def pruned_copy(fr: torch.nn.Module, *, method: str, rho: float, scope: str = "g
         try:
             saved = torch.load(disk, map_location="cpu", weights_only=True)
             if saved.get("structure"):
-                from edgefiq.models.structure import restore_structure
-
                 model = restore_structure(model, saved["structure"])
             model.load_state_dict(saved["state"], strict=True)
             _PRUNED[key] = model.to(device).eval()
@@ -94,8 +96,6 @@ def pruned_copy(fr: torch.nn.Module, *, method: str, rho: float, scope: str = "g
         model, info = prune_model(model, example, rho=rho, method=method, scope=scope, seed=seed)
     model.eval()
     if disk is not None:
-        from edgefiq.utils import atomic_path
-
         with atomic_path(disk) as tmp:
             torch.save({"state": model.state_dict(), "structure": info.get("structure")}, tmp)
     _PRUNED[key] = model.to(device)
@@ -199,8 +199,6 @@ class PreFIQs(FRTeacher):
 
         ``auto``: onnxruntime if installed and on CPU; always for ONNX models, fold_bn and bf16.
         """
-        from edgefiq.teachers.fr_runtime import onnxruntime_available
-
         if self.runtime != "auto":
             return self.runtime == "onnxruntime"
         if self.fr_path.suffix.lower() == ".onnx" or self.fold_bn or self.precision != "fp32":
@@ -215,8 +213,6 @@ class PreFIQs(FRTeacher):
 
     def runners(self, threads: int | None = None) -> tuple[Any, Any]:
         """``(full, pruned)`` graph runners (exported / pruned once, cached by hash in ``cache_dir``)."""
-        from edgefiq.teachers.fr_runtime import full_runner, pruned_runner
-
         full = full_runner(self.fr, self.cache_dir, threads, self.precision)
         pruned = pruned_runner(self.fr, self.cache_dir, method=self.method, rho=self.rho, scope=self.scope,
                                seed=self.seed, fold_bn=self.fold_bn, torch_pruned=self.torch_pruned, threads=threads,
@@ -228,7 +224,6 @@ class PreFIQs(FRTeacher):
             pruned = self.torch_pruned()
             return self._score(root, relpaths, on_bad_image,
                                lambda x, need_full: (self.embed(x, pruned), self.embed(x) if need_full else None))
-        from edgefiq.teachers.fr_runtime import default_threads, run_concurrently
 
         # onnxruntime: the two networks run side by side, one core each (about 1.8x one session on two threads);
         # OpenVINO pins its threads, so each bf16 network gets all the cores in turn
@@ -249,8 +244,6 @@ class PreFIQs(FRTeacher):
     @torch.no_grad()
     def _score(self, root: Path, relpaths: Sequence[str], on_bad_image: str, embed_both: Any) -> Table:
         """Quality from ``embed_both(x, need_full) -> (pruned embeddings, full embeddings or None)`` per batch."""
-        from edgefiq.models.fr import l2_normalise
-
         full, fps = self.cached_full(root, relpaths)
         have_full = full is not None
         if full is None:

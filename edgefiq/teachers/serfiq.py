@@ -25,6 +25,7 @@ import torch
 from edgefiq.errors import UsageError
 from edgefiq.registry import TEACHERS
 from edgefiq.teachers.base import FRTeacher, Table
+from edgefiq.teachers.fr_runtime import default_threads, onnxruntime_available, split_runners
 
 
 def serfiq_quality(emb: torch.Tensor, score: str = "sigmoid") -> torch.Tensor:
@@ -81,8 +82,6 @@ class SerFiq(FRTeacher):
 
     @torch.no_grad()
     def score_table(self, root: Path, relpaths: Sequence[str], *, on_bad_image: str = "error") -> Table:
-        from edgefiq.teachers.fr_runtime import default_threads, onnxruntime_available, split_runners
-
         fr = self.fr
         is_onnx = str(getattr(fr, "source", "")).lower().endswith(".onnx")
         torch_split = hasattr(fr, "features_pre_head") and hasattr(fr, "head")
