@@ -11,6 +11,7 @@ unsupported operator when the message reveals it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -25,10 +26,15 @@ import numpy as np
 
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.errors import BackendUnavailableError, EdgefiqError, ExportError, ParityError, UsageError
+from edgefiq.export.autocal import choose_calibration
 from edgefiq.export.base import (ArtifactMeta, ExportOptions, artifact_files, meta_path, package_versions,
                                  write_meta)
 from edgefiq.export.calibration import MIN_INT8_CALIBRATION, load_calibration
+from edgefiq.export.mixed import export_mixed
 from edgefiq.export.parity import describe_failure, parity_report, runner_scores, torch_scores
+from edgefiq.models.checkpoint import load_checkpoint
+from edgefiq.registry import BACKENDS
+from edgefiq.utils import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +103,6 @@ def explain_conversion_error(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------- library API
 
 def _state_sha256(model: Any) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
@@ -153,9 +157,8 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
         >>> res.meta.parity["srcc_vs_fp32"]                                                            # doctest: +SKIP
         0.998
     """
+    # heavy (torch): lazy, so importing edgefiq.export stays cheap and torch-free
     import torch
-
-    from edgefiq.registry import BACKENDS
 
     backend = BACKENDS.get(target)()
     _check_request(backend, precision, channels_last, accuracy_control)
@@ -232,8 +235,6 @@ def _plan(precision: str, calibration_method: str, accuracy_control: float | Non
 
 def _check_request(backend: Any, precision: str, channels_last: bool, accuracy_control: float | None) -> None:
     """Refuse what ``backend`` cannot do before any work (one-line ``UsageError``/``BackendUnavailableError``)."""
-    from edgefiq.registry import BACKENDS
-
     target = backend.name
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
@@ -296,16 +297,12 @@ def _convert(backend: Any, model: Any, example: Any, tmp_art: Path, options: Exp
     """Write the artifact: mixed precision (with the auto calibration trials inside its search), auto
     calibration trials or a plain export."""
     if accuracy_control is not None:   # method trials at the hinted float units, then the bisection
-        from edgefiq.export.mixed import export_mixed
-
         mixed, report, method, trials = export_mixed(
             backend, model, example, tmp_art, options, max_drop=float(accuracy_control), threads=threads,
             start=int(options.advanced.get("float_units_hint", 0)), methods=_auto_methods(backend, options) if auto else ())
         options = dataclasses.replace(options, advanced={**options.advanced, "calibration_method": method})
         return _Converted(tmp_art, options, report, mixed=mixed, trials=trials if auto else None)
     if auto:   # every candidate method is a real quantisation; the best on the calibration images stays
-        from edgefiq.export.autocal import choose_calibration
-
         method, chosen, trials, report = choose_calibration(backend, model, example, tmp_art, options, threads=threads)
         options = dataclasses.replace(options, advanced={**options.advanced, "calibration_method": method})
         return _Converted(chosen, options, report, trials=trials)
@@ -376,10 +373,6 @@ def export_checkpoint(ckpt: str | Path, target: str, out_dir: str | Path, *, pre
         >>> res.path                                                                             # doctest: +SKIP
         PosixPath('export/mobilenetv3_small_100_int8.onnx')
     """
-    from edgefiq.models.checkpoint import load_checkpoint
-    from edgefiq.registry import BACKENDS
-    from edgefiq.utils import sha256_file
-
     ck = load_checkpoint(ckpt)
     common = dict(arch=ck.arch, name=name, pruning=ck.pruning, source_sha256=sha256_file(ckpt), **kwargs)
     if target == "all":   # refuse before the first target is written

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from edgefiq.errors import EdgefiqError, ExportError
+from edgefiq.export.mixed import _srcc, quantise_and_score
+from edgefiq.export.parity import torch_scores
 
 GOOD_ENOUGH = 0.995   # SRCC vs fp32 on the calibration images past which no other method is tried
 
@@ -42,9 +44,6 @@ def choose_calibration(backend: Any, model: Any, example: Any, out: Path, option
     Raises:
         ExportError: no method could quantise the model (each one's reason, one line).
     """
-    from edgefiq.export.mixed import _srcc, quantise_and_score
-    from edgefiq.export.parity import torch_scores
-
     calib = options.calibration
     reference = torch_scores(model, calib)
 
@@ -68,7 +67,7 @@ def try_methods(methods: Sequence[str], trial: Callable[[str], tuple[float, Any]
     Raises:
         ExportError: no method could quantise the model (each one's reason, one line).
     """
-    from edgefiq.export.api import explain_conversion_error
+    from edgefiq.export.api import explain_conversion_error  # cycle: export.api imports this module at its top
 
     trials: list[dict[str, Any]] = []
     best: tuple[float, str, Any] | None = None

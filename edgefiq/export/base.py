@@ -24,7 +24,11 @@ torch-free runtime layer (``edgefiq.runtime.sidecar``) and are re-exported here.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
@@ -188,8 +192,6 @@ def dequantize_array(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray
 
 def package_versions(*names: str) -> dict[str, str]:
     """Installed versions of ``names`` (distribution names); missing ones are left out."""
-    from importlib import metadata
-
     out: dict[str, str] = {}
     for n in names:
         try:
@@ -210,10 +212,6 @@ def silence_native_stderr() -> Any:
 
     Python exceptions are unaffected; the caller turns them into one-line errors.
     """
-    import contextlib
-    import os
-    import sys
-
     @contextlib.contextmanager
     def _cm() -> Any:
         if os.environ.get("EDGEFIQ_VERBOSE") == "1":

@@ -14,13 +14,18 @@ Example:
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from edgefiq.data.images import load_or_skip
 from edgefiq.data.preprocess import Preprocess
+from edgefiq.data.readers import list_images, read_labels_csv
 from edgefiq.errors import DataError, UsageError
+from edgefiq.registry import TEACHERS
+from edgefiq.utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +55,6 @@ def _score_images(paths: list[Path], root: Path, labels_csv: str | Path | None,
                   teacher: str | None) -> np.ndarray:
     """Teacher scores for ``paths``: from a label CSV, a registered teacher, or NaN (random pick)."""
     if labels_csv is not None:
-        from edgefiq.data.readers import read_labels_csv
-
         lp, q = read_labels_csv(labels_csv, root)
         by_path = {Path(p).resolve(): float(s) for p, s in zip(lp, q)}
         scores = np.array([by_path.get(p.resolve(), np.nan) for p in paths])
@@ -59,8 +62,6 @@ def _score_images(paths: list[Path], root: Path, labels_csv: str | Path | None,
             raise DataError(f"{labels_csv}: none of its paths is an image under {root}")
         return scores
     if teacher is not None:
-        from edgefiq.registry import TEACHERS
-
         return np.asarray(TEACHERS.get(teacher)().score_paths(paths, root=root), dtype=np.float64)
     return np.full(len(paths), np.nan)
 
@@ -80,12 +81,6 @@ def build_calibration_set(images_root: str | Path, out: str | Path, *, n: int = 
     Example:
         >>> build_calibration_set("../shared/data/lfw-dev/aligned112", "calib.npz", n=300)   # doctest: +SKIP
     """
-    import shutil
-
-    from edgefiq.data.images import load_or_skip
-    from edgefiq.data.readers import list_images
-    from edgefiq.utils import atomic_path, atomic_write_text
-
     if n < 1:
         raise UsageError(f"calibration size must be >= 1, got {n}")
     root = Path(images_root)
@@ -136,9 +131,6 @@ def load_images(src: str | Path, *, limit: int | None = None, on_bad_image: str 
     Raises:
         DataError: missing source, no images, or an unreadable ``.npz``.
     """
-    from edgefiq.data.images import load_or_skip
-    from edgefiq.data.readers import list_images
-
     src = Path(src)
     if src.is_file() and src.suffix == ".npz":
         try:

@@ -23,13 +23,18 @@ The artifact's sidecar lists the float units (``float_modules``) and every trial
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from edgefiq.errors import ExportError
+from edgefiq.export.base import artifact_files
+from edgefiq.export.parity import _srcc as parity_srcc, runner_scores, torch_scores
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ def _has_weights(module: Any) -> bool:
 def _layer_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Type names of the layers whose outputs backends quantise, and of reshape-only layers: the sets
     quantisation-aware training uses (``edgefiq.distill.quant_aware``), imported when torch is in use."""
-    from edgefiq.distill.quant_aware import PASS_THROUGH, QUANTISED
+    from edgefiq.distill.quant_aware import PASS_THROUGH, QUANTISED  # imports torch: export imports torch-free
 
     return tuple(c.__name__ for c in QUANTISED), tuple(c.__name__ for c in PASS_THROUGH)
 
@@ -77,6 +82,7 @@ def precision_units(model: Any, *, skip: Sequence[str] = ()) -> list[Unit]:
         >>> precision_units(timm_mobilenetv3_small)[:3]          # doctest: +SKIP
         [('net.conv_stem',), ('net.bn1',), ('net.blocks.0.0',)]
     """
+    # heavy (torch): lazy, so importing edgefiq.export stays cheap and torch-free
     from torch import nn
 
     out: list[list[str]] = []
@@ -167,8 +173,6 @@ def as_scoped(units: Sequence[str], scopes: set[str]) -> list[str]:
 
 def _srcc(a: np.ndarray, b: np.ndarray) -> float:
     """The parity gate's SRCC, with 0 for constant scores (int8 can flatten a score: no ranking left)."""
-    from edgefiq.export.parity import _srcc as parity_srcc
-
     v = parity_srcc(a, b)
     return 0.0 if np.isnan(v) else v
 
@@ -183,6 +187,7 @@ class _Simulator:
     """Torch int8 simulation with per-unit switches (see the module docstring)."""
 
     def __init__(self, model: Any, units: list[Unit], calibration: np.ndarray, head: str | None) -> None:
+        # heavy (torch): lazy, so importing edgefiq.export stays cheap and torch-free
         import torch
 
         self.torch = torch
@@ -233,7 +238,7 @@ class _Simulator:
     def scores(self, x: np.ndarray, quantised_units: Sequence[Unit]) -> np.ndarray:
         """Scores of ``x`` with the activations and weights of ``quantised_units`` fake-quantised."""
         torch = self.torch
-        from edgefiq.distill.quant_aware import fake_quant_uint8   # the rounding QAT trains against
+        from edgefiq.distill.quant_aware import fake_quant_uint8   # the rounding QAT trains against (imports torch)
         handles, saved = [], []
         for u in quantised_units:
             for n in self.acts[u]:
@@ -318,10 +323,6 @@ def quantise_and_score(backend: Any, model: Any, example: Any, path: Path, optio
     """One int8 trial: export ``model`` to ``path`` with ``options`` plus the ``advanced`` settings, then
     score ``calibration`` with the backend's own runner. Returns (scores, the quantiser's report).
     Accuracy control and auto calibration (``edgefiq.export.autocal``) are made of such trials."""
-    import dataclasses
-
-    from edgefiq.export.parity import runner_scores
-
     path.parent.mkdir(parents=True, exist_ok=True)
     done = backend.export(model, example, path, dataclasses.replace(options, advanced={**options.advanced, **advanced}))
     return runner_scores(backend.load(path, threads), calibration), dict(done.quantization)
@@ -348,12 +349,6 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
         >>> export_mixed(BACKENDS.get("onnx")(), model, x[:1], Path("m_int8.onnx"), opts, max_drop=0.01)[0]  # doctest: +SKIP
         {'max_drop': 0.01, 'units': 17, 'float_modules': ['net.conv_stem', ...], 'trials': [...], ...}
     """
-    import os
-    import shutil
-
-    from edgefiq.export.base import artifact_files
-    from edgefiq.export.parity import torch_scores
-
     calib = options.calibration
     reference = torch_scores(model, calib)
     head = head_module(model)
@@ -413,7 +408,7 @@ def _choose_method(trial: Callable[[list[Unit], str], float], float_units: list[
                    target: float) -> tuple[str, list[dict[str, Any]], dict[int, float]]:
     """Try each calibration method with ``float_units`` in float; the first reaching ``target`` wins, else
     the best. Returns ``(method, trials, {len(float_units): its SRCC})``."""
-    from edgefiq.export.autocal import try_methods
+    from edgefiq.export.autocal import try_methods  # cycle: export.autocal imports this module at its top
 
     method, srcc, _, tried = try_methods(methods, lambda how: (trial(float_units, how), None), target,
                                          float_units=len(float_units))

@@ -32,14 +32,18 @@ Module-level imports are torch-free: the runner only needs onnxruntime.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgefiq.console import native_output_captured
 from edgefiq.errors import BackendUnavailableError, UsageError
 from edgefiq.export.base import BackendBase, Exported, ExportOptions, read_meta_or_none, silence_native_stderr, to_layout
+from edgefiq.export.mixed import as_scoped, in_units, scope_module
 from edgefiq.registry import BACKENDS
 
 CALIBRATION_METHODS = ("mean-minmax", "minmax", "entropy", "percentile", "nncf")
@@ -59,8 +63,7 @@ def export_onnx_fp32(model: Any, example: Any, out: Path, *, opset: int = 17, sl
     Example:
         >>> export_onnx_fp32(model, torch.zeros(1, 3, 112, 112), Path("m.onnx"))   # doctest: +SKIP
     """
-    import warnings
-
+    # heavy (torch, onnx, onnxslim): lazy, so importing edgefiq.export stays cheap and torch-free
     import torch
 
     _require("onnx")
@@ -102,8 +105,6 @@ def _nodes_in_modules(graph: Any, modules: Any) -> list[str]:
     (onnxruntime's pre-processing inlines HardSwish into ``_inlfunc_*`` nodes) inherit the module
     of the node producing their first input.
     """
-    from edgefiq.export.mixed import as_scoped, in_units, scope_module
-
     if not modules:
         return []
     producer = {o: n for n in graph.node for o in n.output}
@@ -130,8 +131,7 @@ def quantize_onnx_nncf(src: Path, out: Path, calibration: np.ndarray, *, input_n
     Example:
         >>> quantize_onnx_nncf(Path("m.onnx"), Path("m_int8.onnx"), calib)   # doctest: +SKIP
     """
-    import logging
-
+    # heavy (nncf, onnx): lazy, so importing edgefiq.export stays cheap and torch-free
     import nncf
     import onnx
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
@@ -140,7 +140,6 @@ def quantize_onnx_nncf(src: Path, out: Path, calibration: np.ndarray, *, input_n
     model = onnx.load(str(src))
     head = _score_head(model.graph, keep_head_float) + _nodes_in_modules(model.graph, float_modules)
     dataset = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))], lambda x: {input_name: x})
-    from edgefiq.console import native_output_captured
 
     with native_output_captured():   # NNCF's progress bars (shown with -v)
         q = nncf.quantize(model, dataset, subset_size=len(calibration),
@@ -169,6 +168,7 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method:
         _require("nncf")
         return quantize_onnx_nncf(src, out, calibration, input_name=input_name, keep_head_float=keep_head_float,
                                   float_modules=float_modules, report=report)
+    # heavy (onnx, onnxruntime): lazy, so importing edgefiq.export stays cheap and torch-free
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -190,7 +190,6 @@ def quantize_onnx_int8(src: Path, out: Path, calibration: np.ndarray, *, method:
         # one image per batch: the moving average then runs over per-image ranges, and the
         # histogram calibrators need equal batch sizes to stack their arrays
         batch = 16 if method == "minmax" else 1
-        from edgefiq.console import native_output_captured
 
         with native_output_captured():   # the histogram calibrators print their progress (shown with -v)
             quantize_static(str(pre), str(out), Reader(calibration, input_name, batch),
@@ -232,6 +231,7 @@ class OnnxBackend(BackendBase):
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".onnx-") as tmp:
             fp32 = export_onnx_fp32(model, example, Path(tmp) / "fp32.onnx", opset=options.opset, slim=slim)
             if options.precision == "fp16":
+                # heavy (onnx, onnxruntime): lazy, so importing edgefiq.export stays cheap and torch-free
                 import onnx
                 from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -267,6 +267,7 @@ class OnnxBackend(BackendBase):
         """Empty when onnxruntime has its CUDA execution provider here."""
         if importlib.util.find_spec("onnxruntime") is None:
             return "onnxruntime not installed"
+        # heavy (onnxruntime): lazy, so importing edgefiq.export stays cheap and torch-free
         import onnxruntime as ort
 
         ok = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -274,6 +275,7 @@ class OnnxBackend(BackendBase):
 
     def load_gpu(self, path: Path, threads: int | None = None) -> Any:
         """An onnxruntime CUDA session as a runner (NCHW float32 in, scores out)."""
+        # heavy (onnxruntime): lazy, so importing edgefiq.export stays cheap and torch-free
         import onnxruntime as ort
 
         meta = read_meta_or_none(path)
@@ -292,6 +294,7 @@ class OnnxRunner:
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         try:
+            # heavy (onnxruntime): lazy, so importing edgefiq.export stays cheap and torch-free
             import onnxruntime as ort
         except ImportError:
             raise BackendUnavailableError(f"onnx runner needs onnxruntime: `{_PIP}`") from None

@@ -19,14 +19,19 @@ torch to float rounding. Module-level imports are torch-free.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgefiq.console import native_output_captured
 from edgefiq.errors import BackendUnavailableError, UsageError
 from edgefiq.export.base import BackendBase, Exported, ExportOptions, read_meta_or_none, to_layout
+from edgefiq.export.mixed import as_scoped, in_units, scope_module
+from edgefiq.export.onnx import export_onnx_fp32
 from edgefiq.registry import BACKENDS
 
 _PIP = "pip install openvino nncf"
@@ -46,8 +51,7 @@ def _require(*modules: str) -> None:
 
 def _convert(model: Any, example: Any, options: ExportOptions, workdir: Path) -> Any:
     """torch model -> ``openvino.Model`` with input shape ``[-1, 3, H, W]``."""
-    import warnings
-
+    # heavy (openvino, torch): lazy, so importing edgefiq.export stays cheap and torch-free
     import openvino as ov
     import torch
 
@@ -55,8 +59,6 @@ def _convert(model: Any, example: Any, options: ExportOptions, workdir: Path) ->
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if options.advanced.get("source", "torch") == "onnx":
-            from edgefiq.export.onnx import export_onnx_fp32
-
             src = export_onnx_fp32(model, example, workdir / "src.onnx", opset=options.opset)
             return ov.convert_model(str(src), input=[shape])
         return ov.convert_model(model.eval(), example_input=example, input=[shape])
@@ -67,8 +69,7 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> tuple[Any, 
 
     Returns ``(quantised model, report)``: the settings used and the layers kept float.
     """
-    import logging
-
+    # heavy (nncf): lazy, so importing edgefiq.export stays cheap and torch-free
     import nncf
 
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
@@ -96,8 +97,6 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> tuple[Any, 
         head = []
     float_modules = tuple(options.advanced.get("float_modules", ()))
     if float_modules:   # mixed precision (edgefiq.export.mixed): ops named after these torch modules
-        from edgefiq.export.mixed import as_scoped, in_units, scope_module
-
         def module_of(op: Any) -> str:
             # ops renamed by conversion (a conv with its BatchNorm fused is "Multiply_123") belong to
             # the module of the op that consumes them (that BatchNorm's Add)
@@ -111,7 +110,6 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> tuple[Any, 
     ignored = nncf.IgnoredScope(names=head, validate=False) if head else None
     report = {"overflow_fix": overflow_fix, "float_layers": head, "preset": preset,
               "activation_ranges": estimator or "nncf default"}
-    from edgefiq.console import native_output_captured
 
     with native_output_captured():   # NNCF's progress bars (shown with -v)
         return nncf.quantize(ov_model, cal_ds, subset_size=len(calib), ignored_scope=ignored,
@@ -142,6 +140,7 @@ class OpenVinoBackend(BackendBase):
     def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Exported:
         """Write ``out`` (``.xml``) and its ``.bin`` in ``options.precision``."""
         _require("openvino", *(["nncf"] if options.precision == "int8" else []))
+        # heavy (openvino): lazy, so importing edgefiq.export stays cheap and torch-free
         import openvino as ov
 
         out = Path(out)
@@ -165,6 +164,7 @@ class OpenVinoBackend(BackendBase):
         """Empty when OpenVINO reports a GPU device here."""
         if importlib.util.find_spec("openvino") is None:
             return "openvino not installed"
+        # heavy (openvino): lazy, so importing edgefiq.export stays cheap and torch-free
         import openvino as ov
 
         ok = any(d.startswith("GPU") for d in ov.Core().available_devices)
@@ -172,6 +172,7 @@ class OpenVinoBackend(BackendBase):
 
     def load_gpu(self, path: Path, threads: int | None = None) -> Any:
         """The IR compiled for OpenVINO's GPU plugin as a runner (NCHW float32 in, scores out)."""
+        # heavy (openvino): lazy, so importing edgefiq.export stays cheap and torch-free
         import openvino as ov
 
         meta = read_meta_or_none(path)
@@ -190,6 +191,7 @@ class OpenVinoRunner:
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         try:
+            # heavy (openvino): lazy, so importing edgefiq.export stays cheap and torch-free
             import openvino as ov
         except ImportError:
             raise BackendUnavailableError("openvino runner needs openvino: `pip install openvino`") from None

@@ -43,6 +43,7 @@ from typing import Any, Callable
 import numpy as np
 
 from edgefiq.errors import DataError, ParityError
+from edgefiq.metrics import srcc
 
 TOLERANCES: dict[str, dict[str, float]] = {
     "fp32": {"max_abs_diff": 1e-4},
@@ -88,6 +89,7 @@ def torch_scores(model: Any, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     Example:
         >>> ref = torch_scores(model, np.zeros((4, 3, 112, 112), np.float32))   # doctest: +SKIP
     """
+    # heavy (torch): lazy, so importing edgefiq.export stays cheap and torch-free
     import torch
 
     model.eval()
@@ -105,8 +107,6 @@ def runner_scores(runner: Callable[[np.ndarray], np.ndarray], x: np.ndarray, bat
 
 
 def _srcc(a: np.ndarray, b: np.ndarray) -> float:
-    from edgefiq.metrics import srcc
-
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(srcc(a, b))

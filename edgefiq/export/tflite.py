@@ -23,12 +23,15 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgefiq.console import native_output_captured
 from edgefiq.errors import BackendUnavailableError, DataError, UsageError
 from edgefiq.export.base import (BackendBase, Exported, ExportOptions, dequantize_array, quantize_array,
                                  read_meta_or_none, to_layout)
@@ -50,10 +53,6 @@ def _quiet() -> Any:
         yield
         return
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
-    import logging
-    import warnings
-
-    from edgefiq.console import native_output_captured
 
     previous = logging.root.manager.disable
     logging.disable(logging.INFO)   # "Use JAX lowering: ..." and jax backend notices
@@ -81,6 +80,7 @@ def _quantizer(float_modules: list[str], *, fixed_qparams: bool = True) -> Any:
     ``fixed_qparams=False`` also leaves sigmoid/softmax-like ops (fixed 1/256 output scale) in
     float: NNCF's ``quantize_pt2e`` does not accept fixed-qparams specs.
     """
+    # heavy (litert-torch): lazy, so importing edgefiq.export stays cheap and torch-free
     from litert_torch.quantize import pt2e_quantizer as pq
     from litert_torch.quantize.pt2e_quantizer_utils import OP_TO_ANNOTATOR
 
@@ -107,6 +107,7 @@ def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last
     plain ``prepare_pt2e``/``convert_pt2e`` with histogram observers on every op.
     ``float_modules``: torch module names left unquantised (mixed precision).
     """
+    # heavy (torch, litert-torch, torchao, nncf): lazy, so importing edgefiq.export stays cheap and torch-free
     import torch
     from litert_torch.quantize import quant_config as qc
     from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
@@ -115,8 +116,6 @@ def _pt2e_int8(module: Any, example: Any, calibration: np.ndarray, channels_last
     batches = [torch.from_numpy(np.ascontiguousarray(layout(calibration[i:i + 1]))) for i in range(len(calibration))]
     graph = torch.export.export(module, (example,)).module()
     if method == "nncf":
-        import logging
-
         import nncf
         from nncf.experimental.torch.fx import quantize_pt2e as nncf_quantize_pt2e
 
@@ -176,6 +175,7 @@ class TfliteBackend(BackendBase):
         _require("litert_torch", "ai_edge_litert")
         report: dict[str, Any] = {}
         with _quiet():
+            # heavy (litert-torch, torch): lazy, so importing edgefiq.export stays cheap and torch-free
             import litert_torch
             import torch
 
@@ -206,9 +206,8 @@ class TfliteBackend(BackendBase):
 
     def quantization_info(self, path: Path) -> dict[str, Any]:
         """Input/output dtype, scale and zero-point as the interpreter reports them."""
+        # heavy (ai-edge-litert): lazy, so importing edgefiq.export stays cheap and torch-free
         from ai_edge_litert.interpreter import Interpreter
-
-        from edgefiq.console import native_output_captured
 
         with native_output_captured(also_stdout=False):
             it = Interpreter(model_path=str(path))
@@ -228,10 +227,10 @@ class TfliteRunner:
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         try:
+            # heavy (ai-edge-litert): lazy, so importing edgefiq.export stays cheap and torch-free
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
             raise BackendUnavailableError("tflite runner needs ai-edge-litert: `pip install ai-edge-litert`") from None
-        from edgefiq.console import native_output_captured
 
         with native_output_captured(also_stdout=False):   # "INFO: Created TensorFlow Lite XNNPACK delegate"
             self.interpreter = Interpreter(model_path=str(path), num_threads=int(threads) if threads else None)

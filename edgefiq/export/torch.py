@@ -9,6 +9,7 @@ imports torch when it loads an artifact.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,7 @@ class TorchBackend(BackendBase):
 
     def export(self, model: Any, example: Any, out: Path, options: ExportOptions) -> Exported:
         """Trace (or script) ``model`` and save it to ``out``."""
-        import warnings
-
+        # heavy (torch): lazy, so importing edgefiq.export stays cheap and torch-free
         import torch
 
         if options.precision != "fp32":
@@ -63,12 +63,14 @@ class TorchBackend(BackendBase):
         """Empty when torch sees a CUDA GPU here."""
         if importlib.util.find_spec("torch") is None:
             return "torch not installed"
+        # heavy (torch): lazy, so importing edgefiq.export stays cheap and torch-free
         import torch
 
         return "" if torch.cuda.is_available() else "torch.cuda.is_available() is False (no CUDA GPU)"
 
     def load_gpu(self, path: Path, threads: int | None = None) -> Any:
         """The TorchScript module on CUDA as a runner (NCHW float32 in, scores out)."""
+        # heavy (torch): lazy, so importing edgefiq.export stays cheap and torch-free
         import torch
 
         meta = read_meta_or_none(path)
@@ -89,12 +91,12 @@ class TorchRunner:
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         try:
+            # heavy (torch): lazy, so importing edgefiq.export stays cheap and torch-free
             import torch
         except ImportError:
             raise BackendUnavailableError(f"torch runner needs torch: `{_PIP}`") from None
         if threads:
             torch.set_num_threads(int(threads))
-        import warnings
 
         self._torch = torch
         with warnings.catch_warnings():
