@@ -30,7 +30,7 @@ def test_minimal_recipe_defaults(tmp_path: Path) -> None:
     cfg = load_recipe(write(tmp_path, MINIMAL))
     assert cfg.default_run_dir() == Path("runs/t")
     assert cfg.prune.rhos == (0.3,) and cfg.export.precisions == ("fp32", "int8")
-    dc = distill_config(cfg, cfg.distill.students[0])
+    dc = distill_config(cfg.distill, cfg.distill.students[0], seed=cfg.seed)
     assert dc.student == "tiny_cnn" and dc.optim.epochs == 1 and tuple(dc.input_size) == (32, 32)
     assert to_dict(cfg)["distill"]["students"][0]["arch"] == "tiny_cnn"
 
@@ -64,7 +64,7 @@ def test_overrides_reach_lists_and_free_form_sections(tmp_path: Path) -> None:
     cfg = load_recipe(write(tmp_path, MINIMAL), overrides=[
         "distill.students.0.config.optim.lr=0.01", "export.targets=[onnx]", "prune.rhos=[0.2, 0.5]", "seed=3"])
     assert cfg.export.targets == ("onnx",) and cfg.prune.rhos == (0.2, 0.5) and cfg.seed == 3
-    dc = distill_config(cfg, cfg.distill.students[0])
+    dc = distill_config(cfg.distill, cfg.distill.students[0], seed=cfg.seed)
     assert dc.optim.lr == 0.01 and dc.seed == 3  # the run seed reaches distillation
     with pytest.raises(RecipeError, match="not an index"):
         load_recipe(write(tmp_path, MINIMAL), overrides=["distill.students.4.arch=x"])
@@ -97,7 +97,7 @@ def test_cross_section_checks(tmp_path: Path) -> None:
                             "students: [{arch: tiny_cnn}, {arch: tiny_cnn, name: wide, config: {student_options: {width: 16}}}]")
     cfg = load_recipe(write(tmp_path, named))
     assert [s.label for s in cfg.distill.students] == ["tiny_cnn", "wide"]
-    assert distill_config(cfg, cfg.distill.students[1]).student_options == {"width": 16}
+    assert distill_config(cfg.distill, cfg.distill.students[1], seed=cfg.seed).student_options == {"width": 16}
 
 
 @pytest.mark.parametrize("extra, message", [

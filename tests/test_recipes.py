@@ -23,7 +23,7 @@ def test_recipe_loads_and_every_student_config_validates(path: Path) -> None:
     cfg = load_recipe(path, VARS)
     assert cfg.name == path.stem
     for s in cfg.distill.students:
-        dc = distill_config(cfg, s)
+        dc = distill_config(cfg.distill, s, seed=cfg.seed)
         assert getattr(dc, "student", s.arch) == s.arch
 
 
@@ -70,7 +70,7 @@ def test_vquala_student_within_challenge_limits() -> None:
     cfg = load_recipe(ROOT / "recipes" / "vquala-efficient.yaml", VARS)
     assert cfg.teacher.options["csv"] == "/data/mos.csv"
     for s in cfg.distill.students:
-        dc = distill_config(cfg, s)
+        dc = distill_config(cfg.distill, s, seed=cfg.seed)
         assert set(dc.losses) == {"plcc", "rank", "focal_ls"}
         prof = model_profile(STUDENTS.get(s.arch)(**dict(dc.student_options)), tuple(dc.input_size))
         assert prof["params"] <= 5_000_000

@@ -43,7 +43,7 @@ def validation_sample(n: int, seed: int, dst: Path) -> Path:
     """Symlinks to ``n`` clean crops of the recipe's validation identities under ``dst``."""
     recipe = load_recipe(ROOT / "recipes" / "lfw-mobilefacenet.yaml")
     images = Path(recipe.data.images)
-    _, val = split_identities(relpaths(list_images(images), images), recipe)
+    _, val = split_identities(relpaths(list_images(images), images), recipe.data.split)
     by_id: dict[str, list[str]] = {}
     for rel in val:
         by_id.setdefault(rel.split("/")[0], []).append(rel)

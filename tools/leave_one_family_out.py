@@ -48,7 +48,8 @@ def distill_students(recipe: object, run_dir: Path, student: str, families: list
                                  val_labels=str(run_dir / labels.val), index=str(images / "index.csv"))
         fields["data"]["leave_out"] = [] if fam == "all" else [fam]
         fields["data"]["cache_dir"] = str(work / DECODED)
-        cfg = apply_overrides(distill_config(recipe, section, data=fields), [*SHORT, *sets])  # type: ignore[arg-type]
+        cfg = distill_config(recipe.distill, section, seed=recipe.seed, data=fields)  # type: ignore[attr-defined]
+        cfg = apply_overrides(cfg, [*SHORT, *sets])
         sdir = work / fam
         if not (sdir / "model.json").is_file():
             distill(cfg, sdir, resume=(sdir / "last.pt").is_file())

@@ -81,8 +81,8 @@ def _pipeline_student(recipe: str, wanted: str | None) -> dict[str, Any]:
     students = run.distill.students
     chosen = next((s for s in students if wanted in (s.label, s.arch)), None) if wanted else students[0]
     if chosen is None:  # another architecture, with the first student's settings
-        return {**distill_mapping(run, students[0]), "student": wanted}
-    return {**distill_mapping(run, chosen), "student": chosen.arch}
+        return {**distill_mapping(run.distill, students[0], run.seed), "student": wanted}
+    return {**distill_mapping(run.distill, chosen, run.seed), "student": chosen.arch}
 
 
 class _DistillCommand(click.Command):

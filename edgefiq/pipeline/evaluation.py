@@ -21,14 +21,14 @@ import numpy as np
 
 from edgefiq.data.split import identity_subset
 from edgefiq.eval.sources import EvalSet, QualitySource
-from edgefiq.pipeline.recipe import EvalSection, RunRecipe
+from edgefiq.pipeline.recipe import EvalSection
 from edgefiq.pipeline.records import EvalOutput, EvalRow, FamilyRow, score_file
 from edgefiq.pipeline.runner import StageContext
 
 log = logging.getLogger("edgefiq.pipeline")
 
 
-def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> EvalOutput:
+def evaluate_artifacts(ctx: StageContext, ev: EvalSection, seed: int = 0) -> EvalOutput:
     """Evaluate every exported artifact + teacher + random on the validation identities.
 
     Returns:
@@ -37,18 +37,17 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> EvalOutput:
         per-family table, the protocol and the run-relative path of ``curves.json``.
 
     Example:
-        >>> evaluate_artifacts(ctx, recipe).rows[0].source   # doctest: +SKIP
+        >>> evaluate_artifacts(ctx, recipe.eval, recipe.seed).rows[0].source   # doctest: +SKIP
         'teacher'
     """
     from edgefiq.data.readers import identity_of, kind_index_of, read_labels_csv, source_index_of
     from edgefiq.utils import write_json
 
-    ev = recipe.eval
     images = ctx.path(ctx.outputs["data"].images)
     label_paths, teacher_q = read_labels_csv(ctx.path(ctx.outputs["label"].val), None)
     rels = [p.as_posix() for p in label_paths]
     if ev.max_images and len(rels) > ev.max_images:
-        keep = identity_subset(rels, ev.max_images, recipe.seed)
+        keep = identity_subset(rels, ev.max_images, seed)
         rels, teacher_q = [rels[k] for k in keep], teacher_q[keep]
     paths = [images / r for r in rels]
     ids = [identity_of(r) for r in rels]
@@ -61,13 +60,13 @@ def evaluate_artifacts(ctx: StageContext, recipe: RunRecipe) -> EvalOutput:
         # the data stage's index.csv names each degraded copy's source photo: comparing a photo with
         # its own degraded copy is not a verification attempt, so those pairs are left out
         es = EvalSet.build(emb, rels, same_source=source_index_of(images), max_impostors=ev.max_impostors,
-                           seed=recipe.seed)
+                           seed=seed)
         log.info("[eval] %d images, %d genuine / %d impostor comparisons (%s; %s)", len(paths), es.n_genuine,
                  es.n_impostor, es.protocol, fr_desc)
 
     sources: list[tuple[dict[str, Any], np.ndarray]] = [
         ({"source": "teacher", "kind": "teacher"}, teacher_q),
-        ({"source": "random", "kind": "baseline"}, np.random.default_rng(recipe.seed).random(len(paths))),
+        ({"source": "random", "kind": "baseline"}, np.random.default_rng(seed).random(len(paths))),
     ]
     cache = _ImageCache(paths)
     for art in ctx.outputs["export"].written:

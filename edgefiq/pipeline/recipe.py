@@ -338,7 +338,7 @@ def validate(cfg: RunRecipe) -> None:
         if s.taught_by is not None and s.taught_by not in labels[:i]:
             raise RecipeError(f"distill.students.{i}.taught_by: {s.taught_by!r} is not a student listed before "
                               f"{s.label!r} (earlier: {', '.join(labels[:i]) or 'none'})", key=f"distill.students.{i}.taught_by")
-        distill_config(cfg, s, where=f"distill[{s.label}]")
+        distill_config(cfg.distill, s, seed=cfg.seed, where=f"distill[{s.label}]")
     _check_names(cfg)
     _check_teacher_options(cfg.teacher)
     _check_calibration_method(cfg.export)
@@ -421,22 +421,24 @@ def stage_config(section: Any) -> dict[str, Any]:
     return out
 
 
-def distill_mapping(cfg: RunRecipe, student: StudentSection) -> dict[str, Any]:
-    """The merged ``DistillConfig`` fields of one student (defaults, then the student's own)."""
-    merged = _deep_merge(copy.deepcopy(cfg.distill.defaults), student.config)
-    merged.setdefault("seed", cfg.seed)
+def distill_mapping(section: DistillSection, student: StudentSection, seed: int) -> dict[str, Any]:
+    """The merged ``DistillConfig`` fields of one student (defaults, then the student's own; the run's seed
+    unless they set one)."""
+    merged = _deep_merge(copy.deepcopy(section.defaults), student.config)
+    merged.setdefault("seed", seed)
     return merged
 
 
-def distill_config(cfg: RunRecipe, student: StudentSection, *, where: str = "distill",
+def distill_config(section: DistillSection, student: StudentSection, *, seed: int, where: str = "distill",
                    data: dict[str, Any] | None = None) -> Any:
-    """Build the distill team's ``DistillConfig`` for ``student`` (validating it).
+    """Build the distill team's ``DistillConfig`` for ``student`` of the recipe's ``distill`` section
+    (validating it).
 
     ``data`` holds the run-specific fields the pipeline fills in (images root, label CSVs).
     """
     from edgefiq.distill.config import DistillConfig
 
-    mapping = distill_mapping(cfg, student)
+    mapping = distill_mapping(section, student, seed)
     mapping = _fill_student(DistillConfig, mapping, student, data)
     return from_mapping(DistillConfig, mapping, where)
 

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from edgefiq.pipeline.recipe import RunRecipe
+from edgefiq.pipeline.recipe import EvalSection
 from edgefiq.pipeline.records import (ArtifactRecord, BenchOutput, BenchRecord, EvalOutput, EvalRow, ExportOutput,
                                       ModelsOutput, ReportOutput, row_key)
 from edgefiq.pipeline.runner import StageContext
@@ -25,31 +25,32 @@ SYNTHETIC_BANNER = ("**SYNTHETIC DATA.** This run used the built-in procedural s
                     "stage works end to end, not how good a quality model is on real faces.")
 
 
-def write_report(ctx: StageContext, recipe: RunRecipe) -> dict[str, Any]:
-    """Assemble rows from the export, eval and bench stage outputs and write the report files.
+def write_report(ctx: StageContext, name: str, ev_section: EvalSection) -> ReportOutput:
+    """Assemble rows from the records of the export, eval and bench stages and write the report files
+    of run ``name`` (the eval section gives the FMRs, discard limit and convention).
 
     Returns:
-        ``{"report_md", "report_json", "plots": [...], "all_ok": bool, "n_failed": int}`` (paths
-        run-relative; ``n_failed`` counts the artifact rows whose status is not ok).
+        the stage's record: run-relative paths of report.md, report.json and the plots, and
+        ``n_failed``, the artifact rows whose status is not ok.
 
     Example:
-        >>> write_report(ctx, recipe)["all_ok"]   # doctest: +SKIP
+        >>> write_report(ctx, recipe.name, recipe.eval).all_ok   # doctest: +SKIP
         True
     """
     rows = build_rows(ctx.outputs, ctx.run_dir)
-    fmrs = [f"{f:g}" for f in recipe.eval.fmr] if recipe.eval.edc else []
+    fmrs = [f"{f:g}" for f in ev_section.fmr] if ev_section.edc else []
     data, ev = ctx.outputs.get("data"), ctx.outputs.get("eval") or EvalOutput()
     label, distill = ctx.outputs.get("label"), ctx.outputs.get("distill") or ModelsOutput()
     summary = {
-        "recipe": recipe.name,
+        "recipe": name,
         "synthetic": bool(data and data.synthetic),
         "teacher": label.teacher.to_json() if label else None,
         "fr_model": ev.fr_model,
         "data": {k: getattr(data, k, None) for k in ("n_images", "n_identities", "n_train", "n_val")},
         "eval": {k: getattr(ev, k) for k in ("n_images", "n_identities", "n_genuine", "n_impostor", "protocol")},
-        "fmr": list(recipe.eval.fmr),
-        "discard_limit": recipe.eval.discard_limit,
-        "convention": recipe.eval.convention,
+        "fmr": list(ev_section.fmr),
+        "discard_limit": ev_section.discard_limit,
+        "convention": ev_section.convention,
         "stage_seconds": ctx.seconds,
         "distill": {k: m.metrics for k, m in distill.models.items()},
         "rows": rows,
