@@ -23,17 +23,30 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from edgefiq.timing import peak_rss_mb, time_callable
+from edgefiq import __version__
+from edgefiq.bench.devices import gpu_unavailable_reason, load_gpu_model
+from edgefiq.data.readers import list_images, read_label_map, relpaths, source_index_of
 from edgefiq.errors import EdgefiqError, UsageError
+from edgefiq.eval.core import read_embeddings
 from edgefiq.eval.sources import EvalSet, QualitySource, embed_images
+from edgefiq.export.base import artifact_files, meta_path, package_versions, read_meta
+from edgefiq.registry import BACKENDS
+from edgefiq.runtime.model import load_model
+from edgefiq.runtime.score import score_paths
+from edgefiq.timing import peak_rss_mb, time_callable
 
 log = logging.getLogger("edgefiq.bench")
 
@@ -42,9 +55,6 @@ DEVICES = ("cpu", "cuda")
 
 def artifact_size_bytes(path: str | Path, backend_name: str | None = None) -> int:
     """Bytes of every file the artifact consists of (sidecar excluded)."""
-    from edgefiq.export.base import artifact_files
-    from edgefiq.registry import BACKENDS
-
     p = Path(path)
     files = artifact_files(BACKENDS.get(backend_name)(), p) if backend_name in BACKENDS.names() else [p]
     return int(sum(f.stat().st_size for f in dict.fromkeys(files) if f.is_file()))
@@ -65,11 +75,8 @@ def parity_status(meta: dict[str, Any] | None) -> tuple[str, str]:
 
 
 def _load(path: Path, device: str, threads: int) -> Any:
-    from edgefiq.runtime.model import load_model
-
     if device == "cpu":
         return load_model(path, threads=threads)
-    from edgefiq.bench.devices import load_gpu_model
 
     return load_gpu_model(path, threads=threads)
 
@@ -141,8 +148,6 @@ def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,),
                 try:
                     row["size_mb"] = artifact_size_bytes(path, row["backend"]) / 1e6 if path.exists() else None
                     if device == "cuda":
-                        from edgefiq.bench.devices import gpu_unavailable_reason
-
                         why = gpu_unavailable_reason(row["backend"] or "onnx")
                         if why:
                             row.update(status="unavailable", reason=why)
@@ -185,11 +190,6 @@ def benchmark_isolated(artifacts: Sequence[str | Path], *, rounds: int = 1, **kw
     Example:
         >>> rows = benchmark_isolated(["a.onnx", "b.xml"], threads=(1,))   # doctest: +SKIP
     """
-    import json
-    import subprocess
-    import sys
-    import tempfile
-
     flags = {"threads": "--threads", "batches": "--batch-size", "device": "--device", "warmup": "--warmup",
              "min_runs": "--min-runs", "min_time_s": "--min-time", "images": "--images", "reference": "--reference",
              "fr_model": "--fr-model", "embeddings": "--embeddings", "embeddings_index": "--embeddings-index"}
@@ -278,8 +278,6 @@ def merge_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def _read_meta_dict(path: Path) -> dict[str, Any] | None:
-    from edgefiq.export.base import meta_path, read_meta
-
     if not meta_path(path).is_file():
         return None
     try:
@@ -298,9 +296,6 @@ class _AccuracyContext:
     @classmethod
     def build(cls, images: Any, reference: Any, fr_model: Any, embeddings: Any, embeddings_index: Any,
               fmr: float, limit: float, max_images: int | None) -> "_AccuracyContext":
-        from edgefiq.data.readers import list_images, read_label_map, relpaths, source_index_of
-        from edgefiq.eval.core import read_embeddings
-
         if reference is None:
             raise UsageError("accuracy columns need --reference scores.csv (path,quality)")
         root = Path(images)
@@ -325,8 +320,6 @@ class _AccuracyContext:
         return cls([root / r for r in rels], rels, np.array([ref_map[r] for r in rels]), es, fmr, limit)
 
     def evaluate(self, model: Any) -> dict[str, Any]:
-        from edgefiq.runtime.score import score_paths
-
         kept, q = score_paths(model, self.paths, relpaths=self.rels, batch_size=32, desc="accuracy")
         if len(kept) != len(self.paths):
             raise EdgefiqError("some accuracy images could not be read")
@@ -398,11 +391,6 @@ def check_floors(rows: list[dict[str, Any]], floors: dict[str, float]) -> list[s
 
 def environment() -> dict[str, Any]:
     """Host facts recorded with every benchmark."""
-    import os
-
-    from edgefiq import __version__
-    from edgefiq.export.base import package_versions
-
     return {"host": platform.node(), "machine": platform.machine(), "processor": platform.processor(),
             "python": platform.python_version(), "cpus": os.cpu_count(), "edgefiq": __version__,
             "versions": package_versions("onnxruntime", "openvino", "ai-edge-litert", "torch", "numpy")}

@@ -16,11 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgefiq.registry import BACKENDS
+from edgefiq.runtime.model import QualityModel
+from edgefiq.runtime.sidecar import read_meta
+
 
 def gpu_unavailable_reason(backend: str) -> str:
     """Empty string if ``backend`` (a registered backend name, or ``checkpoint``) can run on a GPU here, else why not."""
-    from edgefiq.registry import BACKENDS
-
     name = "torch" if backend == "checkpoint" else backend
     if name not in BACKENDS:
         return f"no GPU path for {backend} in edgefiq bench"
@@ -32,10 +34,6 @@ def gpu_unavailable_reason(backend: str) -> str:
 
 def load_gpu_model(path: str | Path, threads: int | None = None) -> Any:
     """Load an artifact on the GPU as a ``QualityModel`` (call only when available)."""
-    from edgefiq.registry import BACKENDS
-    from edgefiq.runtime.model import QualityModel
-    from edgefiq.runtime.sidecar import read_meta
-
     p = Path(path)
     meta = read_meta(p)
     run = BACKENDS.get(meta.backend)().load_gpu(p, threads)

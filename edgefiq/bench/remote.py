@@ -22,7 +22,10 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+from edgefiq.bench.core import _read_meta_dict
 from edgefiq.errors import EdgefiqError, UsageError
+from edgefiq.export.base import artifact_files, meta_path
+from edgefiq.registry import BACKENDS
 
 
 def parse_ssh_url(url: str) -> tuple[str | None, str, int]:
@@ -38,10 +41,6 @@ def parse_ssh_url(url: str) -> tuple[str | None, str, int]:
 
 
 def _files_of(path: Path) -> list[Path]:
-    from edgefiq.bench.core import _read_meta_dict
-    from edgefiq.export.base import artifact_files, meta_path
-    from edgefiq.registry import BACKENDS
-
     if not path.is_file():
         raise UsageError(f"{path}: artifact not found")
     meta = _read_meta_dict(path) or {}

@@ -7,10 +7,13 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgefiq.utils import atomic_write_text, save_figure, write_json
 
 COLUMNS: list[tuple[str, str, str]] = [  # (key, header, format)
     ("artifact", "artifact", "s"), ("backend", "backend", "s"), ("precision", "prec", "s"), ("device", "device", "s"),
@@ -61,6 +64,7 @@ def format_markdown(rows: list[dict[str, Any]], env: dict[str, Any] | None = Non
 def print_table(rows: list[dict[str, Any]]) -> None:
     """Ultralytics-style summary table on stdout (rich; plain Markdown where rich is not installed)."""
     try:
+        # rich: slow to import, and optional on a minimal device install
         from rich.console import Console
         from rich.table import Table
     except ImportError:  # minimal device install
@@ -80,12 +84,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def plot_latency(rows: list[dict[str, Any]], out_png: str | Path) -> Path:
     """Grouped bars: p50 latency per artifact, one bar per (threads, batch), p90 as whisker."""
+    # heavy optional ([train]): matplotlib only when a plot is drawn
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from edgefiq.utils import save_figure
 
     ok = [r for r in rows if "p50_ms" in r]
     arts = list(dict.fromkeys(r["artifact"] for r in ok)) or ["(no successful rows)"]
@@ -121,10 +124,6 @@ def write_bench_report(rows: list[dict[str, Any]], out_json: str | Path, *, env:
     Example:
         >>> write_bench_report(rows, "results/bench.json")   # doctest: +SKIP
     """
-    import importlib.util
-
-    from edgefiq.utils import atomic_write_text, write_json
-
     out = Path(out_json)
     if out.is_dir() or str(out_json).endswith(("/", "\\")) or not out.suffix:   # a folder
         out = out / "bench.json"

@@ -26,7 +26,9 @@ import logging
 from pathlib import Path
 from typing import Any, Sequence
 
+from edgefiq.bench.core import benchmark
 from edgefiq.errors import EdgefiqError
+from edgefiq.export import export_model
 
 log = logging.getLogger("edgefiq.bench")
 
@@ -51,9 +53,7 @@ def benchmark_teacher(name: str, options: dict[str, Any], targets: Sequence[str]
         >>> benchmark_teacher("severity", {}, ["onnx"], "out/")
         []
     """
-    from edgefiq.bench.core import benchmark
-    from edgefiq.export import export_model
-    from edgefiq.teachers import make_teacher
+    from edgefiq.teachers import make_teacher  # imports torch: the teacher is only built here; bench imports torch-free
 
     teacher = make_teacher(name, dict(options), cache_dir=cache_dir)
     nets = teacher.networks()

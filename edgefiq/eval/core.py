@@ -26,8 +26,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from edgefiq.data.degrade import family_of
+from edgefiq.data.readers import (list_images, read_kind_index, read_label_map, read_lfw_pairs, read_source_index,
+                                  relpaths)
 from edgefiq.errors import DataError, UsageError
+from edgefiq.eval.report import write_report
 from edgefiq.eval.sources import EvalSet, QualitySource, embed_images
+from edgefiq.metrics.thresholds import DEFAULT_FRACTIONS, discard_thresholds
+from edgefiq.utils import atomic_path, atomic_write_text, write_json
 
 log = logging.getLogger("edgefiq.eval")
 
@@ -101,8 +107,6 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
     Example:
         >>> evaluate("faces/", qualities=[("a", "a.csv")], embeddings="e.npy", identities_from_folders=True)  # doctest: +SKIP
     """
-    from edgefiq.data.readers import list_images, read_kind_index, read_label_map, read_source_index, relpaths
-
     t_start = time.perf_counter()
     names = _check_options(qualities, identities_from_folders, pairs, fr_model, embeddings, random_baseline,
                            reference, fmrs, limit)
@@ -134,8 +138,6 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
     if kinds is not None:
         report["by_degradation"] = by_family(es, sources, kinds, fmrs=fmrs, limit=limit)
     if out_dir is not None:
-        from edgefiq.eval.report import write_report
-
         write_report(report, out_dir)
     return report
 
@@ -165,8 +167,6 @@ def _check_options(qualities: Sequence[tuple[str, str | Path]], identities_from_
 
 def _read_pairs(pairs: str | Path, rels: list[str]) -> list[tuple[str, str, bool]]:
     """The LFW-style pair list; logs how many pairs use an image outside the evaluated set."""
-    from edgefiq.data.readers import read_lfw_pairs
-
     plist = read_lfw_pairs(pairs)
     covered = set(rels)
     usable = sum(a in covered and b in covered for a, b, _ in plist)
@@ -217,8 +217,6 @@ def threshold_rows(comps: Any, sources: Sequence[QualitySource], fmrs: Sequence[
         >>> threshold_rows(comps, [QualitySource("s", q, "s.csv")], [1e-3])[1]["fnmr"]   # doctest: +SKIP
         0.012
     """
-    from edgefiq.metrics.thresholds import DEFAULT_FRACTIONS, discard_thresholds
-
     fr = DEFAULT_FRACTIONS if fractions is None else tuple(fractions)
     return [{"source": s.name, **r} for fmr in fmrs for s in sources
             for r in discard_thresholds(comps, s.quality, fmr, fr)]
@@ -226,8 +224,6 @@ def threshold_rows(comps: Any, sources: Sequence[QualitySource], fmrs: Sequence[
 
 def _save_embeddings(out: Path, emb: np.ndarray, rels: list[str], fr_desc: str) -> None:
     """Keep the embeddings so a re-run can use ``--embeddings`` (FR inference is the slow part)."""
-    from edgefiq.utils import atomic_path, atomic_write_text, write_json
-
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "embeddings.json", {"fr_model": fr_desc, "n": len(rels), "dim": int(emb.shape[1])})
     with atomic_path(out / "embeddings.npy") as tmp:
@@ -244,8 +240,6 @@ def by_family(es: EvalSet, sources: Sequence[QualitySource], kinds: Mapping[str,
     Each family is ``es.subset`` of its images (the same protocol); ``kinds`` maps an image to its kind
     (``clean`` or a degradation, ``edgefiq.data.degrade.family_of``); images missing from it are left out.
     """
-    from edgefiq.data.degrade import family_of
-
     family = {r: family_of(kinds[r]) for r in es.rels if r in kinds}
     rows = []
     for fam in ["clean", *sorted({f for f in family.values() if f != "clean"})]:

@@ -25,12 +25,18 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from edgefiq.data.align import align_face, read_landmarks_tsv
 from edgefiq.data.detect import FACE_RULES, FaceDetector, Faces
+from edgefiq.data.images import load_image
+from edgefiq.data.readers import list_images, relpaths
+from edgefiq.errors import DataError
+from edgefiq.timing import time_callable
 
 #: A detected face "is" the annotated one when its mean landmark error is below half an inter-ocular distance.
 HIT_NME = 0.5
@@ -51,8 +57,6 @@ def landmark_nme(pred: np.ndarray, given: np.ndarray) -> float:
 
 def _image_row(rel: str, img: np.ndarray, faces: Faces, given: np.ndarray) -> dict[str, Any]:
     """Per-image facts: faces found, matched face and its error, crop difference, each rule's pick."""
-    from edgefiq.data.align import align_face
-
     errs = [landmark_nme(faces.landmarks[k], given) for k in range(len(faces))]
     best = int(np.argmin(errs)) if errs else None
     hit = best is not None and errs[best] <= HIT_NME
@@ -93,13 +97,6 @@ def evaluate_detector(detector: FaceDetector, images_root: str | Path, landmarks
         >>> evaluate_detector(det, "raw_sample/", "landmarks.tsv")["nme"]["mean"]   # doctest: +SKIP
         0.04
     """
-    import time
-
-    from edgefiq.data.align import read_landmarks_tsv
-    from edgefiq.data.images import load_image
-    from edgefiq.data.readers import list_images, relpaths
-    from edgefiq.errors import DataError
-
     root = Path(images_root)
     marks = read_landmarks_tsv(landmarks_tsv)
     paths = list_images(root)
@@ -154,8 +151,6 @@ def time_detector(detector: FaceDetector, images: Sequence[np.ndarray], *, min_r
         >>> time_detector(det, imgs[:10])["p50_ms"]   # doctest: +SKIP
         45.1
     """
-    from edgefiq.timing import time_callable
-
     cycle = itertools.cycle(images)
     before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     t = time_callable(lambda: detector.detect(next(cycle)), warmup=2, min_runs=min_runs, min_time_s=min_time_s)

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from edgefiq.utils import atomic_write_text, save_figure, write_json
+
 
 def _fmt(v: Any, nd: int = 2) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
@@ -116,12 +118,11 @@ def threshold_markdown(report: dict[str, Any]) -> list[str]:
 
 def plot_edc(report: dict[str, Any], out_png: str | Path) -> Path:
     """One panel per (FMR, convention): FNMR vs discarded fraction, one line per source, pAUC shaded."""
+    # heavy optional ([train]): matplotlib only when a plot is drawn
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from edgefiq.utils import save_figure
 
     fmrs, convs = report["fmrs"], report["conventions"]
     limit = report["limit"]
@@ -161,8 +162,6 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]
         >>> write_report(evaluate(...), "report/")["md"]   # doctest: +SKIP
         PosixPath('report/report.md')
     """
-    from edgefiq.utils import atomic_write_text, write_json
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return {"json": write_json(out / "report.json", report),

@@ -34,7 +34,10 @@ from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
+from edgefiq.data.readers import identity_of
 from edgefiq.errors import DataError, UsageError
+from edgefiq.metrics import krcc, plcc, srcc
+from edgefiq.metrics.edc import comparisons_from_identities, comparisons_from_pairs, edc_curve, pauc, pauc_x1e3
 
 
 @dataclass
@@ -140,6 +143,7 @@ def embed_images(fr_model: str | Path, paths: Sequence[Path], batch_size: int = 
         >>> emb, desc = embed_images("mobilefacenet.pt", paths)   # doctest: +SKIP
     """
     try:
+        # imports torch: only with --fr-model; eval imports torch-free
         from edgefiq.models.fr import embed_paths, load_fr_model
     except ImportError as e:
         raise UsageError(f"--fr-model needs torch ({e}); pass precomputed --embeddings instead") from None
@@ -173,9 +177,6 @@ def build_comparisons(emb: np.ndarray, rels: Sequence[str], *, pairs: Sequence[t
     Example:
         >>> comps, protocol = build_comparisons(emb, rels, same_source={"a/1.jpg": "a/0.jpg"})   # doctest: +SKIP
     """
-    from edgefiq.data.readers import identity_of
-    from edgefiq.metrics.edc import comparisons_from_identities, comparisons_from_pairs
-
     if pairs is None:
         ids = [identity_of(r) for r in rels]
         if any(i == "" for i in ids):
@@ -217,8 +218,6 @@ def evaluate_sources(comps: Any | None, sources: Sequence[QualitySource], *, fmr
         >>> res.correlation("teacher", "student")                                                       # doctest: +SKIP
         0.91
     """
-    from edgefiq.metrics.edc import edc_curve, pauc, pauc_x1e3
-
     if not sources:
         raise UsageError("nothing to evaluate: no quality source")
     res = SourceEvaluation(reference=reference or sources[0].name)
@@ -245,8 +244,6 @@ def evaluate_sources(comps: Any | None, sources: Sequence[QualitySource], *, fmr
 
 def _correlations(sources: Sequence[QualitySource], ref: str, finite: Mapping[str, bool],
                   all_pairs: bool) -> list[dict[str, Any]]:
-    from edgefiq.metrics import krcc, plcc, srcc
-
     out = []
     for k, a in enumerate(sources):
         for b in sources[k + 1:]:
