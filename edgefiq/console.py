@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import re
 import sys
@@ -88,6 +87,8 @@ def no_fork_after_jax() -> None:
     deadlock (JAX warns "os.fork() was called"). ``forkserver`` (Python 3.14's default on
     Linux) forks from a clean server process instead. Called once by the CLI.
     """
+    import multiprocessing  # stdlib but ~30 ms (socket, pickle): edgefiq.cli imports this module on every start
+
     if sys.platform.startswith("linux") and multiprocessing.get_start_method(allow_none=True) in (None, "fork"):
         multiprocessing.set_start_method("forkserver", force=True)
 

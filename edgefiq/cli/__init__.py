@@ -21,6 +21,8 @@ from typing import Any
 import click
 
 from edgefiq import __version__
+from edgefiq.errors import DataError, EdgefiqError
+from edgefiq.registry import suggest
 
 # verb -> "module:attribute". Keep sorted by pipeline order.
 COMMANDS: dict[str, str] = {
@@ -67,6 +69,7 @@ def configure_output(verbose: bool | None = None, quiet: bool | None = None) -> 
     quiet_on = os.environ.get("EDGEFIQ_QUIET") == "1"
     logging.basicConfig(level=logging.DEBUG if verbose_on else logging.WARNING if quiet_on else logging.INFO,
                         format="%(message)s", stream=sys.stderr, force=True)
+    # lazy: edgefiq.console (tempfile, ...) is not needed by `edgefiq --help`, which stays minimal
     from edgefiq.console import silence_third_party
 
     silence_third_party(verbose=verbose_on)
@@ -114,8 +117,6 @@ class LazyGroup(click.Group):
     def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
         name = click.utils.make_str(args[0])
         if name not in COMMANDS and not ctx.resilient_parsing and not name.startswith("-"):
-            from edgefiq.registry import suggest
-
             ctx.fail(f"No such command {name!r}{suggest(name, list(COMMANDS))}")
         return super().resolve_command(ctx, args)
 
@@ -160,8 +161,6 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point: runs the group and maps errors to exit codes."""
-    from edgefiq.errors import EdgefiqError
-
     try:
         return cli.main(args=argv, prog_name="edgefiq", standalone_mode=False)
     except click.exceptions.Abort:
@@ -190,8 +189,6 @@ def must_exist(kind: str) -> Any:
     """
 
     def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        from edgefiq.errors import DataError
-
         for v in value if isinstance(value, tuple) else (value,):
             if v is not None and v != "-" and not os.path.exists(v):
                 raise DataError(f"{v}: {kind} not found")
@@ -222,11 +219,12 @@ def echo_info(message: str) -> None:
 
 def echo_table(rows: list[dict[str, Any]], columns: list[str] | None = None, title: str | None = None) -> None:
     """Print rows as a rich table on stdout, or as a JSON list under ``--json`` (shared by verbs that print tables)."""
+    # rich (~0.1 s) only when a table is printed, never for `edgefiq --help`
     from rich.console import Console
     from rich.table import Table
 
     if json_mode():
-        import json
+        import json  # lazy with edgefiq.utils (json, hashlib, tempfile): not needed by `edgefiq --help`
 
         from edgefiq.utils import json_default
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import click
+
+from edgefiq.bench import benchmark, benchmark_isolated, check_floors, environment
+from edgefiq.bench.core import FLOOR_METRICS, failed_rows, select_artifacts
+from edgefiq.bench.remote import benchmark_remote
+from edgefiq.bench.report import print_table, write_bench_report
+from edgefiq.errors import EdgefiqError, UsageError
 
 
 def _ints(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
@@ -16,8 +24,6 @@ def _ints(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
 
 
 def _floors(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, float]:
-    from edgefiq.bench.core import FLOOR_METRICS
-
     out = {}
     for v in value:
         k, sep, num = v.partition("=")
@@ -90,11 +96,6 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
       edgefiq bench student.onnx --images faces/ --reference teacher.csv -o bench.json
       edgefiq bench student.onnx --device ssh://pi@raspberrypi --remote-python python3 -o pi.json
     """
-    from edgefiq.bench import benchmark, benchmark_isolated, check_floors, environment
-    from edgefiq.bench.core import failed_rows, select_artifacts
-    from edgefiq.bench.report import print_table, write_bench_report
-    from edgefiq.errors import EdgefiqError, UsageError
-
     artifacts = select_artifacts(artifacts)
 
     settings = {"threads": threads, "batch": batches, "device": device, "warmup": warmup, "min_runs": min_runs,
@@ -104,7 +105,6 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
             raise UsageError("--rounds is not supported on ssh devices yet; run it locally or with --rounds 1")
         if images or reference or fr_model or embeddings:
             raise UsageError("accuracy columns are not computed on ssh devices; run them locally")
-        from edgefiq.bench.remote import benchmark_remote
 
         rows, env = benchmark_remote(artifacts, device, threads=threads, batches=batches, warmup=warmup,
                                      min_runs=min_runs, min_time_s=min_time, remote_python=remote_python,
@@ -116,8 +116,6 @@ def bench(artifacts: tuple[str, ...], threads: list[int], batches: list[int], de
                    fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index, rounds=rounds)
         env = environment()
     if out_json == "-" or as_json:
-        import json
-
         click.echo(json.dumps({"environment": env, "settings": settings, "rows": rows}, indent=2, default=str))
     else:
         print_table(rows)

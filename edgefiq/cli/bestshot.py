@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from edgefiq.errors import UsageError
+from edgefiq.runtime.gate import check_gate, gate_threshold, sidecar_distribution
+from edgefiq.runtime.model import load_model
+
 
 @click.command("bestshot")
 @click.argument("source")
@@ -47,9 +51,7 @@ def bestshot(source: str, out_dir: str, model: str | None, top_k: int, every: in
       edgefiq bestshot walkup.mp4 -o best/ --top-k 1 --every 3 --reject-fraction 0.1 --force
       edgefiq bestshot rtsp://camera.local/stream -o door/ --max-faces 4
     """
-    from edgefiq.errors import UsageError
-    from edgefiq.runtime.gate import check_gate, gate_threshold, sidecar_distribution
-    from edgefiq.runtime.model import load_model
+    # imports scipy (the video extra's trackers): only when the verb runs
     from edgefiq.video.outputs import run_bestshot
 
     check_gate(threshold, reject_fraction, None)

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import click
 
-from edgefiq.cli import json_mode, json_option
+from edgefiq.cli import echo_table, json_mode, json_option
+from edgefiq.data.align import align_folder, align_folder_detected
+from edgefiq.data.degrade import DEGRADATIONS, FAMILY, ISO_COMPONENT, KINDS, make_degraded_set
+from edgefiq.data.detect import DetectOptions
+from edgefiq.data.images import SkipLog
+from edgefiq.data.inspect import format_report, inspect_path
+from edgefiq.data.synthetic import make_synthetic_sample
+from edgefiq.errors import BadImageError, UsageError
+from edgefiq.export.calibration import build_calibration_set
+from edgefiq.runtime.detect import onnx_face_detector
+from edgefiq.utils import atomic_write_text, write_json
 
 ON_BAD_IMAGE = click.option("--on-bad-image", type=click.Choice(["error", "skip"]), default="error", show_default=True,
                             help="Stop at the first unreadable image, or skip it and list it in OUT/skipped.txt.")
@@ -57,14 +67,6 @@ def inspect_cmd(path: str, images_root: str | None, verify: bool, as_json: bool,
       edgefiq data inspect ../shared/data/insightface-bin/small_lfw.bin --json
       edgefiq data inspect faces/ --verify --on-bad-image skip -o report/
     """
-    import json
-    from pathlib import Path
-
-    from edgefiq.data.images import SkipLog
-    from edgefiq.data.inspect import format_report, inspect_path
-    from edgefiq.errors import BadImageError
-    from edgefiq.utils import atomic_write_text, write_json
-
     skips = SkipLog()
     try:
         rep = inspect_path(path, images_root=images_root, verify=verify, on_bad_image=on_bad_image, skips=skips)
@@ -111,9 +113,6 @@ def align_cmd(images: str, landmarks: str | None, out: str, size: str, conventio
       edgefiq data align ../shared/data/lfw-dev/raw_sample -o /tmp/detected
       edgefiq data align photos/ -o crops/ --all-faces
     """
-    from edgefiq.data.align import align_folder
-    from edgefiq.errors import UsageError
-
     try:
         hw = tuple(int(v) for v in size.lower().split("x"))
         shape = (hw[0], hw[0]) if len(hw) == 1 else (hw[0], hw[1])
@@ -122,10 +121,6 @@ def align_cmd(images: str, landmarks: str | None, out: str, size: str, conventio
     except ValueError:
         raise UsageError(f"--size: expected HxW like 112x112 or 112x96, got {size!r}") from None
     if landmarks is None:
-        from edgefiq.data.align import align_folder_detected
-        from edgefiq.data.detect import DetectOptions
-        from edgefiq.runtime.detect import onnx_face_detector
-
         detector = onnx_face_detector(threads, DetectOptions(min_face_size=min_face_size))
         res = align_folder_detected(images, out, detector.detect, size=shape, all_faces=all_faces,
                                     face_rule=face_rule, on_bad_image=on_bad_image, convention=convention)
@@ -139,9 +134,6 @@ def align_cmd(images: str, landmarks: str | None, out: str, size: str, conventio
 
 def _echo_kinds() -> None:
     """The table of every degradation kind: group, family, ISO/IEC 29794-5 component."""
-    from edgefiq.cli import echo_table
-    from edgefiq.data.degrade import DEGRADATIONS, FAMILY, ISO_COMPONENT, KINDS
-
     echo_table([{"kind": k, "group": "classic" if k in DEGRADATIONS else "capture", "family": FAMILY[k],
                  "ISO/IEC 29794-5 component": ISO_COMPONENT[k] or "-"} for k in KINDS])
 
@@ -179,9 +171,6 @@ def degrade_cmd(src: str | None, out: str | None, kinds: str, list_kinds: bool, 
       edgefiq data degrade faces/ -o deg/ --kinds capture,blur --per-image 2
       edgefiq data degrade --list
     """
-    from edgefiq.data.degrade import make_degraded_set
-    from edgefiq.errors import UsageError
-
     if list_kinds:
         return _echo_kinds()
     if not src or not out:
@@ -218,8 +207,6 @@ def synthetic_cmd(out: str, identities: int, per_identity: int, size: int, seed:
       edgefiq data synthetic -o /tmp/synth
       edgefiq data synthetic -o /tmp/synth-big --identities 100 --per-identity 10 --seed 1
     """
-    from edgefiq.data.synthetic import make_synthetic_sample
-
     root = make_synthetic_sample(out, n_identities=identities, per_identity=per_identity, seed=seed, size=size,
                                  degraded=not no_degraded)
     n = sum(1 for _ in open(root / "index.csv")) - 1
@@ -251,7 +238,7 @@ def walkup_cmd(raw: str, landmarks: str, out: str, people: int, photos: tuple[st
       edgefiq data walkup ../shared/data/lfw-dev/raw_sample ../shared/data/lfw-dev/landmarks.tsv \\
           -o two.mp4 --people 2 --frames 80 --seed 3
     """
-    from edgefiq.errors import UsageError
+    # imports scipy (video extra): only for this subcommand
     from edgefiq.video.synth import truth_path, write_walkup_video
 
     try:
@@ -292,9 +279,6 @@ def calibration_cmd(images: str, out: str, n: int, labels: str | None, teacher: 
       edgefiq data calibration faces/ -o calib/ -n 200
       edgefiq quantize best.pt -t onnx --calibration calib.npz --verify heldout/ -o export/
     """
-    from edgefiq.errors import UsageError
-    from edgefiq.export.calibration import build_calibration_set
-
     try:
         h, _, w = size.lower().partition("x")
         shape = (int(h), int(w or h))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 import click
 
-from edgefiq.cli import json_option
+from edgefiq.cli import echo_table, json_option
+from edgefiq.errors import UsageError
+from edgefiq.pipeline.recipe import distill_mapping, load_recipe
+from edgefiq.recipe import apply_overrides, from_mapping, load_yaml
 from edgefiq.registry import LOSSES, STUDENTS
 
 HELP = """Train a small student to reproduce a teacher's quality scores.
@@ -38,9 +43,7 @@ Example:
 
 
 def _build_config(recipe: str | None, flags: dict[str, Any], sets: tuple[str, ...]) -> Any:
-    from edgefiq.distill.config import DistillConfig
-    from edgefiq.errors import UsageError
-    from edgefiq.recipe import apply_overrides, from_mapping, load_yaml
+    from edgefiq.distill.config import DistillConfig  # imports torch: only when a run is configured
 
     data: dict[str, Any] = {}
     if recipe:
@@ -48,14 +51,11 @@ def _build_config(recipe: str | None, flags: dict[str, Any], sets: tuple[str, ..
         if isinstance(data.get("distill"), dict):  # a pipeline recipe (edgefiq run): one student's settings
             data = _pipeline_student(recipe, flags.pop("student", None))
     cfg = from_mapping(DistillConfig, data, "distill" if recipe else "")
-    import json
 
     losses = flags.pop("_losses", None)
     overrides = [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]  # JSON is YAML: no re-typing
     cfg = apply_overrides(cfg, overrides + list(sets))
     if losses:
-        import dataclasses
-
         parsed = {}
         for item in losses:
             name, _, w = item.partition("=")
@@ -75,8 +75,6 @@ def _pipeline_student(recipe: str, wanted: str | None) -> dict[str, Any]:
     merges them; the data (images, labels or teacher) comes from the flags. A ``--student`` that is not in
     the recipe trains that architecture with the first student's settings.
     """
-    from edgefiq.pipeline.recipe import distill_mapping, load_recipe
-
     run = load_recipe(recipe)
     students = run.distill.students
     chosen = next((s for s in students if wanted in (s.label, s.arch)), None) if wanted else students[0]
@@ -91,7 +89,7 @@ class _DistillCommand(click.Command):
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         try:
             students, losses = ", ".join(STUDENTS.names()), ", ".join(LOSSES.names())
-            from edgefiq.models.weights import WEIGHTS
+            from edgefiq.models.weights import WEIGHTS  # imports torch (the help lists the students by design)
 
             weights = "none, PATH, " + ", ".join(f"{n.split('.')[1]} ({n.split('.')[0]})" for n in WEIGHTS.names())
         except ImportError as e:   # torch-free install: the help still works
@@ -139,8 +137,7 @@ def distill(recipe: str | None, images: str | None, labels: str | None, teacher:
             feature_kd: float | None, index: str | None, leave_out: tuple[str, ...], device: str | None,
             threads: int | None,
             seed: int | None, sets: tuple[str, ...], out: str, resume: bool) -> None:
-    from edgefiq.cli import echo_table
-    from edgefiq.distill import distill as run
+    from edgefiq.distill import distill as run  # imports torch: only when training starts
 
     flags = {"data.images": images, "data.labels": labels, "data.teacher": teacher, "student": student,
              "weights": weights,

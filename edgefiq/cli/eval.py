@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from edgefiq.cli import json_option
+from edgefiq.cli import echo_info, echo_table, json_mode, json_option
+from edgefiq.errors import UsageError
+from edgefiq.eval import evaluate
 
 
 def _fmrs(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
@@ -82,11 +86,6 @@ def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_m
       edgefiq eval --images capture/ --identities-from-folders --fr-model mobilefacenet.pt \\
         --quality q.csv --random-baseline --by degradation -o report/    # capture/ from data degrade
     """
-    from pathlib import Path
-
-    from edgefiq.errors import UsageError
-    from edgefiq.eval import evaluate
-
     if names and len(names) != len(quality_csvs):
         raise UsageError(f"--name given {len(names)} times but --quality {len(quality_csvs)} times")
     labels = list(names) if names else [Path(q).stem for q in quality_csvs]
@@ -96,7 +95,6 @@ def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_m
                    reference=reference, random_baseline=random_baseline, fmrs=fmrs, limit=limit,
                    max_impostors=max_impostors, same_source_index=same_source_index, save_embeddings=save_embeddings,
                    seed=seed, out_dir=out_dir, reject_fractions=reject_fractions, by_degradation=kind_index)
-    from edgefiq.cli import echo_info, echo_table, json_mode
 
     echo_table([{k: r[k] for k in ("source", "fmr", "convention", "pauc_x1e3", "pauc_norm", "fnmr_at_0")}
                 for r in rep["pauc"]], title="pAUC x1e3 (lower is better)")

@@ -6,7 +6,8 @@ from typing import Any, Callable
 
 import click
 
-from edgefiq.cli import json_option, must_exist
+from edgefiq.cli import echo_table, json_option, must_exist
+from edgefiq.export import export_checkpoint
 from edgefiq.registry import BACKENDS
 
 
@@ -84,9 +85,6 @@ def _options(default_precision: str) -> Callable[[Callable[..., Any]], Callable[
 
 
 def _run(ckpt: str, target: str, out: str, **kw: Any) -> None:
-    from edgefiq.cli import echo_table
-    from edgefiq.export import export_checkpoint
-
     res = export_checkpoint(ckpt, target, out, **kw)
     rows = []
     for r in res if isinstance(res, list) else [res]:

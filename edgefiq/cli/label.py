@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import click
 
 
@@ -74,10 +77,10 @@ def label(images: str, teacher: str, out: str, fr_model: str | None, arch: str |
       torchrun --nproc-per-node 2 -m edgefiq label faces/ --teacher norm --fr-model mfn.pt -o norm.csv
     """
     if threads:
-        import torch
+        import torch  # heavy: only to set the thread count
 
         torch.set_num_threads(threads)
-    from edgefiq.teachers import label_images
+    from edgefiq.teachers import label_images  # imports torch: only when the verb runs
 
     options = {"fr_model": fr_model, "arch": arch, "method": method, "rho": rho, "scope": scope, "seed": seed,
                "runtime": runtime, "precision": precision, "fold_bn": fold_bn, "m": m, "dropout": dropout, "score": score, "batch_stats": batch_stats, "flip": flip, "index": index,
@@ -86,8 +89,6 @@ def label(images: str, teacher: str, out: str, fr_model: str | None, arch: str |
     path = label_images(images, teacher, options, out, batch_size=batch_size, device=device,
                         on_bad_image=on_bad_image, resume=not no_resume, workers=workers, chunk_size=chunk_size,
                         cache_dir=cache_dir)
-    import json
-    import os
 
     if int(os.environ.get("RANK", "0")) == 0:
         meta = json.loads(path.with_name(path.name + ".json").read_text())

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
+
+from edgefiq.cli import echo_table
+from edgefiq.runtime.builtin_models import builtin_root, list_builtins, read_card
 
 
 @click.command("models")
@@ -23,11 +27,6 @@ def models(name: str | None, as_json: bool) -> None:
       edgefiq models edgefiq-lfw
       edgefiq models --json
     """
-    from pathlib import Path
-
-    from edgefiq.cli import echo_table
-    from edgefiq.runtime.builtin_models import builtin_root, list_builtins, read_card
-
     if name is not None:
         card = read_card(name)
         click.echo(json.dumps(card, indent=2) if as_json else (Path(card["folder"]) / "card.md").read_text())

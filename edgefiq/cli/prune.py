@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgefiq.cli import json_option, must_exist
+from edgefiq.cli import echo_info, echo_table, json_mode, json_option, must_exist
+from edgefiq.errors import UsageError
 
 
 @click.command("prune")
@@ -64,7 +65,7 @@ def prune(ckpt: str, rho: str, methods: tuple[str, ...], importance: str, scope:
       edgefiq prune best.pt --rho 0.5 --finetune-epochs 3 --images faces/ -o pruned_ft.pt
       edgefiq prune best.pt --rho 0.1:0.9:0.1 -m structured -m l1 -m random --eval-images heldout/ -o sweep/
     """
-    from edgefiq.errors import UsageError
+    # imports torch (pruning): only when the verb runs, so `edgefiq prune --help` stays light
     from edgefiq.pipeline.pruning import prune_checkpoint
     from edgefiq.pipeline.recovery import RecoveryConfig
     from edgefiq.pipeline.sweep import SweepConfig, format_markdown, parse_rhos, sweep
@@ -77,8 +78,6 @@ def prune(ckpt: str, rho: str, methods: tuple[str, ...], importance: str, scope:
     opts = dict(importance=importance, scope=scope, round_to=round_to or None, ignored_layers=tuple(ignored),
                 iterative_steps=steps, seed=seed)
     if len(rhos) == 1 and len(methods) == 1 and ":" not in rho:
-        from edgefiq.cli import echo_info, json_mode
-
         path = prune_checkpoint(ckpt, out, rho=rhos[0], method=methods[0], recovery=recovery, **opts)
         if json_mode():   # the record written beside the checkpoint; stdout stays JSON
             click.echo(Path(path).with_suffix(".json").read_text())
@@ -87,7 +86,6 @@ def prune(ckpt: str, rho: str, methods: tuple[str, ...], importance: str, scope:
     cfg = SweepConfig(rhos=tuple(rhos), methods=tuple(dict.fromkeys(methods)), prune=opts, recovery=recovery,
                       eval_images=eval_images or images, max_eval_images=max_eval_images, fr_model=fr_model)
     rows = sweep(ckpt, out, cfg)
-    from edgefiq.cli import echo_info, echo_table, json_mode
 
     echo_table(rows) if json_mode() else click.echo(format_markdown(rows))
     echo_info(f"wrote {Path(out) / 'sweep.json'} and {Path(out) / 'sweep.md'}")

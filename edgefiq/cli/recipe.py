@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import click
+import yaml
+
+from edgefiq.errors import RecipeError, UsageError
+from edgefiq.pipeline.recipe_check import check_recipe
+from edgefiq.recipe import to_dict
 
 
 @click.group()
@@ -39,12 +44,6 @@ def check(file: str, variables: tuple[str, ...], overrides: tuple[str, ...], qui
       edgefiq recipe check recipes/lfw-mobilefacenet.yaml --var LFW=../shared/data/lfw-dev
       edgefiq recipe check recipes/quickstart.yaml --set distill.defaults.optim.epochs=2 --show
     """
-    import yaml
-
-    from edgefiq.errors import RecipeError, UsageError
-    from edgefiq.pipeline.recipe_check import check_recipe
-    from edgefiq.recipe import to_dict
-
     bad = [v for v in variables if "=" not in v]
     if bad:
         raise UsageError(f"--var {bad[0]!r} must look like NAME=VALUE")

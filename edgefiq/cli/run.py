@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
-from edgefiq.cli import json_option
-from edgefiq.pipeline.recipe import STAGES
+from edgefiq.cli import echo_info, echo_table, json_option
+from edgefiq.errors import EdgefiqError, UsageError
+from edgefiq.pipeline.recipe import STAGES, load_recipe
+from edgefiq.pipeline.runner import failed_rows, run_recipe
 
 
 @click.command()
@@ -37,11 +39,6 @@ def run(recipe_file: str, variables: tuple[str, ...], overrides: tuple[str, ...]
           --set distill.defaults.optim.epochs=2 -o runs/lfw
       edgefiq run recipes/quickstart.yaml --from export
     """
-    from edgefiq.cli import echo_info, echo_table
-    from edgefiq.errors import EdgefiqError, UsageError
-    from edgefiq.pipeline.recipe import load_recipe
-    from edgefiq.pipeline.runner import failed_rows, run_recipe
-
     bad = [v for v in variables if "=" not in v]
     if bad:
         raise UsageError(f"--var {bad[0]!r} must look like NAME=VALUE")

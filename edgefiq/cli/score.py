@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import click
 
+from edgefiq.data.detect import DetectOptions
+from edgefiq.errors import UsageError
+from edgefiq.runtime.detect import score_faces
+from edgefiq.runtime.score import score_folder
+
 
 @click.command("score")
 @click.argument("inputs", nargs=-1, required=True, metavar="[MODEL] IMAGES", type=click.Path())
@@ -74,18 +79,12 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
       edgefiq score student_fp32.onnx faces/ -o q.csv --mirror-average
       edgefiq score student_int8.onnx faces/ -o - | sort -t, -k2 -g | head
     """
-    from edgefiq.errors import UsageError
-    from edgefiq.runtime.score import score_folder
-
     if len(inputs) > 2 or (len(inputs) == 2 and model_opt is not None):
         raise UsageError("give IMAGES, or MODEL IMAGES, or --model SPEC IMAGES")
     if len(inputs) == 1 and inputs[0].endswith((".onnx", ".xml", ".tflite", ".ts", ".pt", ".pth")):
         raise UsageError(f"{inputs[0]} looks like a model: give the IMAGES folder after it")
     model, images = (inputs[0], inputs[1]) if len(inputs) == 2 else (model_opt, inputs[0])
     if detect:
-        from edgefiq.data.detect import DetectOptions
-        from edgefiq.runtime.detect import score_faces
-
         if landmarks:
             raise UsageError("give --detect or --landmarks, not both")
         res = score_faces(model, images, out_csv, batch_size=batch_size, threads=threads, on_bad_image=on_bad_image,
