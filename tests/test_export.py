@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 
 from edgefiq.data.preprocess import Preprocess  # noqa: E402
 from edgefiq.errors import ExportError, ParityError, UsageError  # noqa: E402
-from edgefiq.export import export_model, load_runner  # noqa: E402
+from edgefiq.export import AdvancedExportOptions, export_model, load_runner  # noqa: E402
 from edgefiq.export.parity import TOLERANCES, parity_report, runner_scores, torch_scores  # noqa: E402
 from edgefiq.registry import BACKENDS, STUDENTS  # noqa: E402
 
@@ -189,7 +189,7 @@ def test_accuracy_control_mixed_precision(backend: str, image_sets: dict, tmp_pa
     every = [m for u in precision_units(model, skip=["head"]) for m in u]
     plain = export_model(model, pp, backend, tmp_path / "plain", precision="int8", calibration=calib, no_verify=True)
     floated = export_model(model, pp, backend, tmp_path / "float", precision="int8", calibration=calib,
-                           no_verify=True, advanced={"float_modules": every})
+                           no_verify=True, advanced=AdvancedExportOptions(float_modules=tuple(every)))
     ref = torch_scores(model, calib)
     diff = {k: float(np.abs(runner_scores(load_runner(r.path)[0], calib) - ref).max())
             for k, r in (("plain", plain), ("float", floated))}

@@ -180,7 +180,7 @@ def test_a_mixed_artifact_that_scores_exactly_like_fp32_is_refused(tmp_path) -> 
 
         def export(self, m, example, out, options):
             out.write_text("x")
-            self.exact = bool(options.advanced["float_modules"])
+            self.exact = bool(options.advanced.float_modules)
             return Exported(out)
 
         def load(self, path, threads=None):
@@ -214,7 +214,7 @@ def test_auto_calibration_under_accuracy_control_compares_methods_at_the_hint(tm
 
         def export(self, m, example, out, options):
             out.write_text("x")
-            self.how, self.k = options.advanced["calibration_method"], len(options.advanced["float_modules"])
+            self.how, self.k = options.advanced.calibration_method, len(options.advanced.float_modules)
             calls.append((self.how, self.k))
             return Exported(out, {"quantizer": self.how})
 

@@ -16,7 +16,7 @@ from edgefiq.export import openvino as _openvino  # noqa: F401  (registers "open
 from edgefiq.export import tflite as _tflite  # noqa: F401  (registers "tflite")
 from edgefiq.export import torch as _torch  # noqa: F401  (registers "torch")
 from edgefiq.export.api import ExportResult, explain_conversion_error, export_checkpoint, export_model
-from edgefiq.export.base import ArtifactMeta, ExportOptions, load_runner, read_meta
+from edgefiq.export.base import AdvancedExportOptions, ArtifactMeta, ExportOptions, load_runner, read_meta
 
-__all__ = ["ArtifactMeta", "ExportOptions", "ExportResult", "explain_conversion_error", "export_checkpoint",
+__all__ = ["AdvancedExportOptions", "ArtifactMeta", "ExportOptions", "ExportResult", "explain_conversion_error", "export_checkpoint",
            "export_model", "load_runner", "read_meta"]

@@ -27,8 +27,8 @@ import numpy as np
 from edgefiq.data.preprocess import Preprocess
 from edgefiq.errors import BackendUnavailableError, EdgefiqError, ExportError, ParityError, UsageError
 from edgefiq.export.autocal import choose_calibration
-from edgefiq.export.base import (ArtifactMeta, ExportOptions, artifact_files, meta_path, package_versions,
-                                 write_meta)
+from edgefiq.export.base import (AdvancedExportOptions, ArtifactMeta, ExportOptions, artifact_files, meta_path,
+                                 package_versions, write_meta)
 from edgefiq.export.calibration import MIN_INT8_CALIBRATION, load_calibration
 from edgefiq.export.mixed import export_mixed
 from edgefiq.export.parity import describe_failure, parity_report, runner_scores, torch_scores
@@ -126,7 +126,7 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
                  arch: str = "model", name: str | None = None, pruning: dict[str, Any] | None = None,
                  source_sha256: str = "", calibration_method: str = "default", calibration_limit: int | None = 300,
                  verify_limit: int | None = 500, threads: int | None = None,
-                 advanced: dict[str, Any] | None = None, overwrite: bool = False) -> ExportResult:
+                 advanced: AdvancedExportOptions | None = None, overwrite: bool = False) -> ExportResult:
     """Export a torch ``model`` to one ``target`` backend, verify it, and publish it atomically.
 
     Args:
@@ -139,8 +139,9 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
         verify: verification images (folder/``.npz``/array); default: the calibration set, else random inputs.
         accuracy_control: int8 only, every target: largest SRCC drop vs fp32 allowed on the calibration
             images; the fewest blocks needed stay float (``edgefiq.export.mixed``; the sidecar's
-            ``quantization.mixed_precision`` lists them and every trial). ``advanced``: ``float_units_hint``
-            and ``calibration_method_hint``, what passed elsewhere, are tried first.
+            ``quantization.mixed_precision`` lists them and every trial). ``advanced``: rarely changed
+            settings (``AdvancedExportOptions``); its ``float_units_hint`` and ``calibration_method_hint``,
+            what passed elsewhere, are tried first under accuracy control.
         channels_last: NHWC model input (TFLite only).
         no_verify: skip the parity gate (parity is then recorded as not verified).
         overwrite: replace an artifact of the same name in ``out_dir`` (otherwise that is an error).
@@ -171,7 +172,7 @@ def export_model(model: Any, preprocess: Preprocess, target: str, out_dir: str |
     example = torch.from_numpy(np.ascontiguousarray(vx[:1]))
     ref = torch_scores(model, vx)
     calibration_method, auto = _calibration_method(backend, precision, calibration_method)
-    adv = {"calibration_method": calibration_method, **(advanced or {})}
+    adv = dataclasses.replace(advanced or AdvancedExportOptions(), calibration_method=calibration_method)
     options = ExportOptions(precision=precision, calibration=calib, channels_last=channels_last, advanced=adv)
 
     out_dir = Path(out_dir)
@@ -299,21 +300,21 @@ def _convert(backend: Any, model: Any, example: Any, tmp_art: Path, options: Exp
     if accuracy_control is not None:   # method trials at the hinted float units, then the bisection
         mixed, report, method, trials = export_mixed(
             backend, model, example, tmp_art, options, max_drop=float(accuracy_control), threads=threads,
-            start=int(options.advanced.get("float_units_hint", 0)), methods=_auto_methods(backend, options) if auto else ())
-        options = dataclasses.replace(options, advanced={**options.advanced, "calibration_method": method})
+            start=options.advanced.float_units_hint, methods=_auto_methods(backend, options) if auto else ())
+        options = options.with_advanced(calibration_method=method)
         return _Converted(tmp_art, options, report, mixed=mixed, trials=trials if auto else None)
     if auto:   # every candidate method is a real quantisation; the best on the calibration images stays
         method, chosen, trials, report = choose_calibration(backend, model, example, tmp_art, options, threads=threads)
-        options = dataclasses.replace(options, advanced={**options.advanced, "calibration_method": method})
+        options = options.with_advanced(calibration_method=method)
         return _Converted(chosen, options, report, trials=trials)
     done = backend.export(model, example, tmp_art, options)
     return _Converted(Path(done.path), options, dict(done.quantization))
 
 
 def _auto_methods(backend: Any, options: ExportOptions) -> tuple[str, ...]:
-    """The backend's ``auto_calibration`` methods, the one in ``advanced["calibration_method_hint"]`` (it passed on
+    """The backend's ``auto_calibration`` methods, ``advanced.calibration_method_hint`` (it passed on
     another model) first."""
-    hint = options.advanced.get("calibration_method_hint")
+    hint = options.advanced.calibration_method_hint
     return tuple(sorted(backend.auto_calibration, key=lambda m: m != hint))
 
 
@@ -323,7 +324,7 @@ def _quantization_record(backend: Any, conv: _Converted, calib: np.ndarray | Non
     quant = dict(backend.quantization_info(conv.path))
     if conv.options.precision == "int8":
         quant.update(calibration_images=int(len(calib)),  # type: ignore[arg-type]
-                     calibration_method=conv.options.advanced.get("calibration_method"))
+                     calibration_method=conv.options.advanced.calibration_method)
         if conv.trials is not None:
             quant["calibration_auto"] = {"metric": "srcc_vs_fp32 on the calibration images", "trials": conv.trials}
         quant.update(conv.quantization)

@@ -25,12 +25,13 @@ torch-free runtime layer (``edgefiq.runtime.sidecar``) and are re-exported here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -127,6 +128,39 @@ class BackendBase:
 
 
 @dataclass(frozen=True)
+class AdvancedExportOptions:
+    """Rarely changed export settings (as NNCF's ``Advanced*Parameters``): read by backends, never written.
+
+    Attributes:
+        calibration_method: the int8 quantiser/ranges (None: the backend's first ``calibration_methods``).
+        float_modules: torch module names left unquantised (mixed precision, ``edgefiq.export.mixed``).
+        keep_head_float: the score head stays float in int8 artifacts.
+        slim: onnx fp32 graphs simplified with onnxslim.
+        source: openvino converts from ``torch`` or from the ``onnx`` export.
+        overflow_fix: NNCF's overflow fix for OpenVINO int8 (``enable``, ``disable``, ``first_layer_only``).
+        mode: torch backend, ``trace`` or ``script``.
+        trial_cache: folder where onnxruntime keeps calibration ranges across trials of one export.
+        float_units_hint: accuracy control starts its search at this many float blocks.
+        calibration_method_hint: the calibration method that passed on another model for this target.
+
+    Example:
+        >>> AdvancedExportOptions(float_modules=("net.conv_stem",)).keep_head_float
+        True
+    """
+
+    calibration_method: str | None = None
+    float_modules: tuple[str, ...] = ()
+    keep_head_float: bool = True
+    slim: bool = True
+    source: Literal["torch", "onnx"] = "torch"
+    overflow_fix: str = "enable"
+    mode: Literal["trace", "script"] = "trace"
+    trial_cache: Path | None = None
+    float_units_hint: int = 0
+    calibration_method_hint: str | None = None
+
+
+@dataclass(frozen=True)
 class ExportOptions:
     """What an export asks of a backend. Rarely used settings live in ``advanced``."""
 
@@ -134,7 +168,11 @@ class ExportOptions:
     calibration: np.ndarray | None = None   # float32 NCHW batch, preprocessed, for int8
     channels_last: bool = False              # NHWC I/O where the backend supports it
     opset: int = 17
-    advanced: dict[str, Any] = field(default_factory=dict)   # read by backends, never written
+    advanced: AdvancedExportOptions = field(default_factory=AdvancedExportOptions)
+
+    def with_advanced(self, **changes: Any) -> ExportOptions:
+        """A copy with some advanced settings changed."""
+        return dataclasses.replace(self, advanced=dataclasses.replace(self.advanced, **changes))
 
 
 @dataclass(frozen=True)

@@ -320,11 +320,11 @@ def search_float_units(trial: Callable[[list[Any]], float], ranked: Sequence[Any
 
 def quantise_and_score(backend: Any, model: Any, example: Any, path: Path, options: Any, calibration: np.ndarray, *,
                        threads: int | None = None, **advanced: Any) -> tuple[np.ndarray, dict[str, Any]]:
-    """One int8 trial: export ``model`` to ``path`` with ``options`` plus the ``advanced`` settings, then
-    score ``calibration`` with the backend's own runner. Returns (scores, the quantiser's report).
-    Accuracy control and auto calibration (``edgefiq.export.autocal``) are made of such trials."""
+    """One int8 trial: export ``model`` to ``path`` with ``options`` and these ``AdvancedExportOptions``
+    changed, then score ``calibration`` with the backend's own runner. Returns (scores, the quantiser's
+    report). Accuracy control and auto calibration (``edgefiq.export.autocal``) are made of such trials."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = backend.export(model, example, path, dataclasses.replace(options, advanced={**options.advanced, **advanced}))
+    done = backend.export(model, example, path, options.with_advanced(**advanced))
     return runner_scores(backend.load(path, threads), calibration), dict(done.quantization)
 
 
@@ -359,14 +359,14 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
     max_diff: dict[tuple[int, str], float] = {}
     float_tol = 1e-4 * max(1.0, float(np.max(np.abs(reference))))   # the fp32 parity tolerance
     target = 1.0 - max_drop
-    method = str(options.advanced.get("calibration_method", "default"))
+    method = options.advanced.calibration_method or "default"
     start = max(0, min(int(start), len(units)))
 
     def trial(float_units: list[Unit], how: str) -> float:
         k = len(float_units)
         scores, reports[k, how] = quantise_and_score(
             backend, model, example, trials / f"{how}-k{k}" / Path(out).name, options, calib,
-            threads=threads, float_modules=[m for u in float_units for m in u], calibration_method=how,
+            threads=threads, float_modules=tuple(m for u in float_units for m in u), calibration_method=how,
             trial_cache=trials / "cache")
         max_diff[k, how] = float(np.max(np.abs(scores - reference)))
         return _srcc(scores, reference)

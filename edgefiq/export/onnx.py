@@ -3,13 +3,13 @@
 Export uses the legacy TorchScript-based exporter (``dynamo=False``): the dynamo exporter
 forces opset 18 and external weight files. Precisions:
 
-* ``fp32``: the exported graph, optionally simplified with onnxslim (``advanced["slim"]``,
+* ``fp32``: the exported graph, optionally simplified with onnxslim (``advanced.slim``,
   on by default when onnxslim is installed).
 * ``fp16``: weights and activations in float16 with float32 inputs/outputs
   (``onnxruntime.transformers.float16``, ``keep_io_types=True``).
 * ``int8``: static quantisation in QDQ format (int8 weights per channel, uint8 activations), run
   by onnxruntime, with the final 1-output Gemm/MatMul (the score head) kept in float.
-  ``advanced["calibration_method"]`` picks how activation ranges are set:
+  ``advanced.calibration_method`` picks how activation ranges are set:
 
   - ``mean-minmax`` (default): onnxruntime ``quantize_static`` with the moving average of each
     calibration image's min/max (``CalibMovingAverage``), so a few images with outlier
@@ -224,7 +224,7 @@ class OnnxBackend(BackendBase):
         """Write ``out`` in ``options.precision`` (int8 needs ``options.calibration``)."""
         _require("onnx", "onnxruntime")
         out = Path(out)
-        slim = bool(options.advanced.get("slim", True))
+        slim = options.advanced.slim
         if options.precision == "fp32":
             return Exported(export_onnx_fp32(model, example, out, opset=options.opset, slim=slim))
         report: dict[str, Any] = {}
@@ -241,10 +241,10 @@ class OnnxBackend(BackendBase):
                 if options.calibration is None:
                     raise UsageError("onnx int8 needs calibration images (--calibration DIR)")
                 quantize_onnx_int8(fp32, out, options.calibration,
-                                   method=str(options.advanced.get("calibration_method", CALIBRATION_METHODS[0])),
-                                   keep_head_float=bool(options.advanced.get("keep_head_float", True)),
-                                   float_modules=tuple(options.advanced.get("float_modules", ())),
-                                   report=report, cache_dir=options.advanced.get("trial_cache"))
+                                   method=options.advanced.calibration_method or CALIBRATION_METHODS[0],
+                                   keep_head_float=options.advanced.keep_head_float,
+                                   float_modules=options.advanced.float_modules,
+                                   report=report, cache_dir=options.advanced.trial_cache)
             else:
                 raise UsageError(f"onnx: unsupported precision {options.precision!r}")
         return Exported(out, report)

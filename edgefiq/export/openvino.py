@@ -1,12 +1,12 @@
 """OpenVINO backend: IR (``.xml`` + ``.bin``) with a dynamic batch axis.
 
 Conversion goes through ``openvino.convert_model`` from the torch model (default) or from
-the ONNX export (``advanced["source"] = "onnx"``). Precisions:
+the ONNX export (``advanced.source = "onnx"``). Precisions:
 
 * ``fp32``: full-precision weights (``save_model(..., compress_to_fp16=False)``).
 * ``fp16``: fp16-compressed weights, decompressed at load time; compute stays fp32 on CPU.
 * ``int8``: NNCF post-training quantisation (``nncf.quantize``) on the calibration set, with
-  the score head and any ``advanced["float_modules"]`` (mixed precision chosen by
+  the score head and any ``advanced.float_modules`` (mixed precision chosen by
   ``edgefiq.export.mixed`` under ``--accuracy-control``) kept in float. Calibration methods:
   ``nncf`` (NNCF's defaults: symmetric activations), ``nncf-minmax`` (global min/max ranges),
   ``nncf-asym`` / ``nncf-asym-minmax`` (the same with asymmetric activations, NNCF's "mixed"
@@ -58,14 +58,14 @@ def _convert(model: Any, example: Any, options: ExportOptions, workdir: Path) ->
     shape = ov.PartialShape([-1, *example.shape[1:]])
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        if options.advanced.get("source", "torch") == "onnx":
+        if options.advanced.source == "onnx":
             src = export_onnx_fp32(model, example, workdir / "src.onnx", opset=options.opset)
             return ov.convert_model(str(src), input=[shape])
         return ov.convert_model(model.eval(), example_input=example, input=[shape])
 
 
 def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> tuple[Any, dict[str, Any]]:
-    """NNCF int8 quantisation of an ``openvino.Model`` (``advanced["float_modules"]`` stay float).
+    """NNCF int8 quantisation of an ``openvino.Model`` (``advanced.float_modules`` stay float).
 
     Returns ``(quantised model, report)``: the settings used and the layers kept float.
     """
@@ -80,8 +80,8 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> tuple[Any, 
         raise UsageError("openvino int8 needs calibration images (--calibration DIR)")
     cal_ds = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
     # u8 x s8 products saturate int16 on CPUs without VNNI (AVX2): 7-bit weights everywhere avoid it.
-    overflow_fix = str(options.advanced.get("overflow_fix", "enable"))
-    method = str(options.advanced.get("calibration_method", "nncf"))
+    overflow_fix = options.advanced.overflow_fix
+    method = options.advanced.calibration_method or "nncf"
     if method not in CALIBRATION_METHODS:
         raise UsageError(f"openvino: unknown calibration method {method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
     preset, estimator = CALIBRATION_METHODS[method]
@@ -93,9 +93,9 @@ def quantize_openvino_int8(ov_model: Any, options: ExportOptions) -> tuple[Any, 
     adv = AdvancedQuantizationParameters(overflow_fix=OverflowFix(overflow_fix), **kw)
     # The 1-output regression head is tiny and sets the score's resolution: keep it in float.
     head = [op.get_friendly_name() for op in ov_model.get_ordered_ops() if op.get_type_name() == "MatMul"][-1:]
-    if not options.advanced.get("keep_head_float", True):
+    if not options.advanced.keep_head_float:
         head = []
-    float_modules = tuple(options.advanced.get("float_modules", ()))
+    float_modules = options.advanced.float_modules
     if float_modules:   # mixed precision (edgefiq.export.mixed): ops named after these torch modules
         def module_of(op: Any) -> str:
             # ops renamed by conversion (a conv with its BatchNorm fused is "Multiply_123") belong to

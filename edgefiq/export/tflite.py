@@ -8,7 +8,7 @@ Precisions:
 * ``int8``: PT2E static quantisation (``PT2EQuantizer`` with the symmetric per-channel config),
   calibrated on the calibration set: by default through NNCF's ``quantize_pt2e`` (its range
   estimation and fast bias correction; the 1-output score head and softmax-like ops stay
-  float), or plain PT2E with histogram observers (``advanced["calibration_method"] =
+  float), or plain PT2E with histogram observers (``advanced.calibration_method =
   "pt2e-histogram"``). The model takes int8 input and returns int8 output (float32 when the
   head stays float); the scales/zero-points are stored in the sidecar and the runner
   (de)quantises, so callers still pass float32 and get float32 scores.
@@ -193,9 +193,8 @@ class TfliteBackend(BackendBase):
                 if options.calibration is None:
                     raise UsageError("tflite int8 needs calibration images (--calibration DIR)")
                 module, quant = _pt2e_int8(module, example, options.calibration, options.channels_last,
-                                           method=str(options.advanced.get("calibration_method",
-                                                                           self.calibration_methods[0])),
-                                           float_modules=tuple(options.advanced.get("float_modules", ())),
+                                           method=options.advanced.calibration_method or self.calibration_methods[0],
+                                           float_modules=options.advanced.float_modules,
                                            report=report)
             elif options.precision != "fp32":
                 raise UsageError(f"tflite: unsupported precision {options.precision!r}")

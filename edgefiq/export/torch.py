@@ -42,7 +42,7 @@ class TorchBackend(BackendBase):
 
         if options.precision != "fp32":
             raise UsageError(f"torch backend exports fp32 only, not {options.precision}")
-        mode = options.advanced.get("mode", "trace")
+        mode = options.advanced.mode
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             if mode == "script":

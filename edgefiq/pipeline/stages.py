@@ -25,6 +25,7 @@ from typing import Any
 
 from edgefiq.data.readers import write_label_subsets
 from edgefiq.errors import DataError, EdgefiqError, UsageError
+from edgefiq.export.base import AdvancedExportOptions
 from edgefiq.pipeline.recipe import (BenchSection, DataSection, DistillSection, EvalSection, ExportSection,
                                      PruneSection, RunRecipe, SplitSection, StudentSection, SyntheticSection,
                                      TeacherSection, distill_config, option_kwargs, stage_config)
@@ -268,18 +269,19 @@ def export_stage(section: ExportSection, seed: int) -> Stage:
                     odir = ctx.stage_dir / m.name / variant(target, precision)
                     made = dict(name=m.name, student=m.student, target=target, precision=precision,
                                 checkpoint=m.checkpoint, method=m.method, rho=m.rho)
-                    options = option_kwargs(section.options)
-                    if precision != "int8":
-                        options["accuracy_control"] = None
-                    elif options["accuracy_control"] is not None:
-                        options["advanced"] = {**(options.get("advanced") or {}), "float_units_hint": float_units,
-                                               "calibration_method_hint": passed_method.get(target)}
+                    o = section.options
+                    control = o.accuracy_control if precision == "int8" else None
+                    hints = None if control is None else AdvancedExportOptions(
+                        float_units_hint=float_units, calibration_method_hint=passed_method.get(target))
                     try:
                         reused = _finished_artifact(odir) if ctx.resume else None
                         if reused is None:
-                            res = export_checkpoint(ctx.path(m.checkpoint), target, odir, precision=precision,
-                                                    calibration=calib, verify=verify, name=_artifact_name(m),
-                                                    overwrite=True, **options)
+                            res = export_checkpoint(
+                                ctx.path(m.checkpoint), target, odir, precision=precision, calibration=calib,
+                                verify=verify, name=_artifact_name(m), overwrite=True,
+                                calibration_method=o.calibration_method, accuracy_control=control,
+                                channels_last=o.channels_last, calibration_limit=o.calibration_limit,
+                                verify_limit=o.verify_limit, threads=o.threads, advanced=hints)
                             reused = res.path, res.meta.to_dict()
                         path, meta = reused
                         quant = meta.get("quantization") or {}
