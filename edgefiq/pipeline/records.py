@@ -42,6 +42,11 @@ def row_key(row: Mapping[str, Any]) -> str:
     return artifact_key(row.get("model") or row["name"], row["target"], row["precision"])
 
 
+def pruned_name(student: str, method: str, rho: float) -> str:
+    """The model name of a pruned student, e.g. ``face_trunk_64/structured-0.5`` (its folder in prune/ and export/)."""
+    return f"{student}/{method}-{rho:g}"
+
+
 def score_file(key: str) -> str:
     """The file name of an artifact's validation scores in the eval stage folder (``scores/<name>``)."""
     return key.replace("/", "__") + ".csv"
@@ -128,7 +133,7 @@ class ModelRecord(Record):
     method: str = "none"
     rho: float = 0.0
     arch: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)   # distill's validation metrics (students only)
+    metrics: dict[str, float] = field(default_factory=dict)   # distill's last validated epoch (students only)
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,15 @@ class ModelsOutput(Record):
 
 # ----------------------------------------------------------------------------- export
 @dataclass(frozen=True)
+class MixedPrecision(Record):
+    """What accuracy control kept float in an int8 artifact: ``int8_units`` of ``units`` blocks are int8."""
+
+    units: int
+    int8_units: int
+    float_units: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ArtifactRecord(Record):
     """One model exported to one target and precision: what export made of it, carried to eval, bench,
     report and ship. ``path`` is None and ``status`` ``failed: <reason>`` when the export was refused."""
@@ -179,8 +193,9 @@ class ArtifactRecord(Record):
     rho: float = 0.0
     path: str | None = None
     status: str = "ok"
-    parity: dict[str, Any] = field(default_factory=dict)
-    mixed_precision: dict[str, Any] | None = None
+    parity: dict[str, Any] = field(default_factory=dict)   # the sidecar's parity record (edgefiq.export.parity)
+    mixed_precision: MixedPrecision | None = None
+    _nested: ClassVar[dict[str, type[Record]]] = {"mixed_precision": MixedPrecision}
 
     @property
     def key(self) -> str:

@@ -88,7 +88,8 @@ def build_rows(outputs: Mapping[str, Any], run_dir: Path | None = None) -> list[
         e, b = eval_rows.get(art.key), bench.get(art.key)
         row = {"model": art.name, "kind": "artifact", "student": art.student, "method": art.method,
                "rho": art.rho, "target": art.target, "precision": art.precision,
-               "precision_detail": _precision(art), "mixed_precision": art.mixed_precision,
+               "precision_detail": _precision(art),
+               "mixed_precision": art.mixed_precision.to_json() if art.mixed_precision else None,
                "path": art.path, "size_bytes": (b and b.size_bytes) or _size(art.path, run_dir),
                "p50_ms": b.p50_ms if b else None, "bench_status": b.status if b else None,
                **(e.metrics() if e else {}), "parity": parity_summary(art.parity), "parity_detail": art.parity}
@@ -127,9 +128,9 @@ def flag_slower_than_parent(rows: list[dict[str, Any]]) -> None:
 def _precision(art: ArtifactRecord) -> str:
     """``int8``, or ``int8 mixed (2/17 blocks int8)`` when accuracy control kept blocks in float."""
     mixed = art.mixed_precision
-    if not mixed or not mixed.get("float_units"):
+    if not mixed or not mixed.float_units:
         return art.precision
-    return f"{art.precision} mixed ({mixed['int8_units']}/{mixed['units']} blocks int8)"
+    return f"{art.precision} mixed ({mixed.int8_units}/{mixed.units} blocks int8)"
 
 
 def _status(art: ArtifactRecord, e: EvalRow | None, b: BenchRecord | None) -> str:

@@ -30,8 +30,8 @@ from edgefiq.pipeline.recipe import (BenchSection, DataSection, DistillSection, 
                                      PruneSection, RunRecipe, SplitSection, StudentSection, SyntheticSection,
                                      TeacherSection, distill_config, option_kwargs, stage_config)
 from edgefiq.pipeline.records import (ArtifactRecord, BenchOutput, BenchRecord, DataOutput, EvalOutput, ExportOutput,
-                                      LabelOutput, ModelRecord, ModelsOutput, ReportOutput, TeacherBenchRecord,
-                                      TeacherRef, variant)
+                                      LabelOutput, MixedPrecision, ModelRecord, ModelsOutput, ReportOutput,
+                                      TeacherBenchRecord, TeacherRef, pruned_name, variant)
 from edgefiq.pipeline.runner import Stage, StageContext
 from edgefiq.recipe import to_dict
 
@@ -229,7 +229,7 @@ def prune_stage(p: PruneSection, students: tuple[StudentSection, ...]) -> Stage:
         for label, st in ctx.outputs["distill"].models.items():
             for method in p.methods:
                 for rho in own.get(label, p.rhos):
-                    name = f"{label}/{method}-{rho:g}"
+                    name = pruned_name(label, method, rho)
                     target = ctx.stage_dir / label / f"{method}-{rho:g}.pt"
                     kwargs: dict[str, Any] = option_kwargs(p.options)
                     if p.finetune_epochs:
@@ -290,7 +290,8 @@ def export_stage(section: ExportSection, seed: int) -> Stage:
                             passed_method[target] = quant["calibration_method"]
                         if mixed:
                             float_units = len(mixed["float_units"])
-                            made["mixed_precision"] = {k: mixed[k] for k in ("units", "int8_units", "float_units")}
+                            made["mixed_precision"] = MixedPrecision(mixed["units"], mixed["int8_units"],
+                                                                     list(mixed["float_units"]))
                         art = ArtifactRecord(**made, path=ctx.rel(path), parity=_jsonable(meta.get("parity", {})))
                     except EdgefiqError as e:
                         shutil.rmtree(odir, ignore_errors=True)  # a refused artifact leaves no folder behind
