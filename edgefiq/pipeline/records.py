@@ -302,6 +302,14 @@ class BenchRecord(Record):
     status: str = "ok"
     size_bytes: int | None = None
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BenchRecord:
+        """Also reads a bench row as ``edgefiq.bench.benchmark`` writes it (``size_mb``, no ``size_bytes``)."""
+        mb = data.get("size_mb")
+        size = data.get("size_bytes") or (round(mb * 1e6) if isinstance(mb, (int, float)) else None)
+        return cls(data["key"], data["path"], int(data.get("threads", 1)), int(data.get("batch", 1)),
+                   data.get("p50_ms"), str(data.get("status", "ok")), size)
+
 
 @dataclass(frozen=True)
 class TeacherBenchRecord(Record):

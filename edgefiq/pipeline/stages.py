@@ -384,10 +384,7 @@ def bench_stage(b: BenchSection, teacher: TeacherSection, targets: tuple[str, ..
 
 def _bench_record(row: dict[str, Any], art: ArtifactRecord) -> BenchRecord:
     """The bench columns the report reads, joined to the artifact by its key."""
-    mb = row.get("size_mb")
-    size = row.get("size_bytes") or (round(mb * 1e6) if isinstance(mb, (int, float)) else None)
-    return BenchRecord(art.key, str(art.path), threads=int(row.get("threads", 1)), batch=int(row.get("batch", 1)),
-                       p50_ms=row.get("p50_ms"), status=str(row.get("status", "ok")), size_bytes=size)
+    return BenchRecord.from_json({**_jsonable(row), "key": art.key, "path": str(art.path)})
 
 
 def report_stage(name: str, ev: EvalSection) -> Stage:
