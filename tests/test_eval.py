@@ -228,6 +228,8 @@ def test_eval_by_degradation_family(tmp_path):
     assert fams[0]["n_images"] == 18 and fams[1]["n_images"] == 18 + 18 * 2 and fams[2]["n_images"] == 18 + 18 * 4
     for f in fams[1:]:
         assert f["pauc"]["q"]["0.001"] < f["pauc"]["random"]["0.001"], f
+    # SRCC with the first source (q); on the clean images q is constant here, so that one is undefined
+    assert all(f["srcc"]["q"] == 1.0 for f in fams) and all(-1 <= f["srcc"]["random"] <= 1 for f in fams[1:])
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## pAUC x1e3 by degradation family" in md and "| pose | 90 |" in md
     assert "by degradation family" in res.output

@@ -89,6 +89,8 @@ def test_tiny_pipeline_report_skip_and_from(tmp_path: Path) -> None:
     assert fams[0]["family"] == "clean" and {"teacher", "random"} <= set(fams[0]["pauc"])
     assert {f"{r['model']}/onnx-fp32" for r in arts} <= set(fams[0]["pauc"])   # every artifact, pruned included
     assert "by degradation family" in md and "worst / teacher" in md
+    assert fams[0]["srcc"]["teacher"] == 1.0 and set(fams[0]["srcc"]) == set(fams[0]["pauc"])   # clean-only SRCC
+    assert "SRCC with the teacher by degradation family" in md
     assert (run_dir / "plots" / "latency_vs_worst_family.png").stat().st_size > 1000
     assert (run_dir / "plots" / "edc_fmr0.001.png").stat().st_size > 1000
     before = (run_dir / "state.json").read_text()

@@ -93,9 +93,11 @@ def test_builder_writes_artifacts_sidecars_and_card(built: dict[str, Path], root
     fams = card["by_degradation"]   # the run's per-family table, for the teacher, random and what ships
     assert [f["family"] for f in fams][:1] == ["clean"] and len(fams) >= 2
     assert set(fams[0]["pauc"]) == {"teacher", "random", *(f"{t}-fp32" for t in _targets())}
+    assert set(fams[0]["srcc"]) == set(fams[0]["pauc"]) and fams[0]["srcc"]["teacher"] == 1.0
     md = (folder / "card.md").read_text()
     for words in ("## Training", "## Validation", "## Intended use", "## Limits", "## Licences", "ArcFace 5-point",
-                  "edc_fmr0.001.png", "## Thresholds", "SYNTHETIC", "## Quality by degradation family"):
+                  "edc_fmr0.001.png", "## Thresholds", "SYNTHETIC", "## Quality by degradation family",
+                  "SRCC vs teacher"):
         assert words in md, words
     assert (folder / "edc_fmr0.001.png").is_file() and not list(root.glob(".*.tmp"))
 

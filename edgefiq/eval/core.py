@@ -235,10 +235,12 @@ def _save_embeddings(out: Path, emb: np.ndarray, rels: list[str], fr_desc: str) 
 def by_family(es: EvalSet, sources: Sequence[QualitySource], kinds: Mapping[str, str], *,
               fmrs: Sequence[float], limit: float) -> list[dict[str, Any]]:
     """pAUC (fixed threshold) of every source on the clean images, then per degradation family on its copies
-    plus the clean images: ``[{"family", "n_images", "pauc": {source: {fmr: pAUC x1e3}}}]``.
+    plus the clean images, and each source's SRCC with the first source (the teacher) on the same images:
+    ``[{"family", "n_images", "pauc": {source: {fmr: pAUC x1e3}}, "srcc": {source: SRCC}}]``.
 
     Each family is ``es.subset`` of its images (the same protocol); ``kinds`` maps an image to its kind
     (``clean`` or a degradation, ``edgefiq.data.degrade.family_of``); images missing from it are left out.
+    The clean row's SRCC is the agreement on ordinary photos alone, which the all-image SRCC hides.
     """
     family = {r: family_of(kinds[r]) for r in es.rels if r in kinds}
     rows = []
@@ -247,13 +249,15 @@ def by_family(es: EvalSet, sources: Sequence[QualitySource], kinds: Mapping[str,
         try:
             sub = es.subset(keep)
         except DataError:   # too few images in this family for genuine and impostor comparisons
-            rows.append({"family": fam, "n_images": int(keep.sum()), "pauc": {s.name: {} for s in sources}})
+            rows.append({"family": fam, "n_images": int(keep.sum()), "pauc": {s.name: {} for s in sources},
+                         "srcc": {}})
             continue
         res = sub.evaluate([QualitySource(s.name, s.quality[keep], s.origin) for s in sources],
                            fmrs=fmrs, limit=limit, conventions=("fixed",), all_pairs=False)
         pauc: dict[str, dict[str, Any]] = {}
         for r in res.pauc:
             pauc.setdefault(r["source"], {})[f"{r['fmr']:g}"] = r["pauc_x1e3"]
-        rows.append({"family": fam, "n_images": len(sub.rels), "pauc": pauc})
+        srcc = {s.name: res.correlation(sources[0].name, s.name) for s in sources}
+        rows.append({"family": fam, "n_images": len(sub.rels), "pauc": pauc, "srcc": srcc})
     return rows
 

@@ -172,7 +172,9 @@ def card_families(families: list[dict[str, Any]] | None, model: str, keys: list[
     """
     names = {"teacher": "teacher", "random": "random", **{f"{model}/{k}": k for k in keys}}
     return [{"family": f["family"], "n_images": f["n_images"],
-             "pauc": {names[n]: v for n, v in f["pauc"].items() if n in names}} for f in families or []]
+             "pauc": {names[n]: v for n, v in f["pauc"].items() if n in names},
+             **({"srcc": {names[n]: v for n, v in f["srcc"].items() if n in names}} if f.get("srcc") else {})}
+            for f in families or []]
 
 
 def _family_lines(rows: list[dict[str, Any]], preferred: str) -> list[str]:
@@ -185,14 +187,17 @@ def _family_lines(rows: list[dict[str, Any]], preferred: str) -> list[str]:
             if c in rows[0]["pauc"]]
     out = ["", "## Quality by degradation family", "",
            f"pAUC@FMR{fmr} x1e3 on the validation identities (lower is better): clean, the clean photos alone; a "
-           "family, its degraded copies with the clean photos. Last column: the fastest artifact's pAUC / the "
-           "teacher's.", "",
-           "| family | images | " + " | ".join(cols) + f" | {preferred} / teacher |", "|---|---:|" + "---:|" * (len(cols) + 1)]
+           "family, its degraded copies with the clean photos. Then the fastest artifact's pAUC / the teacher's, "
+           "and its SRCC with the teacher on the same images (on clean photos alone: how well it ranks ordinary "
+           "captures).", "",
+           "| family | images | " + " | ".join(cols) + f" | {preferred} / teacher | SRCC vs teacher |",
+           "|---|---:|" + "---:|" * (len(cols) + 2)]
     for r in rows:
         vals = {c: r["pauc"].get(c, {}).get(fmr) for c in cols}
         t, m = vals.get("teacher"), vals.get(preferred)
         out.append(f"| {r['family']} | {r['n_images']} | " + " | ".join(_fmt(vals[c], ".2f") for c in cols)
-                   + f" | {_fmt(m / t if m is not None and t else None, '.3f')} |")
+                   + f" | {_fmt(m / t if m is not None and t else None, '.3f')}"
+                   + f" | {_fmt((r.get('srcc') or {}).get(preferred), '.3f')} |")
     return out
 
 

@@ -263,11 +263,13 @@ class EvalRow(Record):
 
 @dataclass(frozen=True)
 class FamilyRow(Record):
-    """pAUC of every source on one degradation family (``edgefiq.eval.core.by_family``)."""
+    """pAUC of every source on one degradation family and its SRCC with the teacher there
+    (``edgefiq.eval.core.by_family``)."""
 
     family: str
     n_images: int
     pauc: dict[str, dict[str, float | None]] = field(default_factory=dict)   # source -> FMR -> pAUC x1e3
+    srcc: dict[str, float | None] = field(default_factory=dict)              # source -> SRCC vs the teacher
 
 
 @dataclass(frozen=True)

@@ -294,6 +294,13 @@ def family_table(families: list[dict[str, Any]] | None, fmrs: list[str]) -> list
         lines.append(f"| {n} | " + " | ".join(
             f"**{_fmt(v, '.2f')}**" if v == best[f["family"]] else _fmt(v, ".2f") for v, f in zip(cells, families))
             + f" | {f'{worst[1]:.3f} ({worst[0]})' if worst else '—'} |")
+    if not any(f.get("srcc") for f in families):
+        return lines
+    lines += ["", "SRCC with the teacher by degradation family (clean: on the clean images alone; a family: its "
+              "copies with the clean images):", "",
+              "| source | " + " | ".join(f["family"] for f in families) + " |", "|---|" + "---:|" * len(families)]
+    for n in names[1:]:
+        lines.append(f"| {n} | " + " | ".join(_fmt((f.get("srcc") or {}).get(n), ".3f") for f in families) + " |")
     return lines
 
 

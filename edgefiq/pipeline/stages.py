@@ -261,7 +261,10 @@ def export_stage(section: ExportSection, seed: int) -> Stage:
         if len(read_lines(ctx.path(ctx.outputs["data"].val))) < MIN_VERIFY:
             verify = None  # too few held-out images to rank: the export verifies on the calibration images
         artifacts: list[ArtifactRecord] = []
-        float_units = 0   # under accuracy control: the block count that passed on the previous target or model
+        # under accuracy control, per target: the float block count that passed on the previous model. Per
+        # target, not across them: onnxruntime needed 6 of 23 blocks float on the capture run where OpenVINO
+        # and TFLite passed plain, and a hint that passes is kept (edgefiq.export.mixed.search_float_units)
+        float_units: dict[str, int] = {}
         passed_method: dict[str, str] = {}   # per target: the calibration method the previous model's int8 used
         for m in models:
             for target in section.targets:
@@ -272,7 +275,8 @@ def export_stage(section: ExportSection, seed: int) -> Stage:
                     o = section.options
                     control = o.accuracy_control if precision == "int8" else None
                     hints = None if control is None else AdvancedExportOptions(
-                        float_units_hint=float_units, calibration_method_hint=passed_method.get(target))
+                        float_units_hint=float_units.get(target, 0),
+                        calibration_method_hint=passed_method.get(target))
                     try:
                         reused = _finished_artifact(odir) if ctx.resume else None
                         if reused is None:
@@ -289,7 +293,7 @@ def export_stage(section: ExportSection, seed: int) -> Stage:
                         if quant.get("calibration_method"):
                             passed_method[target] = quant["calibration_method"]
                         if mixed:
-                            float_units = len(mixed["float_units"])
+                            float_units[target] = len(mixed["float_units"])
                             made["mixed_precision"] = MixedPrecision(mixed["units"], mixed["int8_units"],
                                                                      list(mixed["float_units"]))
                         art = ArtifactRecord(**made, path=ctx.rel(path), parity=_jsonable(meta.get("parity", {})))
