@@ -4,15 +4,14 @@ On the validation identities (never seen in training), one FR model embeds every
 once; comparisons and scores come from the one evaluation, ``edgefiq.eval.sources``, so a
 genuine pair made of a photo and its own degraded copy (the data stage's ``index.csv``
 records the source photo) is left out, and the stage's ``protocol`` says how many. Each exported
-artifact scores the images on its own runtime (``edgefiq.export.base.load_runner``), so the
-numbers are those of the file a device would run. Per source: SRCC/PLCC against the
-teacher and the EDC pAUC (x1e3, discard up to ``eval.discard_limit``) at every FMR of the
-recipe. Scores and curves are written to ``eval/`` for the report.
+artifact scores the images on its own runtime through ``edgefiq.runtime.score.score_paths`` (what
+``edgefiq score`` runs), so the numbers are those of the file a device would run. Per source:
+SRCC/PLCC against the teacher and the EDC pAUC (x1e3, discard up to ``eval.discard_limit``) at
+every FMR of the recipe. Scores and curves are written to ``eval/`` for the report.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from edgefiq.eval.sources import EvalSet, QualitySource
 from edgefiq.pipeline.recipe import EvalSection
 from edgefiq.pipeline.records import EvalOutput, EvalRow, FamilyRow, score_file
 from edgefiq.pipeline.runner import StageContext
+from edgefiq.runtime.model import load_model
+from edgefiq.runtime.score import score_paths
 
 log = logging.getLogger("edgefiq.pipeline")
 
@@ -68,9 +69,9 @@ def evaluate_artifacts(ctx: StageContext, ev: EvalSection, seed: int = 0) -> Eva
         ({"source": "teacher", "kind": "teacher"}, teacher_q),
         ({"source": "random", "kind": "baseline"}, np.random.default_rng(seed).random(len(paths))),
     ]
-    cache = _ImageCache(paths)
     for art in ctx.outputs["export"].written:
-        scores = score_artifact(ctx.path(art.path), cache, ev.batch_size)
+        # the runtime's one scoring path (edgefiq.runtime.score): what `edgefiq score` and a device run
+        _, scores = score_paths(load_model(ctx.path(art.path)), paths, batch_size=ev.batch_size, desc=art.key)
         _write_scores(ctx.stage_dir / "scores" / score_file(art.key), rels, scores)
         sources.append(({"source": art.key, "kind": "artifact", "path": art.path}, scores))
 
@@ -184,35 +185,6 @@ def PixelEmbedding() -> Any:  # noqa: N802 - behaves like a class for callers
     m.preprocess = Preprocess(size=(112, 112))
     m.eval()
     return m
-
-
-class _ImageCache:
-    """Decoded validation images (uint8), loaded once for all artifacts."""
-
-    def __init__(self, paths: list[Path]) -> None:
-        self.paths = paths
-        self._images: list[np.ndarray] | None = None
-
-    @property
-    def images(self) -> list[np.ndarray]:
-        if self._images is None:
-            from edgefiq.data.images import load_image
-
-            self._images = [load_image(p) for p in self.paths]
-        return self._images
-
-
-def score_artifact(path: Path, cache: _ImageCache, batch_size: int = 64) -> np.ndarray:
-    """Scores of the cached images by the artifact at ``path`` on its own runtime."""
-    from edgefiq.export.base import load_runner
-
-    runner, meta = load_runner(path, threads=None)
-    pre = dataclasses.replace(meta.preprocess, layout="NCHW")
-    out = []
-    imgs = cache.images
-    for k in range(0, len(imgs), batch_size):
-        out.append(np.asarray(runner(pre.batch(imgs[k:k + batch_size])), dtype=np.float64).reshape(-1))
-    return np.concatenate(out)
 
 
 def _write_scores(path: Path, rels: list[str], scores: np.ndarray) -> None:
