@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, Mapping, TypeVar, Union
 
 R = TypeVar("R", bound="Record")
 
 Json = dict[str, Any]   # the JSON form of a record, as stored in state.json
+# a JSON document carried as it is: a sidecar's parity record, a teacher's options
+JsonValue = Union[str, int, float, bool, None, list["JsonValue"], dict[str, "JsonValue"]]
 
 
 def variant(target: str, precision: str) -> str:
@@ -103,7 +105,7 @@ class TeacherRef(Record):
     """The teacher that labelled a run: a ``make_teacher`` name and its options."""
 
     name: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, JsonValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ class ArtifactRecord(Record):
     rho: float = 0.0
     path: str | None = None
     status: str = "ok"
-    parity: dict[str, Any] = field(default_factory=dict)   # the sidecar's parity record (edgefiq.export.parity)
+    parity: dict[str, JsonValue] = field(default_factory=dict)   # the sidecar's parity record (edgefiq.export.parity)
     mixed_precision: MixedPrecision | None = None
     _nested: ClassVar[dict[str, type[Record]]] = {"mixed_precision": MixedPrecision}
 
