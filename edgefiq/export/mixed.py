@@ -23,7 +23,6 @@ The artifact's sidecar lists the float units (``float_modules``) and every trial
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
