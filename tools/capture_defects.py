@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 FR = SHARED / "models" / "mobilefacenet" / "mobilefacenet.pt"
 MEMBERS = ["prefiqs:1,method=l1,rho=0.4,scope=global", "serfiq:1", "norm:1"]   # the recipe's PreFIQs
-BUILTIN = ("edgefiq-lfw-edge", "edgefiq-lfw")
+BUILTIN = ("edgefiq-capture-edge", "edgefiq-lfw-edge", "edgefiq-lfw")   # the default first
 
 
 def validation_sample(n: int, seed: int, dst: Path) -> Path:
