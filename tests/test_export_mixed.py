@@ -123,13 +123,14 @@ def test_search_bisects_to_the_fewest_float_units() -> None:
     assert chosen == ranked[:5]
     assert len(history) == len(calls) <= math.ceil(math.log2(17)) + 2
     assert history[0] == {"float_units": 0, "srcc": 0.9}
+    assert 17 not in calls   # all float is not converted when a smaller count passes
 
     calls.clear()
     chosen, history = search_float_units(trial, ranked, 0.95 - 1e-9, start=7)   # hint passes: kept
     assert chosen == ranked[:7] and calls == [7]
 
-    chosen, _ = search_float_units(lambda f: 0.5, ranked, 0.99)             # never passes: all float
-    assert chosen == ranked
+    chosen, history = search_float_units(lambda f: 0.5, ranked, 0.99)       # never passes: all float, tried
+    assert chosen == ranked and history[-1]["float_units"] == 17
     chosen, history = search_float_units(lambda f: 1.0, ranked, 0.99)        # int8 already fine
     assert chosen == [] and len(history) == 1
 

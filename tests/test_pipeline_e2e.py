@@ -106,6 +106,31 @@ def test_tiny_pipeline_report_skip_and_from(tmp_path: Path) -> None:
     assert numbers(json.loads((run_dir / "report.json").read_text())) == numbers(rep)
 
 
+@pytest.mark.slow
+def test_export_workers_make_the_same_artifacts(tmp_path: Path) -> None:
+    """Targets exported by parallel worker processes (issue 28) give the files, statuses and row order of
+    an export in the run's own process."""
+    import hashlib
+
+    from edgefiq.pipeline.runner import stage_outputs
+
+    tiny = TINY.replace("export: {targets: [onnx], precisions: [fp32], calibration_size: 8}",
+                        "export: {targets: [onnx, openvino], precisions: [fp32], calibration_size: 8, "
+                        "options: {workers: WORKERS}}")
+    made = {}
+    for workers in (1, 2):
+        recipe = tmp_path / f"w{workers}.yaml"
+        recipe.write_text(tiny.replace("WORKERS", str(workers)))
+        res = CliRunner().invoke(cli, ["run", str(recipe), "-o", str(tmp_path / f"w{workers}")])
+        assert res.exit_code == 0, res.output
+        arts = stage_outputs(tmp_path / f"w{workers}", "export").artifacts
+        made[workers] = [(a.key, a.status, hashlib.sha256((tmp_path / f"w{workers}" / a.path).read_bytes()).hexdigest())
+                         for a in arts]
+    assert [k for k, _, _ in made[1]] == ["tiny_cnn/onnx-fp32", "tiny_cnn/openvino-fp32",
+                                          "tiny_cnn/structured-0.3/onnx-fp32", "tiny_cnn/structured-0.3/openvino-fp32"]
+    assert made[2] == made[1]
+
+
 def _start(recipe: Path, run_dir: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "edgefiq", "run", str(recipe), "-o", str(run_dir)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)

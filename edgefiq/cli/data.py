@@ -108,9 +108,9 @@ def align_cmd(images: str, landmarks: str | None, out: str, size: str, conventio
 
     \b
     Example:
-      edgefiq data align ../shared/data/lfw-dev/raw_sample ../shared/data/lfw-dev/landmarks.tsv -o /tmp/x
+      edgefiq data align ../shared/data/lfw-dev/raw_sample ../shared/data/lfw-dev/landmarks.tsv -o aligned/
       edgefiq data align raw/ marks.tsv -o aligned96/ --size 112x96
-      edgefiq data align ../shared/data/lfw-dev/raw_sample -o /tmp/detected
+      edgefiq data align ../shared/data/lfw-dev/raw_sample -o detected/
       edgefiq data align photos/ -o crops/ --all-faces
     """
     try:
@@ -166,9 +166,9 @@ def degrade_cmd(src: str | None, out: str | None, kinds: str, list_kinds: bool, 
 
     \b
     Example:
-      edgefiq data degrade ../shared/data/lfw-dev/aligned112 -o /tmp/lfw-deg --fraction 0.1
+      edgefiq data degrade ../shared/data/lfw-dev/aligned112 -o lfw-deg/ --fraction 0.1
       edgefiq data degrade faces/ -o deg/ --kinds gaussian_blur,occlusion --severities 0.5,1 --per-image 2
-      edgefiq data degrade faces/ -o deg/ --kinds capture,blur --per-image 2
+      edgefiq data degrade faces/ -o deg-capture/ --kinds capture,blur --per-image 2
       edgefiq data degrade --list
     """
     if list_kinds:
@@ -204,8 +204,8 @@ def synthetic_cmd(out: str, identities: int, per_identity: int, size: int, seed:
 
     \b
     Example:
-      edgefiq data synthetic -o /tmp/synth
-      edgefiq data synthetic -o /tmp/synth-big --identities 100 --per-identity 10 --seed 1
+      edgefiq data synthetic -o synth/
+      edgefiq data synthetic -o synth-big/ --identities 100 --per-identity 10 --seed 1
     """
     root = make_synthetic_sample(out, n_identities=identities, per_identity=per_identity, seed=seed, size=size,
                                  degraded=not no_degraded)

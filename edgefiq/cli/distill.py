@@ -37,7 +37,7 @@ Example:
       --feature-kd 1.0 -o runs/d-fkd
   edgefiq distill --images faces/ --labels labels.csv --student face_trunk \\
       --weights face --set finetune.trunk_lr_mult=0.5 -o runs/face
-  edgefiq distill --images faces-degraded/ --labels labels.csv \\
+  edgefiq distill --images faces-degraded/ --labels severity.csv \\
       --index faces-degraded/index.csv --leave-out misalignment -o runs/no-misalignment
 """
 

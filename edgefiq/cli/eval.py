@@ -81,10 +81,15 @@ def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_m
         --fr-model ../shared/data/models/mobilefacenet/mobilefacenet.pt \\
         --quality prefiqs.csv --quality student.csv --name prefiqs --name student \\
         --reference prefiqs --random-baseline --fmr 1e-3,1e-4 -o report/
-      edgefiq eval --images faces/ --pairs pairs.txt --embeddings emb.npy --embeddings-index emb.csv \\
-        --quality q.csv -o report/
+      edgefiq score faces/ -o q.csv
+      edgefiq eval --images faces/ --identities-from-folders --fr-model mobilefacenet.pt --quality q.csv \\
+        --save-embeddings emb/ -o report-fr/
+      edgefiq eval --images faces/ --pairs pairs.txt --embeddings emb/embeddings.npy \\
+        --embeddings-index emb/embeddings_index.csv --quality q.csv -o report-pairs/
+      edgefiq data degrade faces/ -o capture/ --kinds capture --per-image 2
+      edgefiq score capture/ -o capture.csv
       edgefiq eval --images capture/ --identities-from-folders --fr-model mobilefacenet.pt \\
-        --quality q.csv --random-baseline --by degradation -o report/    # capture/ from data degrade
+        --quality capture.csv --random-baseline --by degradation -o report-capture/
     """
     if names and len(names) != len(quality_csvs):
         raise UsageError(f"--name given {len(names)} times but --quality {len(quality_csvs)} times")

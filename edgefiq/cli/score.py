@@ -73,7 +73,7 @@ def score(inputs: tuple[str, ...], model_opt: str | None, threshold: float | Non
       edgefiq score faces/ -o q.csv --reject-fraction 0.1 --distribution all
       edgefiq score export/student_int8.onnx ../shared/data/lfw-dev/aligned112 -o scores.csv
       edgefiq score runs/distill/best.pt faces/ -o q.csv --on-bad-image skip
-      edgefiq score student.onnx raw/ -o q.csv --landmarks landmarks.tsv
+      edgefiq score student.onnx raw/ -o q.csv --landmarks marks.tsv
       edgefiq score student.onnx ../shared/data/lfw-dev/raw_sample -o faces.csv --detect
       edgefiq score ../shared/data/lfw-dev/raw_sample -o one_face.csv --detect --select center
       edgefiq score student_fp32.onnx faces/ -o q.csv --mirror-average

@@ -284,8 +284,9 @@ def search_float_units(trial: Callable[[list[Any]], float], ranked: Sequence[Any
 
     ``trial`` quantises on the real backend with the given units in float and returns the SRCC
     vs fp32 on the calibration images. Bisection over ``k`` (assumes keeping more units in float
-    does not hurt). If even all units in float miss the target, all are returned (the parity
-    gate then reports the failure). ``start``: a ``k`` that passed elsewhere (the same model on
+    does not hurt); all units float is tried only when every smaller ``k`` failed (one conversion
+    fewer when some ``k`` passes). If even all units in float miss the target, all are returned (the
+    parity gate then reports the failure). ``start``: a ``k`` that passed elsewhere (the same model on
     another backend) is tried first and kept if it passes here too.
 
     ``known``: SRCCs already measured for some ``k`` (not tried again, not in the history).
@@ -305,15 +306,15 @@ def search_float_units(trial: Callable[[list[Any]], float], ranked: Sequence[Any
     lo = max(0, min(int(start), len(ranked)))
     if ok(lo):
         return list(ranked[:lo]), history
-    hi = len(ranked)                 # ok(lo) is False; ok(hi) assumed True until tried
-    if not ok(hi):
-        return list(ranked), history
+    hi = len(ranked)   # ok(lo) is False; ok(hi) is assumed True and tried only if the bisection ends there
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if ok(mid):
             hi = mid
         else:
             lo = mid
+    if hi == len(ranked):
+        ok(hi)   # all float: recorded in the history; if even it misses the target, the caller reports that
     return list(ranked[:hi]), history
 
 

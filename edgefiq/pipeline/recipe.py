@@ -163,7 +163,8 @@ class ExportRecipeOptions:
 
     ``calibration_method`` is ``default``, ``auto`` or a method of the targets' backends
     (checked against the backend registry when the recipe loads); ``accuracy_control``
-    applies to int8 exports only.
+    applies to int8 exports only. ``workers``: processes exporting targets in parallel (0 = one per
+    target, up to the CPU count; 1 = in the run's own process). It does not change the artifacts.
     """
 
     calibration_method: str = "default"
@@ -172,6 +173,7 @@ class ExportRecipeOptions:
     calibration_limit: int | None = 300
     verify_limit: int | None = 500
     threads: int | None = None
+    workers: int = 0
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,11 @@ Each stage returns its record (``edgefiq.pipeline.records``); paths in them are 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import shutil
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +33,18 @@ from edgefiq.export.base import AdvancedExportOptions
 from edgefiq.pipeline.recipe import (BenchSection, DataSection, DistillSection, EvalSection, ExportSection,
                                      PruneSection, RunRecipe, SplitSection, StudentSection, SyntheticSection,
                                      TeacherSection, distill_config, option_kwargs, stage_config)
-from edgefiq.pipeline.records import (ArtifactRecord, BenchOutput, BenchRecord, DataOutput, EvalOutput, ExportOutput,
-                                      LabelOutput, MixedPrecision, ModelRecord, ModelsOutput, ReportOutput,
-                                      TeacherBenchRecord, TeacherRef, pruned_name, variant)
+from edgefiq.pipeline.records import (STAGE_RECORDS, ArtifactRecord, BenchOutput, BenchRecord, DataOutput, EvalOutput,
+                                      ExportOutput, LabelOutput, MixedPrecision, ModelRecord, ModelsOutput,
+                                      ReportOutput, TeacherBenchRecord, TeacherRef, pruned_name, variant)
 from edgefiq.pipeline.runner import Stage, StageContext
 from edgefiq.recipe import to_dict
 
 log = logging.getLogger("edgefiq.pipeline")
+
+
+def _stage(name: str, fn: Any, **kwargs: Any) -> Stage:
+    """A pipeline stage whose record type is ``STAGE_RECORDS[name]`` (declared once, also for ``stage_outputs``)."""
+    return Stage(name, fn, record=STAGE_RECORDS[name], **kwargs)
 
 MIN_VERIFY = 16  # the export's int8 parity gate ranks at least this many images
 
@@ -81,7 +90,7 @@ def data_stage(data: DataSection, synthetic_section: SyntheticSection | None, se
     inputs = () if synthetic_section is not None else tuple(p for p in (data.split.pairs,) if p)
     config = {"synthetic": to_dict(synthetic_section), "data": to_dict(data), "seed": seed,
               "images": _dir_print(data.images) if synthetic_section is None else None}
-    return Stage("data", run, config=config, depends=(), inputs=inputs, record=DataOutput)
+    return _stage("data", run, config=config, depends=(), inputs=inputs)
 
 
 def _dir_print(path: str | None) -> str | None:
@@ -168,7 +177,7 @@ def label_stage(t: TeacherSection, on_bad_image: str) -> Stage:
                            TeacherRef(t.name, dict(t.options)), n_labelled=n)
 
     inputs = tuple(str(v) for v in t.options.values() if isinstance(v, str) and Path(v).is_file())
-    return Stage("label", run, config=to_dict(t), depends=("data",), inputs=inputs, record=LabelOutput)
+    return _stage("label", run, config=to_dict(t), depends=("data",), inputs=inputs)
 
 
 # ----------------------------------------------------------------------------- distill
@@ -195,7 +204,7 @@ def distill_stage(section: DistillSection, seed: int) -> Stage:
         return ModelsOutput(out)
 
     config = {"distill": {**to_dict(section), "students": [s.key() for s in section.students]}, "seed": seed}
-    return Stage("distill", run, config=config, depends=("data", "label"), record=ModelsOutput)
+    return _stage("distill", run, config=config, depends=("data", "label"))
 
 
 def distill_data_fields(ctx: StageContext, data: DataOutput, labels: LabelOutput) -> dict[str, Any]:
@@ -241,7 +250,7 @@ def prune_stage(p: PruneSection, students: tuple[StudentSection, ...]) -> Stage:
         return ModelsOutput(out)
 
     config = {**stage_config(p), **({"student_rhos": own} if own else {})}
-    return Stage("prune", run, config=config, depends=("data", "label", "distill"), record=ModelsOutput)
+    return _stage("prune", run, config=config, depends=("data", "label", "distill"))
 
 
 # ----------------------------------------------------------------------------- export
@@ -253,63 +262,98 @@ def export_stage(section: ExportSection, seed: int) -> Stage:
     """
 
     def run(ctx: StageContext) -> ExportOutput:
-        from edgefiq.export import export_checkpoint
-
         models = model_list(ctx)
         calib = calibration_folder(ctx, "train", section.calibration_size, seed)
         verify: Path | None = calibration_folder(ctx, "val", section.calibration_size, seed)
         if len(read_lines(ctx.path(ctx.outputs["data"].val))) < MIN_VERIFY:
             verify = None  # too few held-out images to rank: the export verifies on the calibration images
-        artifacts: list[ArtifactRecord] = []
-        # under accuracy control, per target: the float block count that passed on the previous model. Per
-        # target, not across them: onnxruntime needed 6 of 23 blocks float on the capture run where OpenVINO
-        # and TFLite passed plain, and a hint that passes is kept (edgefiq.export.mixed.search_float_units)
-        float_units: dict[str, int] = {}
-        passed_method: dict[str, str] = {}   # per target: the calibration method the previous model's int8 used
-        for m in models:
-            for target in section.targets:
-                for precision in section.precisions:
-                    odir = ctx.stage_dir / m.name / variant(target, precision)
-                    made = dict(name=m.name, student=m.student, target=target, precision=precision,
-                                checkpoint=m.checkpoint, method=m.method, rho=m.rho)
-                    o = section.options
-                    control = o.accuracy_control if precision == "int8" else None
-                    hints = None if control is None else AdvancedExportOptions(
-                        float_units_hint=float_units.get(target, 0),
-                        calibration_method_hint=passed_method.get(target))
-                    try:
-                        reused = _finished_artifact(odir) if ctx.resume else None
-                        if reused is None:
-                            res = export_checkpoint(
-                                ctx.path(m.checkpoint), target, odir, precision=precision, calibration=calib,
-                                verify=verify, name=_artifact_name(m), overwrite=True,
-                                calibration_method=o.calibration_method, accuracy_control=control,
-                                channels_last=o.channels_last, calibration_limit=o.calibration_limit,
-                                verify_limit=o.verify_limit, threads=o.threads, advanced=hints)
-                            reused = res.path, res.meta.to_dict()
-                        path, meta = reused
-                        quant = meta.get("quantization") or {}
-                        mixed = quant.get("mixed_precision")
-                        if quant.get("calibration_method"):
-                            passed_method[target] = quant["calibration_method"]
-                        if mixed:
-                            float_units[target] = len(mixed["float_units"])
-                            made["mixed_precision"] = MixedPrecision(mixed["units"], mixed["int8_units"],
-                                                                     list(mixed["float_units"]))
-                        art = ArtifactRecord(**made, path=ctx.rel(path), parity=_jsonable(meta.get("parity", {})))
-                    except EdgefiqError as e:
-                        shutil.rmtree(odir, ignore_errors=True)  # a refused artifact leaves no folder behind
-                        art = ArtifactRecord(**made, status=f"failed: {e}")
-                        log.warning("[export] %s %s %s failed: %s", m.name, target, precision, e)
-                    artifacts.append(art)
+        workers = export_workers(section.options.workers, len(section.targets))
+        # a worker's share of the cores, unless the recipe sets export threads
+        threads = section.options.threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None)
+        jobs = [(ctx, section, target, models, calib, verify, threads) for target in section.targets]
+        if workers > 1:
+            log.info("[export] %d targets in %d worker processes", len(jobs), workers)
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+                                     initializer=_worker_init, initargs=(logging.getLogger().level, threads)) as pool:
+                chains = list(pool.map(_export_target, *zip(*jobs)))
+        else:
+            chains = [_export_target(*job) for job in jobs]
+        by_key = {(a.name, a.target, a.precision): a for chain in chains for a in chain}
+        artifacts = [by_key[m.name, t, p] for m in models for t in section.targets for p in section.precisions]
         return ExportOutput(artifacts, ctx.rel(calib), ctx.rel(verify) if verify else None)
 
-    return Stage("export", run, config={**stage_config(section), "seed": seed},
-                 depends=("data", "label", "distill", "prune"), failures=_failed_exports, record=ExportOutput)
+    return _stage("export", run, config={**stage_config(section), "seed": seed},
+                  depends=("data", "label", "distill", "prune"), failures=_failed_exports)
 
 
 def _failed_exports(outputs: ExportOutput) -> int:
     return sum(not a.ok for a in outputs.artifacts)
+
+
+def export_workers(requested: int, n_targets: int) -> int:
+    """Processes for the export stage: ``requested`` (0 = one per target, up to the CPU count)."""
+    return max(1, min(requested or os.cpu_count() or 1, n_targets))
+
+
+def _worker_init(level: int, threads: int | None) -> None:
+    """An export worker: progress lines on stderr like the parent, libraries kept quiet, torch on its
+    share of the cores."""
+    import torch  # the worker exports: torch is loaded anyway
+
+    from edgefiq.console import silence_third_party
+
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+    silence_third_party(verbose=level <= logging.DEBUG)
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _export_target(ctx: StageContext, section: ExportSection, target: str, models: list[ModelRecord],
+                   calib: Path, verify: Path | None, threads: int | None) -> list[ArtifactRecord]:
+    """Every model x precision of one target, in order. Under accuracy control the float block count
+    and the calibration method that passed on one model are the next model's starting point; they
+    stay within the target (onnxruntime needed 6 of 23 blocks float on the capture run where OpenVINO
+    and TFLite passed plain, and a hint that passes is kept: ``edgefiq.export.mixed.search_float_units``),
+    so the targets are independent and can run in parallel."""
+    from edgefiq.export import export_checkpoint
+
+    artifacts: list[ArtifactRecord] = []
+    float_units: int = 0
+    passed_method: str | None = None
+    o = section.options
+    for m in models:
+        for precision in section.precisions:
+            odir = ctx.stage_dir / m.name / variant(target, precision)
+            made = dict(name=m.name, student=m.student, target=target, precision=precision,
+                        checkpoint=m.checkpoint, method=m.method, rho=m.rho)
+            control = o.accuracy_control if precision == "int8" else None
+            hints = None if control is None else AdvancedExportOptions(
+                float_units_hint=float_units, calibration_method_hint=passed_method)
+            try:
+                reused = _finished_artifact(odir) if ctx.resume else None
+                if reused is None:
+                    res = export_checkpoint(
+                        ctx.path(m.checkpoint), target, odir, precision=precision, calibration=calib,
+                        verify=verify, name=_artifact_name(m), overwrite=True,
+                        calibration_method=o.calibration_method, accuracy_control=control,
+                        channels_last=o.channels_last, calibration_limit=o.calibration_limit,
+                        verify_limit=o.verify_limit, threads=threads, advanced=hints)
+                    reused = res.path, res.meta.to_dict()
+                path, meta = reused
+                quant = meta.get("quantization") or {}
+                mixed = quant.get("mixed_precision")
+                passed_method = quant.get("calibration_method") or passed_method
+                if mixed:
+                    float_units = len(mixed["float_units"])
+                    made["mixed_precision"] = MixedPrecision(mixed["units"], mixed["int8_units"],
+                                                             list(mixed["float_units"]))
+                art = ArtifactRecord(**made, path=ctx.rel(path), parity=_jsonable(meta.get("parity", {})))
+            except EdgefiqError as e:
+                shutil.rmtree(odir, ignore_errors=True)  # a refused artifact leaves no folder behind
+                art = ArtifactRecord(**made, status=f"failed: {e}")
+                log.warning("[export] %s %s %s failed: %s", m.name, target, precision, e)
+            artifacts.append(art)
+    return artifacts
 
 
 def _finished_artifact(odir: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -358,8 +402,7 @@ def eval_stage(ev: EvalSection, seed: int) -> Stage:
         return evaluate_artifacts(ctx, ev, seed)
 
     inputs = tuple(p for p in (ev.fr_model,) if p)
-    return Stage("eval", run, config=to_dict(ev), depends=("data", "label", "export"), inputs=inputs,
-                 record=EvalOutput)
+    return _stage("eval", run, config=to_dict(ev), depends=("data", "label", "export"), inputs=inputs)
 
 
 def bench_stage(b: BenchSection, teacher: TeacherSection, targets: tuple[str, ...]) -> Stage:
@@ -383,7 +426,7 @@ def bench_stage(b: BenchSection, teacher: TeacherSection, targets: tuple[str, ..
                            [TeacherBenchRecord.from_json(_jsonable(t)) for t in timed], ctx.rel(table))
 
     config = {**stage_config(b), "teacher": to_dict(teacher), "targets": list(targets)}
-    return Stage("bench", run, config=config, depends=("export",), record=BenchOutput)
+    return _stage("bench", run, config=config, depends=("export",))
 
 
 def _bench_record(row: dict[str, Any], art: ArtifactRecord) -> BenchRecord:
@@ -399,7 +442,7 @@ def report_stage(name: str, ev: EvalSection) -> Stage:
 
         return write_report(ctx, name, ev)
 
-    return Stage("report", run, config={"name": name, "version": 1}, record=ReportOutput)
+    return _stage("report", run, config={"name": name, "version": 1})
 
 
 def build_stages(recipe: RunRecipe) -> list[Stage]:
