@@ -164,7 +164,7 @@ class ExportRecipeOptions:
     ``calibration_method`` is ``default``, ``auto`` or a method of the targets' backends
     (checked against the backend registry when the recipe loads); ``accuracy_control``
     applies to int8 exports only. ``workers``: processes exporting targets in parallel (0 = one per
-    target, up to the CPU count; 1 = in the run's own process). It does not change the artifacts.
+    target on a multi-core machine; 1 = in the run's own process). It does not change the artifacts.
     """
 
     calibration_method: str = "default"
