@@ -41,12 +41,12 @@ from edgefiq.recipe import to_dict
 
 log = logging.getLogger("edgefiq.pipeline")
 
+MIN_VERIFY = 16  # the export's int8 parity gate ranks at least this many images
+
 
 def _stage(name: str, fn: Any, **kwargs: Any) -> Stage:
     """A pipeline stage whose record type is ``STAGE_RECORDS[name]`` (declared once, also for ``stage_outputs``)."""
     return Stage(name, fn, record=STAGE_RECORDS[name], **kwargs)
-
-MIN_VERIFY = 16  # the export's int8 parity gate ranks at least this many images
 
 
 # ----------------------------------------------------------------------------- data
