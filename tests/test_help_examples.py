@@ -20,6 +20,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -174,6 +175,7 @@ def test_every_help_example_is_seen() -> None:
 def test_help_examples_run_as_written(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     failures = []
+    seconds: dict[str, float] = {}
     for path, line in help_examples():
         if any(line.startswith(prefix) for prefix in PARSE_ONLY):
             monkeypatch.chdir(workspace)
@@ -182,12 +184,16 @@ def test_help_examples_run_as_written(workspace: Path, monkeypatch: pytest.Monke
             except (click.ClickException, click.exceptions.Exit) as e:
                 failures.append(f"{path}: `{line}` does not parse: {e}")
             continue
+        start = time.monotonic()
         r = subprocess.run(["bash", "-o", "pipefail", "-c", line], cwd=workspace, env=env,
                            capture_output=True, text=True, timeout=600)
+        seconds[line] = time.monotonic() - start
         if r.returncode == 1 and GATE_REFUSAL in r.stderr and "Traceback" not in r.stderr:
             continue   # ran as written; the fixture's barely trained student is refused int8 by the parity gate
         if r.returncode == 2 and any(m in r.stderr for m in HOST_LACKS):
             continue   # ran as written; this CPU lacks the feature, and the one-line error says so
         if r.returncode != 0:
             failures.append(f"{path}: `{line}` exited {r.returncode}: {r.stderr.strip()[-600:]}")
+    for line, t in sorted(seconds.items(), key=lambda kv: -kv[1])[:8]:   # shown with -s: what the test costs
+        print(f"{t:6.1f} s  {line}")
     assert not failures, "\n".join(failures)
