@@ -76,6 +76,18 @@ def test_benchmark_rows_onnx_and_checkpoint(edgefiq_artifacts):
     assert rows[2]["backend"] == "checkpoint"
 
 
+def test_progress_line_gives_p50_with_its_unit(edgefiq_artifacts, caplog):
+    """Issue 28, finding 1: the run's console printed `[bench] ... : 0.6348670000000001` (no unit, unrounded)."""
+    import logging
+    import re
+
+    with caplog.at_level(logging.INFO, logger="edgefiq.bench"):
+        benchmark([edgefiq_artifacts["onnx"]], **FAST)
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("[bench]"))
+    assert re.search(r"threads=1 batch=1: p50 \d(\.\d+)?(e[-+]\d+)? ms$", line), line
+    assert len(re.search(r"p50 (\S+) ms", line).group(1).replace(".", "").lstrip("0")) <= 3, line
+
+
 def test_statuses_failed_validation_failed_unavailable(edgefiq_artifacts, tmp_path):
     onnx = edgefiq_artifacts["onnx"]
     bad_parity = tmp_path / "bad_parity.onnx"

@@ -106,6 +106,18 @@ def test_tiny_pipeline_report_skip_and_from(tmp_path: Path) -> None:
     assert numbers(json.loads((run_dir / "report.json").read_text())) == numbers(rep)
 
 
+def test_export_pool_starts_the_slowest_target_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 28: with the TFLite chain submitted first, 2 workers on 2 cores give it a core of its own."""
+    from edgefiq.pipeline.stages import export_workers, slowest_first
+
+    assert slowest_first(["onnx", "openvino", "tflite"]) == ["tflite", "openvino", "onnx"]
+    assert slowest_first(["torch", "onnx"]) == ["onnx", "torch"]
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert (export_workers(0, 3), export_workers(0, 1), export_workers(1, 3), export_workers(3, 3)) == (2, 1, 1, 3)
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert export_workers(0, 3) == 1
+
+
 @pytest.mark.slow
 def test_export_workers_make_the_same_artifacts(tmp_path: Path) -> None:
     """Targets exported by parallel worker processes (issue 28) give the files, statuses and row order of

@@ -168,8 +168,22 @@ def benchmark(artifacts: Sequence[str | Path], *, threads: Sequence[int] = (1,),
                     row.update(status="failed", reason=_failure_reason(e))
                 row["peak_rss_mb"] = peak_rss_mb()
                 rows.append(row)
-                log.info("[bench] %s threads=%d batch=%d: %s", path.name, th, bs, row.get("p50_ms", row["status"]))
+                log.info("[bench] %s threads=%d batch=%d: %s", path.name, th, bs, _p50_text(row))
     return rows
+
+
+def _p50_text(row: dict[str, Any]) -> str:
+    """A bench row's log result: ``p50 0.784 ms`` (3 significant digits, the status after it unless ok), or
+    the status alone when nothing was timed.
+
+    Example:
+        >>> _p50_text({"p50_ms": 0.6420954999999999, "status": "ok"}), _p50_text({"status": "unavailable"})
+        ('p50 0.642 ms', 'unavailable')
+    """
+    p50, status = row.get("p50_ms"), row["status"]
+    if not isinstance(p50, (int, float)):
+        return status
+    return f"p50 {p50:.3g} ms" + ("" if status == "ok" else f" ({status})")
 
 
 def _failure_reason(e: Exception) -> str:

@@ -163,8 +163,10 @@ class ExportRecipeOptions:
 
     ``calibration_method`` is ``default``, ``auto`` or a method of the targets' backends
     (checked against the backend registry when the recipe loads); ``accuracy_control``
-    applies to int8 exports only. ``workers``: processes exporting targets in parallel (0 = one per
-    target on a multi-core machine; 1 = in the run's own process). It does not change the artifacts.
+    applies to int8 exports only. ``workers``: processes exporting targets in parallel (0 = one per core,
+    at most one per target; 1 = in the run's own process). A worker's torch runs on its share of the cores,
+    and TFLite int8 calibrates through torch, so a TFLite int8 artifact can differ at the 4th decimal of
+    its SRCC between 1 and more workers (results/lfw/check-2026-12-07-same-host); nothing else changes.
     """
 
     calibration_method: str = "default"
