@@ -108,9 +108,18 @@ def test_tiny_pipeline_report_skip_and_from(tmp_path: Path) -> None:
 
 def test_export_pool_starts_the_slowest_target_first(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 28: with the TFLite chain submitted first, 2 workers on 2 cores give it a core of its own."""
-    from edgefiq.pipeline.stages import export_workers, slowest_first
+    from edgefiq.pipeline.stages import export_jobs, export_workers, slowest_first
 
     assert slowest_first(["onnx", "openvino", "tflite"]) == ["tflite", "openvino", "onnx"]
+    # int8 is one chain per target (accuracy-control hints pass from model to model); OpenVINO stays one job
+    # (process-wide node names); the other fp32 exports are jobs of their own that fill in after
+    assert export_jobs(["onnx", "openvino", "tflite"], ["fp32", "int8"], ["a", "b"]) == [
+        ("tflite", [("a", "int8"), ("b", "int8")]),
+        ("openvino", [("a", "fp32"), ("a", "int8"), ("b", "fp32"), ("b", "int8")]),
+        ("onnx", [("a", "int8"), ("b", "int8")]),
+        ("tflite", [("a", "fp32")]), ("tflite", [("b", "fp32")]), ("onnx", [("a", "fp32")]), ("onnx", [("b", "fp32")])]
+    assert export_jobs(["onnx", "openvino"], ["fp32"], ["a", "b"]) == [
+        ("openvino", [("a", "fp32"), ("b", "fp32")]), ("onnx", [("a", "fp32")]), ("onnx", [("b", "fp32")])]
     assert slowest_first(["torch", "onnx"]) == ["onnx", "torch"]
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert (export_workers(0, 3), export_workers(0, 1), export_workers(1, 3), export_workers(3, 3)) == (2, 1, 1, 3)
@@ -127,7 +136,7 @@ def test_export_workers_make_the_same_artifacts(tmp_path: Path) -> None:
     from edgefiq.pipeline.runner import stage_outputs
 
     tiny = TINY.replace("export: {targets: [onnx], precisions: [fp32], calibration_size: 8}",
-                        "export: {targets: [onnx, openvino], precisions: [fp32], calibration_size: 8, "
+                        "export: {targets: [onnx, openvino, tflite], precisions: [fp32], calibration_size: 8, "
                         "options: {workers: WORKERS}}")
     made = {}
     for workers in (1, 2):
@@ -138,9 +147,10 @@ def test_export_workers_make_the_same_artifacts(tmp_path: Path) -> None:
         arts = stage_outputs(tmp_path / f"w{workers}", "export").artifacts
         made[workers] = [(a.key, a.status, hashlib.sha256((tmp_path / f"w{workers}" / a.path).read_bytes()).hexdigest())
                          for a in arts]
-    assert [k for k, _, _ in made[1]] == ["tiny_cnn/onnx-fp32", "tiny_cnn/openvino-fp32",
-                                          "tiny_cnn/structured-0.3/onnx-fp32", "tiny_cnn/structured-0.3/openvino-fp32"]
-    assert made[2] == made[1]
+    assert [k for k, _, _ in made[1]] == ["tiny_cnn/onnx-fp32", "tiny_cnn/openvino-fp32", "tiny_cnn/tflite-fp32",
+                                          "tiny_cnn/structured-0.3/onnx-fp32", "tiny_cnn/structured-0.3/openvino-fp32",
+                                          "tiny_cnn/structured-0.3/tflite-fp32"]
+    assert made[2] == made[1], [(a, b) for a, b in zip(made[1], made[2]) if a != b]
 
 
 def _start(recipe: Path, run_dir: Path) -> subprocess.Popen[str]:

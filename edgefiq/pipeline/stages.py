@@ -25,7 +25,7 @@ import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 from edgefiq.data.readers import write_label_subsets
 from edgefiq.errors import DataError, EdgefiqError, UsageError
@@ -270,14 +270,15 @@ def export_stage(section: ExportSection, seed: int) -> Stage:
         workers = export_workers(section.options.workers, len(section.targets))
         # a worker's share of the cores, unless the recipe sets export threads
         threads = section.options.threads or (max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None)
-        jobs = [(ctx, section, target, models, calib, verify, threads) for target in slowest_first(section.targets)]
+        jobs = [(ctx, section, target, todo, calib, verify, threads)
+                for target, todo in export_jobs(section.targets, section.precisions, models)]
         if workers > 1:
-            log.info("[export] %d targets in %d worker processes", len(jobs), workers)
+            log.info("[export] %d targets in %d worker processes", len(section.targets), workers)
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
                                      initializer=_worker_init, initargs=(logging.getLogger().level, threads)) as pool:
-                chains = list(pool.map(_export_target, *zip(*jobs)))
+                chains = list(pool.map(_export_chain, *zip(*jobs)))
         else:
-            chains = [_export_target(*job) for job in jobs]
+            chains = [_export_chain(*job) for job in jobs]
         by_key = {(a.name, a.target, a.precision): a for chain in chains for a in chain}
         artifacts = [by_key[m.name, t, p] for m in models for t in section.targets for p in section.precisions]
         return ExportOutput(artifacts, ctx.rel(calib), ctx.rel(verify) if verify else None)
@@ -290,9 +291,41 @@ def _failed_exports(outputs: ExportOutput) -> int:
     return sum(not a.ok for a in outputs.artifacts)
 
 
+M = TypeVar("M")
+
 #: Targets by how long their export chain takes, longest first: each TFLite int8 trial is a litert-torch
 #: conversion (quickstart on 2 cores: TFLite 137 s, OpenVINO 87 s, onnxruntime 72 s of worker time).
 EXPORT_COST_ORDER = ("tflite", "openvino", "onnx")
+#: Targets whose exports are byte-identical whatever the process exported before (tests/test_pipeline_e2e.py
+#: ::test_export_workers_make_the_same_artifacts). OpenVINO names graph nodes from a process-wide counter,
+#: so its exports stay in one job, in one order, for the same files with any number of workers.
+HISTORY_FREE_TARGETS = ("tflite", "onnx")
+
+
+def export_jobs(targets: Sequence[str], precisions: Sequence[str],
+                models: Sequence[M]) -> list[tuple[str, list[tuple[M, str]]]]:
+    """The export stage's units of work, ``(target, [(model, precision), ...])``, in the order a worker pool
+    should start them. A job runs in order, and its int8 exports pass accuracy-control hints from model to
+    model (``_export_chain``), so a target's int8 exports are one job. Every target gets one job, slowest
+    target first; a history-free target's other precisions are split off into one job per export, queued
+    last to fill in. On 2 cores the quickstart's TFLite int8 chain then has a core to itself.
+
+    Example:
+        >>> export_jobs(["openvino", "tflite"], ["fp32", "int8"], ["a", "b"])    # doctest: +NORMALIZE_WHITESPACE
+        [('tflite', [('a', 'int8'), ('b', 'int8')]),
+         ('openvino', [('a', 'fp32'), ('a', 'int8'), ('b', 'fp32'), ('b', 'int8')]),
+         ('tflite', [('a', 'fp32')]), ('tflite', [('b', 'fp32')])]
+    """
+    jobs: list[tuple[str, list[tuple[M, str]]]] = []
+    fill: list[tuple[str, list[tuple[M, str]]]] = []
+    for t in slowest_first(targets):
+        todo = [(m, p) for m in models for p in precisions]
+        if t in HISTORY_FREE_TARGETS:
+            fill += [(t, [one]) for one in todo if one[1] != "int8"]
+            todo = [one for one in todo if one[1] == "int8"]
+        if todo:
+            jobs.append((t, todo))
+    return jobs + fill
 
 
 def slowest_first(targets: Sequence[str]) -> list[str]:
@@ -335,51 +368,50 @@ def _worker_init(level: int, threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _export_target(ctx: StageContext, section: ExportSection, target: str, models: list[ModelRecord],
-                   calib: Path, verify: Path | None, threads: int | None) -> list[ArtifactRecord]:
-    """Every model x precision of one target, in order. Under accuracy control the float block count
-    and the calibration method that passed on one model are the next model's starting point; they
+def _export_chain(ctx: StageContext, section: ExportSection, target: str, todo: list[tuple[ModelRecord, str]],
+                  calib: Path, verify: Path | None, threads: int | None) -> list[ArtifactRecord]:
+    """Each ``(model, precision)`` of ``todo`` exported to one target, in order. Under int8 accuracy control the
+    float block count and the calibration method that passed on one model are the next model's starting point; they
     stay within the target (onnxruntime needed 6 of 23 blocks float on the capture run where OpenVINO
     and TFLite passed plain, and a hint that passes is kept: ``edgefiq.export.mixed.search_float_units``),
-    so the targets are independent and can run in parallel."""
+    so the chains are independent and can run in parallel."""
     from edgefiq.export import export_checkpoint
 
     artifacts: list[ArtifactRecord] = []
     float_units: int = 0
     passed_method: str | None = None
     o = section.options
-    for m in models:
-        for precision in section.precisions:
-            odir = ctx.stage_dir / m.name / variant(target, precision)
-            made = dict(name=m.name, student=m.student, target=target, precision=precision,
-                        checkpoint=m.checkpoint, method=m.method, rho=m.rho)
-            control = o.accuracy_control if precision == "int8" else None
-            hints = None if control is None else AdvancedExportOptions(
-                float_units_hint=float_units, calibration_method_hint=passed_method)
-            try:
-                reused = _finished_artifact(odir) if ctx.resume else None
-                if reused is None:
-                    res = export_checkpoint(
-                        ctx.path(m.checkpoint), target, odir, precision=precision, calibration=calib,
-                        verify=verify, name=_artifact_name(m), overwrite=True,
-                        calibration_method=o.calibration_method, accuracy_control=control,
-                        channels_last=o.channels_last, calibration_limit=o.calibration_limit,
-                        verify_limit=o.verify_limit, threads=threads, advanced=hints)
-                    reused = res.path, res.meta.to_dict()
-                path, meta = reused
-                quant = meta.get("quantization") or {}
-                mixed = quant.get("mixed_precision")
-                passed_method = quant.get("calibration_method") or passed_method
-                if mixed:
-                    float_units = len(mixed["float_units"])
-                    made["mixed_precision"] = MixedPrecision(mixed["units"], mixed["int8_units"],
-                                                             list(mixed["float_units"]))
-                art = ArtifactRecord(**made, path=ctx.rel(path), parity=_jsonable(meta.get("parity", {})))
-            except EdgefiqError as e:
-                shutil.rmtree(odir, ignore_errors=True)  # a refused artifact leaves no folder behind
-                art = ArtifactRecord(**made, status=f"failed: {e}")
-                log.warning("[export] %s %s %s failed: %s", m.name, target, precision, e)
-            artifacts.append(art)
+    for m, precision in todo:
+        odir = ctx.stage_dir / m.name / variant(target, precision)
+        made = dict(name=m.name, student=m.student, target=target, precision=precision,
+                    checkpoint=m.checkpoint, method=m.method, rho=m.rho)
+        control = o.accuracy_control if precision == "int8" else None
+        hints = None if control is None else AdvancedExportOptions(
+            float_units_hint=float_units, calibration_method_hint=passed_method)
+        try:
+            reused = _finished_artifact(odir) if ctx.resume else None
+            if reused is None:
+                res = export_checkpoint(
+                    ctx.path(m.checkpoint), target, odir, precision=precision, calibration=calib,
+                    verify=verify, name=_artifact_name(m), overwrite=True,
+                    calibration_method=o.calibration_method, accuracy_control=control,
+                    channels_last=o.channels_last, calibration_limit=o.calibration_limit,
+                    verify_limit=o.verify_limit, threads=threads, advanced=hints)
+                reused = res.path, res.meta.to_dict()
+            path, meta = reused
+            quant = meta.get("quantization") or {}
+            mixed = quant.get("mixed_precision")
+            passed_method = quant.get("calibration_method") or passed_method
+            if mixed:
+                float_units = len(mixed["float_units"])
+                made["mixed_precision"] = MixedPrecision(mixed["units"], mixed["int8_units"],
+                                                         list(mixed["float_units"]))
+            art = ArtifactRecord(**made, path=ctx.rel(path), parity=_jsonable(meta.get("parity", {})))
+        except EdgefiqError as e:
+            shutil.rmtree(odir, ignore_errors=True)  # a refused artifact leaves no folder behind
+            art = ArtifactRecord(**made, status=f"failed: {e}")
+            log.warning("[export] %s %s %s failed: %s", m.name, target, precision, e)
+        artifacts.append(art)
     return artifacts
 
 
