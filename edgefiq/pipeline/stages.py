@@ -343,10 +343,10 @@ def slowest_first(targets: Sequence[str]) -> list[str]:
 def export_workers(requested: int, n_targets: int) -> int:
     """Processes for the export stage: ``requested``, or 0 = one per core, at most one per target.
 
-    With the slowest target started first, 2 workers on 2 cores beat 3: the TFLite chain has a core to
-    itself while onnxruntime and OpenVINO share the other. Quickstart export stage on 2 cores, AMD EPYC:
-    516 s in one process, 402 s with 2 workers (TFLite queued behind onnxruntime), 383 s with 3
-    (results/quickstart/reproducibility.md).
+    With the slowest work started first (``export_jobs``), 2 workers on 2 cores beat 3: the TFLite int8 chain
+    has a core to itself while the rest shares the other. Quickstart export stage on 2 cores, Intel Xeon:
+    141.8 s with one worker per target, 128.5 s with 2 and the slowest target first, 121-133 s with 2 and
+    ``export_jobs`` (results/quickstart/reproducibility.md).
 
     Example:
         >>> export_workers(1, 3), export_workers(5, 3)
