@@ -108,7 +108,7 @@ def test_tiny_pipeline_report_skip_and_from(tmp_path: Path) -> None:
 
 def test_export_pool_starts_the_slowest_target_first(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 28: with the TFLite chain submitted first, 2 workers on 2 cores give it a core of its own."""
-    from edgefiq.pipeline.stages import export_jobs, export_workers, slowest_first
+    from edgefiq.pipeline.scheduling import export_jobs, export_workers, slowest_first
 
     assert slowest_first(["onnx", "openvino", "tflite"]) == ["tflite", "openvino", "onnx"]
     # int8 is one chain per target (accuracy-control hints pass from model to model); OpenVINO stays one job
