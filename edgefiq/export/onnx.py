@@ -213,6 +213,8 @@ class OnnxBackend(BackendBase):
     packages = ("torch", "onnx", "onnxslim", "onnxruntime")
     calibration_methods = CALIBRATION_METHODS   # first = default
     auto_calibration = ("mean-minmax", "minmax", "percentile")   # tried in order by calibration_method="auto"
+    export_cost = 1
+    history_free = True   # byte-identical files with 1 or 2 export workers (tests/test_pipeline_e2e.py)
 
     def available(self) -> bool:
         return importlib.util.find_spec("onnxruntime") is not None

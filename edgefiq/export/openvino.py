@@ -126,6 +126,9 @@ class OpenVinoBackend(BackendBase):
     packages = ("torch", "openvino", "nncf")
     calibration_methods = tuple(CALIBRATION_METHODS)   # first = default
     auto_calibration = ("nncf", "nncf-asym-minmax", "nncf-asym")   # tried in order by calibration_method="auto"
+    export_cost = 2
+    # not history-free: OpenVINO names graph nodes from a process-wide counter, so the same export after
+    # another one in the process writes other bytes; the export stage keeps its exports in one job, in one order
 
     def available(self) -> bool:
         return importlib.util.find_spec("openvino") is not None

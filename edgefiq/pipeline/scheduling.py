@@ -9,15 +9,9 @@ from __future__ import annotations
 import os
 from typing import Sequence, TypeVar
 
-M = TypeVar("M")
+from edgefiq.registry import BACKENDS
 
-#: Targets by how long their export chain takes, longest first: each TFLite int8 trial is a litert-torch
-#: conversion (quickstart on 2 cores: TFLite 137 s, OpenVINO 87 s, onnxruntime 72 s of worker time).
-EXPORT_COST_ORDER = ("tflite", "openvino", "onnx")
-#: Targets whose exports are byte-identical whatever the process exported before (tests/test_pipeline_e2e.py
-#: ::test_export_workers_make_the_same_artifacts). OpenVINO names graph nodes from a process-wide counter,
-#: so its exports stay in one job, in one order, for the same files with any number of workers.
-HISTORY_FREE_TARGETS = ("tflite", "onnx")
+M = TypeVar("M")
 
 
 def export_jobs(targets: Sequence[str], precisions: Sequence[str],
@@ -26,8 +20,8 @@ def export_jobs(targets: Sequence[str], precisions: Sequence[str],
     should start them. A job runs in order, and its int8 exports pass accuracy-control hints from model
     to model (``edgefiq.pipeline.stages._export_chain``), so a target's int8 exports are one job. Every
     target gets one job, slowest target first; a history-free target's other precisions are split off into
-    one job per export, queued last to fill in. On 2 cores the quickstart's TFLite int8 chain then has a
-    core to itself.
+    one job per export, queued last to fill in (a backend's ``history_free``: its files do not depend on what
+    the process exported before). On 2 cores the quickstart's TFLite int8 chain then has a core to itself.
 
     Example:
         >>> export_jobs(["openvino", "tflite"], ["fp32", "int8"], ["a", "b"])    # doctest: +NORMALIZE_WHITESPACE
@@ -39,7 +33,7 @@ def export_jobs(targets: Sequence[str], precisions: Sequence[str],
     fill: list[tuple[str, list[tuple[M, str]]]] = []
     for t in slowest_first(targets):
         todo = [(m, p) for m in models for p in precisions]
-        if t in HISTORY_FREE_TARGETS:
+        if t in BACKENDS and BACKENDS.get(t).history_free:
             fill += [(t, [one]) for one in todo if one[1] != "int8"]
             todo = [one for one in todo if one[1] == "int8"]
         if todo:
@@ -48,15 +42,15 @@ def export_jobs(targets: Sequence[str], precisions: Sequence[str],
 
 
 def slowest_first(targets: Sequence[str]) -> list[str]:
-    """``targets`` with the longest export chains first, so that a pool of workers starts them at once and
-    the short ones fill in after (longest-processing-time scheduling); unknown targets go last, in order.
+    """``targets`` with the longest export chains first (a backend's ``export_cost``), so that a pool of workers
+    starts them at once and the short ones fill in after (longest-processing-time scheduling); ties and
+    unknown targets keep their order, unknown ones last.
 
     Example:
         >>> slowest_first(["onnx", "openvino", "tflite", "torch"])
         ['tflite', 'openvino', 'onnx', 'torch']
     """
-    rank = {t: k for k, t in enumerate(EXPORT_COST_ORDER)}
-    return sorted(targets, key=lambda t: rank.get(t, len(rank)))
+    return sorted(targets, key=lambda t: -BACKENDS.get(t).export_cost if t in BACKENDS else 1)
 
 
 def export_workers(requested: int, n_targets: int) -> int:
