@@ -11,7 +11,8 @@ registered in ``edgefiq.registry.BACKENDS``:
     def export(self, model, example, out, options) -> Exported   # the artifact + what int8 did
     def load(self, path, threads=None) -> Runner
     # optional (BackendBase defaults): packages, calibration_methods, auto_calibration,
-    # supports_channels_last, export_cost, history_free, files(path), quantization_info(path), gpu_unavailable_reason(), load_gpu(path)
+    # supports_channels_last, export_cost, history_free, files(path), quantization_info(path),
+    # gpu_unavailable_reason(), load_gpu(path)
 
 ``Runner(batch)`` takes a float32 NCHW batch preprocessed with the artifact's
 ``Preprocess`` (layout/int8 input quantisation are the runner's business) and returns
@@ -57,7 +58,7 @@ class Backend(Protocol):
     calibration_methods: tuple[str, ...]   # int8 activation-range methods; the first is the default
     auto_calibration: tuple[str, ...]      # methods ``calibration_method="auto"`` tries, in order
     supports_channels_last: bool           # NHWC model input
-    export_cost: int                       # relative worker time of its export chain: `edgefiq run` starts costlier targets first
+    export_cost: int                       # relative worker time of its export chain (costlier targets start first)
     history_free: bool                     # its files are the same whatever the process exported before, so its
                                            # exports may be split over worker processes
 
