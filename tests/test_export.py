@@ -204,7 +204,8 @@ def test_accuracy_control_mixed_precision(backend: str, image_sets: dict, tmp_pa
     q = res.meta.quantization
     mixed = q["mixed_precision"]
     assert q["accuracy_control"] == {"metric": "srcc_vs_fp32", "max_drop": 0.05}
-    assert mixed["units"] == len(precision_units(model, skip=["head"])) == len(mixed["ranking"])
+    assert mixed["units"] == len(precision_units(model, skip=["head"]))
+    assert mixed["ranking"] is None   # plain int8 passed at once: no order of the blocks was needed
     assert mixed["trials"][0]["float_units"] == 0 and mixed["trials"][0]["srcc"] >= 0.95
     assert mixed["float_units"] == [] and mixed["int8_units"] == mixed["units"]
     assert res.meta.parity["passed"] and res.path.is_file()

@@ -237,3 +237,47 @@ def test_auto_calibration_under_accuracy_control_compares_methods_at_the_hint(tm
     assert [t["method"] for t in trials] == ["bad", "good"] and trials[0]["srcc_vs_fp32"] < 0
     assert len(calls) == 2 and mixed["trials"] == [{"float_units": 1, "srcc": 1.0}]
     assert len(mixed["float_modules"]) >= 1 and not (tmp_path / ".mixed-trials").exists()
+
+
+@pytest.mark.parametrize("needs_float", [False, True])
+def test_units_are_ranked_only_when_the_search_needs_an_order(needs_float: bool, tmp_path) -> None:
+    """Ranking costs a torch simulation per unit: if plain int8 passes at the start it is skipped (the sidecar's
+    ``ranking`` is None); when some blocks must stay float the order is computed, once, and recorded."""
+    from edgefiq.export.base import Exported, ExportOptions
+    from edgefiq.export import mixed as mx
+
+    model = _Net().eval()
+    ranked: list[int] = []
+    real_rank = mx.rank_units
+
+    class Backend:   # all-int8 scrambles the ranking when ``needs_float``; any float block keeps it (offset: not exact)
+        suffix = ".bin"
+
+        def export(self, m, example, out, options):
+            out.write_text("x")
+            self.k = len(options.advanced.float_modules)
+            return Exported(out)
+
+        def load(self, path, threads=None):
+            def run(x):
+                with torch.no_grad():
+                    y = model(torch.from_numpy(x)).reshape(-1).numpy()
+                return -y if needs_float and self.k == 0 else y + 0.01
+            return run
+
+        def files(self, path):
+            return [path]
+
+    def counting_rank(*a, **kw):
+        ranked.append(1)
+        return real_rank(*a, **kw)
+
+    x = np.abs(np.random.default_rng(0).standard_normal((32, 4, 8, 8))).astype(np.float32)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mx, "rank_units", counting_rank)
+        mixed = mx.export_mixed(Backend(), model, torch.from_numpy(x[:1]), tmp_path / "m.bin",
+                                ExportOptions(precision="int8", calibration=x), max_drop=0.01)[0]
+    if needs_float:
+        assert len(ranked) == 1 and len(mixed["ranking"]) == mixed["units"] and mixed["float_units"]
+    else:
+        assert ranked == [] and mixed["ranking"] is None and mixed["float_units"] == []

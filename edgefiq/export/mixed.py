@@ -12,7 +12,8 @@ backend:
 2. **Ranking** (:func:`rank_units`): a torch simulation of int8 (per-channel symmetric weights,
    per-tensor affine uint8 activations with calibration ranges) scores each unit by how much
    SRCC vs fp32 comes back when that unit alone stays float (leave-one-out). One forward pass
-   per unit; no backend conversion.
+   per unit; no backend conversion. It runs only when the search needs an order
+   (:class:`LazyRanking`): plain int8 at the starting point often passes.
 3. **Search** (:func:`search_float_units`): on the real backend, the smallest ``k`` such that
    keeping the ``k`` top-ranked units in float reaches ``SRCC >= 1 - max_drop`` on the
    calibration images, by bisection (about log2(units) quantisations). The parity gate then
@@ -27,7 +28,8 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -278,6 +280,31 @@ def rank_units(model: Any, units: list[Unit], calibration: np.ndarray, reference
     return sorted(regained, key=lambda t: -t[1])
 
 
+class LazyRanking(Sequence):
+    """The units in ``rank_units`` order, ranked on first use.
+
+    Ranking is a torch simulation per unit (15.5 s for the quickstart student at 1 thread), and plain int8 at
+    the starting point often passes without it (every int8 export of the quickstart): then no order is needed,
+    and the sidecar's ``ranking`` is ``None``. An empty slice (``ranked[:0]``) never ranks.
+    """
+
+    def __init__(self, model: Any, units: list[Unit], calibration: np.ndarray, reference: np.ndarray,
+                 head: str | None) -> None:
+        self._args = (model, units, calibration, reference, head)
+        self._n = len(units)
+        self.ranking: list[tuple[Unit, float]] | None = None
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice) and not range(*i.indices(self._n)):
+            return []
+        if self.ranking is None:
+            self.ranking = rank_units(*self._args)
+        return [u for u, _ in self.ranking][i]
+
+
 def search_float_units(trial: Callable[[list[Any]], float], ranked: Sequence[Any], target: float, *,
                        start: int = 0, known: dict[int, float] | None = None) -> tuple[list[Any], list[dict[str, Any]]]:
     """Fewest top-ranked units to keep in float so that ``trial(float_units) >= target``.
@@ -352,8 +379,8 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
     calib = options.calibration
     reference = torch_scores(model, calib)
     head = head_module(model)
-    ranking = rank_units(model, precision_units(model, skip=[head] if head else []), calib, reference, head)
-    units = ranked = [u for u, _ in ranking]
+    units = precision_units(model, skip=[head] if head else [])
+    ranked = LazyRanking(model, units, calib, reference, head)
     trials = Path(out).parent / ".mixed-trials"
     reports: dict[tuple[int, str], dict[str, Any]] = {}
     max_diff: dict[tuple[int, str], float] = {}
@@ -400,7 +427,8 @@ def export_mixed(backend: Any, model: Any, example: Any, out: Path, options: Any
     return {"max_drop": float(max_drop), "metric": "srcc_vs_fp32 on the calibration images", "units": len(units),
             "float_units": [label(u) for u in float_units], "float_modules": [m for u in float_units for m in u],
             "int8_units": len(units) - len(float_units),
-            "ranking": [{"unit": label(u), "simulated_srcc_if_float": round(v, 5)} for u, v in ranking],
+            "ranking": None if ranked.ranking is None else [
+                {"unit": label(u), "simulated_srcc_if_float": round(v, 5)} for u, v in ranked.ranking],
             "trials": history}, reports[k, method], method, method_trials
 
 
