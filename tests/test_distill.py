@@ -17,7 +17,7 @@ from edgefiq.distill import DistillConfig, distill  # noqa: E402
 from edgefiq.distill.config import OptimConfig  # noqa: E402
 from edgefiq.distill.data import augment_batch, clean_index, identity_split  # noqa: E402
 from edgefiq.distill.optim import lr_at  # noqa: E402
-from edgefiq.distill.sampler import stratified_order  # noqa: E402
+from edgefiq.distill.sampler import stratified_order, with_clean_share  # noqa: E402
 from edgefiq.errors import RecipeError, UsageError  # noqa: E402
 from edgefiq.recipe import from_mapping  # noqa: E402
 
@@ -58,6 +58,22 @@ def test_stratified_sampler_is_uniform_over_bins():
     assert 0.45 < share_high < 0.55
     assert np.array_equal(order, stratified_order(scores, epoch=0, seed=0, bins=2, num_samples=4000))
     assert not np.array_equal(order, stratified_order(scores, epoch=1, seed=0, bins=2, num_samples=4000))
+
+
+def test_clean_share_gives_clean_images_that_share_of_the_epoch():
+    clean = np.zeros(1000, bool)
+    clean[:40] = True   # 4 % clean, like one clean photo per 25 degraded copies
+    order = np.random.default_rng(0).permutation(1000)
+    mixed = with_clean_share(order, clean, 0.3, epoch=0, seed=0)
+    assert len(mixed) == 1000 and 0.30 < clean[mixed].mean() < 0.37   # 0.3 drawn + the 4 % already there
+    kept = ~np.isin(np.arange(1000), np.flatnonzero(mixed != order))
+    assert np.array_equal(mixed[kept], order[kept])   # positions not drawn keep the sampler's order
+    drawn = mixed[mixed != order]
+    assert np.bincount(drawn, minlength=40)[:40].max() - np.bincount(drawn, minlength=40)[:40].min() <= 1  # evenly
+    assert np.array_equal(mixed, with_clean_share(order, clean, 0.3, epoch=0, seed=0))
+    assert not np.array_equal(mixed, with_clean_share(order, clean, 0.3, epoch=1, seed=0))
+    assert np.array_equal(with_clean_share(order, clean, 0.0, epoch=0, seed=0), order)
+    assert np.array_equal(with_clean_share(order, np.zeros(1000, bool), 0.3, epoch=0, seed=0), order)
 
 
 def test_lr_schedules():
@@ -248,3 +264,9 @@ def test_leave_out_keeps_a_family_out_of_training_only(tree, tmp_path):
     assert res.exit_code == 0, res.output
     model = json.loads((tmp_path / "run" / "model.json").read_text())
     assert model["left_out"] == ["misalignment"] and model["train_images"] == len(prep.train.rel)
+    shared = CliRunner().invoke(cli, [*args, "--set", "clean_share=0.5", "-o", str(tmp_path / "run-clean")])
+    assert shared.exit_code != 0 and "clean_share needs data.index" in str(shared.exception)
+    shared = CliRunner().invoke(cli, [*args, "--index", str(index), "--set", "clean_share=0.5", "-o",
+                                      str(tmp_path / "run-clean")], catch_exceptions=False)
+    assert shared.exit_code == 0, shared.output
+    assert "clean_share: 0.5" in (tmp_path / "run-clean" / "recipe.yaml").read_text()

@@ -158,6 +158,8 @@ class DistillConfig:
         target_norm: affine normalisation of teacher labels for training (``zscore`` on the
             training labels, or ``none``); stored in the checkpoint meta.
         sampler: ``random`` or ``stratified`` (uniform over ``sampler_bins`` score bins, then within).
+        clean_share: fraction of each epoch's training positions given to clean images (those that are
+            their own source in ``data.index``; ``sampler.with_clean_share``), 0 = the sampler's order.
         ema: EMA decay of the weights (0 = off); validation and ``best.pt`` use the EMA weights.
             The average spans ~1/(1-ema) steps: keep it well below the run's total steps.
         early_stop: stop after this many epochs without val SRCC improvement (0 = off).
@@ -187,6 +189,7 @@ class DistillConfig:
     target_norm: Literal["zscore", "none"] = "zscore"
     sampler: Literal["random", "stratified"] = "random"
     sampler_bins: int = 10
+    clean_share: float = 0.0
     ema: float = 0.0
     early_stop: int = 0
     seed: int = 0

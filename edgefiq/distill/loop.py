@@ -40,7 +40,7 @@ from edgefiq.distill.feature_kd import FeatureHead, feature_loss
 from edgefiq.distill.optim import ModelEma, build_optimizer, lr_at, set_lr
 from edgefiq.distill.prepare import Prepared, prepare_data
 from edgefiq.distill.quant_aware import QuantAware
-from edgefiq.distill.sampler import epoch_order
+from edgefiq.distill.sampler import epoch_order, with_clean_share
 from edgefiq.errors import UsageError
 from edgefiq.losses import HybridLoss
 from edgefiq.metrics import krcc, plcc, srcc
@@ -370,6 +370,10 @@ class _Trainer:
             self._freeze_trunk()   # validation put every module back in train mode
             order = epoch_order(self.data.train.labels, epoch=epoch, seed=cfg.seed, kind=cfg.sampler,
                                 bins=cfg.sampler_bins)
+            if cfg.clean_share > 0:
+                train = self.data.train
+                order = with_clean_share(order, np.array([r == s for r, s in zip(train.rel, train.source)]),
+                                         cfg.clean_share, epoch=epoch, seed=cfg.seed)
             t0, images = time.perf_counter(), 0
             if self.qat is not None and epoch >= self.qat_start:
                 self._start_qat_epoch()

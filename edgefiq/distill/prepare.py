@@ -113,6 +113,10 @@ def prepare_data(cfg: DistillConfig, out: Path | None, teacher: Any = None) -> P
     if (cfg.augment.degrade_p > 0 or cfg.augment.degrade_pairs) and not d.teacher:
         raise UsageError("augment.degrade_p / degrade_pairs change the label, so they need an online teacher "
                          "(--teacher); with offline labels, degrade the images first (edgefiq data degrade) and label them")
+    if not 0.0 <= cfg.clean_share < 1.0:
+        raise UsageError(f"clean_share: {cfg.clean_share} is not in [0, 1)")
+    if cfg.clean_share > 0 and not d.index:
+        raise UsageError("clean_share needs data.index (the index.csv of edgefiq data degrade: which images are clean)")
     desc = None
     if d.labels:
         teacher = None

@@ -1,4 +1,5 @@
-"""Epoch orderings: plain random permutation or score-stratified uniform sampling.
+"""Epoch orderings: plain random permutation or score-stratified uniform sampling, optionally with a share
+of clean images.
 
 Teacher scores are far from uniform (most web photos are decent), so a random batch holds
 few low-quality faces. ``stratified_order`` draws a bin uniformly (equal-width bins over the
@@ -54,6 +55,29 @@ def stratified_order(scores: np.ndarray, *, epoch: int, seed: int, bins: int = 1
             cursors[b] = 0
         out[k] = perms[b][cursors[b]]
         cursors[b] += 1
+    return out
+
+
+def with_clean_share(order: np.ndarray, clean: np.ndarray, share: float, *, epoch: int, seed: int) -> np.ndarray:
+    """``order`` with about ``share`` of its positions given to clean (undegraded) images.
+
+    A degraded set holds one clean photo per 20-odd copies, so a batch rarely ranks two clean faces
+    against each other, which is what a gate on ordinary photos must do. The chosen positions take
+    clean images from fresh permutations (each before any repeats); the rest of ``order`` is kept.
+    ``clean``: boolean mask over the training images. Pure in ``(seed, epoch)`` like the orders above.
+
+    Example:
+        >>> with_clean_share(np.arange(6), np.array([1, 0, 0, 0, 0, 0], bool), 0.5, epoch=0, seed=0).tolist()
+        [0, 1, 0, 3, 0, 5]
+    """
+    pool = np.flatnonzero(clean)
+    if share <= 0 or not len(pool):
+        return order
+    rng = np.random.default_rng([seed, epoch, 31])
+    pos = np.flatnonzero(rng.random(len(order)) < share)
+    fill = np.concatenate([rng.permutation(pool) for _ in range(-(-len(pos) // len(pool)) or 1)])
+    out = np.array(order, copy=True)
+    out[pos] = fill[:len(pos)]
     return out
 
 
