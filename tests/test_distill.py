@@ -62,7 +62,7 @@ def test_stratified_sampler_is_uniform_over_bins():
 
 def test_clean_share_gives_clean_images_that_share_of_the_epoch():
     clean = np.zeros(1000, bool)
-    clean[:40] = True   # 4 % clean, like one clean photo per 25 degraded copies
+    clean[:40] = True   # 4 % clean
     order = np.random.default_rng(0).permutation(1000)
     mixed = with_clean_share(order, clean, 0.3, epoch=0, seed=0)
     assert len(mixed) == 1000 and 0.30 < clean[mixed].mean() < 0.37   # 0.3 drawn + the 4 % already there

@@ -61,8 +61,8 @@ def stratified_order(scores: np.ndarray, *, epoch: int, seed: int, bins: int = 1
 def with_clean_share(order: np.ndarray, clean: np.ndarray, share: float, *, epoch: int, seed: int) -> np.ndarray:
     """``order`` with about ``share`` of its positions given to clean (undegraded) images.
 
-    A degraded set holds one clean photo per 20-odd copies, so a batch rarely ranks two clean faces
-    against each other, which is what a gate on ordinary photos must do. The chosen positions take
+    For a gate on ordinary photos the student must rank clean faces against each other, and a degraded
+    set holds few of them (20% in recipes/lfw-capture.yaml's). The chosen positions take
     clean images from fresh permutations (each before any repeats); the rest of ``order`` is kept.
     ``clean``: boolean mask over the training images. Pure in ``(seed, epoch)`` like the orders above.
 
