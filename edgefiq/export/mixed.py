@@ -27,8 +27,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
