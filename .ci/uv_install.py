@@ -34,6 +34,7 @@ def pip_settings(listing: str) -> dict[str, str]:
 
 
 def uv_command(settings: dict[str, str], args: list[str]) -> list[str]:
+    """The ``uv pip install`` command line for this interpreter, with ``settings``' package sources."""
     cmd = [sys.executable, "-m", "uv", "pip", "install", "--quiet", "--python", sys.executable,
            "--index-strategy", "unsafe-best-match"]
     for key, option in OPTIONS.items():
