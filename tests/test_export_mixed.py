@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from edgefiq.export.base import Exported
 from edgefiq.export.mixed import (head_module, in_units, label, precision_units, rank_units, scope_module,
                                   search_float_units)
 
@@ -97,6 +98,32 @@ class _Net(torch.nn.Module):
         return self.head(self.blocks(x).mean((2, 3)))
 
 
+class _StandInBackend:
+    """A backend stand-in for ``export_mixed``: each export records its options (``calls``); the loaded artifact
+    scores like ``model`` passed through ``scores(fp32 scores, advanced options of the last export)``."""
+
+    suffix = ".bin"
+
+    def __init__(self, model: torch.nn.Module, scores, report=None) -> None:
+        self.model, self.scores, self.report = model, scores, report
+        self.calls: list = []
+
+    def export(self, m, example, out, options):
+        out.write_text("x")
+        self.calls.append(options.advanced)
+        return Exported(out, self.report(options.advanced) if self.report else {})
+
+    def load(self, path, threads=None):
+        def run(x):
+            with torch.no_grad():
+                y = self.model(torch.from_numpy(x)).reshape(-1).numpy()
+            return self.scores(y, self.calls[-1])
+        return run
+
+    def files(self, path):
+        return [path]
+
+
 def test_rank_units_puts_the_harmful_block_first() -> None:
     model = _Net().eval()
     g = np.random.default_rng(0)
@@ -171,70 +198,37 @@ def test_a_mixed_artifact_that_scores_exactly_like_fp32_is_refused(tmp_path) -> 
     """Blocks a backend leaves unquantised anyway (an activation feeding the float head) must not pass as int8:
     if the chosen trial's scores equal fp32 to fp32 tolerance, accuracy control refuses instead of labelling it."""
     from edgefiq.errors import ExportError
-    from edgefiq.export.base import Exported, ExportOptions
+    from edgefiq.export.base import ExportOptions
     from edgefiq.export.mixed import export_mixed
 
     model = _Net().eval()
-
-    class Backend:   # a stand-in backend: with any block float it reproduces fp32 exactly, all-int8 scrambles it
-        suffix = ".bin"
-
-        def export(self, m, example, out, options):
-            out.write_text("x")
-            self.exact = bool(options.advanced.float_modules)
-            return Exported(out)
-
-        def load(self, path, threads=None):
-            def run(x):
-                with torch.no_grad():
-                    y = model(torch.from_numpy(x)).reshape(-1).numpy()
-                return y if self.exact else -y
-            return run
-
-        def files(self, path):
-            return [path]
-
+    # with any block float it reproduces fp32 exactly, all-int8 scrambles it
+    backend = _StandInBackend(model, lambda y, adv: y if adv.float_modules else -y)
     x = np.abs(np.random.default_rng(0).standard_normal((32, 4, 8, 8))).astype(np.float32)
     opts = ExportOptions(precision="int8", calibration=x)
     with pytest.raises(ExportError, match="do not change the scores"):
-        export_mixed(Backend(), model, torch.from_numpy(x[:1]), tmp_path / "m.bin", opts, max_drop=0.01)
+        export_mixed(backend, model, torch.from_numpy(x[:1]), tmp_path / "m.bin", opts, max_drop=0.01)
     assert not (tmp_path / ".mixed-trials").exists() and not (tmp_path / "m.bin").exists()
 
 
 def test_auto_calibration_under_accuracy_control_compares_methods_at_the_hint(tmp_path) -> None:
     """With a hint (a block count that passed on another target), each method is tried there first: the
     first that passes ends the search in that one trial; a method that fails there is recorded."""
-    from edgefiq.export.base import Exported, ExportOptions
+    from edgefiq.export.base import ExportOptions
     from edgefiq.export.mixed import export_mixed
 
     model = _Net().eval()
-    calls: list[tuple[str, int]] = []
-
-    class Backend:   # method "bad" scrambles the ranking, "good" keeps it with one block float (offset: not exact)
-        suffix = ".bin"
-
-        def export(self, m, example, out, options):
-            out.write_text("x")
-            self.how, self.k = options.advanced.calibration_method, len(options.advanced.float_modules)
-            calls.append((self.how, self.k))
-            return Exported(out, {"quantizer": self.how})
-
-        def load(self, path, threads=None):
-            def run(x):
-                with torch.no_grad():
-                    y = model(torch.from_numpy(x)).reshape(-1).numpy()
-                return y + 0.01 if self.how == "good" and self.k >= 1 else -y
-            return run
-
-        def files(self, path):
-            return [path]
-
+    # method "bad" scrambles the ranking, "good" keeps it with one block float (offset: not exact)
+    backend = _StandInBackend(
+        model, lambda y, adv: y + 0.01 if adv.calibration_method == "good" and len(adv.float_modules) >= 1 else -y,
+        report=lambda adv: {"quantizer": adv.calibration_method})
     x = np.abs(np.random.default_rng(0).standard_normal((32, 4, 8, 8))).astype(np.float32)
     opts = ExportOptions(precision="int8", calibration=x)
-    mixed, report, method, trials = export_mixed(Backend(), model, torch.from_numpy(x[:1]), tmp_path / "m.bin",
+    mixed, report, method, trials = export_mixed(backend, model, torch.from_numpy(x[:1]), tmp_path / "m.bin",
                                                  opts, max_drop=0.01, start=1, methods=("bad", "good", "unused"))
     assert method == "good" and report == {"quantizer": "good"} and (tmp_path / "m.bin").exists()
     assert [t["method"] for t in trials] == ["bad", "good"] and trials[0]["srcc_vs_fp32"] < 0
+    calls = [(adv.calibration_method, len(adv.float_modules)) for adv in backend.calls]
     assert len(calls) == 2 and mixed["trials"] == [{"float_units": 1, "srcc": 1.0}]
     assert len(mixed["float_modules"]) >= 1 and not (tmp_path / ".mixed-trials").exists()
 
@@ -243,30 +237,14 @@ def test_auto_calibration_under_accuracy_control_compares_methods_at_the_hint(tm
 def test_units_are_ranked_only_when_the_search_needs_an_order(needs_float: bool, tmp_path) -> None:
     """Ranking costs a torch simulation per unit: if plain int8 passes at the start it is skipped (the sidecar's
     ``ranking`` is None); when some blocks must stay float the order is computed, once, and recorded."""
-    from edgefiq.export.base import Exported, ExportOptions
+    from edgefiq.export.base import ExportOptions
     from edgefiq.export import mixed as mx
 
     model = _Net().eval()
     ranked: list[int] = []
     real_rank = mx.rank_units
-
-    class Backend:   # all-int8 scrambles the ranking when ``needs_float``; any float block keeps it (offset: not exact)
-        suffix = ".bin"
-
-        def export(self, m, example, out, options):
-            out.write_text("x")
-            self.k = len(options.advanced.float_modules)
-            return Exported(out)
-
-        def load(self, path, threads=None):
-            def run(x):
-                with torch.no_grad():
-                    y = model(torch.from_numpy(x)).reshape(-1).numpy()
-                return -y if needs_float and self.k == 0 else y + 0.01
-            return run
-
-        def files(self, path):
-            return [path]
+    # all-int8 scrambles the ranking when ``needs_float``; any float block keeps it (offset: not exact)
+    backend = _StandInBackend(model, lambda y, adv: -y if needs_float and not adv.float_modules else y + 0.01)
 
     def counting_rank(*a, **kw):
         ranked.append(1)
@@ -275,7 +253,7 @@ def test_units_are_ranked_only_when_the_search_needs_an_order(needs_float: bool,
     x = np.abs(np.random.default_rng(0).standard_normal((32, 4, 8, 8))).astype(np.float32)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(mx, "rank_units", counting_rank)
-        mixed = mx.export_mixed(Backend(), model, torch.from_numpy(x[:1]), tmp_path / "m.bin",
+        mixed = mx.export_mixed(backend, model, torch.from_numpy(x[:1]), tmp_path / "m.bin",
                                 ExportOptions(precision="int8", calibration=x), max_drop=0.01)[0]
     if needs_float:
         assert len(ranked) == 1 and len(mixed["ranking"]) == mixed["units"] and mixed["float_units"]
