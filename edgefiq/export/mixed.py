@@ -283,9 +283,10 @@ def rank_units(model: Any, units: list[Unit], calibration: np.ndarray, reference
 class LazyRanking(Sequence):
     """The units in ``rank_units`` order, ranked on first use.
 
-    Ranking is a torch simulation per unit (15.5 s for the quickstart student at 1 thread), and plain int8 at
-    the starting point often passes without it (every int8 export of the quickstart): then no order is needed,
-    and the sidecar's ``ranking`` is ``None``. An empty slice (``ranked[:0]``) never ranks.
+    Ranking is a torch simulation per unit (most of the int8 export time the quickstart saved without it,
+    results/quickstart/reproducibility.md). Plain int8 at the starting point often passes without it (every
+    int8 export of the quickstart): then no order is needed, and the sidecar's ``ranking`` is ``None``. An
+    empty slice (``ranked[:0]``) never ranks.
     """
 
     def __init__(self, model: Any, units: list[Unit], calibration: np.ndarray, reference: np.ndarray,
