@@ -47,6 +47,37 @@ def test_face_weights_load_trunk_from_the_fr_model(mobilefacenet_pt: Path, monke
         assert torch.equal(model.state_dict()["trunk." + last], state[last])
 
 
+@pytest.mark.shared_data
+def test_embedding_feature_reproduces_the_fr_models_embedding_norm(mobilefacenet_pt: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``feature: embedding`` keeps MobileFaceNet's embedding layers: with face weights, the log-norm input of
+    its head is the FR model's own embedding norm (what the ``norm`` teacher scores)."""
+    from edgefiq.models.mobilefacenet import MobileFaceNet
+    monkeypatch.setenv("EDGEFIQ_FACE_WEIGHTS", str(mobilefacenet_pt))
+    model = STUDENTS.get("face_trunk")(feature="embedding").eval()
+    info = apply_weights(model, "face", "face_trunk")
+    assert info["new"] == ["head.bias", "head.weight"]
+    fr = MobileFaceNet().eval()
+    fr.load_state_dict(torch.load(mobilefacenet_pt, map_location="cpu", weights_only=True))
+    seen = {}
+    model.head.register_forward_hook(lambda _m, args, _out: seen.update(f=args[0]))
+    x = torch.randn(3, 3, 112, 112)
+    with torch.no_grad():
+        model(x)
+        norm = fr(x).norm(dim=1)
+    assert torch.allclose(seen["f"][:, -1], norm.log(), atol=1e-5)
+    assert torch.allclose(seen["f"][:, :-1].norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_embedding_feature_refuses_a_partial_trunk_or_another_input_size() -> None:
+    with pytest.raises(UsageError, match="depth 15"):
+        STUDENTS.get("face_trunk")(depth=8, feature="embedding")
+    with pytest.raises(UsageError, match="112x112"):
+        STUDENTS.get("face_trunk")(feature="embedding")(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(UsageError, match="'pooled' or 'embedding'"):
+        STUDENTS.get("face_trunk")(feature="gdc")
+
+
 def test_pretrained_student_differs_from_random() -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 3, 112, 112)

@@ -2,6 +2,7 @@
 
     python tools/capture_defects.py                     # -> results/capture-defects.{md,json}
     python tools/capture_defects.py --sources 100 --work /tmp/cap-small -o /tmp/cap.md
+    python tools/capture_defects.py --model face_trunk_112e=RUN/export/.../model_int8.tflite   # a run's artifact too
 
 Steps, all package functions: the validation identities of recipes/lfw-mobilefacenet.yaml
 (pairs folds 6-7); a seeded sample of their clean crops; ``make_degraded_set`` with every
@@ -59,7 +60,7 @@ def validation_sample(n: int, seed: int, dst: Path) -> Path:
     return dst
 
 
-def sources(work: Path, deg: Path) -> list[tuple[str, Path]]:
+def sources(work: Path, deg: Path, extra: dict[str, str]) -> list[tuple[str, Path]]:
     """``(name, path,quality CSV)`` of every quality source, labelling or scoring what is not there yet."""
     ens = work / "ensemble.csv"
     if not ens.exists():
@@ -76,11 +77,11 @@ def sources(work: Path, deg: Path) -> list[tuple[str, Path]]:
             + rank01(np.array([members["serfiq"][r] for r in rels]))) / 2
     write_labels_csv(work / "prefiqs+serfiq.csv", rels, pair)
     out.append(("ensemble prefiqs+serfiq", work / "prefiqs+serfiq.csv"))
-    for model in BUILTIN:
-        path = work / f"{model}.csv"
+    for name, model in [*((m, f"builtin:{m}") for m in BUILTIN), *extra.items()]:
+        path = work / f"{name}.csv"
         if not path.exists():
-            score_folder(f"builtin:{model}", deg, path, threads=2)
-        out.append((model, path))
+            score_folder(model, deg, path, threads=2)
+        out.append((name, path))
     return out
 
 
@@ -124,16 +125,20 @@ def main() -> None:
     ap.add_argument("--per-image", type=int, default=4, help="kinds drawn per crop")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path("/tmp/edgefiq-capture"))
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                    help="also score this model file (a run's artifact), as NAME; repeatable")
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "results" / "capture-defects.md")
     args = ap.parse_args()
+    extra = dict(m.split("=", 1) for m in args.model)
     t0 = time.time()
     src = validation_sample(args.sources, args.seed, args.work / "clean")
     deg = args.work / "degraded"
     index = make_degraded_set(src, deg, kinds=KINDS, severities=(0.5, 1.0), per_image=args.per_image, seed=args.seed)
-    report = evaluate(deg, qualities=sources(args.work, deg), identities_from_folders=True, fr_model=FR,
+    report = evaluate(deg, qualities=sources(args.work, deg, extra), identities_from_folders=True, fr_model=FR,
                       random_baseline=True, fmrs=(1e-3,), conventions=("fixed",), same_source_index=index,
                       by_degradation=index, seed=args.seed, out_dir=args.work / "eval")
-    command = "python tools/capture_defects.py" + (f" --sources {args.sources}" if args.sources != 300 else "")
+    command = ("python tools/capture_defects.py" + (f" --sources {args.sources}" if args.sources != 300 else "")
+               + "".join(f" --model {m}" for m in args.model))
     args.output.write_text(markdown(report, command, time.time() - t0))
     keep = {k: report[k] for k in ("n_images", "n_genuine", "n_impostor", "protocol", "fr_model", "pauc",
                                    "by_degradation", "sources")}
