@@ -39,11 +39,37 @@ label serfiq-seed1 --teacher serfiq --seed 1
 label serfiq-m100 --teacher serfiq --passes 100
 label serfiq-m100-seed1 --teacher serfiq --passes 100 --seed 1
 label norm --teacher norm
+# the teacher on the training augmentations of a student (edgefiq.distill.data.augment_batch): each crop
+# mirrored, shifted by up to 4 px, and, as the control for the re-encoding both need, only re-encoded
+# (JPEG quality 100); same relative paths, so the scores line up with the originals
+python3 - "$IMG" "$WORK" <<'PY'
+import sys
+from pathlib import Path
+import numpy as np
+from PIL import Image
+from edgefiq.distill.data import augment_batch
+img, work = Path(sys.argv[1]), Path(sys.argv[2])
+rng = np.random.default_rng(0)
+for src in sorted(img.rglob("*.jpg")):
+    rel = src.relative_to(img)
+    x = np.asarray(Image.open(src).convert("RGB"))[None]
+    views = {"reencoded": x, "mirrored": augment_batch(x, rng, hflip=1.0, shift=0),
+             "shifted": augment_batch(x, rng, hflip=0.0, shift=4)}
+    for name, v in views.items():
+        dst = work / name / rel
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(v[0]).save(dst, quality=100)
+PY
+for v in reencoded mirrored shifted; do
+  [ -f "$WORK/teacher-$v.csv" ] || "$EDGEFIQ" label "$WORK/$v" --fr-model "$FR" -q -o "$WORK/teacher-$v.csv" \
+      --teacher ensemble --ensemble "$PRE,rho=0.4" --ensemble serfiq:1 --ensemble norm:1
+done
 for m in edgefiq-capture-edge edgefiq-lfw-edge edgefiq-lfw; do
   [ -f "$WORK/$m.csv" ] || "$EDGEFIQ" score "$IMG" --model "builtin:$m" -q -o "$WORK/$m.csv"
 done
 names=(teacher run-labels teacher-serfiq-seed1 teacher-prefiqs-rho0.3 prefiqs serfiq serfiq-seed1 serfiq-m100
-       serfiq-m100-seed1 norm
+       serfiq-m100-seed1 norm teacher-reencoded teacher-mirrored teacher-shifted
        edgefiq-capture-edge edgefiq-lfw-edge edgefiq-lfw)
 args=(); for n in "${names[@]}"; do args+=(--quality "$WORK/$n.csv" --name "$n"); done
 "$EDGEFIQ" eval --images "$IMG" --identities-from-folders --fr-model "$FR" "${args[@]}" --reference teacher \
