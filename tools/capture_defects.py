@@ -129,6 +129,8 @@ def main() -> None:
                     help="also score this model file (a run's artifact), as NAME; repeatable")
     ap.add_argument("-o", "--output", type=Path, default=ROOT / "results" / "capture-defects.md")
     args = ap.parse_args()
+    if any("=" not in m for m in args.model):
+        ap.error("--model takes NAME=PATH")
     extra = dict(m.split("=", 1) for m in args.model)
     t0 = time.time()
     src = validation_sample(args.sources, args.seed, args.work / "clean")

@@ -11,6 +11,7 @@
 set -euo pipefail
 RUN=$1; WORK=$2; OUT=${3:-$(dirname "$0")}
 EDGEFIQ=${EDGEFIQ:-edgefiq}
+PYTHON=${PYTHON:-python3}   # a Python that imports edgefiq (the transformed copies use its augmentation)
 FR=${FR_MODEL:-$(dirname "$0")/../../../shared/data/models/mobilefacenet/mobilefacenet.pt}
 IMG=$WORK/images
 mkdir -p "$WORK"
@@ -42,7 +43,7 @@ label norm --teacher norm
 # the teacher on the training augmentations of a student (edgefiq.distill.data.augment_batch): each crop
 # mirrored, shifted by up to 4 px, and, as the control for the re-encoding both need, only re-encoded
 # (JPEG quality 100); same relative paths, so the scores line up with the originals
-python3 - "$IMG" "$WORK" <<'PY'
+"$PYTHON" - "$IMG" "$WORK" <<'PY'
 import sys
 from pathlib import Path
 import numpy as np
