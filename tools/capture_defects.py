@@ -32,6 +32,7 @@ from edgefiq.pipeline.stages import split_identities
 from edgefiq.runtime.score import score_folder
 from edgefiq.teachers.ensemble import rank01
 from edgefiq.teachers.label import label_images
+from edgefiq.utils import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -78,7 +79,8 @@ def sources(work: Path, deg: Path, extra: dict[str, str]) -> list[tuple[str, Pat
     write_labels_csv(work / "prefiqs+serfiq.csv", rels, pair)
     out.append(("ensemble prefiqs+serfiq", work / "prefiqs+serfiq.csv"))
     for name, model in [*((m, f"builtin:{m}") for m in BUILTIN), *extra.items()]:
-        path = work / f"{name}.csv"
+        # a model file's scores are kept under its content hash: a re-exported file is scored again
+        path = work / (f"{name}.csv" if name in BUILTIN else f"{name}-{sha256_file(model)[:12]}.csv")
         if not path.exists():
             score_folder(model, deg, path, threads=2)
         out.append((name, path))
@@ -132,6 +134,10 @@ def main() -> None:
     if any("=" not in m for m in args.model):
         ap.error("--model takes NAME=PATH")
     extra = dict(m.split("=", 1) for m in args.model)
+    if len(extra) < len(args.model) or set(extra) & set(BUILTIN):
+        ap.error(f"--model names must differ from each other and from the built-in models ({', '.join(BUILTIN)})")
+    if missing := [p for p in extra.values() if not Path(p).is_file()]:
+        ap.error(f"--model: no such file: {missing[0]}")
     t0 = time.time()
     src = validation_sample(args.sources, args.seed, args.work / "clean")
     deg = args.work / "degraded"
