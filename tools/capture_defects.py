@@ -29,6 +29,7 @@ from edgefiq.eval import evaluate
 from edgefiq.eval.report import family_markdown
 from edgefiq.pipeline.recipe import load_recipe
 from edgefiq.pipeline.stages import split_identities
+from edgefiq.runtime.builtin_models import builtin_root
 from edgefiq.runtime.score import score_folder
 from edgefiq.teachers.ensemble import rank01
 from edgefiq.teachers.label import label_images
@@ -79,8 +80,8 @@ def sources(work: Path, deg: Path, extra: dict[str, str]) -> list[tuple[str, Pat
     write_labels_csv(work / "prefiqs+serfiq.csv", rels, pair)
     out.append(("ensemble prefiqs+serfiq", work / "prefiqs+serfiq.csv"))
     for name, model in [*((m, f"builtin:{m}") for m in BUILTIN), *extra.items()]:
-        # a model file's scores are kept under its content hash: a re-exported file is scored again
-        path = work / (f"{name}.csv" if name in BUILTIN else f"{name}-{sha256_file(model)[:12]}.csv")
+        # scores are kept under the content hash of the model file (a built-in model's card): a rebuilt model is scored again
+        path = work / f"{name}-{sha256_file(builtin_root() / name / 'card.json' if name in BUILTIN else model)[:12]}.csv"
         if not path.exists():
             score_folder(model, deg, path, threads=2)
         out.append((name, path))
