@@ -221,9 +221,14 @@ def test_eval_by_degradation_family(tmp_path):
     res = CliRunner().invoke(cli, ["eval", "--images", str(deg), "--identities-from-folders",
                                    "--embeddings", str(tmp_path / "emb.npy"), "--embeddings-index",
                                    str(tmp_path / "emb.csv"), "--quality", str(tmp_path / "q.csv"), "--name", "q",
-                                   "--random-baseline", "--by", "degradation", "-o", str(tmp_path / "rep")])
+                                   "--random-baseline", "--by", "degradation", "--bootstrap", "200",
+                                   "-o", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
     fams = json.loads((tmp_path / "rep" / "report.json").read_text())["by_degradation"]
+    # --bootstrap: random's pAUC over q's (the reference), a 90% identity-resampled interval per family
+    for f in fams[1:]:
+        lo, hi = f["ratio_ci"]["random"]["0.001"]
+        assert 1 < lo <= f["pauc"]["random"]["0.001"] / f["pauc"]["q"]["0.001"] <= hi, f
     assert [f["family"] for f in fams] == ["clean", "noise", "pose"]
     assert fams[0]["n_images"] == 18 and fams[1]["n_images"] == 18 + 18 * 2 and fams[2]["n_images"] == 18 + 18 * 4
     for f in fams[1:]:
@@ -232,9 +237,14 @@ def test_eval_by_degradation_family(tmp_path):
     assert all(f["srcc"]["q"] == 1.0 for f in fams) and all(-1 <= f["srcc"]["random"] <= 1 for f in fams[1:])
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "## pAUC x1e3 by degradation family" in md and "| pose | 90 |" in md
+    assert "## pAUC relative to q by family, with a 90% interval" in md
     assert "by degradation family" in res.output
     missing = CliRunner().invoke(cli, ["eval", "--images", str(src), "--identities-from-folders", "--embeddings",
                                        str(tmp_path / "emb.npy"), "--embeddings-index", str(tmp_path / "emb.csv"),
                                        "--quality", str(tmp_path / "q.csv"), "--by", "degradation", "-o",
                                        str(tmp_path / "rep2")])
     assert missing.exit_code != 0 and "index.csv that edgefiq data degrade writes" in str(missing.exception)
+    alone = CliRunner().invoke(cli, ["eval", "--images", str(deg), "--identities-from-folders", "--embeddings",
+                                     str(tmp_path / "emb.npy"), "--quality", str(tmp_path / "q.csv"),
+                                     "--bootstrap", "10", "-o", str(tmp_path / "rep3")])
+    assert alone.exit_code != 0 and "--bootstrap needs --by degradation" in str(alone.exception)

@@ -35,7 +35,7 @@ distill:
   defaults: {input_size: [32, 32], optim: {epochs: 2, batch_size: 8}, threads: 2}
 prune: {methods: [structured], rhos: [0.3]}
 export: {targets: [onnx], precisions: [fp32], calibration_size: 8}
-eval: {fr_arch: pixels}
+eval: {fr_arch: pixels, bootstrap: 50}
 bench: {options: {min_time_s: 0.1, min_runs: 5, warmup: 1}}
 """
 
@@ -89,6 +89,8 @@ def test_tiny_pipeline_report_skip_and_from(tmp_path: Path) -> None:
     assert fams[0]["family"] == "clean" and {"teacher", "random"} <= set(fams[0]["pauc"])
     assert {f"{r['model']}/onnx-fp32" for r in arts} <= set(fams[0]["pauc"])   # every artifact, pruned included
     assert "by degradation family" in md and "worst / teacher" in md
+    assert all(set(f["ratio_ci"]) == set(f["pauc"]) - {"teacher"} for f in fams)   # eval.bootstrap's intervals
+    assert "the 90% interval of that ratio when the validation identities are resampled" in md
     assert fams[0]["srcc"]["teacher"] == 1.0 and set(fams[0]["srcc"]) == set(fams[0]["pauc"])   # clean-only SRCC
     assert "SRCC with the teacher by degradation family" in md
     assert (run_dir / "plots" / "latency_vs_worst_family.png").stat().st_size > 1000

@@ -61,13 +61,16 @@ def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> list[f
 @click.option("--by", "by", type=click.Choice(["degradation"]), default=None,
               help="Also a pAUC table per degradation family (clean only, then each family with the clean "
                    "images), from the index.csv of `edgefiq data degrade` (IMAGES/index.csv or --same-source-index).")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --by degradation: identity resamples for a 90% interval of each source's pAUC relative "
+                   "to the reference, per family (1000 is usual; 0 = none).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Report folder: report.json, report.md, edc.png.")
 def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_model: str | None,
              embeddings: str | None, embeddings_index: str | None, quality_csvs: tuple[str, ...],
              names: tuple[str, ...], reference: str | None, random_baseline: bool, fmrs: list[float], limit: float,
              max_impostors: int | None, same_source_index: str | None, save_embeddings: str | None, seed: int,
-             reject_fractions: list[float], by: str | None, out_dir: str) -> None:
+             reject_fractions: list[float], by: str | None, bootstrap: int, out_dir: str) -> None:
     """Compare quality sources by EDC/pAUC (both threshold conventions) and SRCC/PLCC.
 
     Every source is evaluated on the same comparisons: cosine similarities of the FR
@@ -89,17 +92,20 @@ def eval_cmd(images: str, identities_from_folders: bool, pairs: str | None, fr_m
       edgefiq data degrade faces/ -o capture/ --kinds capture --per-image 2
       edgefiq score capture/ -o capture.csv
       edgefiq eval --images capture/ --identities-from-folders --fr-model mobilefacenet.pt \\
-        --quality capture.csv --random-baseline --by degradation -o report-capture/
+        --quality capture.csv --random-baseline --by degradation --bootstrap 1000 -o report-capture/
     """
     if names and len(names) != len(quality_csvs):
         raise UsageError(f"--name given {len(names)} times but --quality {len(quality_csvs)} times")
+    if bootstrap and by != "degradation":
+        raise UsageError("--bootstrap needs --by degradation (its intervals are per degradation family)")
     labels = list(names) if names else [Path(q).stem for q in quality_csvs]
     kind_index = (same_source_index or str(Path(images) / "index.csv")) if by == "degradation" else None
     rep = evaluate(images, qualities=list(zip(labels, quality_csvs)), identities_from_folders=identities_from_folders,
                    pairs=pairs, fr_model=fr_model, embeddings=embeddings, embeddings_index=embeddings_index,
                    reference=reference, random_baseline=random_baseline, fmrs=fmrs, limit=limit,
                    max_impostors=max_impostors, same_source_index=same_source_index, save_embeddings=save_embeddings,
-                   seed=seed, out_dir=out_dir, reject_fractions=reject_fractions, by_degradation=kind_index)
+                   seed=seed, out_dir=out_dir, reject_fractions=reject_fractions, by_degradation=kind_index,
+                   bootstrap=bootstrap)
 
     echo_table([{k: r[k] for k in ("source", "fmr", "convention", "pauc_x1e3", "pauc_norm", "fnmr_at_0")}
                 for r in rep["pauc"]], title="pAUC x1e3 (lower is better)")

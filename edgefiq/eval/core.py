@@ -32,6 +32,7 @@ from edgefiq.data.readers import (list_images, read_kind_index, read_label_map, 
 from edgefiq.errors import DataError, UsageError
 from edgefiq.eval.report import write_report
 from edgefiq.eval.sources import EvalSet, QualitySource, embed_images
+from edgefiq.metrics.bootstrap import pauc_ratio_interval
 from edgefiq.metrics.thresholds import DEFAULT_FRACTIONS, discard_thresholds
 from edgefiq.utils import atomic_path, atomic_write_text, write_json
 
@@ -73,7 +74,8 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
              random_baseline: bool = False, fmrs: Sequence[float] = (1e-3,), limit: float = 0.3,
              conventions: Sequence[str] = ("fixed", "reestimate"), max_impostors: int | None = None,
              same_source_index: str | Path | None = None, save_embeddings: str | Path | None = None, seed: int = 0, batch_size: int = 64, out_dir: str | Path | None = None,
-             reject_fractions: Sequence[float] | None = None, by_degradation: str | Path | None = None) -> dict[str, Any]:
+             reject_fractions: Sequence[float] | None = None, by_degradation: str | Path | None = None,
+             bootstrap: int = 0) -> dict[str, Any]:
     """Compare quality sources on the same comparisons; optionally write the report to ``out_dir``.
 
     Args:
@@ -98,6 +100,8 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
             it leaves; definitions in ``edgefiq.metrics.thresholds``). Default: 1, 2, 5, 10, 20, 30 %.
         by_degradation: the ``index.csv`` of ``edgefiq data degrade``: adds ``report["by_degradation"]``,
             pAUC on the clean images and per degradation family (:func:`by_family`).
+        bootstrap: identity resamples for each family row's interval of pAUC relative to the reference
+            (:func:`by_family`; 0 = none).
 
     Returns the report dict (see ``edgefiq.eval.report``).
 
@@ -136,7 +140,8 @@ def evaluate(images_root: str | Path, *, qualities: Sequence[tuple[str, str | Pa
         "seconds": round(time.perf_counter() - t_start, 2),
     }
     if kinds is not None:
-        report["by_degradation"] = by_family(es, sources, kinds, fmrs=fmrs, limit=limit)
+        ordered = sorted(sources, key=lambda s: s.name != res.reference)   # the reference first
+        report["by_degradation"] = by_family(es, ordered, kinds, fmrs=fmrs, limit=limit, bootstrap=bootstrap)
     if out_dir is not None:
         write_report(report, out_dir)
     return report
@@ -232,11 +237,19 @@ def _save_embeddings(out: Path, emb: np.ndarray, rels: list[str], fr_desc: str) 
     atomic_write_text(out / "embeddings_index.csv", "path\n" + "".join(f"{r}\n" for r in rels))
 
 
+def _finite(values: Sequence[float]) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
 def by_family(es: EvalSet, sources: Sequence[QualitySource], kinds: Mapping[str, str], *,
-              fmrs: Sequence[float], limit: float) -> list[dict[str, Any]]:
+              fmrs: Sequence[float], limit: float, bootstrap: int = 0) -> list[dict[str, Any]]:
     """pAUC (fixed threshold) of every source on the clean images, then per degradation family on its copies
     plus the clean images, and each source's SRCC with the first source (the teacher) on the same images:
     ``[{"family", "n_images", "pauc": {source: {fmr: pAUC x1e3}}, "srcc": {source: SRCC}}]``.
+
+    With ``bootstrap`` resamples, a row also has ``"ratio_ci": {source: {fmr: [low, high]}}``: the 90%
+    interval of the source's pAUC over the first source's, resampling identities
+    (:func:`edgefiq.metrics.bootstrap.pauc_ratio_interval`, seed 0).
 
     Each family is ``es.subset`` of its images (the same protocol); ``kinds`` maps an image to its kind
     (``clean`` or a degradation, ``edgefiq.data.degrade.family_of``); images missing from it are left out.
@@ -259,5 +272,11 @@ def by_family(es: EvalSet, sources: Sequence[QualitySource], kinds: Mapping[str,
             pauc.setdefault(r["source"], {})[f"{r['fmr']:g}"] = r["pauc_x1e3"]
         srcc = {s.name: res.correlation(sources[0].name, s.name) for s in sources}
         rows.append({"family": fam, "n_images": len(sub.rels), "pauc": pauc, "srcc": srcc})
+        if bootstrap:
+            ids = [r.split("/", 1)[0] for r in sub.rels]
+            ref = sources[0].quality[keep]
+            rows[-1]["ratio_ci"] = {s.name: {f"{f:g}": _finite(pauc_ratio_interval(
+                sub.comparisons, s.quality[keep], ref, ids, fmr=f, limit=limit, resamples=bootstrap))
+                for f in fmrs} for s in sources[1:]}
     return rows
 

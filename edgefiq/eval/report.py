@@ -90,7 +90,34 @@ def family_markdown(rows: list[dict[str, Any]] | None) -> list[str]:
                 for _, f in cols}
         cells = [f"**{_fmt(v)}**" if v is not None and v == best[f] else _fmt(v) for (_, f), v in zip(cols, vals)]
         lines.append(f"| {r['family']} | {r['n_images']} | " + " | ".join(cells) + " |")
-    return lines + ["", "Each family row: that family's degraded copies together with the clean images.", ""]
+    lines += ["", "Each family row: that family's degraded copies together with the clean images.", ""]
+    return lines + ratio_markdown(rows)
+
+
+def ratio_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """Lines of the table of each source's pAUC over the reference's (the rows' first source), with the 90%
+    identity-bootstrap interval of ``by_family(..., bootstrap=N)``; nothing without intervals.
+
+    Example:
+        >>> ratio_markdown([{"family": "blur", "n_images": 9, "pauc": {"t": {"0.001": 2.0}, "s": {"0.001": 3.0}},
+        ...                  "ratio_ci": {"s": {"0.001": [1.2, 1.9]}}}])[4]
+        '| blur | 1.50 [1.20, 1.90] |'
+    """
+    if not rows or "ratio_ci" not in rows[0]:
+        return []
+    ref = next(iter(rows[0]["pauc"]))
+    cols = [(src, fmr) for src, per in rows[0]["ratio_ci"].items() for fmr in per]
+
+    def cell(r: dict[str, Any], src: str, fmr: str) -> str:
+        v, t = r["pauc"].get(src, {}).get(fmr), r["pauc"].get(ref, {}).get(fmr)
+        lo, hi = r.get("ratio_ci", {}).get(src, {}).get(fmr, [None, None])
+        point = _fmt(v / t) if v is not None and t else "—"
+        return point + (f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None and hi is not None else "")
+
+    lines = [f"## pAUC relative to {ref} by family, with a 90% interval (identities resampled)", "",
+             "| family | " + " | ".join(f"{s} @{f}" for s, f in cols) + " |", "|---|" + "---:|" * len(cols)]
+    lines += [f"| {r['family']} | " + " | ".join(cell(r, s, f) for s, f in cols) + " |" for r in rows]
+    return lines + ["", "An interval that holds 1 means these identities cannot tell the source from the reference.", ""]
 
 
 def threshold_markdown(report: dict[str, Any]) -> list[str]:

@@ -173,7 +173,7 @@ def card_families(families: list[dict[str, Any]] | None, model: str, keys: list[
     names = {"teacher": "teacher", "random": "random", **{f"{model}/{k}": k for k in keys}}
     return [{"family": f["family"], "n_images": f["n_images"],
              "pauc": {names[n]: v for n, v in f["pauc"].items() if n in names},
-             **({"srcc": {names[n]: v for n, v in f["srcc"].items() if n in names}} if f.get("srcc") else {})}
+             **{k: {names[n]: v for n, v in f[k].items() if n in names} for k in ("srcc", "ratio_ci") if f.get(k)}}
             for f in families or []]
 
 
@@ -195,9 +195,14 @@ def _family_lines(rows: list[dict[str, Any]], preferred: str) -> list[str]:
     for r in rows:
         vals = {c: r["pauc"].get(c, {}).get(fmr) for c in cols}
         t, m = vals.get("teacher"), vals.get(preferred)
+        lo, hi = (r.get("ratio_ci") or {}).get(preferred, {}).get(fmr) or (None, None)
         out.append(f"| {r['family']} | {r['n_images']} | " + " | ".join(_fmt(vals[c], ".2f") for c in cols)
                    + f" | {_fmt(m / t if m is not None and t else None, '.3f')}"
+                   + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else "")
                    + f" | {_fmt((r.get('srcc') or {}).get(preferred), '.3f')} |")
+    if any(r.get("ratio_ci") for r in rows):
+        out += ["", "Brackets: the 90% interval of that ratio when the validation identities are resampled "
+                "(`edgefiq.metrics.bootstrap`)."]
     return out
 
 

@@ -95,7 +95,7 @@ def family_rows(es: EvalSet, sources: list[tuple[dict[str, Any], np.ndarray]], k
     from edgefiq.eval.core import by_family
 
     picked = [QualitySource(info["source"], q) for info, q in sources]
-    return by_family(es, picked, kinds, fmrs=ev.fmr, limit=ev.discard_limit)
+    return by_family(es, picked, kinds, fmrs=ev.fmr, limit=ev.discard_limit, bootstrap=ev.bootstrap)
 
 
 def source_rows(sources: list[tuple[dict[str, Any], np.ndarray]], es: EvalSet,

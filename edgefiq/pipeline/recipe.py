@@ -197,6 +197,8 @@ class EvalSection:
     ``fr_arch: pixels`` a 16x16 thumbnail embedding: both only for the synthetic demo, and
     labelled as such in the report. ``edc: false`` skips the
     EDC/pAUC columns (e.g. a flat folder of MOS-labelled images has no identities).
+    ``bootstrap``: identity resamples for the 90% interval of each artifact's pAUC relative to the
+    teacher in every degradation family (``edgefiq.metrics.bootstrap``; 0 = none).
     """
 
     edc: bool = True
@@ -209,6 +211,7 @@ class EvalSection:
     max_impostors: int | None = 200000
     max_images: int | None = None
     batch_size: int = 64
+    bootstrap: int = 0
 
 
 @dataclass(frozen=True)

@@ -272,6 +272,7 @@ class FamilyRow(Record):
     n_images: int
     pauc: dict[str, dict[str, float | None]] = field(default_factory=dict)   # source -> FMR -> pAUC x1e3
     srcc: dict[str, float | None] = field(default_factory=dict)              # source -> SRCC vs the teacher
+    ratio_ci: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)  # source -> FMR -> 90% interval
 
 
 @dataclass(frozen=True)

@@ -274,6 +274,14 @@ def worst_family(families: list[dict[str, Any]], source: str, fmr: str,
     return max(ratios, key=lambda r: r[1]) if ratios else None
 
 
+def _worst_cell(families: list[dict[str, Any]], source: str, fmr: str, worst: tuple[str, float] | None) -> str:
+    if not worst:
+        return "—"
+    row = next(f for f in families if f["family"] == worst[0])
+    lo, hi = (row.get("ratio_ci") or {}).get(source, {}).get(fmr) or (None, None)
+    return f"{worst[1]:.3f} ({worst[0]})" + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else "")
+
+
 def family_table(families: list[dict[str, Any]] | None, fmrs: list[str]) -> list[str]:
     """Lines of the per-family pAUC table: a row per source (teacher, random, every artifact), a column per
     family at the first FMR (the best of each column in bold), and the source's worst family against the
@@ -293,7 +301,11 @@ def family_table(families: list[dict[str, Any]] | None, fmrs: list[str]) -> list
         worst = worst_family(families, n, fmr) if n != "teacher" else None
         lines.append(f"| {n} | " + " | ".join(
             f"**{_fmt(v, '.2f')}**" if v == best[f["family"]] else _fmt(v, ".2f") for v, f in zip(cells, families))
-            + f" | {f'{worst[1]:.3f} ({worst[0]})' if worst else '—'} |")
+            + f" | {_worst_cell(families, n, fmr, worst)} |")
+    if any(f.get("ratio_ci") for f in families):
+        lines += ["", "Brackets: the 90% interval of that ratio when the validation identities are resampled "
+                  "(`eval.bootstrap`, `edgefiq.metrics.bootstrap`); an interval that holds 1 cannot tell the "
+                  "source from the teacher on these identities."]
     if not any(f.get("srcc") for f in families):
         return lines
     lines += ["", "SRCC with the teacher by degradation family (clean: on the clean images alone; a family: its "
