@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgefiq.metrics.bootstrap import identity_weights, pauc_ratio_interval, weighted_fixed_pauc
+from edgefiq.metrics.bootstrap import (bootstrap_pauc, identity_draws, pauc_ratio_interval, ratio_interval,
+                                       weighted_fixed_pauc)
 from edgefiq.metrics.edc import comparisons_from_identities, edc_curve, pauc
 
 
@@ -31,14 +32,15 @@ def test_unit_weights_reproduce_the_fixed_edc(verification, limit, ties):
         pytest.approx(pauc(curve, limit), abs=1e-12)
 
 
-def test_identity_weights_move_an_identity_together_and_follow_the_seed():
+def test_identity_draws_move_an_identity_together_and_follow_the_seed():
     clusters = ["a", "a", "b", "c", "c", "c"]
-    w = identity_weights(clusters, 40, seed=3)
+    counts, cid = identity_draws(clusters, 40, seed=3)
+    w = counts[:, cid]
     assert w.shape == (40, 6)
     assert (w[:, 0] == w[:, 1]).all() and (w[:, 3] == w[:, 4]).all() and (w[:, 4] == w[:, 5]).all()
-    assert (w[:, [0, 2, 3]].sum(axis=1) == 3).all()            # three identities drawn three times
-    assert (identity_weights(clusters, 40, seed=3) == w).all()
-    assert (identity_weights(clusters, 40, seed=4) != w).any()
+    assert (counts.sum(axis=1) == 3).all()                     # three identities drawn three times
+    assert (identity_draws(clusters, 40, seed=3)[0] == counts).all()
+    assert (identity_draws(clusters, 40, seed=4)[0] != counts).any()
 
 
 def test_ratio_interval(verification):
@@ -50,5 +52,9 @@ def test_ratio_interval(verification):
     assert 1 < lo < point < hi                                  # random is clearly worse than the informed quality
     lo2, hi2 = pauc_ratio_interval(comps, rand, informed, ids, fmr=1e-2, resamples=300, level=0.5)
     assert lo <= lo2 < hi2 <= hi
+    # the paired resamples: two bootstrap_pauc calls with one seed give the same interval
+    a, b = (bootstrap_pauc(comps, q, ids, fmr=1e-2, resamples=300) for q in (rand, informed))
+    assert ratio_interval(a, b) == (lo, hi) and a.shape == (300,)
+    assert np.median(b) == pytest.approx(pauc(edc_curve(comps, informed, fmr=1e-2), 0.3) * 1e3, rel=0.3)
     with pytest.raises(ValueError, match="one entry per image"):
-        pauc_ratio_interval(comps, rand, informed, ids[:10])
+        pauc_ratio_interval(comps, rand, informed[:10], ids)

@@ -33,25 +33,45 @@ import numpy as np
 
 from edgefiq.metrics.edc import Comparisons, _area, _tie_boundaries, threshold_at_fmr
 
-__all__ = ["identity_weights", "pauc_ratio_interval", "weighted_fixed_pauc"]
+__all__ = ["bootstrap_pauc", "identity_draws", "pauc_ratio_interval", "ratio_interval", "weighted_fixed_pauc"]
 
 
-def identity_weights(clusters: Sequence[object], resamples: int, seed: int = 0) -> np.ndarray:
-    """``[resamples, G]`` weights of ``G`` genuine comparisons, one row per identity resample.
+def identity_draws(clusters: Sequence[object], resamples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Identity resamples of ``G`` genuine comparisons: ``counts [resamples, K]`` and ``cid [G]``.
 
-    ``clusters[g]`` is the identity of genuine comparison ``g``; a row counts how often each
-    comparison's identity was drawn (as many draws as identities, with replacement).
+    ``clusters[g]`` is the identity of genuine comparison ``g`` (``K`` distinct ones); row ``r`` of
+    ``counts`` says how often each identity was drawn (``K`` draws with replacement), so
+    ``counts[r, cid]`` weights the comparisons. The same clusters and seed give the same draws.
 
     Example:
-        >>> identity_weights(["a", "a", "b"], 2, seed=0).tolist()   # a's two comparisons move together
-        [[0.0, 0.0, 2.0], [1.0, 1.0, 1.0]]
+        >>> counts, cid = identity_draws(["a", "a", "b"], 2, seed=0)
+        >>> counts[:, cid].tolist()   # a's two comparisons move together
+        [[0, 0, 2], [1, 1, 1]]
     """
     _, cid = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
-    n = int(cid.max()) + 1 if cid.size else 0
+    k = int(cid.max()) + 1 if cid.size else 0
     rng = np.random.default_rng(seed)
-    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(resamples)]) if n else \
-        np.zeros((resamples, 0))
-    return counts[:, cid].astype(np.float64)
+    counts = np.stack([np.bincount(rng.integers(0, k, k), minlength=k) for _ in range(resamples)]) if k else \
+        np.zeros((resamples, 0), dtype=np.int64)
+    return counts, cid.reshape(-1)
+
+
+def _sorted_curve(pair_quality: np.ndarray, false_nonmatch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ascending pair-quality order, its tie-group boundaries and the false non-matches in that order."""
+    order = np.lexsort((np.arange(pair_quality.size), pair_quality))
+    return order, _tie_boundaries(pair_quality[order]), false_nonmatch[order].astype(np.float64)
+
+
+def _weighted_area(order: np.ndarray, bounds: np.ndarray, fnm_sorted: np.ndarray, weights: np.ndarray,
+                   limit: float) -> float:
+    w = weights[order]
+    cw = np.r_[0.0, np.cumsum(w)][bounds]
+    cf = np.r_[0.0, np.cumsum(w * fnm_sorted)][bounds]
+    left = cw[-1] - cw
+    keep = left > 1e-12
+    x, y = cw[keep] / cw[-1], (cf[-1] - cf[keep]) / left[keep]
+    first_beyond = np.searchsorted(x, limit - 1e-9)   # the curve up to the first point at or beyond the limit
+    return _area(x[: first_beyond + 1], y[: first_beyond + 1], limit)
 
 
 def weighted_fixed_pauc(pair_quality: np.ndarray, false_nonmatch: np.ndarray, weights: np.ndarray,
@@ -68,23 +88,50 @@ def weighted_fixed_pauc(pair_quality: np.ndarray, false_nonmatch: np.ndarray, we
         >>> weighted_fixed_pauc(np.array([0.1, 0.5]), np.array([True, False]), np.ones(2), 0.5)
         0.125
     """
-    order = np.lexsort((np.arange(pair_quality.size), pair_quality))
-    bounds = _tie_boundaries(pair_quality[order])
-    w = weights[order]
-    cw = np.r_[0.0, np.cumsum(w)][bounds]
-    cf = np.r_[0.0, np.cumsum(w * false_nonmatch[order])][bounds]
-    total = cw[-1]
-    left = total - cw
-    keep = left > 1e-12
-    x, y = cw[keep] / total, (cf[-1] - cf[keep]) / left[keep]
-    first_beyond = np.searchsorted(x, limit - 1e-9)   # the curve up to the first point at or beyond the limit
-    return _area(x[: first_beyond + 1], y[: first_beyond + 1], limit)
+    return _weighted_area(*_sorted_curve(pair_quality, false_nonmatch), weights, limit)
+
+
+def bootstrap_pauc(comparisons: Comparisons, quality: np.ndarray, identities: Sequence[object], *,
+                   fmr: float = 1e-3, limit: float = 0.3, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """pAUC x1e3 of ``quality`` in each identity resample (``[resamples]``; module docstring).
+
+    Two calls on the same comparisons and identities with the same seed use the same resamples, so
+    their element-wise ratio is the paired bootstrap of the ratio (:func:`ratio_interval`).
+
+    Args:
+        comparisons: genuine and impostor comparisons (the threshold comes from all impostors).
+        quality: per-image quality indexed by ``comparisons.i/j``; identities: identity of every image.
+        fmr, limit: as :func:`edgefiq.metrics.edc.edc_pauc`; seed: seed of the identity draws.
+    """
+    if len(quality) != len(identities):
+        raise ValueError(f"quality and identities need one entry per image, got {len(quality)} and {len(identities)}")
+    gen = comparisons.genuine
+    t0 = threshold_at_fmr(comparisons.similarity[~gen], fmr)
+    curve = _sorted_curve(comparisons.select(gen).pair_quality(quality), comparisons.similarity[gen] <= t0)
+    counts, cid = identity_draws(np.asarray(identities, dtype=object)[comparisons.i[gen]], resamples, seed)
+    return np.array([_weighted_area(*curve, c[cid].astype(np.float64), limit) for c in counts]) * 1e3
+
+
+def ratio_interval(values: np.ndarray, reference: np.ndarray, level: float = 0.9) -> tuple[float, float]:
+    """Central ``level`` percentile interval of ``values / reference`` over paired resamples; resamples where
+    the reference is 0 are left out (``nan`` if all are).
+
+    Example:
+        >>> ratio_interval(np.array([2.0, 3.0, 4.0]), np.array([2.0, 2.0, 0.0]), level=1.0)
+        (1.0, 1.5)
+    """
+    ok = reference > 0
+    if not ok.any():
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(values[ok] / reference[ok], [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
 
 
 def pauc_ratio_interval(comparisons: Comparisons, quality: np.ndarray, reference: np.ndarray,
                         identities: Sequence[object], *, fmr: float = 1e-3, limit: float = 0.3,
                         resamples: int = 1000, level: float = 0.9, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of ``pAUC(quality) / pAUC(reference)`` over identity resamples (module docstring).
+    """Percentile interval of ``pAUC(quality) / pAUC(reference)`` over identity resamples (module docstring):
+    :func:`ratio_interval` of two :func:`bootstrap_pauc` calls with the same seed.
 
     Args:
         comparisons: genuine and impostor comparisons (the threshold comes from all impostors).
@@ -92,25 +139,13 @@ def pauc_ratio_interval(comparisons: Comparisons, quality: np.ndarray, reference
         identities: identity of every image, same indexing.
         fmr, limit: as :func:`edgefiq.metrics.edc.edc_pauc`.
         resamples: bootstrap resamples; ``level``: central coverage (0.9 = 5th to 95th percentile).
-        seed: seed of the identity draws (the same draws for every call with that seed).
+        seed: seed of the identity draws.
 
     Returns:
         ``(low, high)``; resamples where the reference's area is 0 are left out (``nan`` if all are).
     """
-    if not len(quality) == len(reference) == len(identities):
-        raise ValueError(f"quality, reference and identities need one entry per image, got "
-                         f"{len(quality)}, {len(reference)} and {len(identities)}")
-    gen = comparisons.genuine
-    t0 = threshold_at_fmr(comparisons.similarity[~gen], fmr)
-    fnm = comparisons.similarity[gen] <= t0
-    ids = np.asarray(identities, dtype=object)[comparisons.i[gen]]
-    pq = [comparisons.select(gen).pair_quality(q) for q in (quality, reference)]
-    ratios = []
-    for w in identity_weights(ids, resamples, seed):
-        a, b = (weighted_fixed_pauc(p, fnm, w, limit) for p in pq)
-        if b > 0:
-            ratios.append(a / b)
-    if not ratios:
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(ratios, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
+    if len(quality) != len(reference):
+        raise ValueError(f"quality and reference need one entry per image, got {len(quality)} and {len(reference)}")
+    opts = {"fmr": fmr, "limit": limit, "resamples": resamples, "seed": seed}
+    return ratio_interval(bootstrap_pauc(comparisons, quality, identities, **opts),
+                          bootstrap_pauc(comparisons, reference, identities, **opts), level)
