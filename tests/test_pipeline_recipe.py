@@ -42,6 +42,7 @@ def test_minimal_recipe_defaults(tmp_path: Path) -> None:
     ("export: {precisions: [fp64]}", "fp64"),
     ("prune: {rhos: [1.5]}", "not in \\(0, 1\\)"),
     ("bench: {threads: one}", "expected a list"),
+    ("eval: {bootstrap: -5}", "eval.bootstrap: -5 resamples"),
 ])
 def test_strict_errors(tmp_path: Path, extra: str, message: str) -> None:
     with pytest.raises(RecipeError, match=message):

@@ -341,6 +341,8 @@ def validate(cfg: RunRecipe) -> None:
                               key=f"distill.students.{i}.prune_rhos")
     if not 0.0 < cfg.data.split.val_fraction < 1.0:
         raise RecipeError("data.split.val_fraction: must be in (0, 1)", key="data.split.val_fraction")
+    if cfg.eval.bootstrap < 0:
+        raise RecipeError(f"eval.bootstrap: {cfg.eval.bootstrap} resamples; use 0 (none) or more", key="eval.bootstrap")
     for i, s in enumerate(cfg.distill.students):
         if s.taught_by is not None and s.taught_by not in labels[:i]:
             raise RecipeError(f"distill.students.{i}.taught_by: {s.taught_by!r} is not a student listed before "
