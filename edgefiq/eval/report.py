@@ -103,7 +103,7 @@ def ratio_markdown(rows: list[dict[str, Any]]) -> list[str]:
         ...                  "ratio_ci": {"s": {"0.001": [1.2, 1.9]}}}])[4]
         '| blur | 1.50 [1.20, 1.90] |'
     """
-    if not rows or "ratio_ci" not in rows[0]:
+    if not rows or not rows[0].get("ratio_ci"):
         return []
     ref = next(iter(rows[0]["pauc"]))
     cols = [(src, fmr) for src, per in rows[0]["ratio_ci"].items() for fmr in per]
