@@ -32,7 +32,7 @@ from edgefiq.data.readers import (list_images, read_kind_index, read_label_map, 
 from edgefiq.errors import DataError, UsageError
 from edgefiq.eval.report import write_report
 from edgefiq.eval.sources import EvalSet, QualitySource, embed_images
-from edgefiq.metrics.bootstrap import bootstrap_pauc, ratio_interval
+from edgefiq.metrics.bootstrap import bootstrap_paucs, ratio_interval
 from edgefiq.metrics.thresholds import DEFAULT_FRACTIONS, discard_thresholds
 from edgefiq.utils import atomic_path, atomic_write_text, write_json
 
@@ -249,7 +249,7 @@ def by_family(es: EvalSet, sources: Sequence[QualitySource], kinds: Mapping[str,
 
     With ``bootstrap`` resamples, a row also has ``"ratio_ci": {source: {fmr: [low, high]}}``: the 90%
     interval of the source's pAUC over the first source's, resampling identities
-    (:func:`edgefiq.metrics.bootstrap.bootstrap_pauc`, seed 0).
+    (:func:`edgefiq.metrics.bootstrap.bootstrap_paucs`, seed 0).
 
     Each family is ``es.subset`` of its images (the same protocol); ``kinds`` maps an image to its kind
     (``clean`` or a degradation, ``edgefiq.data.degrade.family_of``); images missing from it are left out.
@@ -272,12 +272,12 @@ def by_family(es: EvalSet, sources: Sequence[QualitySource], kinds: Mapping[str,
             pauc.setdefault(r["source"], {})[f"{r['fmr']:g}"] = r["pauc_x1e3"]
         srcc = {s.name: res.correlation(sources[0].name, s.name) for s in sources}
         rows.append({"family": fam, "n_images": len(sub.rels), "pauc": pauc, "srcc": srcc})
-        if bootstrap:   # the same identity resamples (seed 0) for every source: paired ratios
+        if bootstrap:   # one set of identity resamples (seed 0) for every source: paired ratios
             ids = [r.split("/", 1)[0] for r in sub.rels]
             rows[-1]["ratio_ci"] = {s.name: {} for s in sources[1:]}
             for f in fmrs:
-                boot = [bootstrap_pauc(sub.comparisons, s.quality[keep], ids, fmr=f, limit=limit, resamples=bootstrap)
-                        for s in sources]
+                boot = bootstrap_paucs(sub.comparisons, [s.quality[keep] for s in sources], ids, fmr=f, limit=limit,
+                                       resamples=bootstrap)
                 for s, b in zip(sources[1:], boot[1:]):
                     rows[-1]["ratio_ci"][s.name][f"{f:g}"] = _finite(ratio_interval(b, boot[0]))
     return rows

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edgefiq.metrics.bootstrap import INTERVAL_NOTE, interval_text
 from edgefiq.utils import atomic_write_text, save_figure, write_json
 
 
@@ -110,14 +111,12 @@ def ratio_markdown(rows: list[dict[str, Any]]) -> list[str]:
 
     def cell(r: dict[str, Any], src: str, fmr: str) -> str:
         v, t = r["pauc"].get(src, {}).get(fmr), r["pauc"].get(ref, {}).get(fmr)
-        lo, hi = r.get("ratio_ci", {}).get(src, {}).get(fmr, [None, None])
-        point = _fmt(v / t) if v is not None and t else "—"
-        return point + (f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None and hi is not None else "")
+        return (_fmt(v / t) if v is not None and t else "—") + interval_text(r, src, fmr)
 
     lines = [f"## pAUC relative to {ref} by family, with a 90% interval (identities resampled)", "",
              "| family | " + " | ".join(f"{s} @{f}" for s, f in cols) + " |", "|---|" + "---:|" * len(cols)]
     lines += [f"| {r['family']} | " + " | ".join(cell(r, s, f) for s, f in cols) + " |" for r in rows]
-    return lines + ["", "An interval that holds 1 means these identities cannot tell the source from the reference.", ""]
+    return lines + ["", INTERVAL_NOTE, ""]
 
 
 def threshold_markdown(report: dict[str, Any]) -> list[str]:

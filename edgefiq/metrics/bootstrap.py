@@ -33,7 +33,8 @@ import numpy as np
 
 from edgefiq.metrics.edc import Comparisons, _area, _tie_boundaries, threshold_at_fmr
 
-__all__ = ["bootstrap_pauc", "identity_draws", "pauc_ratio_interval", "ratio_interval", "weighted_fixed_pauc"]
+__all__ = ["INTERVAL_NOTE", "bootstrap_pauc", "bootstrap_paucs", "identity_draws", "interval_text", "pauc_ratio_interval",
+           "ratio_interval", "weighted_fixed_pauc"]
 
 
 def identity_draws(clusters: Sequence[object], resamples: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -91,25 +92,40 @@ def weighted_fixed_pauc(pair_quality: np.ndarray, false_nonmatch: np.ndarray, we
     return _weighted_area(*_sorted_curve(pair_quality, false_nonmatch), weights, limit)
 
 
-def bootstrap_pauc(comparisons: Comparisons, quality: np.ndarray, identities: Sequence[object], *,
-                   fmr: float = 1e-3, limit: float = 0.3, resamples: int = 1000, seed: int = 0) -> np.ndarray:
-    """pAUC x1e3 of ``quality`` in each identity resample (``[resamples]``; module docstring).
+def bootstrap_paucs(comparisons: Comparisons, qualities: Sequence[np.ndarray], identities: Sequence[object], *,
+                    fmr: float = 1e-3, limit: float = 0.3, resamples: int = 1000, seed: int = 0) -> list[np.ndarray]:
+    """pAUC x1e3 of each quality in each identity resample (``[resamples]`` per quality; module docstring).
 
-    Two calls on the same comparisons and identities with the same seed use the same resamples, so
-    their element-wise ratio is the paired bootstrap of the ratio (:func:`ratio_interval`).
+    Every quality sees the same resamples (the threshold and the identity draws are made once), so the
+    element-wise ratio of two of them is the paired bootstrap of the ratio (:func:`ratio_interval`).
 
     Args:
         comparisons: genuine and impostor comparisons (the threshold comes from all impostors).
-        quality: per-image quality indexed by ``comparisons.i/j``; identities: identity of every image.
+        qualities: per-image qualities indexed by ``comparisons.i/j``; identities: identity of every image.
         fmr, limit: as :func:`edgefiq.metrics.edc.edc_pauc`; seed: seed of the identity draws.
     """
-    if len(quality) != len(identities):
-        raise ValueError(f"quality and identities need one entry per image, got {len(quality)} and {len(identities)}")
+    if any(len(q) != len(identities) for q in qualities):
+        raise ValueError(f"every quality and the identities need one entry per image, got "
+                         f"{[len(q) for q in qualities]} and {len(identities)}")
     gen = comparisons.genuine
     t0 = threshold_at_fmr(comparisons.similarity[~gen], fmr)
-    curve = _sorted_curve(comparisons.select(gen).pair_quality(quality), comparisons.similarity[gen] <= t0)
+    fnm = comparisons.similarity[gen] <= t0
+    genuine = comparisons.select(gen)
     counts, cid = identity_draws(np.asarray(identities, dtype=object)[comparisons.i[gen]], resamples, seed)
-    return np.array([_weighted_area(*curve, c[cid].astype(np.float64), limit) for c in counts]) * 1e3
+    weights = [c[cid].astype(np.float64) for c in counts]
+    out = []
+    for q in qualities:
+        curve = _sorted_curve(genuine.pair_quality(q), fnm)
+        out.append(np.array([_weighted_area(*curve, w, limit) for w in weights]) * 1e3)
+    return out
+
+
+def bootstrap_pauc(comparisons: Comparisons, quality: np.ndarray, identities: Sequence[object], *,
+                   fmr: float = 1e-3, limit: float = 0.3, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """:func:`bootstrap_paucs` of one quality: its pAUC x1e3 in each identity resample. Two calls with the same
+    comparisons, identities and seed use the same resamples."""
+    return bootstrap_paucs(comparisons, [quality], identities, fmr=fmr, limit=limit, resamples=resamples,
+                           seed=seed)[0]
 
 
 def ratio_interval(values: np.ndarray, reference: np.ndarray, level: float = 0.9) -> tuple[float, float]:
@@ -144,8 +160,22 @@ def pauc_ratio_interval(comparisons: Comparisons, quality: np.ndarray, reference
     Returns:
         ``(low, high)``; resamples where the reference's area is 0 are left out (``nan`` if all are).
     """
-    if len(quality) != len(reference):
-        raise ValueError(f"quality and reference need one entry per image, got {len(quality)} and {len(reference)}")
-    opts = {"fmr": fmr, "limit": limit, "resamples": resamples, "seed": seed}
-    return ratio_interval(bootstrap_pauc(comparisons, quality, identities, **opts),
-                          bootstrap_pauc(comparisons, reference, identities, **opts), level)
+    a, b = bootstrap_paucs(comparisons, [quality, reference], identities, fmr=fmr, limit=limit, resamples=resamples,
+                           seed=seed)
+    return ratio_interval(a, b, level)
+
+
+INTERVAL_NOTE = ("Brackets: the 90% interval of that ratio when the validation identities are resampled "
+                 "(`edgefiq.metrics.bootstrap`); an interval that holds 1 cannot tell the source from the "
+                 "reference on these identities.")
+
+
+def interval_text(row: dict, source: str, fmr: str) -> str:
+    """`` [low, high]`` of ``row["ratio_ci"][source][fmr]`` (a ``by_family`` row), or ``""`` without one.
+
+    Example:
+        >>> interval_text({"ratio_ci": {"s": {"0.001": [0.9, 1.4]}}}, "s", "0.001"), interval_text({}, "s", "0.001")
+        (' [0.90, 1.40]', '')
+    """
+    lo, hi = ((row.get("ratio_ci") or {}).get(source) or {}).get(fmr) or (None, None)
+    return f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefiq import __version__
+from edgefiq.metrics.bootstrap import INTERVAL_NOTE, interval_text
 from edgefiq.runtime.sidecar import read_meta
 
 CARD_DEFAULTS: dict[str, str] = {
@@ -195,14 +196,11 @@ def _family_lines(rows: list[dict[str, Any]], preferred: str) -> list[str]:
     for r in rows:
         vals = {c: r["pauc"].get(c, {}).get(fmr) for c in cols}
         t, m = vals.get("teacher"), vals.get(preferred)
-        lo, hi = (r.get("ratio_ci") or {}).get(preferred, {}).get(fmr) or (None, None)
         out.append(f"| {r['family']} | {r['n_images']} | " + " | ".join(_fmt(vals[c], ".2f") for c in cols)
-                   + f" | {_fmt(m / t if m is not None and t else None, '.3f')}"
-                   + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else "")
+                   + f" | {_fmt(m / t if m is not None and t else None, '.3f')}{interval_text(r, preferred, fmr)}"
                    + f" | {_fmt((r.get('srcc') or {}).get(preferred), '.3f')} |")
     if any(r.get("ratio_ci") for r in rows):
-        out += ["", "Brackets: the 90% interval of that ratio when the validation identities are resampled "
-                "(`edgefiq.metrics.bootstrap`)."]
+        out += ["", INTERVAL_NOTE]
     return out
 
 

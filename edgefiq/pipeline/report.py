@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+from edgefiq.metrics.bootstrap import INTERVAL_NOTE, interval_text
 from edgefiq.pipeline.recipe import EvalSection
 from edgefiq.pipeline.records import (ArtifactRecord, BenchOutput, BenchRecord, EvalOutput, EvalRow, ExportOutput,
                                       ModelsOutput, ReportOutput, row_key)
@@ -278,8 +279,7 @@ def _worst_cell(families: list[dict[str, Any]], source: str, fmr: str, worst: tu
     if not worst:
         return "—"
     row = next(f for f in families if f["family"] == worst[0])
-    lo, hi = (row.get("ratio_ci") or {}).get(source, {}).get(fmr) or (None, None)
-    return f"{worst[1]:.3f} ({worst[0]})" + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else "")
+    return f"{worst[1]:.3f} ({worst[0]})" + interval_text(row, source, fmr)
 
 
 def family_table(families: list[dict[str, Any]] | None, fmrs: list[str]) -> list[str]:
@@ -303,9 +303,7 @@ def family_table(families: list[dict[str, Any]] | None, fmrs: list[str]) -> list
             f"**{_fmt(v, '.2f')}**" if v == best[f["family"]] else _fmt(v, ".2f") for v, f in zip(cells, families))
             + f" | {_worst_cell(families, n, fmr, worst)} |")
     if any(f.get("ratio_ci") for f in families):
-        lines += ["", "Brackets: the 90% interval of that ratio when the validation identities are resampled "
-                  "(`eval.bootstrap`, `edgefiq.metrics.bootstrap`); an interval that holds 1 cannot tell the "
-                  "source from the teacher on these identities."]
+        lines += ["", INTERVAL_NOTE]
     if not any(f.get("srcc") for f in families):
         return lines
     lines += ["", "SRCC with the teacher by degradation family (clean: on the clean images alone; a family: its "
